@@ -97,7 +97,7 @@ def zfs_from_tensor(tensor, *, rtol: float = 1e-12) -> ZFSParameters:
     if abs(D) <= rtol * max(scale, abs(iso)) or D == 0.0:
         e_over_d = 0.0
     else:
-        e_over_d = float(E / D)
+        e_over_d = float(E / D) + 0.0  # + 0.0 turns -0.0 into 0.0
     return ZFSParameters(D=float(D), E=float(E), E_over_D=e_over_d, axes=axes,
                          eigenvalues=np.array([X, Y, Z]), iso=iso)
 

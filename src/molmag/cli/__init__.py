@@ -1,0 +1,1 @@
+"""molmag's command line: one typer app, each command a thin layer over the library."""

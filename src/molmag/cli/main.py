@@ -1,0 +1,42 @@
+"""The `molmag` command."""
+
+from __future__ import annotations
+
+
+import typer
+
+import molmag
+from molmag.cli import data as data_cli
+from molmag.cli.info import info
+from molmag.cli.zfs import zfs
+
+app = typer.Typer(
+    name="molmag",
+    help="Machine-learning design of single-molecule magnets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool):
+    if value:
+        typer.echo(f"molmag {molmag.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback,
+                                           is_eager=True, help="Print the version and exit."),
+):
+    """molmag: symmetry-aware models of magnetic anisotropy, conformational landscapes and
+    generative ligand design for single-molecule magnets."""
+
+
+app.command("info")(info)
+app.command("zfs")(zfs)
+app.add_typer(data_cli.app, name="data")
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

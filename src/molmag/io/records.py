@@ -1,0 +1,121 @@
+"""One dataset entry: a structure, its electronic state, its labels and their provenance."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from molmag.io.errors import LabelError
+from molmag.io.labels import LABELS, validate_label
+from molmag.io.provenance import Provenance
+from molmag.physics.elements import find_metal_index
+
+#: Resolution of the positions that enter the structure hash (Angstrom).
+HASH_RESOLUTION = 1e-6
+
+
+def structure_hash(atoms: Atoms, charge: int = 0, multiplicity: int = 1) -> str:
+    """SHA-256 (hex, 32 characters) of the elements, the positions rounded to 1e-6 Angstrom,
+    the cell and periodicity, the charge and the spin multiplicity.
+
+    Two rows with the same hash are the same structure in the same electronic state; the
+    dataset store uses it to make imports idempotent.
+    """
+    h = hashlib.sha256()
+    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    pos = np.rint(np.asarray(atoms.positions) / HASH_RESOLUTION).astype(np.int64)
+    h.update(pos.tobytes())
+    if atoms.pbc.any():
+        h.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
+        h.update(np.rint(np.asarray(atoms.cell) / HASH_RESOLUTION).astype(np.int64).tobytes())
+    h.update(f"|{int(charge)}|{int(multiplicity)}".encode())
+    return h.hexdigest()[:32]
+
+
+def _as_int(field_name: str, value: Any) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise LabelError(field_name, f"expected an integer, got {value!r}") from None
+    if not np.isfinite(f) or f != int(f):
+        raise LabelError(field_name, f"expected an integer, got {value!r}")
+    return int(f)
+
+
+@dataclass
+class Record:
+    """A structure with charge, spin multiplicity, metal index, split tag, labels (see
+    :mod:`molmag.io.labels`) and one :class:`Provenance` per label.
+
+    ``metal_index`` defaults to the structure's only d/f-block atom (``None`` if it has none;
+    a structure with several must say which).  Construction validates every field and raises
+    :class:`molmag.io.errors.LabelError` naming the one at fault.
+    """
+
+    atoms: Atoms
+    charge: int = 0
+    multiplicity: int = 1
+    metal_index: int | None = None
+    split: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+    id: int | None = None
+
+    def __post_init__(self):
+        n = len(self.atoms)
+        self.charge = _as_int("charge", self.charge)
+        self.multiplicity = _as_int("multiplicity", self.multiplicity)
+        if self.multiplicity < 1:
+            raise LabelError("multiplicity", f"must be >= 1, got {self.multiplicity}")
+        nelec = int(np.sum(self.atoms.numbers)) - self.charge
+        if nelec < 0:
+            raise LabelError("charge", f"charge {self.charge:+d} leaves {nelec} electrons")
+        if nelec % 2 == self.multiplicity % 2:
+            raise LabelError("multiplicity",
+                             f"multiplicity {self.multiplicity} is impossible with {nelec} electrons "
+                             f"(charge {self.charge:+d}): an {'even' if nelec % 2 == 0 else 'odd'} "
+                             f"count needs an {'odd' if nelec % 2 == 0 else 'even'} multiplicity")
+        if self.metal_index is None:
+            try:
+                self.metal_index = find_metal_index(self.atoms)
+            except ValueError as exc:
+                raise LabelError("metal_index", str(exc)) from None
+        else:
+            self.metal_index = _as_int("metal_index", self.metal_index)
+            if not 0 <= self.metal_index < n:
+                raise LabelError("metal_index", f"{self.metal_index} is not an atom index (0..{n - 1})")
+        if self.split is not None:
+            self.split = str(self.split).strip()
+            if not self.split.isidentifier():
+                raise LabelError("split", f"{self.split!r} is not a simple name (e.g. train, val, test)")
+        self.labels = {k: validate_label(k, v, n) for k, v in self.labels.items()}
+        prov = {}
+        for k, p in self.provenance.items():
+            if k not in LABELS:
+                raise LabelError("provenance", f"record for unknown label {k!r}")
+            try:
+                prov[k] = p if isinstance(p, Provenance) else Provenance.model_validate(p)
+            except Exception as exc:  # pydantic ValidationError: keep its explanation
+                raise LabelError(f"provenance.{k}", str(exc).replace("\n", " ")) from None
+        for k in self.labels:
+            prov.setdefault(k, Provenance())
+        self.provenance = {k: v for k, v in prov.items() if k in self.labels}
+
+    @property
+    def hash(self) -> str:
+        return structure_hash(self.atoms, self.charge, self.multiplicity)
+
+    @property
+    def formula(self) -> str:
+        return self.atoms.get_chemical_formula()
+
+    def with_labels(self, labels: dict[str, Any], provenance: dict[str, Provenance | dict]) -> Record:
+        """A copy with ``labels`` added (or replaced), each with its provenance."""
+        new_labels = {**self.labels, **labels}
+        new_prov = {**self.provenance, **provenance}
+        return Record(self.atoms.copy(), self.charge, self.multiplicity, self.metal_index,
+                      self.split, new_labels, new_prov, self.id)
