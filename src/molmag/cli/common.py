@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,8 +41,18 @@ def _default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null|true|false)(?:,\s*(?:-?[0-9.eE+-]+|null|true|false))*)\s*\]")
+
+
+def to_json(obj) -> str:
+    """Indented JSON with innermost lists of numbers kept on one line."""
+    text = json.dumps(obj, indent=2, default=_default)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
+                            text)
+
+
 def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def existing_db(url: str) -> str:

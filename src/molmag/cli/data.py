@@ -99,6 +99,10 @@ def export(
     console.print(f"wrote {n} frames to {out}")
 
 
+def _signed(charge: int) -> str:
+    return f"{charge:+d}" if charge else "0"
+
+
 def _label_summary(name: str, value) -> str:
     unit = LABELS[name].unit
     if name == "energy":
@@ -148,7 +152,7 @@ def show(
             t.add_column(c)
         for r in rows:
             metal = "-" if r.metal_index is None else f"{r.atoms[r.metal_index].symbol}{r.metal_index}"
-            t.add_row(str(r.id), r.formula, str(len(r.atoms)), f"{r.charge:+d}", str(r.multiplicity),
+            t.add_row(str(r.id), r.formula, str(len(r.atoms)), _signed(r.charge), str(r.multiplicity),
                       metal, r.split or "-", ", ".join(sorted(r.labels)) or "-")
         console.print(t)
         return
@@ -163,7 +167,7 @@ def show(
     metal = "none" if rec.metal_index is None else \
         f"{rec.atoms[rec.metal_index].symbol} (index {rec.metal_index})"
     console.print(f"[bold]row {rec.id}[/]: {rec.formula}, {len(rec.atoms)} atoms, charge "
-                  f"{rec.charge:+d}, multiplicity {rec.multiplicity}, metal {metal}, "
+                  f"{_signed(rec.charge)}, multiplicity {rec.multiplicity}, metal {metal}, "
                   f"split {rec.split or '-'}\nstructure hash {rec.hash}")
     t = Table(title="labels", title_justify="left")
     for c in ("label", "value", "method", "program", "date", "source"):
@@ -171,7 +175,8 @@ def show(
     for name, value in rec.labels.items():
         p = rec.provenance[name]
         prog = f"{p.program} {p.version}".strip()
-        t.add_row(name, _label_summary(name, value), p.method, prog, p.date or "-", p.source or "-")
+        t.add_row(name, _label_summary(name, value), p.method, prog, (p.date or "-")[:10],
+                  p.source or "-")
     console.print(t if rec.labels else "no labels")
 
 

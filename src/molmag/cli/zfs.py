@@ -40,7 +40,7 @@ def zfs(
         p = zfs_from_tensor(t)
     asym = float(np.abs(t - t.T).max())
     out = {"D": p.D, "E": p.E, "E/D": p.E_over_D, "unit": "cm-1",
-           "axes": {"x": p.axes[:, 0].tolist(), "y": p.axes[:, 1].tolist(), "z": p.axes[:, 2].tolist()},
+           "axes": {k: (p.axes[:, i] + 0.0).tolist() for i, k in enumerate("xyz")},
            "eigenvalues": {"X": p.eigenvalues[0], "Y": p.eigenvalues[1], "Z": p.eigenvalues[2]},
            "isotropic": p.iso, "antisymmetric_part_max": asym}
     if json_out:
@@ -52,7 +52,7 @@ def zfs(
         table.add_column(c, justify="right")
     for i, name in enumerate("XYZ"):
         table.add_row(name.lower(), f"{p.eigenvalues[i]:.4f}",
-                      *(f"{v: .5f}" for v in p.axes[:, i]))
+                      *(f"{v + 0.0: .5f}" for v in p.axes[:, i]))
     console.print(table)
     if abs(p.iso) > 1e-9 * max(1.0, abs(p.D)):
         console.print(f"isotropic part Tr/3 = {p.iso:.4f} cm-1 (not part of D, E)")

@@ -92,8 +92,7 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
     for name in labels:
         p = dict(prov_in.get(name, {}))
         p.setdefault("source", f"{file}:{frame}")
-        if name not in prov_in:
-            p.setdefault("date", now_iso())
+        p.setdefault("imported", now_iso())
         provenance[name] = p
     clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     try:
@@ -221,7 +220,9 @@ def record_to_atoms(record: Record) -> Atoms:
         else:
             a.info[PREFIX + name] = value
     if record.provenance:
-        a.info["provenance"] = _json_safe({k: p.as_dict() for k, p in record.provenance.items()})
+        a.info["provenance"] = _json_safe({
+            k: {f: v for f, v in p.as_dict().items() if v not in (None, "", {})}
+            for k, p in record.provenance.items()})
     return a
 
 

@@ -19,7 +19,7 @@ class Provenance(BaseModel):
     ``method`` names the level of theory (e.g. ``"CASSCF(7,5)/NEVPT2"``, ``"GFN2-xTB"``,
     ``"ligand-field AOM"``); ``parameters`` holds what is needed to repeat it; ``program`` and
     ``version`` the code that computed it; ``date`` when (ISO 8601); ``source`` the file and
-    frame it was read from, if imported.  ``"unknown"`` marks labels imported without any
+    frame it was read from and ``imported`` when, if the label was imported.  ``"unknown"`` marks labels imported without any
     record of their origin.
     """
 
@@ -31,6 +31,7 @@ class Provenance(BaseModel):
     version: str = ""
     date: str | None = None
     source: str | None = None
+    imported: str | None = None
 
     @field_validator("date", mode="before")
     @classmethod
