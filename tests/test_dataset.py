@@ -203,3 +203,25 @@ def test_import_the_copdms_configurations(shared_data, tmp_path):
     rec = ds.get(1)
     assert rec.formula == "C16H20CoN4O8S4" and rec.metal_index == 0
     assert len(ds) == 1200
+
+
+def test_postgresql_dataset():
+    """Runs against a real server when MOLMAG_TEST_POSTGRES_URL is set
+    (e.g. postgresql://molmag@localhost:55432/molmagtest); skipped otherwise."""
+    import os
+
+    url = os.environ.get("MOLMAG_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("MOLMAG_TEST_POSTGRES_URL not set")
+    pytest.importorskip("psycopg2")
+    pytest.importorskip("ase_db_backends")
+    ds = Dataset(url)
+    tag = f"pg{np.random.default_rng().integers(1 << 30)}"
+    records = [Record(cocl4(0.001 * i), charge=-2, multiplicity=4, split=tag,
+                      labels={"zfs_tensor": np.diag([1.0, 2.0, -3.0]) * (i + 1)}) for i in range(30)]
+    assert ds.add_many(records, chunk_size=7).new == 30
+    assert ds.add_many(records, chunk_size=7).present == 30
+    got = list(ds.select(f"split={tag}"))
+    assert len(got) == 30
+    np.testing.assert_array_equal(got[4].labels["zfs_tensor"], records[4].labels["zfs_tensor"])
+    assert ds.count(f"split={tag},zfs_D<-40") == 30 - 8

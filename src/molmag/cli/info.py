@@ -37,7 +37,8 @@ OPTIONAL = [
     ("selfies", "selfies", "SELFIES strings"),
     ("pyscf", "pyscf", "quantum-chemistry checks"),
     ("memspectrum", "memspectrum", "maximum-entropy power spectra"),
-    ("psycopg2-binary", "psycopg2", "PostgreSQL datasets"),
+    ("ase-db-backends", "ase_db_backends", "PostgreSQL datasets (with psycopg2)"),
+    ("psycopg2-binary", "psycopg2", "PostgreSQL datasets (with ase-db-backends)"),
 ]
 
 

@@ -1,8 +1,8 @@
 """The dataset store: a thin layer over an ASE database.
 
 Any URL ASE accepts works: a file name (``data.db``: SQLite, the default), ``*.json``, or
-``postgresql://user:password@host:port/dbname`` (needs ``psycopg2``; ``pip install
-molmag[postgresql]``).
+``postgresql://user:password@host:port/dbname`` (needs ``ase-db-backends`` and ``psycopg2``:
+``pip install "molmag[postgresql]"``).
 
 A row holds the structure (ASE's own columns), with
 
