@@ -7,6 +7,7 @@ import typer
 
 import molmag
 from molmag.cli import data as data_cli
+from molmag.cli import lf as lf_cli
 from molmag.cli.info import info
 from molmag.cli.zfs import zfs
 
@@ -37,6 +38,7 @@ def main(
 app.command("info")(info)
 app.command("zfs")(zfs)
 app.add_typer(data_cli.app, name="data")
+app.add_typer(lf_cli.app, name="lf")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

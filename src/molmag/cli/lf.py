@@ -1,0 +1,170 @@
+"""`molmag lf ...`: the d^n ligand-field engine from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from molmag.cli.common import console, fail, print_json, user_errors
+from molmag.physics.aom import aom_matrix, frames_from_angles
+from molmag.physics.ligand_field import LigandFieldEngine, LigandFieldModel, engine_for
+from molmag.physics.zfs import zfs_from_tensor
+
+app = typer.Typer(help="d-ion ligand field (angular overlap model + Racah + spin-orbit): "
+                       "D tensor, g tensor and states.", no_args_is_help=True)
+
+
+def _levels(energies: np.ndarray, tol: float = 1e-3) -> list[tuple[float, int]]:
+    out: list[list] = []
+    for e in energies:
+        if out and abs(e - out[-1][0]) < tol:
+            out[-1][1] += 1
+        else:
+            out.append([float(e), 1])
+    return [(e, n) for e, n in out]
+
+
+def _zfs_block(tensor: np.ndarray) -> dict:
+    p = zfs_from_tensor(tensor)
+    return {"D": p.D, "E": p.E, "E/D": p.E_over_D, "tensor": tensor,
+            "axes": p.axes.T + 0.0}  # rows: x, y, z principal axes
+
+
+def _print_zfs(out: dict, title: str) -> None:
+    console.print(f"[bold]{title}[/]")
+    if out.get("D") is None:
+        console.print("no zero-field splitting (ground spin S < 1)")
+    else:
+        console.print(f"D   = {out['D']: .3f} cm-1\nE   = {out['E']: .3f} cm-1\nE/D = {out['E/D']: .4f}")
+        if out.get("D_second_order") is not None:
+            console.print(f"D (second order) = {out['D_second_order']: .3f} cm-1")
+        axes = np.asarray(out["axes"])
+        console.print("principal axes (rows x, y, z): "
+                      + "; ".join(" ".join(f"{v: .4f}" for v in row) for row in axes))
+    g = np.asarray(out["g_tensor"])
+    gv = np.linalg.eigvalsh(0.5 * (g + g.T))
+    console.print("g principal values: " + "  ".join(f"{x:.4f}" for x in gv))
+
+
+@app.command("zfs")
+def zfs_cmd(
+    structure: Path = typer.Argument(..., help="Structure file (xyz, extxyz or any ASE format)."),
+    metal_index: Optional[int] = typer.Option(None, help="Index of the metal (default: the only "
+                                              "d-block atom)."),
+    charge: Optional[int] = typer.Option(None, help="Total charge (default: from the file); "
+                                         "sets the oxidation state with the donor charges."),
+    multiplicity: Optional[int] = typer.Option(None, help="Spin multiplicity 2S+1 (checked "
+                                               "against the ligand field)."),
+    ion: Optional[str] = typer.Option(None, help='The ion, e.g. "Co2+" (default: inferred).'),
+    frame: int = typer.Option(0, help="Frame of a multi-frame file."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """D tensor, D, E, E/D, axes and g tensor (cm-1) of a 3d complex from its structure."""
+    from ase.io import read
+
+    with user_errors():
+        if not structure.is_file():
+            raise ValueError(f"no such file: {structure}")
+        try:
+            atoms = read(structure, index=frame)
+        except Exception as exc:
+            raise ValueError(f"{structure}: cannot read frame {frame}: {exc}") from None
+        model = LigandFieldModel.from_atoms(atoms, metal_index=metal_index, ion=ion,
+                                            charge=charge, multiplicity=multiplicity)
+        eng = engine_for(model.ion)
+        res = eng.solve(model.aom_matrix(), pt2=True)
+        s = float(res.spin[0])
+        mult = multiplicity if multiplicity is not None else atoms.info.get("multiplicity")
+        if mult is not None and int(mult) != int(round(2 * s + 1)):
+            raise ValueError(f"the ligand field gives {model.ion} a ground spin S = {s:g} "
+                             f"(multiplicity {int(round(2 * s + 1))}), not {mult}")
+        if s < 1:
+            raise ValueError(f"{model.ion} here has ground spin S = {s:g}: no zero-field splitting")
+    out = _zfs_block(res.zfs_tensor[0])
+    out["D_second_order"] = zfs_from_tensor(res.zfs_tensor_pt2[0]).D
+    out["tensor_second_order"] = res.zfs_tensor_pt2[0]
+    out["g_tensor"] = res.g_tensor[0]
+    out["unit"] = "cm-1"
+    out["parameters"] = {**model.describe(), **eng.parameters(), "S": s,
+                         "orbital_gap_cm-1": float(res.orbital_gap[0]),
+                         "lowest_states_cm-1": res.energies[0][: int(round(2 * s)) + 3]}
+    if json_out:
+        print_json(out)
+        return
+    _print_zfs(out, f"{structure.name}: {model.ion}, S = {s:g} ({model.ion_reason})")
+    t = Table(title="donors", title_justify="left")
+    for c in ("atom", "type", "r / A", "e_sigma", "e_pi_x", "e_pi_y"):
+        t.add_column(c)
+    for d in out["parameters"]["donors"]:
+        t.add_row(f"{d['element']}{d['index']}", d["type"], f"{d['distance_A']:.3f}",
+                  f"{d['e_sigma']:.0f}", f"{d['e_pi_x']:.0f}", f"{d['e_pi_y']:.0f}")
+    console.print(t)
+    console.print(f"B = {eng.B:.0f}, C = {eng.C:.0f}, zeta = {eng.zeta:.0f} cm-1, k = {eng.k}; "
+                  f"first excited spin-free state of the ground spin at "
+                  f"{res.orbital_gap[0]:.0f} cm-1")
+
+
+def _parse_ligand(text: str) -> tuple[float, ...]:
+    try:
+        vals = [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--ligand {text!r}: expected numbers "
+                         "'e_sigma,e_pi_x,e_pi_y,theta,phi[,chi]'") from None
+    if len(vals) not in (5, 6):
+        raise ValueError(f"--ligand {text!r}: expected 5 or 6 numbers "
+                         "'e_sigma,e_pi_x,e_pi_y,theta,phi[,chi]', got {len(vals)}")
+    return tuple(vals) if len(vals) == 6 else (*vals, 0.0)
+
+
+@app.command("levels")
+def levels_cmd(
+    ion: str = typer.Option(..., help='The ion, e.g. "Co2+", "Ni2+", "Fe3+".'),
+    ligand: List[str] = typer.Option(..., "--ligand", "-l", help='One donor: '
+                                     '"e_sigma,e_pi_x,e_pi_y,theta,phi[,chi]" (cm-1, degrees).'),
+    B: Optional[float] = typer.Option(None, "--B", help="Racah B (cm-1; default: ion's)."),
+    C: Optional[float] = typer.Option(None, "--C", help="Racah C (cm-1)."),
+    zeta: Optional[float] = typer.Option(None, "--zeta", help="Spin-orbit zeta (cm-1)."),
+    k: Optional[float] = typer.Option(None, "--k", help="Orbital reduction factor."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """States, D, E and g from explicit angular-overlap parameters (no structure).
+
+    Each --ligand places a donor at polar angle theta (from z) and azimuth phi (from x),
+    degrees.  Its pi frame: for chi = 0, pi_x lies along theta-hat (in the plane of z and the
+    bond, pointing away from +z) and pi_y along phi-hat; chi turns both about the bond.
+    """
+    with user_errors():
+        donors = np.array([_parse_ligand(x) for x in ligand])
+        eng = LigandFieldEngine(ion, B=B, C=C, zeta=zeta, k=k)
+        ang = np.radians(donors[:, 3:6])
+        v = aom_matrix(frames_from_angles(ang[:, 0], ang[:, 1], ang[:, 2]),
+                       donors[:, 0], donors[:, 1], donors[:, 2])
+        res = eng.solve(v, pt2=True)
+    s = float(res.spin[0])
+    out = {"ion": eng.ion.name, "S": s, "parameters": eng.parameters(),
+           "energies_spin_free": res.energies_spin_free[0], "energies": res.energies[0]}
+    if s >= 1:
+        out.update(_zfs_block(res.zfs_tensor[0]))
+        out["D_second_order"] = zfs_from_tensor(res.zfs_tensor_pt2[0]).D
+    else:
+        out.update({"D": None, "E": None, "E/D": None, "tensor": None})
+    out["g_tensor"] = res.g_tensor[0]
+    if json_out:
+        print_json(out)
+        return
+    t = Table(title=f"{eng.ion.name}: lowest levels (cm-1, degeneracy)", title_justify="left")
+    t.add_column("spin-free")
+    t.add_column("with spin-orbit")
+    sf, so = _levels(res.energies_spin_free[0]), _levels(res.energies[0])
+    for i in range(min(10, max(len(sf), len(so)))):
+        t.add_row(f"{sf[i][0]:10.1f} ({sf[i][1]})" if i < len(sf) else "",
+                  f"{so[i][0]:10.2f} ({so[i][1]})" if i < len(so) else "")
+    console.print(t)
+    _print_zfs(out, f"spin Hamiltonian of the S = {s:g} ground multiplet")
+
+
+__all__ = ["app", "fail"]
