@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 import molmag
+from molmag.cli import cf as cf_cli
 from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
 from molmag.cli.info import info
@@ -39,6 +40,7 @@ app.command("info")(info)
 app.command("zfs")(zfs)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
+app.add_typer(cf_cli.app, name="cf")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,6 +12,8 @@ name                       shape           unit
 ``lf_energies_spin_free``  (n_lf_states,)  cm-1, ground = 0
 ``kd_energies``            (n_kd,)         cm-1, ground = 0
 ``g_tensors``              (n_kd, 3)       principal g values per Kramers doublet
+``cf_energies``            (n_cf_states,)  cm-1, ground = 0, all 2J+1 states
+``easy_axis``              (3,)            unit vector, ground Kramers doublet
 =========================  ==============  =======================================
 
 ``cf_parameters`` (a dict with its convention) is available through ``get_property`` only,
@@ -25,6 +27,7 @@ from ase import outputs
 _PROPERTIES = [
     ("n_lf_states", int, ()),
     ("n_kd", int, ()),
+    ("n_cf_states", int, ()),
     ("zfs_tensor", float, (3, 3)),
     ("zfs_tensor_pt2", float, (3, 3)),
     ("zfs_D", float, ()),
@@ -34,6 +37,8 @@ _PROPERTIES = [
     ("lf_energies_spin_free", float, ("n_lf_states",)),
     ("kd_energies", float, ("n_kd",)),
     ("g_tensors", float, ("n_kd", 3)),
+    ("cf_energies", float, ("n_cf_states",)),
+    ("easy_axis", float, (3,)),
 ]
 
 
@@ -45,3 +50,12 @@ def register() -> None:
 
 
 register()
+
+
+class ExportRegisteredMixin:
+    """For calculators whose results include values ASE cannot register (dicts such as
+    ``cf_parameters``): ``atoms.get_properties`` exports only the registered ones."""
+
+    def export_properties(self):
+        return outputs.Properties({k: v for k, v in self.results.items()
+                                   if k in outputs.all_outputs})
