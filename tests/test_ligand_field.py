@@ -208,3 +208,29 @@ def test_engine_lists_sources_for_every_default():
     assert all(p.source for p in DONOR_DEFAULTS.values())
     assert ion_parameters("Co(II)").name == "Co2+"
     assert ion_parameters("Fe3+").n_d == 5
+
+
+@pytest.mark.parametrize("ion, charge, mult, s", [("Fe2+", -2, 5, 2.0), ("Fe3+", -1, 6, 2.5),
+                                                  ("Mn2+", -2, 6, 2.5)])
+def test_high_spin_iron_and_manganese(ion, charge, mult, s):
+    """S = 2 and S = 5/2 ground multiplets: the spin is found, D is rotation covariant, the
+    effective Hamiltonian's D tends to the second-order one for weak spin-orbit coupling."""
+    a = distorted_cocl4(5)
+    a.numbers[0] = {"Fe": 26, "Mn": 25}[ion[:2]]
+    a.info.update(charge=charge, multiplicity=mult)
+    calc = LigandFieldCalculator()
+    t = calc.get_property("zfs_tensor", a)
+    assert calc.info["ion"] == ion and calc.info["spin"] == s
+    assert np.all(np.isfinite(t)) and abs(np.trace(t)) < 1e-9
+    assert abs(calc.results["zfs_D"]) > 1e-4
+    r = np.linalg.qr(np.random.default_rng(2).normal(size=(3, 3)))[0]
+    r *= np.linalg.det(r)
+    b = a.copy()
+    b.positions = a.positions @ r.T
+    np.testing.assert_allclose(LigandFieldCalculator().get_property("zfs_tensor", b),
+                               r @ t @ r.T, atol=1e-7 * np.abs(t).max())
+    if s == 2.0:  # first order in D for a non-degenerate quintet: PT2 and exact agree
+        model = LigandFieldModel.from_atoms(a)
+        res = LigandFieldEngine(ion, zeta=5.0).solve(model.aom_matrix(), pt2=True)
+        np.testing.assert_allclose(res.zfs_tensor_pt2[0], res.zfs_tensor[0],
+                                   atol=0.02 * np.abs(res.zfs_tensor[0]).max())
