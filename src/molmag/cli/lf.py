@@ -90,7 +90,8 @@ def zfs_cmd(
     out["g_tensor"] = res.g_tensor[0]
     out["unit"] = "cm-1"
     out["parameters"] = {**model.describe(), **eng.parameters(), "S": s,
-                         "orbital_gap_cm-1": float(res.orbital_gap[0]),
+                         "orbital_gap_cm-1": (float(res.orbital_gap[0])
+                                              if np.isfinite(res.orbital_gap[0]) else None),
                          "lowest_states_cm-1": res.energies[0][: int(round(2 * s)) + 3]}
     if json_out:
         print_json(out)
@@ -103,9 +104,10 @@ def zfs_cmd(
         t.add_row(f"{d['element']}{d['index']}", d["type"], f"{d['distance_A']:.3f}",
                   f"{d['e_sigma']:.0f}", f"{d['e_pi_x']:.0f}", f"{d['e_pi_y']:.0f}")
     console.print(t)
+    gap = res.orbital_gap[0]
     console.print(f"B = {eng.B:.0f}, C = {eng.C:.0f}, zeta = {eng.zeta:.0f} cm-1, k = {eng.k}; "
-                  f"first excited spin-free state of the ground spin at "
-                  f"{res.orbital_gap[0]:.0f} cm-1")
+                  + (f"first excited spin-free state of the ground spin at {gap:.0f} cm-1"
+                     if np.isfinite(gap) else "no other state of the ground spin"))
 
 
 def _parse_ligand(text: str) -> tuple[float, ...]:

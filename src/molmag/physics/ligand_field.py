@@ -686,6 +686,7 @@ class LigandFieldCalculator(Calculator):
             self.results["zfs_tensor_pt2"] = res.zfs_tensor_pt2[0]
         self.last_result = res
         self.info = {**model.describe(), **eng.parameters(), "spin": s,
-                     "orbital_gap_cm-1": float(res.orbital_gap[0]),
+                     "orbital_gap_cm-1": (float(res.orbital_gap[0])
+                                          if np.isfinite(res.orbital_gap[0]) else None),
                      "projection": float(res.projection[0]),
                      "zfs_fit_rms_cm-1": float(res.zfs_fit_rms[0])}
