@@ -83,6 +83,13 @@ def test_lf_zfs_structure(tmp_path):
     assert r.exit_code == 1 and "no such file" in r.output
     r = run("lf", "zfs", f, "--multiplicity", "2", ok=False)
     assert r.exit_code == 1 and "multiplicity" in r.output
+    q = tmp_path / "q.txt"
+    q.write_text("1.0\n" + "-0.75\n" * 4)
+    pc = json.loads(run("lf", "zfs", f, "--outer-charges", q, "--json").stdout)
+    assert pc["parameters"]["point_charges"]["atoms"] == 0  # all Cl are donors: nothing beyond
+    q.write_text("1.0\n")
+    r = run("lf", "zfs", f, "--outer-charges", q, ok=False)
+    assert r.exit_code == 1 and "one charge per atom" in r.output
     w = tmp_path / "water.xyz"
     write(w, Atoms("H2O", positions=[[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]]))
     r = run("lf", "zfs", w, ok=False)

@@ -234,3 +234,45 @@ def test_high_spin_iron_and_manganese(ion, charge, mult, s):
         res = LigandFieldEngine(ion, zeta=5.0).solve(model.aom_matrix(), pt2=True)
         np.testing.assert_allclose(res.zfs_tensor_pt2[0], res.zfs_tensor[0],
                                    atol=0.02 * np.abs(res.zfs_tensor[0]).max())
+
+
+def test_point_charge_term_octahedral_limit_and_orientation():
+    from molmag.physics.ligand_field import RADIAL_3D, point_charge_matrix
+
+    r = 2.1
+    v = point_charge_matrix(OCT * r, -np.ones(6), RADIAL_3D["Co2+"])
+    w = np.linalg.eigvalsh(v)
+    r4 = RADIAL_3D["Co2+"][1]
+    ten_dq = 5 / 3 * r4 / (r / 0.529177210903) ** 5 * 219474.6313632  # (5/3) q <r^4>/R^5
+    assert w[3:].mean() - w[:3].mean() == pytest.approx(ten_dq, rel=1e-10)
+    assert np.trace(v) == pytest.approx(0, abs=1e-9)  # k = 0 term left out
+    v = point_charge_matrix(np.array([[0, 0, 2.5]]), [-0.5], RADIAL_3D["Ni2+"])
+    assert REAL_D_LABELS[int(np.argmax(np.diag(v)))] == "z2"
+
+
+def test_outer_point_charges_in_the_calculator():
+    a = distorted_cocl4(2)
+    # a counter-ion 4 A away on z: only the point-charge term sees it
+    a += Atoms("Na", positions=[[0.3, -0.2, 4.0]])
+    a.info.update(charge=-1, multiplicity=4)
+    q = np.zeros(len(a))
+    q[-1] = 1.0
+    base = LigandFieldCalculator(charge=-2)
+    d0 = base.get_property("zfs_tensor", a)
+    calc = LigandFieldCalculator(charge=-2, outer_charges=q)
+    d1 = calc.get_property("zfs_tensor", a)
+    assert calc.info["point_charges"]["atoms"] == 1
+    assert np.abs(d1 - d0).max() > 1e-3  # the counter-ion changes D ...
+    far = LigandFieldCalculator(charge=-2, outer_charges=q, outer_cutoff=3.0)
+    np.testing.assert_allclose(far.get_property("zfs_tensor", a), d0, atol=1e-12)  # ... unless cut off
+    # rotation covariance holds with the point charges too
+    rot = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
+    rot *= np.linalg.det(rot)
+    b = a.copy()
+    b.positions = a.positions @ rot.T
+    np.testing.assert_allclose(LigandFieldCalculator(charge=-2, outer_charges=q).get_property("zfs_tensor", b),
+                               rot @ d1 @ rot.T, atol=1e-8 * np.abs(d1).max())
+    model = LigandFieldModel.from_atoms(a, charge=-2, outer_charges=q)
+    np.testing.assert_allclose(model.aom_matrices(a.positions[None])[0], model.aom_matrix(), atol=1e-9)
+    with pytest.raises(ValueError, match="one charge per atom"):
+        LigandFieldCalculator(charge=-2, outer_charges=[1.0]).get_property("zfs_D", a)

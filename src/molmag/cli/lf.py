@@ -61,6 +61,11 @@ def zfs_cmd(
                                                "against the ligand field)."),
     ion: Optional[str] = typer.Option(None, help='The ion, e.g. "Co2+" (default: inferred).'),
     frame: int = typer.Option(0, help="Frame of a multi-frame file."),
+    outer_charges: Optional[Path] = typer.Option(
+        None, help="File with one charge (e) per atom (e.g. xTB charges): adds the point-charge "
+                   "field of the atoms beyond the donors."),
+    outer_cutoff: Optional[float] = typer.Option(None, help="Only atoms within this distance "
+                                                 "(Angstrom) of the metal carry point charges."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """D tensor, D, E, E/D, axes and g tensor (cm-1) of a 3d complex from its structure."""
@@ -73,8 +78,15 @@ def zfs_cmd(
             atoms = read(structure, index=frame)
         except Exception as exc:
             raise ValueError(f"{structure}: cannot read frame {frame}: {exc}") from None
+        q = None
+        if outer_charges is not None:
+            try:
+                q = np.loadtxt(outer_charges, ndmin=1)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--outer-charges {outer_charges}: {exc}") from None
         model = LigandFieldModel.from_atoms(atoms, metal_index=metal_index, ion=ion,
-                                            charge=charge, multiplicity=multiplicity)
+                                            charge=charge, multiplicity=multiplicity,
+                                            outer_charges=q, outer_cutoff=outer_cutoff)
         eng = engine_for(model.ion)
         res = eng.solve(model.aom_matrix(), pt2=True)
         s = float(res.spin[0])

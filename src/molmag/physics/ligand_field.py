@@ -11,7 +11,9 @@ Hamiltonian (cm-1), exactly diagonalised in all C(10, n) Slater determinants of 
 with Racah parameters B, C (H_ee = B(49 R2) + C(7 R2 + 63/5 R4), i.e. F^2 = 49B + 7C,
 F^4 = 63C/5), the angular-overlap ligand field V_AOM of :mod:`molmag.physics.aom` (each donor
 e_sigma, e_pi_x, e_pi_y at distance r scaled as e(r0) (r0/r)^n) and the spin-orbit constant
-zeta.  B and C are the free-ion values times a covalency (nephelauxetic) factor beta;
+zeta, optionally plus the point-charge field of the atoms beyond the donors
+(:func:`point_charge_matrix`, with free-ion 3d <r^2>, <r^4>).  B and C are the free-ion values
+times a covalency (nephelauxetic) factor beta;
 zeta and the orbital Zeeman term are reduced by the orbital-reduction factor k.
 
 Spin Hamiltonian (:mod:`molmag.physics.spin_hamiltonian`): the lowest 2S+1 spin-orbit states
@@ -50,6 +52,7 @@ from threadpoolctl import threadpool_limits
 from molmag.physics.aom import aom_matrix, local_frames
 from molmag.physics.dn_states import DnSpace, dn_space
 from molmag.physics.elements import TRANSITION_METALS, find_metal_index
+from molmag.physics.tensors import complex_to_real_matrix
 from molmag.physics.spin_hamiltonian import (
     G_E,
     des_cloizeaux,
@@ -212,6 +215,61 @@ DONOR_DEFAULTS: dict[str, DonorParameters] = {
     "S_thioether": DonorParameters(3000.0, 300.0, 800.0, 2.35, 5.0, 0,
                                    "scaled from S_thiolate (neutral S donor)"),
 }
+
+
+#: Free-ion 3d radial expectation values (<r^2>, <r^4>) in bohr^k: ROHF/ANO-RCC of the
+#: high-spin free ion, averaged over the 3d orbitals (scripts/radial_integrals_3d.py, PySCF).
+RADIAL_3D: dict[str, tuple[float, float]] = {
+    "Ti3+": (1.9007, 7.3070), "V3+": (1.6284, 5.4165), "Cr3+": (1.4328, 4.2581),
+    "Cr2+": (1.7505, 6.8683), "Mn3+": (1.2749, 3.4126), "Mn2+": (1.5243, 5.2689),
+    "Fe3+": (1.1391, 2.7546), "Fe2+": (1.3723, 4.3773), "Co2+": (1.2439, 3.6699),
+    "Ni2+": (1.1334, 3.1001), "Cu2+": (1.0374, 2.6382),
+}
+
+_HARTREE_CM = 219474.6313632  # cm-1 per hartree
+_BOHR_A = 0.529177210903  # Angstrom per bohr
+
+
+def point_charge_matrix(vectors, charges, radial: tuple[float, float]) -> np.ndarray:
+    r"""Crystal-field matrix of point charges on the d shell, real d basis, cm-1.
+
+    .. math::
+
+        V_{mm'} = -\sum_a q_a \sum_{k=2,4} \frac{\langle r^k \rangle}{R_a^{k+1}}
+                  c^k(m, m')\, C^k_{m-m'}(\hat R_a)^* \quad\text{(hartree, bohr)}
+
+    from the multipole expansion of -q_a e^2 / |r - R_a| (the electron has charge -e;
+    C^k_q = sqrt(4 pi/(2k+1)) Y_k^q; the k = 0 term shifts all d levels equally and is left
+    out).  ``vectors`` (..., n, 3) metal -> charge in Angstrom, ``charges`` (..., n) in e,
+    ``radial`` = (<r^2>, <r^4>) in bohr^k.  Six charges q = -1 at R on the axes give
+    10Dq = (5/3) <r^4> / R^5.
+    """
+    from scipy.special import sph_harm_y
+
+    from molmag.physics.angular_momentum import gaunt_ck
+
+    vec = np.asarray(vectors, dtype=float) / _BOHR_A
+    q = np.asarray(charges, dtype=float)
+    r = np.linalg.norm(vec, axis=-1)
+    theta = np.arccos(np.clip(vec[..., 2] / r, -1.0, 1.0))
+    phi = np.arctan2(vec[..., 1], vec[..., 0])
+    v = np.zeros(vec.shape[:-2] + (5, 5), dtype=complex)
+    m = np.arange(-2, 3)
+    for k, rk in zip((2, 4), radial):
+        radial_factor = -q * rk / r ** (k + 1)  # (..., n)
+        for i, mi in enumerate(m):
+            for j, mj in enumerate(m):
+                dq = int(mi - mj)
+                if abs(dq) > k:
+                    continue
+                ck = gaunt_ck(2, k, int(mi), int(mj))
+                if ck == 0.0:
+                    continue
+                ckq = np.sqrt(4 * np.pi / (2 * k + 1)) * np.conj(sph_harm_y(k, dq, theta, phi))
+                v[..., i, j] += ck * np.sum(radial_factor * ckq, axis=-1)
+    c = complex_to_real_matrix(2)
+    v_real = np.einsum("im,...mn,jn->...ij", c.conj(), v, c)  # V_r = C* V_c C^T
+    return v_real.real * _HARTREE_CM
 
 
 @dataclass
@@ -564,15 +622,24 @@ class LigandFieldModel:
     donors: list[Donor]
     ion: str
     ion_reason: str
+    outer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    outer_charges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _point_charges_on: bool = False
 
     @classmethod
     def from_atoms(cls, atoms: Atoms, *, metal_index: int | None = None, ion: str | None = None,
                    charge: int | None = None, multiplicity: int | None = None,
                    donors: list[int] | None = None, donor_types: dict[int, str] | None = None,
-                   donor_parameters: dict[int, DonorParameters] | None = None) -> LigandFieldModel:
+                   donor_parameters: dict[int, DonorParameters] | None = None,
+                   outer_charges=None, outer_cutoff: float | None = None) -> LigandFieldModel:
         """Set up a structure: find the metal (or take ``metal_index``), its donors and the
         ion (``ion``, else from charge/multiplicity, see :func:`infer_ion`; charge and
-        multiplicity default to ``atoms.info``)."""
+        multiplicity default to ``atoms.info``).
+
+        ``outer_charges`` (one charge in e per atom, e.g. xTB charges) switches on the
+        point-charge term of the atoms beyond the donors (:func:`point_charge_matrix`, the
+        metal and the donors excluded — their field is the AOM's), optionally only within
+        ``outer_cutoff`` Angstrom of the metal."""
         if metal_index is None:
             metal_index = find_metal_index(atoms)
             if metal_index is None:
@@ -592,10 +659,29 @@ class LigandFieldModel:
             if el != atoms[metal_index].symbol:
                 raise ValueError(f"ion {ion} does not match the metal {atoms[metal_index].symbol}")
             reason = "given"
-        return cls(atoms, metal_index, dl, ion_parameters(ion).name, reason)
+        model = cls(atoms, metal_index, dl, ion_parameters(ion).name, reason)
+        if outer_charges is not None:
+            q = np.asarray(outer_charges, dtype=float).reshape(-1)
+            if q.shape != (len(atoms),):
+                raise ValueError(f"outer_charges needs one charge per atom ({len(atoms)}), "
+                                 f"got {q.size}")
+            excluded = {metal_index, *(d.index for d in dl)}
+            idx = np.array([i for i in range(len(atoms)) if i not in excluded], dtype=int)
+            if outer_cutoff is not None:
+                dist = atoms.get_distances(metal_index, idx) if len(idx) else np.zeros(0)
+                idx = idx[dist <= outer_cutoff]
+            model.outer, model.outer_charges = idx, q[idx]
+            model._point_charges_on = True
+        return model
 
     def aom_matrix(self) -> np.ndarray:
-        return aom_from_donors(self.donors)
+        """V (5 x 5, cm-1, real d basis): AOM of the donors plus, if switched on, the point
+        charges of the atoms beyond them."""
+        v = aom_from_donors(self.donors)
+        if len(self.outer):
+            vec = self.atoms.positions[self.outer] - self.atoms.positions[self.metal]
+            v = v + point_charge_matrix(vec, self.outer_charges, RADIAL_3D[self.ion])
+        return v
 
     def aom_matrices(self, positions) -> np.ndarray:
         """V (B, 5, 5) for a batch of conformers (B, natoms, 3) of this structure, keeping
@@ -616,11 +702,20 @@ class LigandFieldModel:
         r0 = np.array([d.params.r0 for d in self.donors])
         ex = np.array([d.params.exponent for d in self.donors])
         e = e0[None] * ((r0[None] / r) ** ex[None])[..., None]
-        return aom_matrix(frames, e[..., 0], e[..., 1], e[..., 2])
+        v = aom_matrix(frames, e[..., 0], e[..., 1], e[..., 2])
+        if len(self.outer):
+            vec = pos[:, self.outer] - pos[:, self.metal][:, None]
+            v = v + point_charge_matrix(vec, self.outer_charges, RADIAL_3D[self.ion])
+        return v
 
     def describe(self) -> dict:
-        return {"metal_index": self.metal, "ion": self.ion, "ion_from": self.ion_reason,
-                "donors": [d.as_dict() for d in self.donors]}
+        out = {"metal_index": self.metal, "ion": self.ion, "ion_from": self.ion_reason,
+               "donors": [d.as_dict() for d in self.donors]}
+        if self.outer_charges is not None and self._point_charges_on:
+            out["point_charges"] = {"atoms": int(len(self.outer)),
+                                    "total_charge_e": float(self.outer_charges.sum()),
+                                    "radial_bohr": dict(zip(("<r^2>", "<r^4>"), RADIAL_3D[self.ion]))}
+        return out
 
 
 _ENGINES: dict[tuple, LigandFieldEngine] = {}
@@ -640,8 +735,10 @@ class LigandFieldCalculator(Calculator):
     Results: ``zfs_tensor`` (3x3, cm-1), ``zfs_D``, ``zfs_E`` (cm-1), ``g_tensor`` (3x3),
     ``lf_energies`` and ``lf_energies_spin_free`` (cm-1, ground = 0), ``zfs_tensor_pt2``
     (second-order D, cm-1).  Parameters: ``ion`` (default: inferred), ``metal_index``,
-    ``donors``, ``donor_types``, ``donor_parameters``, ``charge``, ``multiplicity`` and the
-    ion overrides ``B``, ``C``, ``zeta``, ``k`` (cm-1 / dimensionless).
+    ``donors``, ``donor_types``, ``donor_parameters``, ``charge``, ``multiplicity``, the
+    ion overrides ``B``, ``C``, ``zeta``, ``k`` (cm-1 / dimensionless), and ``outer_charges``
+    (per-atom, e) with ``outer_cutoff`` (Angstrom) for the optional point-charge term of the
+    atoms beyond the donors.
 
     >>> atoms.calc = LigandFieldCalculator()
     >>> atoms.calc.get_property("zfs_D", atoms)
@@ -651,7 +748,8 @@ class LigandFieldCalculator(Calculator):
                               "lf_energies_spin_free", "zfs_tensor_pt2"]
     default_parameters = {"ion": None, "metal_index": None, "donors": None, "donor_types": None,
                           "donor_parameters": None, "charge": None, "multiplicity": None,
-                          "B": None, "C": None, "zeta": None, "k": None}
+                          "B": None, "C": None, "zeta": None, "k": None,
+                          "outer_charges": None, "outer_cutoff": None}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -663,7 +761,8 @@ class LigandFieldCalculator(Calculator):
         model = LigandFieldModel.from_atoms(
             self.atoms, metal_index=p.metal_index, ion=p.ion, charge=p.charge,
             multiplicity=p.multiplicity, donors=p.donors, donor_types=p.donor_types,
-            donor_parameters=p.donor_parameters)
+            donor_parameters=p.donor_parameters, outer_charges=p.outer_charges,
+            outer_cutoff=p.outer_cutoff)
         eng = engine_for(model.ion, B=p.B, C=p.C, zeta=p.zeta, k=p.k)
         res = eng.solve(model.aom_matrix(), pt2="zfs_tensor_pt2" in properties)
         s = float(res.spin[0])
