@@ -276,3 +276,16 @@ def test_outer_point_charges_in_the_calculator():
     np.testing.assert_allclose(model.aom_matrices(a.positions[None])[0], model.aom_matrix(), atol=1e-9)
     with pytest.raises(ValueError, match="one charge per atom"):
         LigandFieldCalculator(charge=-2, outer_charges=[1.0]).get_property("zfs_D", a)
+
+
+def test_donor_overrides_reach_unclassifiable_donors():
+    br = nicl6()
+    br.numbers[1] = 35  # Br has no default; a type or parameters given for it make it usable
+    c = LigandFieldCalculator(donor_types={1: "Cl"})
+    assert abs(c.get_property("zfs_D", br)) > 0.1
+    assert c.info["donors"][0]["type"] == "Cl"
+    p = DONOR_DEFAULTS["Cl"]
+    c2 = LigandFieldCalculator(donor_parameters={1: p})
+    np.testing.assert_allclose(c2.get_property("zfs_tensor", br), c.results["zfs_tensor"], atol=1e-10)
+    with pytest.raises(ValueError, match="unknown donor type 'Xx'"):
+        LigandFieldCalculator(donor_types={1: "Xx"}).get_property("zfs_D", br)

@@ -381,13 +381,17 @@ def build_donors(atoms: Atoms, metal: int, donors: list[int] | None = None,
     for i in idx:
         if not 0 <= i < len(atoms) or i == metal:
             raise ValueError(f"donor index {i} is not a ligand atom of this structure")
-        kind, plane = classify_donor(atoms, metal, i) if i not in donor_types or i not in donor_parameters \
-            else (donor_types[i], None)
-        if i in donor_types:
-            kind = donor_types[i]
-            if kind not in DONOR_DEFAULTS and i not in donor_parameters:
+        if i in donor_types or i in donor_parameters:  # user override; keep the pi plane
+            try:
+                _, plane = classify_donor(atoms, metal, i)
+            except ValueError:
+                plane = None
+            kind = donor_types.get(i, "custom")
+            if i not in donor_parameters and kind not in DONOR_DEFAULTS:
                 raise ValueError(f"unknown donor type {kind!r} for atom {i}; "
                                  f"known: {', '.join(DONOR_DEFAULTS)}")
+        else:
+            kind, plane = classify_donor(atoms, metal, i)
         params = donor_parameters.get(i) or DONOR_DEFAULTS[kind]
         bond = atoms.positions[i] - atoms.positions[metal]
         r = float(np.linalg.norm(bond))
