@@ -159,10 +159,9 @@ def _orbital_ops_spinorbital() -> dict[str, np.ndarray]:
     """One-electron l_a, s_a in the 10 spin-orbital basis."""
     lx, ly, lz = (np.asarray(a)[::-1, ::-1] for a in spin_matrices(2))  # m = -2..2 order
     sx, sy, sz = (np.asarray(a) for a in spin_matrices(0.5))  # alpha, beta order
-    return {name: np.kron(s_op, l_op) if kind == "s" else np.kron(s_op, l_op)
-            for name, kind, s_op, l_op in (
-                ("lx", "l", np.eye(2), lx), ("ly", "l", np.eye(2), ly), ("lz", "l", np.eye(2), lz),
-                ("sx", "s", sx, np.eye(5)), ("sy", "s", sy, np.eye(5)), ("sz", "s", sz, np.eye(5)))}
+    # spin-orbital p = i + 5 s: the spin index is the slow one, hence kron(spin, orbital)
+    return {"lx": np.kron(np.eye(2), lx), "ly": np.kron(np.eye(2), ly), "lz": np.kron(np.eye(2), lz),
+            "sx": np.kron(sx, np.eye(5)), "sy": np.kron(sy, np.eye(5)), "sz": np.kron(sz, np.eye(5))}
 
 
 @lru_cache(maxsize=None)
