@@ -123,7 +123,7 @@ from ase.data import covalent_radii
 from scipy import constants as _c
 
 from molmag.physics import ase_properties  # noqa: F401  (registers property names)
-from molmag.physics.elements import metal_indices
+from molmag.physics.elements import bonded_neighbours, metal_indices
 from molmag.physics.stevens import (CF_RANKS, LANTHANIDES, LanthanideIon, angular_momentum,
                                     cf_keys, ito_factor, lanthanide_ion, m_values,
                                     stevens_operator, stevens_operator_stack,
@@ -447,13 +447,6 @@ def find_donors(atoms: Atoms, ln: int, cutoff: float | None = None) -> list[int]
     return sorted(out, key=lambda i: d[i])
 
 
-def _neighbours(atoms: Atoms, i: int, exclude: set[int]) -> list[int]:
-    d = atoms.get_distances(i, range(len(atoms)), mic=bool(atoms.pbc.any()))
-    ri = covalent_radii[atoms.numbers[i]]
-    return [j for j in range(len(atoms)) if j != i and j not in exclude
-            and d[j] < BOND_SCALE * (ri + covalent_radii[atoms.numbers[j]])]
-
-
 def classify_donor(atoms: Atoms, ln: int, i: int) -> str:
     """Donor type of atom ``i`` bonded to the lanthanide ``ln`` (keys of FORMAL_CHARGES):
 
@@ -464,7 +457,7 @@ def classify_donor(atoms: Atoms, ln: int, i: int) -> str:
     pass per-atom charges for it).  Halogen without neighbours -> halide; S with one
     non-H neighbour -> S_thiolate, else S_neutral; C -> C_donor; others -> other."""
     sym = atoms[i].symbol
-    nb = _neighbours(atoms, i, {ln})
+    nb = bonded_neighbours(atoms, i, {ln}, factor=BOND_SCALE)
     heavy = [j for j in nb if atoms.numbers[j] != 1]
     nh = len(nb) - len(heavy)
     if sym == "O":
@@ -476,14 +469,14 @@ def classify_donor(atoms: Atoms, ln: int, i: int) -> str:
             if xs in ("Si", "Ge", "Sn"):
                 return "O_alkoxide"
             if xs == "C" and atoms.get_distance(i, x, mic=bool(atoms.pbc.any())) >= CARBONYL_MAX_CO:
-                for o in _neighbours(atoms, x, {ln, i}):
-                    if atoms[o].symbol == "O" and _neighbours(atoms, o, {ln}) == [x]:
+                for o in bonded_neighbours(atoms, x, {ln, i}, factor=BOND_SCALE):
+                    if atoms[o].symbol == "O" and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
                         return "O_carboxylate"
                 return "O_alkoxide"
             if xs == "C":
                 # short C=O: a carbonyl unless the C also carries a terminal O (carboxylate)
-                for o in _neighbours(atoms, x, {ln, i}):
-                    if atoms[o].symbol == "O" and _neighbours(atoms, o, {ln}) == [x]:
+                for o in bonded_neighbours(atoms, x, {ln, i}, factor=BOND_SCALE):
+                    if atoms[o].symbol == "O" and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
                         return "O_carboxylate"
         return "O_neutral"
     if sym == "N":

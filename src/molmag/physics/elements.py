@@ -30,3 +30,14 @@ def find_metal_index(atoms: Atoms) -> int | None:
         raise ValueError(f"{atoms.get_chemical_formula()} has several metal atoms ({symbols}); "
                          "give the metal index explicitly")
     return idx[0]
+
+
+def bonded_neighbours(atoms: Atoms, i: int, exclude=(), factor: float = 1.2) -> list[int]:
+    """Atoms bonded to atom ``i``: distance < factor x (sum of ASE covalent radii), minimum
+    image for periodic cells; ``exclude`` (indices) are left out."""
+    from ase.data import covalent_radii
+
+    d = atoms.get_distances(i, range(len(atoms)), mic=bool(atoms.pbc.any()))
+    r = covalent_radii[atoms.numbers]
+    excluded = set(int(j) for j in exclude) | {int(i)}
+    return [int(j) for j in np.flatnonzero(d < factor * (r + r[i])) if int(j) not in excluded]

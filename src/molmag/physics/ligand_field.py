@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 
 from molmag.physics.aom import aom_matrix, local_frames
 from molmag.physics.dn_states import DnSpace, dn_space
-from molmag.physics.elements import TRANSITION_METALS, find_metal_index
+from molmag.physics.elements import TRANSITION_METALS, bonded_neighbours, find_metal_index
 from molmag.physics.tensors import complex_to_real_matrix
 from molmag.physics.spin_hamiltonian import (
     G_E,
@@ -299,13 +299,6 @@ class Donor:
         return np.array([p.e_sigma, p.e_pi_x, p.e_pi_y]) * f
 
 
-def _neighbours(atoms: Atoms, i: int, exclude: set[int], factor: float = 1.2) -> list[int]:
-    d = atoms.get_distances(i, range(len(atoms)))
-    r = covalent_radii[atoms.numbers]
-    cut = factor * (r + r[i])
-    return [j for j in np.flatnonzero(d < cut) if j != i and j not in exclude]
-
-
 def find_donors(atoms: Atoms, metal: int, factor: float = 1.25) -> list[int]:
     """Atoms bonded to the metal: distance < factor x (sum of covalent radii), H excluded."""
     d = atoms.get_distances(metal, range(len(atoms)))
@@ -326,7 +319,7 @@ def classify_donor(atoms: Atoms, metal: int, donor: int) -> tuple[str, tuple[int
     (nitrile) -> pyridine-like, isotropic pi; S with 1 substituent -> thiolate, 2 -> thioether.
     """
     sym = atoms[donor].symbol
-    subs = _neighbours(atoms, donor, {metal})
+    subs = bonded_neighbours(atoms, donor, {metal})
     heavy = [j for j in subs if atoms.numbers[j] != 1]
     n_h = len(subs) - len(heavy)
 
@@ -352,7 +345,7 @@ def classify_donor(atoms: Atoms, metal: int, donor: int) -> tuple[str, tuple[int
                 for j in heavy:
                     if atoms[j].symbol == "C" and any(
                             atoms[k].symbol == "O" and atoms.get_distance(j, k) < 1.32
-                            for k in _neighbours(atoms, j, {donor})):
+                            for k in bonded_neighbours(atoms, j, {donor})):
                         return "N_amide", normal(subs[0], subs[1])
                 return "N_pyridine", normal(subs[0], subs[1])
             return "N_amine", None
