@@ -1,0 +1,1 @@
+"""ORCA: read its outputs into molmag labels and write the seeds' reference inputs."""
