@@ -1,0 +1,350 @@
+r"""Read ORCA outputs (versions 3 to 6) into molmag labels.
+
+What is read (units: cm-1, Angstrom, e):
+
+* CASSCF/NEVPT2 QDPT zero-field splitting, both ``2ND ORDER SOC CONTRIBUTION`` and
+  ``EFFECTIVE HAMILTONIAN SOC CONTRIBUTION`` blocks (also SSC and SOC+SSC ones): the raw D
+  matrix, its eigenvalues and eigenvectors (columns), D and E/D as printed.  The level (CASSCF,
+  NEVPT2, ...) is that of the preceding ``QDPT WITH <LEVEL> DIAGONAL ENERGIES`` header, CASSCF
+  when the file has none (an excerpt); every block is kept, labelled with level, treatment and
+  job number (``$new_job``).
+* DFT zero-field splitting (``%eprnmr Dtensor``: ``ZERO-FIELD-SPLITTING TENSOR``) and the DFT
+  ``ELECTRONIC G-MATRIX`` (principal values ``g(tot)`` and the orientation).
+* The QDPT spin-orbit spectrum (``Eigenvalues: cm-1 eV Boltzmann ...``) of each level.
+* SINGLE_ANISO (``Calling the SINGLE_ANISO program``): spin-orbit spectrum, Kramers doublets,
+  g of each doublet, crystal-field parameters of the ground J multiplet in the ESO and ITO
+  forms (:mod:`molmag.io.single_aniso`).
+* The last geometry (``CARTESIAN COORDINATES (ANGSTROEM)``; ``Q`` entries are point charges,
+  their charges taken from the a.u. table), the last ``Total Charge`` and ``Multiplicity``,
+  the program version, the basis and the CASSCF active space.
+
+A complete ORCA output (one that prints the ORCA banner) must end with
+``****ORCA TERMINATED NORMALLY****``; otherwise :class:`molmag.io.errors.DataFileError` says the
+run is truncated or failed.  Files without the banner are read as excerpts: each block they
+contain must be complete.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from molmag.io.errors import DataFileError
+from molmag.io.qc_result import QCResult, ZFSBlock
+from molmag.io.single_aniso import parse_single_aniso
+from molmag.io.textscan import FLOAT, TextScan, to_float
+
+BANNER = re.compile(r"\*\s+O\s+R\s+C\s+A\s+\*")
+NORMAL_END = re.compile(r"\*\*\*\*ORCA TERMINATED NORMALLY\*\*\*\*")
+ERROR_END = re.compile(r"ORCA finished by error termination|aborting the run|ORCA TERMINATED ABNORMALLY",
+                       re.IGNORECASE)
+_VERSION = re.compile(r"Program Version\s+(\S+)")
+_JOB = re.compile(r"JOB NUMBER\s+(\d+)")
+_CAS_ZFS = re.compile(r"^\s*ZERO-FIELD SPLITTING\s*$")
+_DFT_ZFS = re.compile(r"^\s*ZERO-FIELD-SPLITTING TENSOR\s*$")
+_QDPT_LEVEL = re.compile(r"QDPT WITH\s+(\S+)\s+DIAGONAL ENERGIES")
+_SO_EIGEN = re.compile(r"^\s*Eigenvalues:\s+cm-1\s+eV\s+Boltzmann")
+_SO_ROW = re.compile(r"^\s*(\d+)\s*:\s*(" + FLOAT + r")\s+(" + FLOAT + r")")
+_ANISO = re.compile(r"Calling the SINGLE_ANISO program")
+_ANISO_END = re.compile(r"SINGLE_ANISO (?:ENDED|finished)")
+_G_MATRIX = re.compile(r"^\s*ELECTRONIC G-MATRIX\s*$")
+_COORDS = re.compile(r"^\s*CARTESIAN COORDINATES \(ANGSTROEM\)\s*$")
+_COORDS_AU = re.compile(r"^\s*CARTESIAN COORDINATES \(A\.U\.\)\s*$")
+_CHARGE = re.compile(r"Total Charge\s+Charge\s+\.+\s+(-?\d+)")
+_MULT = re.compile(r"^\s*Multiplicity\s+Mult\s+\.+\s+(\d+)")
+_NEL = re.compile(r"Number of active electrons\s+\.+\s+(\d+)")
+_NORB = re.compile(r"Number of active orbitals\s+\.+\s+(\d+)")
+_BASIS = re.compile(r"Your calculation utilizes the basis:\s*(\S+)")
+_INPUT_KEYWORDS = re.compile(r"^\|\s*\d+>\s*!(.*)$")
+
+
+def is_orca_output(scan: TextScan) -> bool:
+    """True when the text looks like ORCA output (banner or any ORCA-specific block)."""
+    head = scan.find(BANNER, 0, 200) is not None
+    return head or any(scan.find(rx) is not None for rx in (_CAS_ZFS, _DFT_ZFS, _QDPT_LEVEL))
+
+
+# ---------------------------------------------------------------------------------- blocks
+def _job_at(jobs: list[tuple[int, int]], line: int) -> int:
+    job = 1
+    for start, number in jobs:
+        if start <= line:
+            job = number
+    return job
+
+
+def _level_at(levels: list[tuple[int, str]], line: int, default: str) -> str:
+    level = default
+    for start, name in levels:
+        if start <= line:
+            level = name
+    return level
+
+
+def _casscf_zfs(scan: TextScan, h: int, stop: int, level: str, active: str, job: int) -> ZFSBlock:
+    title = " ".join(scan.lines[j].strip() for j in (h, h + 1) if j < len(scan)).upper()
+    treatment = ("effective Hamiltonian" if "EFFECTIVE HAMILTONIAN" in title
+                 else "2nd order" if "2ND ORDER" in title else "")
+    contrib = re.search(r"(SOC\+SSC|SSC\+SOC|SOC|SSC)", title)
+    contrib = contrib.group(1) if contrib else "SOC"
+    what = f"{level} ZFS block ({treatment or 'unknown treatment'}) at line {h + 1}"
+    raw = scan.require(r"^\s*Raw matrix", h, f"'Raw matrix' of the {what}", stop, field="zfs")
+    tensor = scan.matrix(raw + 1, 3, 3, f"raw D matrix of the {what}", field="zfs")
+    ev = scan.require(r"^\s*Eigenvalues \(cm-1\):", raw, f"eigenvalues of the {what}", stop, field="zfs")
+    eigenvalues = np.array(scan.floats(ev + 1, f"eigenvalues of the {what}", 3, field="zfs"))
+    vec = scan.require(r"^\s*Eigenvectors:", ev, f"eigenvectors of the {what}", stop, field="zfs")
+    axes = scan.matrix(vec + 1, 3, 3, f"eigenvectors of the {what}", field="zfs")
+    d_line = scan.require(r"^\s*D\s+=", vec, f"'D =' of the {what}", stop, field="zfs")
+    D = scan.value_after(d_line, r"D\s+=", f"D of the {what}", field="zfs")
+    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3, field="zfs")
+    e_over_d = scan.value_after(ed_line, r"E/D\s+=", f"E/D of the {what}", field="zfs")
+    lvl = f"{level}{active}" if level == "CASSCF" or level == "NEVPT2" else level
+    method = f"{lvl}/QDPT {treatment} {contrib}".replace("  ", " ")
+    return ZFSBlock(method=method, tensor=tensor, D=D, E_over_D=e_over_d, axes=axes,
+                    eigenvalues=eigenvalues, level=level, treatment=treatment, job=job, line=h)
+
+
+def _dft_zfs(scan: TextScan, h: int, stop: int, job: int) -> ZFSBlock:
+    what = f"DFT ZFS tensor at line {h + 1}"
+    raw = scan.require(r"^\s*raw-matrix\s*:", h, f"'raw-matrix' of the {what}", stop, field="zfs")
+    tensor = scan.matrix(raw + 1, 3, 3, f"raw D matrix of the {what}", field="zfs")
+    diag = scan.require(r"diagonalized D matrix", raw, f"'diagonalized D matrix' of the {what}",
+                        stop, field="zfs")
+    eigenvalues = np.array(scan.floats(diag + 1, f"eigenvalues of the {what}", 3, field="zfs"))
+    first = diag + 2
+    while first < len(scan) and not scan.lines[first].strip():
+        first += 1
+    axes = scan.matrix(first, 3, 3, f"eigenvectors of the {what}", field="zfs")
+    d_line = scan.require(r"^\s*D\s+=", first, f"'D =' of the {what}", stop, field="zfs")
+    D = scan.value_after(d_line, r"D\s+=", f"D of the {what}", field="zfs")
+    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3, field="zfs")
+    e_over_d = scan.value_after(ed_line, r"E/D\s+=", f"E/D of the {what}", field="zfs")
+    return ZFSBlock(method="DFT (CP-SCF SOC + SS)", tensor=tensor, D=D, E_over_D=e_over_d,
+                    axes=axes, eigenvalues=eigenvalues, level="DFT", treatment="", job=job, line=h)
+
+
+def _dft_g(scan: TextScan, h: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    what = f"DFT g-matrix at line {h + 1}"
+    m = scan.require(r"The g-matrix:", h, f"'The g-matrix' of the {what}", stop, field="g_tensors")
+    matrix = scan.matrix(m + 1, 3, 3, what, field="g_tensors")
+    tot = scan.require(r"^\s*g\(tot\)", m, f"'g(tot)' of the {what}", stop, field="g_tensors")
+    values = np.array(scan.floats(tot, f"g(tot) of the {what}", field="g_tensors")[:3])
+    ori = scan.require(r"^\s*Orientation:", tot, f"orientation of the {what}", tot + 5, field="g_tensors")
+    axes = np.array([scan.floats(ori + 1 + r, f"orientation of the {what}", 3, field="g_tensors")
+                     for r in range(3)])
+    return matrix, values, axes
+
+
+def _so_spectrum(scan: TextScan, h: int) -> np.ndarray:
+    vals = []
+    j = h + 1
+    while j < len(scan):
+        m = _SO_ROW.match(scan.lines[j])
+        if not m:
+            break
+        if int(m.group(1)) != len(vals):
+            raise scan.error("spin-orbit eigenvalues out of order", j, field="so_energies")
+        vals.append(to_float(m.group(2)))
+        j += 1
+    if not vals:
+        raise scan.error("spin-orbit eigenvalue table without rows", h, field="so_energies")
+    return np.array(vals)
+
+
+def _geometry(scan: TextScan) -> tuple[Atoms | None, np.ndarray | None]:
+    heads = scan.find_all(_COORDS)
+    if not heads:
+        return None, None
+    h = heads[-1]
+    if not scan.line(h + 1, "the coordinates").strip().startswith("-"):
+        raise scan.error("coordinate block without its underline", h + 1, field="structure")
+    symbols, positions = [], []
+    j = h + 2
+    while True:
+        text = scan.line(j, f"the end of the coordinate block at line {h + 1}", field="structure")
+        if not text.strip():
+            break
+        parts = text.split()
+        if len(parts) != 4:
+            raise scan.error(f"coordinate line {text.strip()!r}: expected 'symbol x y z'", j,
+                             field="structure")
+        try:
+            positions.append([to_float(p) for p in parts[1:]])
+        except ValueError:
+            raise scan.error(f"coordinate line {text.strip()!r}: not numbers", j, field="structure") from None
+        symbols.append(parts[0])
+        j += 1
+    if not symbols:
+        raise scan.error("empty coordinate block", h, field="structure")
+    positions = np.array(positions)
+    point = [i for i, s in enumerate(symbols) if s.upper() == "Q"]
+    charges = np.zeros(len(point))
+    if point:
+        au = scan.find(_COORDS_AU, h)
+        if au is None:
+            raise scan.error("point charges (Q) without the a.u. coordinate table giving their "
+                             "charges", h, field="structure")
+        for n, i in enumerate(point):
+            row = scan.line(au + 3 + i, "the a.u. coordinate table").split()
+            if len(row) < 3 or row[1].upper() != "Q":
+                raise scan.error(f"a.u. coordinate table: row {i} is not the point charge",
+                                 au + 3 + i, field="structure")
+            charges[n] = to_float(row[2])
+    atoms_idx = [i for i in range(len(symbols)) if i not in point]
+    clean = []
+    for i in atoms_idx:
+        s = symbols[i].rstrip(":>").capitalize()
+        s = re.sub(r"\d+$", "", s)
+        if s not in atomic_numbers:
+            raise scan.error(f"unknown element symbol {symbols[i]!r}", h + 2 + i, field="structure")
+        clean.append(s)
+    atoms = Atoms(clean, positions=positions[atoms_idx])
+    pcs = np.column_stack([charges, positions[point]]) if point else None
+    return atoms, pcs
+
+
+def _last_int(scan: TextScan, rx: re.Pattern) -> int | None:
+    hits = scan.find_all(rx)
+    if not hits:
+        return None
+    return int(rx.search(scan.lines[hits[-1]]).group(1))
+
+
+# ---------------------------------------------------------------------------------- entry
+def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResult:
+    """Read one ORCA output file (see the module docstring).
+
+    Raises :class:`molmag.io.errors.DataFileError` for a truncated, failed, garbled or
+    unrecognised file, naming the file, line and what is missing."""
+    scan = scan or TextScan.read(path)
+    banner = scan.find(BANNER, 0, 200) is not None
+    errors = scan.find_all(ERROR_END)
+    if banner and scan.find(NORMAL_END, max(0, len(scan) - 200)) is None:
+        if errors:
+            i = errors[-1]
+            raise scan.error(f"ORCA stopped with an error: {scan.lines[i].strip()!r}", i)
+        raise scan.error("no '****ORCA TERMINATED NORMALLY****': the output is truncated or the "
+                         "run did not finish")
+    version = ""
+    v = scan.find(_VERSION, 0, 200)
+    if v is not None:
+        version = _VERSION.search(scan.lines[v]).group(1)
+    result = QCResult(file=str(path), program="orca", version=version)
+
+    jobs = [(i, int(_JOB.search(scan.lines[i]).group(1))) for i in scan.find_all(_JOB)]
+    levels = [(i, _QDPT_LEVEL.search(scan.lines[i]).group(1).upper())
+              for i in scan.find_all(_QDPT_LEVEL)]
+    nel, norb = _last_int(scan, _NEL), _last_int(scan, _NORB)
+    active = f"({nel},{norb})" if nel is not None and norb is not None else ""
+    calc: dict = {}
+    if active:
+        calc["active_space"] = [nel, norb]
+    b = scan.find_all(_BASIS)
+    if b:
+        calc["basis"] = _BASIS.search(scan.lines[b[-1]]).group(1)
+    keywords = []      # the "!" lines of the last job of the echoed input
+    for i in scan.find_all(r"^\|\s*\d+>", 0, 5000):
+        text = scan.lines[i]
+        if re.match(r"^\|\s*\d+>\s*\$new_job", text, re.IGNORECASE):
+            keywords = []
+        elif _INPUT_KEYWORDS.match(text):
+            keywords += _INPUT_KEYWORDS.match(text).group(1).split("#")[0].split()
+    if keywords:
+        calc["keywords"] = keywords
+    if len(jobs) > 1:
+        calc["jobs"] = len(jobs)
+    if errors:      # a module failed but ORCA went on ("trying to continue anyways")
+        calc["warnings"] = [f"line {i + 1}: {scan.lines[i].strip()}" for i in errors]
+    result.calculation = calc
+
+    # zero-field splitting
+    cas_heads = scan.find_all(_CAS_ZFS)
+    dft_heads = scan.find_all(_DFT_ZFS)
+    heads = sorted(cas_heads + dft_heads)
+    for n, h in enumerate(heads):
+        stop = heads[n + 1] if n + 1 < len(heads) else len(scan)
+        job = _job_at(jobs, h)
+        if h in cas_heads:
+            level = _level_at(levels, h, "CASSCF")
+            result.zfs.append(_casscf_zfs(scan, h, stop, level, active, job))
+        else:
+            result.zfs.append(_dft_zfs(scan, h, stop, job))
+    if result.zfs:
+        result.check_zfs_consistency()
+        for z in result.zfs:
+            kind = f"{z.level.lower()}-zfs"
+            if kind not in result.kinds:
+                result.kinds.append(kind)
+
+    # DFT g
+    g_heads = scan.find_all(_G_MATRIX)
+    if g_heads:
+        matrix, values, axes = _dft_g(scan, g_heads[-1], len(scan))
+        result.g_matrix, result.g_tensors, result.g_axes = matrix, values[None, :], axes[None]
+        result.g_method = "DFT g-matrix"
+        result.kinds.append("dft-g-tensor")
+
+    # QDPT spin-orbit spectra (the last one printed: the most correlated level comes last)
+    so = scan.find_all(_SO_EIGEN)
+    if so:
+        result.so_energies = _so_spectrum(scan, so[-1])
+        level = _level_at(levels, so[-1], "CASSCF")
+        result.so_method = f"{level}{active if level in ('CASSCF', 'NEVPT2') else ''}/QDPT-SOC"
+        result.kinds.append("so-spectrum")
+
+    # SINGLE_ANISO
+    a = scan.find_all(_ANISO)
+    if a:
+        end = scan.find(_ANISO_END, a[-1])
+        if end is None:
+            raise scan.error("SINGLE_ANISO output started but did not finish (no 'SINGLE_ANISO "
+                             "ENDED OK'): the file is truncated", a[-1])
+        data = parse_single_aniso(scan, a[-1], end)
+        level = _level_at(levels, a[-1], "CASSCF")
+        base = f"{level}{active if level in ('CASSCF', 'NEVPT2') else ''}/QDPT-SOC SINGLE_ANISO"
+        result.kinds.append("single-aniso")
+        if data.so_energies is not None:
+            result.so_energies = data.so_energies
+            result.so_method = base
+        result.kd_energies = data.kd_energies()
+        if data.ground_multiplet:
+            result.calculation["ground_multiplet"] = data.ground_multiplet
+        if data.g_values:
+            n = len(result.kd_energies) if result.kd_energies is not None else len(data.g_values)
+            result.g_tensors = np.array(data.g_values)[:n]
+            result.g_axes = np.transpose(np.array(data.g_axes), (0, 2, 1))[:n]
+            result.g_method = base + " pseudospin S=1/2"
+            result.g_matrix = None
+        if data.cf_stevens is not None or data.cf_ito is not None:
+            result.kinds.append("crystal-field")
+            result.cf_multiplet = data.cf_multiplet
+            result.cf_method = base + " ab initio crystal field"
+            if data.cf_stevens is not None:
+                result.cf_parameters = {"convention": "stevens", "values": data.cf_stevens}
+            if data.cf_ito is not None:
+                result.cf_parameters_ito = {"convention": "ito", "values": data.cf_ito}
+                if data.cf_stevens is None:
+                    result.cf_parameters = result.cf_parameters_ito
+    atoms, pcs = _geometry(scan)
+    result.charge = _last_int(scan, _CHARGE)
+    result.multiplicity = _last_int(scan, _MULT)
+    if result.kd_energies is None and result.so_energies is not None and result.multiplicity \
+            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0:
+        e = np.sort(result.so_energies)
+        result.kd_energies = e.reshape(-1, 2).mean(axis=1) - e[:2].mean()
+    if atoms is not None:
+        result.atoms, result.point_charges = atoms, pcs
+        result.kinds.append("geometry")
+    if not (result.zfs or result.g_tensors is not None or result.so_energies is not None
+            or result.cf_parameters is not None):
+        raise DataFileError(path, "no zero-field splitting, g tensor, spin-orbit spectrum or "
+                                  "SINGLE_ANISO output found: not a calculation molmag reads "
+                                  "(or the file is truncated before them)")
+    return result
+
+
+__all__ = ["is_orca_output", "parse_orca_output"]

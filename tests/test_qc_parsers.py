@@ -1,0 +1,293 @@
+"""Parsers of ORCA / OpenMolcas / SINGLE_ANISO files against real outputs (../shared/data) and
+against outputs written here in ORCA's layout from known tensors (so CI checks them too)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from molmag.io.errors import DataFileError
+from molmag.io.molcas_aniso_data import doublet_g, read_aniso_data
+from molmag.io.qc import parse_file
+from molmag.physics.crystal_field import solve, stevens_from_ito
+from molmag.physics.spin_hamiltonian import G_E
+from molmag.physics.zfs import tensor_from_zfs, zfs_from_tensor
+
+QC = "qc-outputs"
+CE = "orca610_ce3_axial_pointcharges_single_aniso.out"
+O2 = "orca303_dioxygen_dft_zfs.out"
+NI = "orca610_ni_oh_casscf_zfs_excerpt.out"
+ANISO = "openmolcas_aniso_input_test459.txt"
+
+
+# ------------------------------------------------------------------ ORCA-layout fixtures
+def _mat(m) -> str:
+    return "\n".join("  " + "  ".join(f"{x:11.6f}" for x in row) + " " for row in m)
+
+
+def orca_casscf_zfs_block(tensor, title="2ND ORDER SOC CONTRIBUTION") -> str:
+    """A CASSCF ZFS block in ORCA 6's layout for a given D tensor (cm-1)."""
+    p = zfs_from_tensor(tensor)
+    w, v = np.linalg.eigh(tensor)
+    return f"""--------------------------------------------
+           ZERO-FIELD SPLITTING
+{title}
+--------------------------------------------
+
+Raw matrix (cm-1):
+{_mat(tensor)}
+
+Eigenvalues (cm-1):
+  {"  ".join(f"{x:11.6f}" for x in w)}
+
+Eigenvalues (traceless) (cm-1):
+  {"  ".join(f"{x - w.mean():11.6f}" for x in w)}
+
+Eigenvectors:
+{_mat(v)}
+
+Euler angles w.r.t. molecular frame (degrees):
+     0.0000       0.0000       0.0000
+
+D   = {p.D:12.6f}  cm-1
+E/D = {p.E_over_D:12.6f}
+
+"""
+
+
+def orca_like_output(blocks: str, *, geometry=True, terminated=True) -> str:
+    head = ("                                 * O   R   C   A *\n"
+            "                         Program Version 6.1.0  -  RELEASE   -\n\n")
+    geo = """---------------------------------
+CARTESIAN COORDINATES (ANGSTROEM)
+---------------------------------
+  Co     0.000000    0.000000    0.000000
+  Cl     1.300000    1.300000    1.300000
+  Cl    -1.300000   -1.300000    1.300000
+  Cl    -1.300000    1.300000   -1.300000
+  Cl     1.300000   -1.300000   -1.300000
+
+ Total Charge           Charge          ....   -2
+ Multiplicity           Mult            ....    4
+Number of active electrons          ...    7
+Number of active orbitals           ...    5
+""" if geometry else ""
+    tail = "\n                             ****ORCA TERMINATED NORMALLY****\nTOTAL RUN TIME: 0 days\n"
+    return head + geo + blocks + (tail if terminated else "")
+
+
+@pytest.fixture
+def d_tensor():
+    r = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))[0]
+    r *= np.sign(np.linalg.det(r))
+    return tensor_from_zfs(-61.5, 4.2, r)
+
+
+def test_orca_casscf_blocks_from_known_tensor(tmp_path, d_tensor):
+    heff = d_tensor * 1.05
+    text = orca_like_output(
+        "----------------------------------\nQDPT WITH CASSCF DIAGONAL ENERGIES\n---\n"
+        + orca_casscf_zfs_block(d_tensor)
+        + orca_casscf_zfs_block(heff, "EFFECTIVE HAMILTONIAN SOC CONTRIBUTION")
+        + "----------------------------------\nQDPT WITH NEVPT2 DIAGONAL ENERGIES\n---\n"
+        + orca_casscf_zfs_block(heff * 1.1, "EFFECTIVE HAMILTONIAN SOC CONTRIBUTION"))
+    f = tmp_path / "co.out"
+    f.write_text(text)
+    r = parse_file(f)
+    assert r.program == "orca" and r.version == "6.1.0"
+    assert [z.method for z in r.zfs] == ["CASSCF(7,5)/QDPT 2nd order SOC",
+                                        "CASSCF(7,5)/QDPT effective Hamiltonian SOC",
+                                        "NEVPT2(7,5)/QDPT effective Hamiltonian SOC"]
+    assert r.kinds == ["casscf-zfs", "nevpt2-zfs", "geometry"]
+    np.testing.assert_allclose(r.zfs[0].tensor, d_tensor, atol=1e-6)
+    assert r.zfs[0].D == pytest.approx(-61.5, abs=1e-5)
+    assert r.zfs[0].E == pytest.approx(-4.2, abs=1e-4)        # E carries the sign of D
+    # the dataset row takes NEVPT2 effective Hamiltonian unless told otherwise
+    rec = r.to_record()
+    np.testing.assert_allclose(rec.labels["zfs_tensor"], heff * 1.1, atol=1e-6)
+    assert rec.provenance["zfs_tensor"].method.startswith("NEVPT2(7,5)")
+    assert rec.provenance["zfs_tensor"].program == "ORCA"
+    rec2 = r.to_record(zfs_method="casscf(7,5)/qdpt 2nd")
+    np.testing.assert_allclose(rec2.labels["zfs_tensor"], d_tensor, atol=1e-6)
+    with pytest.raises(DataFileError, match="several ZFS blocks"):
+        r.to_record(zfs_method="effective")
+    assert rec.charge == -2 and rec.multiplicity == 4 and rec.atoms.get_chemical_formula() == "Cl4Co"
+    js = r.to_json()
+    assert isinstance(js["zfs"], list) and js["structure"]["multiplicity"] == 4
+
+
+def test_orca_truncated_or_garbled(tmp_path, d_tensor):
+    full = orca_like_output(orca_casscf_zfs_block(d_tensor))
+    lines = full.splitlines()
+    for cut in range(1, len(lines) - 1):
+        f = tmp_path / f"cut{cut}.out"
+        f.write_text("\n".join(lines[:cut]) + "\n")
+        with pytest.raises(DataFileError) as err:
+            parse_file(f)
+        assert str(f) in str(err.value)
+    garbled = full.replace("D   = ", "D   =  1").replace("Raw matrix", "Raw matrix")
+    f = tmp_path / "garbled.out"
+    f.write_text(garbled)
+    with pytest.raises(DataFileError, match="printed D"):
+        parse_file(f)
+    bad = full.replace(f"{d_tensor[1, 1]:11.6f}", "   nonsense")
+    f.write_text(bad)
+    with pytest.raises(DataFileError, match="raw D matrix"):
+        parse_file(f)
+
+
+def test_unrecognised_and_empty_files(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text("hello world\n")
+    with pytest.raises(DataFileError, match="unrecognised"):
+        parse_file(f)
+    f.write_text("")
+    with pytest.raises(DataFileError, match="empty"):
+        parse_file(f)
+    with pytest.raises(DataFileError, match="cannot read"):
+        parse_file(tmp_path / "missing.out")
+
+
+def test_row_needs_structure(tmp_path, d_tensor):
+    f = tmp_path / "frag.out"
+    f.write_text(orca_casscf_zfs_block(d_tensor))          # an excerpt: no banner, no geometry
+    r = parse_file(f)
+    assert r.atoms is None and len(r.zfs) == 1
+    with pytest.raises(DataFileError, match="no geometry"):
+        r.to_record()
+
+
+# ------------------------------------------------------------------ real files
+def test_orca_ni_casscf_excerpt(shared_data):
+    r = parse_file(shared_data / QC / NI)
+    assert [z.treatment for z in r.zfs] == ["2nd order", "effective Hamiltonian"]
+    assert r.zfs[0].level == "CASSCF"
+    np.testing.assert_allclose(np.diag(r.zfs[0].tensor), [-47.279088, -47.279088, -47.279087])
+    np.testing.assert_allclose(r.zfs[0].axes[:, 0], [0.909309, 0.414430, -0.037486])
+    assert r.zfs[0].D == 0.0 and r.zfs[0].E_over_D == 0.0
+    assert abs(zfs_from_tensor(r.zfs[0].tensor).D) < 1e-5            # D = 0 by symmetry
+    assert np.abs(r.zfs[1].tensor).max() == 0.0
+    assert r.atoms is None
+
+
+def test_orca_o2_dft(shared_data):
+    r = parse_file(shared_data / QC / O2)
+    assert r.version == "3.0.3"
+    z = r.zfs[0]
+    assert z.level == "DFT" and z.D == pytest.approx(2.108469) and z.E_over_D == 0.0
+    np.testing.assert_allclose(z.tensor, np.diag([-0.250117, -0.250117, 1.858352]))
+    assert zfs_from_tensor(z.tensor).D == pytest.approx(2.108469, abs=2e-6)
+    np.testing.assert_allclose(r.g_tensors, [[2.0021331, 2.0194935, 2.0194935]])
+    np.testing.assert_allclose(r.g_matrix, np.diag([2.0194935, 2.0194935, 2.0021331]))
+    np.testing.assert_allclose(r.g_axes[0][:, 0], [0.0, 0.0, 1.0])      # g_zz along z
+    assert r.charge == 0 and r.multiplicity == 3
+    np.testing.assert_allclose(r.atoms.positions, [[0, 0, 0], [0, 0, 1.8]])
+    rec = r.to_record()
+    assert set(rec.labels) == {"zfs_tensor", "g_tensors"}
+    assert rec.provenance["zfs_tensor"].version == "3.0.3"
+
+
+def test_orca_ce_single_aniso(shared_data):
+    r = parse_file(shared_data / QC / CE)
+    assert r.kinds == ["so-spectrum", "single-aniso", "crystal-field", "geometry"]
+    np.testing.assert_allclose(r.kd_energies, [0.0, 1249.2308, 2110.5583])
+    assert len(r.so_energies) == 14 and r.so_energies[-1] == pytest.approx(4597.5888)
+    assert r.g_tensors.shape == (3, 3)
+    assert r.g_tensors[0, 2] == pytest.approx(4.13027822) and r.g_tensors[0, 0] < 1e-6
+    np.testing.assert_allclose(r.g_axes[0][:, 2], [0.0, 0.0, 1.0], atol=1e-6)
+    cf = r.cf_parameters
+    assert cf["convention"] == "stevens" and len(cf["values"]) == 14
+    assert cf["values"]["2,0"] == pytest.approx(-115.37457113106)
+    assert cf["values"]["4,0"] == pytest.approx(0.56360023512012)
+    # the ITO table converts to the ESO table (K_kq factors, C(k,q) -> q < 0)
+    eso = stevens_from_ito(r.cf_parameters_ito["values"])
+    for key, value in cf["values"].items():
+        assert eso[key] == pytest.approx(value, rel=1e-9, abs=1e-15), key
+    # structure: Ce3+ and the two -2 e point charges
+    assert r.atoms.get_chemical_symbols() == ["Ce"] and r.charge == 3 and r.multiplicity == 2
+    np.testing.assert_allclose(r.point_charges, [[-2, 0, 0, 3.0], [-2, 0, 0, -3.0]])
+    assert r.calculation["active_space"] == [1, 7]
+    assert any("AILFT" in w for w in r.calculation["warnings"])
+    rec = r.to_record()
+    assert rec.provenance["kd_energies"].parameters["point_charges"][0][0] == -2.0
+
+
+def test_round_trip_eso_to_engine_levels(shared_data):
+    """ESO parameters of the file -> molmag's crystal-field engine -> the file's doublets."""
+    r = parse_file(shared_data / QC / CE)
+    levels = solve("Ce3+", r.cf_parameters)
+    np.testing.assert_allclose(levels.kd_energies, r.kd_energies, atol=0.01)
+    np.testing.assert_allclose(levels.kd_energies, [0.0, 1249.2308, 2110.5583], atol=0.01)
+    ito_levels = solve("Ce3+", r.cf_parameters_ito)
+    np.testing.assert_allclose(ito_levels.kd_energies, r.kd_energies, atol=0.01)
+
+
+def test_aniso_data_file(shared_data):
+    r = parse_file(shared_data / QC / ANISO)
+    assert r.program == "openmolcas" and "aniso-data" in r.kinds
+    np.testing.assert_allclose(r.kd_energies[:3], [0.0, 257.0637, 837.9244])
+    assert len(r.kd_energies) == 7 and len(r.g_tensors) == 7
+    assert r.calculation["multiplicities"] == [2] * 7
+    # spin moment = second block: exact spin-1/2 algebra [S_x, S_y] = i S_z over the f1 space
+    from molmag.io.molcas_aniso_data import _matrices
+    moment, spin = _matrices(shared_data / QC / ANISO)
+    np.testing.assert_allclose(spin[0] @ spin[1] - spin[1] @ spin[0], 1j * spin[2], atol=1e-10)
+    assert np.trace(spin[2] @ spin[2]).real == pytest.approx(14 * 0.25)
+    # g from the same formula applied to the spin block reproduces the values OpenMolcas 18.09
+    # stored for this file in its test 459 check file (GTENS_MAIN): the formula is SINGLE_ANISO's
+    np.testing.assert_allclose(doublet_g(spin, [0, 1])[0], [0.088988484443, 0.280770404816,
+                                                            0.511029897838], atol=1e-8)
+    # and g from the magnetic moment M = -(L + g_e S) is what molmag reports
+    np.testing.assert_allclose(r.g_tensors[0], doublet_g(moment, [0, 1])[0])
+    with pytest.raises(DataFileError, match="no geometry"):
+        r.to_record()
+
+
+def test_doublet_g_free_spin():
+    s = 0.5 * np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
+    g, axes = doublet_g(-G_E * s, [0, 1])
+    np.testing.assert_allclose(g, [G_E] * 3, rtol=1e-12)
+
+
+def test_truncated_real_files(shared_data):
+    """Every file cut at many points: a clear DataFileError, or (for the excerpt, which has no
+    ORCA banner to check the end against) only the complete blocks before the cut."""
+    for name in (CE, O2, NI, ANISO):
+        path = shared_data / QC / name
+        lines = path.read_text().splitlines()
+        full = parse_file(path)
+        cuts = sorted(set(np.linspace(1, len(lines) - 2, 60).astype(int)))
+        if name == CE:       # many cuts inside the SINGLE_ANISO output too
+            start = next(i for i, l in enumerate(lines) if "Calling the SINGLE_ANISO" in l)
+            cuts += list(range(start, start + 3000, 97))
+        for cut in cuts:
+            text = "\n".join(lines[:cut]) + "\n"
+            import tempfile, os
+            with tempfile.NamedTemporaryFile("w", suffix=".out", delete=False) as fh:
+                fh.write(text)
+            try:
+                try:
+                    r = parse_file(fh.name)
+                except DataFileError as exc:
+                    assert fh.name in str(exc)
+                    continue
+                assert name == NI, f"{name} cut at line {cut} parsed without error"
+                assert len(r.zfs) <= len(full.zfs)
+                for a, b in zip(r.zfs, full.zfs):
+                    np.testing.assert_array_equal(a.tensor, b.tensor)
+            finally:
+                os.unlink(fh.name)
+
+
+def test_aniso_data_garbled(tmp_path, shared_data):
+    text = (shared_data / QC / ANISO).read_text().splitlines()
+    f = tmp_path / "bad.txt"
+    f.write_text("\n".join(text[:3] + [text[4]] + text[3:4] + text[5:]) + "\n")   # rows swapped
+    with pytest.raises(DataFileError, match="not Hermitian"):
+        parse_file(f)
+    f.write_text("\n".join(text[:5] + ["0.1 abc"] + text[5:]) + "\n")
+    with pytest.raises(DataFileError, match="'abc' is not a number"):
+        parse_file(f)
+    f.write_text("\n".join(text + ["1.0"]) + "\n")
+    with pytest.raises(DataFileError, match="expected the file to end"):
+        parse_file(f)
