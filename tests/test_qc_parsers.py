@@ -291,3 +291,133 @@ def test_aniso_data_garbled(tmp_path, shared_data):
     f.write_text("\n".join(text + ["1.0"]) + "\n")
     with pytest.raises(DataFileError, match="expected the file to end"):
         parse_file(f)
+
+
+# ------------------------------------------------------------------ OpenMolcas log layout
+def openmolcas_like_log(levels, eso, ito, *, stop_aniso=True, rc="_RC_ALL_IS_WELL_") -> str:
+    """A log in OpenMolcas' layout (strings and formats of gateway_util/print_geometry,
+    rasscf/inppri, single_aniso2, aniso_util/atens and crystalfield) for a Ce3+ model."""
+    bohr = 1.0 / 0.529177210903
+    rows = [("CE1", 0.0, 0.0, 0.0), ("F2", 0.0, 0.0, 2.3), ("F3", 0.0, 0.0, -2.3)]
+    geo = "\n".join(f"      {i + 1:3d} {'':5s}{lab:<8s}{x * bohr:15.6f}{y * bohr:15.6f}{z * bohr:15.6f}"
+                    f"{'':7s}{x:15.6f}{y:15.6f}{z:15.6f}" for i, (lab, x, y, z) in enumerate(rows))
+    so = np.repeat(levels.kd_energies, 2)
+    so_lines = "\n".join(f"ENERGY OF THE SPIN-ORBIT STATE ({i + 1:4d}) ={e:25.14f}"
+                         for i, e in enumerate(so))
+    g_blocks = ""
+    for n, (g, ax) in enumerate(zip(levels.g_values, levels.g_axes)):
+        g_rows = "\n".join(f" g{c} = {g[k]:18.14f} | {c}m |{ax[0, k]:18.14f}{ax[1, k]:18.14f}"
+                           f"{ax[2, k]:18.14f} |" for k, c in enumerate("XYZ"))
+        g_blocks += f"""
+{'%' * 95}
+     CALCULATION OF PSEUDOSPIN HAMILTONIAN TENSORS FOR THE MULTIPLET {n + 1} ( effective S =  1/2)
+{'%' * 95}
+The pseudospin is defined in the basis of the following spin-orbit states:
+spin-orbit state 1; energy(1) =       0.000 cm-1.
+
+    g TENSOR:
+--------------------------------------------------------|
+    MAIN VALUES    |             MAIN MAGNETIC AXES     |   x , y , z  -- initial Cartesian axes
+-------------------|----|   ----- x ------- y ------- z ---|
+Xm, Ym, Zm -- main magnetic axes
+{g_rows}
+--------------------------------------------------------|
+"""
+    eso_rows = "\n".join(f"  {k} | {q:3d} |{1.0:11.2f}  |{v:22.14E} |"
+                         for (k, q), v in ((tuple(map(int, key.split(","))), v) for key, v in eso.items()))
+    ito_rows = "\n".join(f"  {k}  |  {q}  |{ito.get(f'{k},{q}', 0.0):22.14E} |"
+                         f"{ito.get(f'{k},{-q}', 0.0) if q else 0.0:22.14E} |"
+                         for k in (2, 4) for q in range(0, k + 1))
+    stop = (f"--- Stop Module: single_aniso at Wed Aug  8 12:17:31 2018 /rc={rc} ---\n"
+            if stop_aniso else "")
+    return f"""   This run of MOLCAS is using the pymolcas driver
+               OPENMOLCASOPENMOLCA        version: 21.02
+--- Start Module: gateway at Wed Aug  8 12:17:01 2018 ---
+                    ************************************************ 
+                    **** Cartesian Coordinates / Bohr, Angstrom **** 
+                    ************************************************ 
+
+     Center  Label                x              y              z                     x              y              z
+{geo}
+--- Stop Module: gateway at Wed Aug  8 12:17:05 2018 /rc=_RC_ALL_IS_WELL_ ---
+--- Start Module: rasscf at Wed Aug  8 12:17:06 2018 ---
+      Spin quantum number                      0.5
+      Total molecular charge    1.00
+--- Stop Module: rasscf at Wed Aug  8 12:17:20 2018 /rc=_RC_ALL_IS_WELL_ ---
+--- Start Module: single_aniso at Wed Aug  8 12:17:21 2018 ---
+                                           &SINGLE_ANISO
+LOW-LYING SPIN-ORBIT ENERGIES:
+{so_lines}
+{g_blocks}
+{'%' * 95}
+     CALCULATION OF CRYSTAL-FIELD PARAMETERS OF THE GROUND ATOMIC MULTIPLET J =  5/2.
+{'%' * 95}
+********************************************************************************
+The Crystal-Field Hamiltonian:
+   Hcf = SUM_{{k,q}} * [ B(k,q) * O(k,q) +  C(k,q) * W(k,q) ];
+-----------------------------------------------------------|
+  k  |  q  |         B(k,q)        |         C(k,q)        |
+-----|-----|-----------------------|-----------------------|
+{ito_rows}
+-----------------------------------------------------------|
+
+********************************************************************************
+The Crystal-Field Hamiltonian:
+   Hcf = SUM_{{k,q}} * [ B(k,q) * O(k,q) ];
+where:
+   O(k,q) =  Extended Stevens Operators (ESO) as defined in:
+------------------------------------------------|
+  k |  q  |    (K)^2    |         B(k,q)        |
+----|-----|-------------|-----------------------|
+{eso_rows}
+------------------------------------------------|
+
+DECOMPOSITION OF THE RASSI WAVE FUNCTIONS CORRESPONDING TO THE LOWEST ATOMIC MULTIPLET J = 5/2
+{stop}
+    Timing: Wall=25.44 User=25.43 System=1.00
+"""
+
+
+@pytest.fixture
+def ce_model():
+    from molmag.physics.crystal_field import ito_from_stevens
+    eso = {"2,0": -115.37457113, "2,2": 3.5, "4,0": 0.56360024, "4,-3": 0.7}
+    levels = solve("Ce3+", eso)
+    full = {f"{k},{q}": eso.get(f"{k},{q}", 0.0) for k in (2, 4) for q in range(-k, k + 1)}
+    return levels, full, ito_from_stevens(full)
+
+
+def test_openmolcas_log(tmp_path, ce_model):
+    levels, eso, ito = ce_model
+    f = tmp_path / "ce.log"
+    f.write_text(openmolcas_like_log(levels, eso, ito))
+    r = parse_file(f)
+    assert r.program == "openmolcas" and r.version == "21.02"
+    assert r.kinds == ["single-aniso", "so-spectrum", "crystal-field", "geometry"]
+    np.testing.assert_allclose(r.kd_energies, levels.kd_energies, atol=1e-9)
+    np.testing.assert_allclose(r.g_tensors, levels.g_values, atol=1e-12)
+    np.testing.assert_allclose(r.g_axes, levels.g_axes, atol=1e-12)
+    for key, v in eso.items():
+        assert r.cf_parameters["values"][key] == pytest.approx(v, rel=1e-12, abs=1e-14)
+    assert stevens_from_ito(r.cf_parameters_ito["values"]) == pytest.approx(eso, rel=1e-12, abs=1e-14)
+    np.testing.assert_allclose(solve("Ce3+", r.cf_parameters).kd_energies, r.kd_energies, atol=1e-6)
+    assert r.atoms.get_chemical_symbols() == ["Ce", "F", "F"]
+    np.testing.assert_allclose(r.atoms.positions[1], [0, 0, 2.3])
+    rec = r.to_record()
+    assert rec.charge == 1 and rec.multiplicity == 2
+    assert rec.provenance["cf_parameters"].program == "OpenMolcas"
+
+
+def test_openmolcas_log_truncated_or_failed(tmp_path, ce_model):
+    levels, eso, ito = ce_model
+    text = openmolcas_like_log(levels, eso, ito)
+    lines = text.splitlines()
+    stop = next(i for i, l in enumerate(lines) if "Stop Module: single_aniso" in l)
+    f = tmp_path / "cut.log"
+    for cut in range(2, stop, 3):
+        f.write_text("\n".join(lines[:cut]) + "\n")
+        with pytest.raises(DataFileError):
+            parse_file(f)
+    f.write_text(openmolcas_like_log(levels, eso, ito, rc="_RC_INTERNAL_ERROR_"))
+    with pytest.raises(DataFileError, match="single_aniso stopped with rc=_RC_INTERNAL_ERROR_"):
+        parse_file(f)

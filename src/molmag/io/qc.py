@@ -21,11 +21,15 @@ def detect_format(scan: TextScan) -> str:
     from molmag.io import molcas
     from molmag.io.orca.output import is_orca_output
 
+    from molmag.io.orca.output import BANNER
+
     if molcas.is_aniso_data_file(scan):
         return "aniso-data"
+    if scan.find(BANNER, 0, 200) is not None:
+        return "orca"
     if molcas.is_molcas_output(scan):
         return "openmolcas"
-    if is_orca_output(scan):
+    if is_orca_output(scan):          # an excerpt: ORCA's ZFS/QDPT blocks without the banner
         return "orca"
     return "unknown"
 

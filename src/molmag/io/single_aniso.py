@@ -2,9 +2,11 @@ r"""The printed output of SINGLE_ANISO (Ungur & Chibotaru), as run by ORCA and b
 
 Both programs run the same SINGLE_ANISO code, so its text blocks are read here once:
 
-* the information block: ``Number of spin-orbit states``, ``Spin-orbit energy spectra (cm-1)``
-  (all spin-orbit states, cm-1, ground = 0), ``Dimension of the ground multiplet`` and
-  ``Multiplicity of each group``;
+* the spin-orbit spectrum (cm-1, ground = 0): ORCA's information block (``Number of
+  spin-orbit states``, ``Spin-orbit energy spectra (cm-1)``, ``Dimension of the ground
+  multiplet``, ``Multiplicity of each group``) or OpenMolcas' ``ENERGY OF THE SPIN-ORBIT STATE
+  (   n) =`` lines (the ground multiplet's dimension then follows from the J of the
+  crystal-field section);
 * ``CALCULATION OF PSEUDOSPIN HAMILTONIAN TENSORS FOR THE MULTIPLET n ( effective S = 1/2)``:
   the main values gX, gY, gZ of each Kramers doublet and its main magnetic axes Xm, Ym, Zm
   (rows, in the initial Cartesian frame);
@@ -32,6 +34,7 @@ from molmag.io.textscan import FLOAT, TextScan, to_float
 
 _SO_SPECTRUM = re.compile(r"Spin-orbit energy spectra \(cm-1\)")
 _N_SO = re.compile(r"Number of spin-orbit states\s*-*\s*:\s*(\d+)")
+_SO_STATE = re.compile(r"ENERGY OF THE SPIN-ORBIT STATE\s*\(\s*(\d+)\)\s*=\s*(" + FLOAT + ")")
 _GROUND_DIM = re.compile(r"Dimension of the ground multiplet\s*-*\s*:\s*(\d+)")
 _GROUND_NAME = re.compile(r"Ground multiplet\s*-*\s*:\s*(\S+)")
 _GROUPS = re.compile(r"Multiplicity of each group\s*-*\s*:\s*([\d\s]+)$")
@@ -154,8 +157,16 @@ def parse_single_aniso(scan: TextScan, start: int, stop: int | None = None) -> A
     i = scan.find(_N_SO, start, stop)
     n_so = int(scan.match(i, _N_SO.pattern, "number of spin-orbit states").group(1)) if i is not None else None
     i = scan.find(_SO_SPECTRUM, start, stop)
-    if i is not None:
+    if i is not None:                                   # ORCA's information block
         data.so_energies = _read_so_spectrum(scan, i, n_so)
+    else:                                               # OpenMolcas: one line per state
+        rows = scan.find_all(_SO_STATE, start, stop)
+        if rows:
+            vals = [to_float(_SO_STATE.search(scan.lines[j]).group(2)) for j in rows]
+            idx = [int(_SO_STATE.search(scan.lines[j]).group(1)) for j in rows]
+            if idx != list(range(1, len(idx) + 1)):
+                raise scan.error("spin-orbit energies out of order", rows[0], field="so_energies")
+            data.so_energies = np.array(vals)
     i = scan.find(_GROUND_DIM, start, stop)
     if i is not None:
         data.ground_dimension = int(scan.match(i, _GROUND_DIM.pattern, "ground multiplet").group(1))
@@ -176,6 +187,8 @@ def parse_single_aniso(scan: TextScan, start: int, stop: int | None = None) -> A
     i = scan.find(_CF_J, start, stop)
     if i is not None:
         _read_cf(scan, i, stop, data)
+        if data.ground_dimension is None:               # OpenMolcas prints only J
+            data.ground_dimension = int(2 * ground_j(data.cf_multiplet) + 1)
     return data
 
 
