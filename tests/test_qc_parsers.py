@@ -421,3 +421,54 @@ def test_openmolcas_log_truncated_or_failed(tmp_path, ce_model):
     f.write_text(openmolcas_like_log(levels, eso, ito, rc="_RC_INTERNAL_ERROR_"))
     with pytest.raises(DataFileError, match="single_aniso stopped with rc=_RC_INTERNAL_ERROR_"):
         parse_file(f)
+
+
+# ------------------------------------------------------------------ molmag parse
+def test_cli_parse_json_and_db(tmp_path, d_tensor, ce_model):
+    import json
+    from typer.testing import CliRunner
+    from molmag.cli.main import app
+    from molmag.io import Dataset
+
+    runner = CliRunner()
+    co = tmp_path / "co.out"
+    co.write_text(orca_like_output(orca_casscf_zfs_block(d_tensor)))
+    res = runner.invoke(app, ["parse", str(co), "--json"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.stdout)
+    assert js["program"] == "orca" and js["kinds"] == ["casscf-zfs", "geometry"]
+    assert js["zfs"]["D"] == pytest.approx(-61.5, abs=1e-5)
+    assert js["zfs"]["E/D"] == pytest.approx(4.2 / 61.5, abs=1e-5)
+    assert np.shape(js["zfs"]["tensor"]) == (3, 3) and js["structure"]["charge"] == -2
+
+    ce = tmp_path / "ce.log"
+    ce.write_text(openmolcas_like_log(*ce_model))
+    db = tmp_path / "qc.db"
+    res = runner.invoke(app, ["parse", str(co), str(ce), "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    both = json.loads(res.stdout)
+    assert [b["program"] for b in both] == ["orca", "openmolcas"]
+    assert both[1]["cf_parameters"]["convention"] == "stevens"
+    assert both[1]["cf_parameters_ito"]["convention"] == "ito"
+    assert len(both[1]["g_tensors"]) == 3 and len(both[1]["kd_energies"]) == 3
+    ds = Dataset(db)
+    assert len(ds) == 2
+    rows = list(ds.select())
+    assert {tuple(sorted(r.labels)) for r in rows} == {
+        ("zfs_tensor",), ("cf_parameters", "g_tensors", "kd_energies")}
+    # re-adding is idempotent; a failing file (no geometry) means nothing is written
+    frag = tmp_path / "frag.out"
+    frag.write_text(orca_casscf_zfs_block(d_tensor))
+    co2 = tmp_path / "co2.out"
+    co2.write_text(orca_like_output(orca_casscf_zfs_block(2 * d_tensor)).replace("1.300000", "1.310000"))
+    res = runner.invoke(app, ["parse", str(co2), str(frag), "--db", str(db)])
+    assert res.exit_code == 1 and "no geometry" in res.output
+    assert "nothing was added" in res.output
+    assert len(Dataset(db)) == 2
+    res = runner.invoke(app, ["parse", str(co), "--db", str(db)])
+    assert res.exit_code == 0 and len(Dataset(db)) == 2
+    # truncated file: error names the file, exit 1, text output for the others still printed
+    cut = tmp_path / "cut.out"
+    cut.write_text("\n".join(co.read_text().splitlines()[:20]))
+    res = runner.invoke(app, ["parse", str(cut), str(co)])
+    assert res.exit_code == 1 and "cut.out" in res.output and "TERMINATED NORMALLY" in res.output

@@ -10,6 +10,7 @@ from molmag.cli import cf as cf_cli
 from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
 from molmag.cli.info import info
+from molmag.cli.parse import parse
 from molmag.cli.zfs import zfs
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ def main(
 
 app.command("info")(info)
 app.command("zfs")(zfs)
+app.command("parse")(parse)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
