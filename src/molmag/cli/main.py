@@ -9,6 +9,7 @@ import molmag
 from molmag.cli import cf as cf_cli
 from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
+from molmag.cli import orca as orca_cli
 from molmag.cli.info import info
 from molmag.cli.parse import parse
 from molmag.cli.zfs import zfs
@@ -43,6 +44,7 @@ app.command("parse")(parse)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
+app.add_typer(orca_cli.app, name="orca")
 
 if __name__ == "__main__":  # pragma: no cover
     app()
