@@ -286,7 +286,7 @@ def test_aniso_data_garbled(tmp_path, shared_data):
     with pytest.raises(DataFileError, match="not Hermitian"):
         parse_file(f)
     f.write_text("\n".join(text[:5] + ["0.1 abc"] + text[5:]) + "\n")
-    with pytest.raises(DataFileError, match="'abc' is not a number"):
+    with pytest.raises(DataFileError, match="'abc' is not a \\(finite\\) number"):
         parse_file(f)
     f.write_text("\n".join(text + ["1.0"]) + "\n")
     with pytest.raises(DataFileError, match="expected the file to end"):
@@ -472,3 +472,59 @@ def test_cli_parse_json_and_db(tmp_path, d_tensor, ce_model):
     cut.write_text("\n".join(co.read_text().splitlines()[:20]))
     res = runner.invoke(app, ["parse", str(cut), str(co)])
     assert res.exit_code == 1 and "cut.out" in res.output and "TERMINATED NORMALLY" in res.output
+
+
+# ------------------------------------------------------------------ fuzzing regressions
+def _expect_error(tmp_path, text, match, name="x.out"):
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(DataFileError, match=match):
+        parse_file(f)
+
+
+def test_corrupted_orca_blocks_are_refused(tmp_path, d_tensor):
+    good = orca_like_output(orca_casscf_zfs_block(d_tensor))
+    row = f"{d_tensor[0, 0]:11.6f}"
+    _expect_error(tmp_path, good.replace(row, "      1e999", 1), "not a finite number")
+    _expect_error(tmp_path, good.replace("D   =   -61.500000", "D   =    61.500000"), "printed D")
+    w = np.linalg.eigvalsh(d_tensor)
+    _expect_error(tmp_path, good.replace(f"{w[0]:11.6f}", f"{w[0] + 5:11.6f}", 1), "eigenvalues")
+
+
+def test_corrupted_single_aniso_blocks_are_refused(tmp_path, ce_model):
+    levels, eso, ito = ce_model
+    good = openmolcas_like_log(levels, eso, ito)
+    _expect_error(tmp_path, good.replace("effective S =  1/2", "effective S =  1/0", 1),
+                  "not an integer or half-integer")
+    _expect_error(tmp_path, good.replace("J =  5/2.", "J =  5/2/."), "not an integer")
+    _expect_error(tmp_path, good.replace("J =  5/2.", "J =  3/2."), "ranks above 2J")
+    lines = good.splitlines()
+    eso_row = next(i for i, l in enumerate(lines) if l.startswith("  4 |   2 |"))
+    _expect_error(tmp_path, "\n".join(lines[:eso_row] + lines[eso_row + 1:]), "rank 4 has 8")
+    _expect_error(tmp_path, "\n".join(lines[:eso_row + 1] + [lines[eso_row]] + lines[eso_row + 1:]),
+                  "printed twice")
+    b20 = f"{eso['2,0']:22.14E}"
+    assert good.count(b20) == 2                       # in the ITO and the ESO table
+    k = good.rindex(b20)
+    _expect_error(tmp_path, good[:k] + f"{eso['2,0'] * 1.01:22.14E}" + good[k + len(b20):],
+                  "disagrees with the ITO table")
+    block = good.index("CALCULATION OF PSEUDOSPIN HAMILTONIAN TENSORS FOR THE MULTIPLET 2")
+    start = good.rindex("%" * 95, 0, block)
+    end = good.index("CALCULATION OF PSEUDOSPIN HAMILTONIAN TENSORS FOR THE MULTIPLET 3")
+    end = good.rindex("%" * 95, 0, end)
+    _expect_error(tmp_path, good[:start] + good[end:], "a block is missing")
+    so = "ENERGY OF THE SPIN-ORBIT STATE (   4) ="
+    i = good.index(so) + len(so)
+    _expect_error(tmp_path, good[:i] + f"{levels.kd_energies[1] + 50:25.14f}" + good[i + 25:],
+                  "not in Kramers pairs")
+    _expect_error(tmp_path, good.replace("Spin quantum number                      0.5",
+                                         "Spin quantum number                      1e999"),
+                  "not a finite number")
+
+
+def test_odd_first_lines_and_paths(tmp_path):
+    _expect_error(tmp_path, "7 1\u00b2\nfoo\n", "unrecognised")
+    with pytest.raises(DataFileError, match="cannot read"):
+        parse_file("a\x00b")
+    with pytest.raises(DataFileError, match="cannot read"):
+        parse_file(tmp_path)

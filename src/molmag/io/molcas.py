@@ -30,7 +30,7 @@ from ase.data import atomic_numbers
 from molmag.io.errors import DataFileError
 from molmag.io.molcas_aniso_data import doublet_g, is_aniso_data_file, read_aniso_data
 from molmag.io.qc_result import QCResult
-from molmag.io.single_aniso import parse_single_aniso
+from molmag.io.single_aniso import kramers_doublets, parse_single_aniso
 from molmag.io.textscan import FLOAT, TextScan, to_float
 
 _BANNER = re.compile(r"This run of MOLCAS is using the pymolcas driver|OPENMOLCAS|"
@@ -120,10 +120,8 @@ def _geometry(scan: TextScan) -> Atoms | None:
         if elem is None:
             raise scan.error(f"cannot tell the element of atom label {parts[1]!r}", j,
                              field="structure")
-        try:
-            pos.append([to_float(x) for x in parts[5:8]])
-        except ValueError:
-            raise scan.error(f"coordinate row {text.strip()!r}: not numbers", j, field="structure") from None
+        pos.append([scan.number(x, j, f"coordinate row {text.strip()!r}", "structure")
+                    for x in parts[5:8]])
         symbols.append(elem)
         j += 1
     if not symbols:
@@ -174,7 +172,8 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
             vals = []
             j = heads[-1] + 1
             while j < len(scan) and _RASSI_ROW.match(scan.lines[j]):
-                vals.append(to_float(_RASSI_ROW.match(scan.lines[j]).group(4)))
+                vals.append(scan.number(_RASSI_ROW.match(scan.lines[j]).group(4), j,
+                                        "RASSI spin-orbit energy", "so_energies"))
                 j += 1
             if not vals:
                 raise scan.error("RASSI spin-orbit table without rows", heads[-1], field="so_energies")
@@ -185,19 +184,24 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
     atoms = _geometry(scan)
     charges = scan.find_all(_CHARGE)
     if charges:
-        q = to_float(_CHARGE.search(scan.lines[charges[-1]]).group(1))
+        q = scan.number(_CHARGE.search(scan.lines[charges[-1]]).group(1), charges[-1],
+                        "molecular charge", "charge")
         result.charge = int(round(q))
     spins = scan.find_all(_SPIN)
     if spins:
-        s = to_float(_SPIN.search(scan.lines[spins[-1]]).group(1))
+        s = scan.number(_SPIN.search(scan.lines[spins[-1]]).group(1), spins[-1],
+                        "spin quantum number", "multiplicity")
+        if s < 0 or abs(2 * s - round(2 * s)) > 1e-6:
+            raise scan.error(f"spin quantum number {s} is not a non-negative multiple of 1/2",
+                             spins[-1], field="multiplicity")
         result.multiplicity = int(round(2 * s + 1))
     if result.multiplicity and result.kd_energies is None and result.so_energies is not None \
-            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0:
-        e = np.sort(result.so_energies)
-        result.kd_energies = e.reshape(-1, 2).mean(axis=1) - e[:2].mean()
+            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0 and not a:
+        result.kd_energies = kramers_doublets(result.so_energies)
     if atoms is not None:
         result.atoms = atoms
         result.kinds.append("geometry")
+    result.check_kramers()
     if result.so_energies is None and result.g_tensors is None and result.cf_parameters is None:
         raise DataFileError(path, "OpenMolcas log without SINGLE_ANISO or RASSI spin-orbit "
                                   "results: nothing molmag reads")

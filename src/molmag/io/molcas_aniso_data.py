@@ -21,6 +21,7 @@ garbled file) is refused.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def is_aniso_data_file(scan: TextScan) -> bool:
     for line in scan.lines[:5]:
         if line.strip():
             parts = line.split()
-            return len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts)
+            return len(parts) == 2 and all(re.fullmatch(r"[0-9]+", p) and int(p) > 0
+                                           for p in parts)
     return False
 
 
@@ -57,7 +59,7 @@ def _numbers(scan: TextScan, start: int) -> tuple[np.ndarray, np.ndarray]:
             try:
                 vals.append(to_float(tok))
             except ValueError:
-                raise scan.error(f"{tok!r} is not a number", i) from None
+                raise scan.error(f"{tok!r} is not a (finite) number", i) from None
             where.append(i)
     return np.array(vals), np.array(where, dtype=int)
 

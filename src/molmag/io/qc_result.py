@@ -190,9 +190,18 @@ class QCResult:
             labels["g_tensors"] = np.asarray(self.g_tensors, dtype=float)
             prov["g_tensors"] = self.provenance(self.g_method or "pseudospin g tensors")
         if self.cf_parameters is not None:
-            labels["cf_parameters"] = self.cf_parameters
-            prov["cf_parameters"] = self.provenance(self.cf_method or "ab initio crystal field",
-                                                    multiplet=self.cf_multiplet or None)
+            # ranks 2, 4, 6: the crystal field of f electrons (what molmag's engine and models
+            # use); SINGLE_ANISO's higher-rank terms of a J multiplet are kept in the JSON only
+            values = {k: v for k, v in self.cf_parameters["values"].items()
+                      if int(k.split(",")[0]) in (2, 4, 6)}
+            dropped = sorted({int(k.split(",")[0]) for k, v in self.cf_parameters["values"].items()
+                              if int(k.split(",")[0]) not in (2, 4, 6) and v != 0.0})
+            if values:
+                labels["cf_parameters"] = {"convention": self.cf_parameters["convention"],
+                                           "values": values}
+                prov["cf_parameters"] = self.provenance(
+                    self.cf_method or "ab initio crystal field",
+                    multiplet=self.cf_multiplet or None, dropped_ranks=dropped or None)
         return labels, prov
 
     def to_record(self, zfs_method: str | None = None) -> Record:
@@ -213,6 +222,15 @@ class QCResult:
         except LabelError as exc:
             raise DataFileError(self.file, exc.message, field=exc.field) from None
 
+    def check_kramers(self) -> None:
+        """An odd-electron (even-multiplicity) system must have its spin-orbit states in
+        degenerate pairs: otherwise the spectrum is garbled."""
+        if (self.multiplicity and self.multiplicity % 2 == 0 and self.so_energies is not None
+                and self.kd_energies is None):
+            raise DataFileError(self.file, f"multiplicity {self.multiplicity} (odd electron "
+                                           f"count) but the spin-orbit states are not in Kramers "
+                                           f"pairs: the spectrum is garbled", field="so_energies")
+
     def check_zfs_consistency(self, tol: float = 2e-3) -> None:
         """Raise if a block's printed D, E/D disagree with its printed tensor (a garbled file).
 
@@ -221,7 +239,24 @@ class QCResult:
         for z in self.zfs:
             p = zfs_from_tensor(z.tensor)
             scale = max(abs(z.D), 1.0)
-            if abs(abs(p.D) - abs(z.D)) > tol * scale or abs(abs(p.E) - abs(z.E)) > tol * scale:
+            # the sign of D is ambiguous only near the rhombic limit E/D = 1/3
+            signed = abs(p.E_over_D) < 0.3
+            dd = (p.D - z.D) if signed else (abs(p.D) - abs(z.D))
+            de = (p.E - z.E) if signed else (abs(p.E) - abs(z.E))
+            bad = abs(dd) > tol * scale or abs(de) > tol * scale
+            if z.eigenvalues is not None and not bad:
+                w = np.linalg.eigvalsh(0.5 * (z.tensor + z.tensor.T))
+                bad = np.abs(np.sort(z.eigenvalues) - w).max() > tol * max(np.abs(w).max(), 1.0)
+                if bad:
+                    raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
+                                                   f"printed eigenvalues {z.eigenvalues} are not "
+                                                   f"those of the printed matrix {w}", field="zfs")
+            if z.axes is not None and not bad:
+                if np.abs(z.axes.T @ z.axes - np.eye(3)).max() > 1e-3:
+                    raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
+                                                   f"the printed eigenvectors are not orthonormal",
+                                        field="zfs")
+            if bad:
                 raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
                                                f"printed D = {z.D}, E = {z.E} but the printed "
                                                f"matrix gives D = {p.D:.6f}, E = {p.E:.6f}",

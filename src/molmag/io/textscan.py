@@ -9,6 +9,7 @@ expected there, so a truncated or garbled file never surfaces as an ``IndexError
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -22,8 +23,12 @@ _FLOAT_RE = re.compile(FLOAT)
 
 
 def to_float(text: str) -> float:
-    """Parse one number, accepting Fortran ``D`` exponents; ValueError if it is not one."""
-    return float(text.strip().replace("D", "E").replace("d", "e"))
+    """Parse one finite number, accepting Fortran ``D`` exponents; ValueError if it is not one
+    (NaN and overflowing values such as ``1e999`` included: no program prints them as data)."""
+    value = float(text.strip().replace("D", "E").replace("d", "e"))
+    if not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value
 
 
 class TextScan:
@@ -38,8 +43,8 @@ class TextScan:
         path = Path(path)
         try:
             text = path.read_text(errors="replace")
-        except OSError as exc:
-            raise DataFileError(path, f"cannot read the file ({exc.strerror or exc})") from None
+        except (OSError, ValueError) as exc:        # ValueError: a NUL byte in the path
+            raise DataFileError(path, f"cannot read the file ({getattr(exc, 'strerror', None) or exc})") from None
         return cls(text.splitlines(), path)
 
     def __len__(self) -> int:
@@ -83,7 +88,7 @@ class TextScan:
     def floats(self, i: int, what: str, n: int | None = None, field: str | None = None) -> list[float]:
         """All numbers on line ``i`` (exactly ``n`` of them if given)."""
         text = self.line(i, what, field)
-        vals = [to_float(m) for m in _FLOAT_RE.findall(text)]
+        vals = [self.number(m, i, what, field) for m in _FLOAT_RE.findall(text)]
         if n is not None and len(vals) != n:
             raise self.error(f"{what}: expected {n} numbers, found {len(vals)} in {text.strip()!r}",
                              i, field)
@@ -93,6 +98,13 @@ class TextScan:
         """``rows`` lines of ``cols`` numbers starting at line ``i``."""
         return np.array([self.floats(i + r, f"{what} (row {r + 1})", cols, field)
                          for r in range(rows)])
+
+    def number(self, text: str, i: int, what: str, field: str | None = None) -> float:
+        """:func:`to_float` with a DataFileError naming line ``i``."""
+        try:
+            return to_float(text)
+        except ValueError as exc:
+            raise self.error(f"{what}: {exc}", i, field) from None
 
     def match(self, i: int, pattern: str, what: str, field: str | None = None) -> re.Match:
         text = self.line(i, what, field)
@@ -104,7 +116,7 @@ class TextScan:
     def value_after(self, i: int, pattern: str, what: str, field: str | None = None) -> float:
         """The number that follows ``pattern`` on line ``i``."""
         m = self.match(i, pattern + r"\s*(" + FLOAT + ")", what, field)
-        return to_float(m.group(1))
+        return self.number(m.group(1), i, what, field)
 
 
 __all__ = ["FLOAT", "TextScan", "to_float"]

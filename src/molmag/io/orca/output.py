@@ -35,7 +35,7 @@ from ase.data import atomic_numbers
 
 from molmag.io.errors import DataFileError
 from molmag.io.qc_result import QCResult, ZFSBlock
-from molmag.io.single_aniso import parse_single_aniso
+from molmag.io.single_aniso import kramers_doublets, parse_single_aniso
 from molmag.io.textscan import FLOAT, TextScan, to_float
 
 BANNER = re.compile(r"\*\s+O\s+R\s+C\s+A\s+\*")
@@ -132,7 +132,14 @@ def _dft_g(scan: TextScan, h: int, stop: int) -> tuple[np.ndarray, np.ndarray, n
     m = scan.require(r"The g-matrix:", h, f"'The g-matrix' of the {what}", stop, field="g_tensors")
     matrix = scan.matrix(m + 1, 3, 3, what, field="g_tensors")
     tot = scan.require(r"^\s*g\(tot\)", m, f"'g(tot)' of the {what}", stop, field="g_tensors")
-    values = np.array(scan.floats(tot, f"g(tot) of the {what}", field="g_tensors")[:3])
+    values = np.array(scan.floats(tot, f"g(tot) of the {what}", field="g_tensors"))
+    if len(values) not in (3, 4) or (len(values) == 3 and "iso" in scan.lines[tot]):
+        raise scan.error(f"g(tot) of the {what}: expected gx gy gz (iso=)", tot, field="g_tensors")
+    values = values[:3]
+    principal = np.sqrt(np.clip(np.linalg.eigvalsh(matrix.T @ matrix), 0, None))
+    if np.abs(np.sort(values) - principal).max() > 1e-4:
+        raise scan.error(f"g(tot) {values} of the {what} are not the principal values of the "
+                         f"printed g-matrix {principal}", tot, field="g_tensors")
     ori = scan.require(r"^\s*Orientation:", tot, f"orientation of the {what}", tot + 5, field="g_tensors")
     axes = np.array([scan.floats(ori + 1 + r, f"orientation of the {what}", 3, field="g_tensors")
                      for r in range(3)])
@@ -148,7 +155,7 @@ def _so_spectrum(scan: TextScan, h: int) -> np.ndarray:
             break
         if int(m.group(1)) != len(vals):
             raise scan.error("spin-orbit eigenvalues out of order", j, field="so_energies")
-        vals.append(to_float(m.group(2)))
+        vals.append(scan.number(m.group(2), j, "spin-orbit eigenvalue", "so_energies"))
         j += 1
     if not vals:
         raise scan.error("spin-orbit eigenvalue table without rows", h, field="so_energies")
@@ -172,10 +179,8 @@ def _geometry(scan: TextScan) -> tuple[Atoms | None, np.ndarray | None]:
         if len(parts) != 4:
             raise scan.error(f"coordinate line {text.strip()!r}: expected 'symbol x y z'", j,
                              field="structure")
-        try:
-            positions.append([to_float(p) for p in parts[1:]])
-        except ValueError:
-            raise scan.error(f"coordinate line {text.strip()!r}: not numbers", j, field="structure") from None
+        positions.append([scan.number(p, j, f"coordinate line {text.strip()!r}", "structure")
+                          for p in parts[1:]])
         symbols.append(parts[0])
         j += 1
     if not symbols:
@@ -188,12 +193,18 @@ def _geometry(scan: TextScan) -> tuple[Atoms | None, np.ndarray | None]:
         if au is None:
             raise scan.error("point charges (Q) without the a.u. coordinate table giving their "
                              "charges", h, field="structure")
+        n_au = 0
+        while au + 3 + n_au < len(scan) and scan.lines[au + 3 + n_au].strip():
+            n_au += 1
+        if n_au != len(symbols):
+            raise scan.error(f"the a.u. coordinate table has {n_au} rows, the Angstrom table "
+                             f"{len(symbols)}", au, field="structure")
         for n, i in enumerate(point):
             row = scan.line(au + 3 + i, "the a.u. coordinate table").split()
             if len(row) < 3 or row[1].upper() != "Q":
                 raise scan.error(f"a.u. coordinate table: row {i} is not the point charge",
                                  au + 3 + i, field="structure")
-            charges[n] = to_float(row[2])
+            charges[n] = scan.number(row[2], au + 3 + i, "point charge", "structure")
     atoms_idx = [i for i in range(len(symbols)) if i not in point]
     clean = []
     for i in atoms_idx:
@@ -333,12 +344,13 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
     result.charge = _last_int(scan, _CHARGE)
     result.multiplicity = _last_int(scan, _MULT)
     if result.kd_energies is None and result.so_energies is not None and result.multiplicity \
-            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0:
-        e = np.sort(result.so_energies)
-        result.kd_energies = e.reshape(-1, 2).mean(axis=1) - e[:2].mean()
+            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0 \
+            and "single-aniso" not in result.kinds:
+        result.kd_energies = kramers_doublets(result.so_energies)
     if atoms is not None:
         result.atoms, result.point_charges = atoms, pcs
         result.kinds.append("geometry")
+    result.check_kramers()
     if not (result.zfs or result.g_tensors is not None or result.so_energies is not None
             or result.cf_parameters is not None):
         raise DataFileError(path, "no zero-field splitting, g tensor, spin-orbit spectrum or "
