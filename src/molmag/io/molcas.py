@@ -30,7 +30,7 @@ from ase.data import atomic_numbers
 from molmag.io.errors import DataFileError
 from molmag.io.molcas_aniso_data import doublet_g, is_aniso_data_file, read_aniso_data
 from molmag.io.qc_result import QCResult
-from molmag.io.single_aniso import kramers_doublets, parse_single_aniso
+from molmag.io.single_aniso import parse_single_aniso
 from molmag.io.textscan import FLOAT, TextScan, to_float
 
 _BANNER = re.compile(r"This run of MOLCAS is using the pymolcas driver|OPENMOLCAS|"
@@ -144,28 +144,7 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
     a = scan.find_all(_ANISO)
     if a:
         data = parse_single_aniso(scan, a[-1])
-        result.kinds.append("single-aniso")
-        base = "CASSCF/RASSI-SO SINGLE_ANISO"
-        if data.so_energies is not None:
-            result.so_energies = data.so_energies - data.so_energies.min()
-            result.so_method = base
-            result.kinds.append("so-spectrum")
-        result.kd_energies = data.kd_energies()
-        if data.g_values:
-            n = len(result.kd_energies) if result.kd_energies is not None else len(data.g_values)
-            result.g_tensors = np.array(data.g_values)[:n]
-            result.g_axes = np.transpose(np.array(data.g_axes), (0, 2, 1))[:n]
-            result.g_method = base + " pseudospin S=1/2"
-        if data.cf_stevens is not None or data.cf_ito is not None:
-            result.kinds.append("crystal-field")
-            result.cf_multiplet = data.cf_multiplet
-            result.cf_method = base + " ab initio crystal field"
-            if data.cf_stevens is not None:
-                result.cf_parameters = {"convention": "stevens", "values": data.cf_stevens}
-            if data.cf_ito is not None:
-                result.cf_parameters_ito = {"convention": "ito", "values": data.cf_ito}
-                if data.cf_stevens is None:
-                    result.cf_parameters = result.cf_parameters_ito
+        result.add_single_aniso(data, "CASSCF/RASSI-SO SINGLE_ANISO")
     else:
         heads = scan.find_all(_RASSI_HEAD)
         if heads:
@@ -195,13 +174,10 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
             raise scan.error(f"spin quantum number {s} is not a non-negative multiple of 1/2",
                              spins[-1], field="multiplicity")
         result.multiplicity = int(round(2 * s + 1))
-    if result.multiplicity and result.kd_energies is None and result.so_energies is not None \
-            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0 and not a:
-        result.kd_energies = kramers_doublets(result.so_energies)
     if atoms is not None:
         result.atoms = atoms
         result.kinds.append("geometry")
-    result.check_kramers()
+    result.finish_spin_orbit()
     if result.so_energies is None and result.g_tensors is None and result.cf_parameters is None:
         raise DataFileError(path, "OpenMolcas log without SINGLE_ANISO or RASSI spin-orbit "
                                   "results: nothing molmag reads")

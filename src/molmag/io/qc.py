@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from molmag.io import molcas
 from molmag.io.errors import DataFileError
+from molmag.io.orca.output import BANNER, is_orca_output, parse_orca_output
 from molmag.io.qc_result import QCResult
 from molmag.io.textscan import TextScan
 
@@ -18,11 +20,6 @@ from molmag.io.textscan import TextScan
 def detect_format(scan: TextScan) -> str:
     """``"orca"``, ``"openmolcas"``, ``"aniso-data"`` (SINGLE_ANISO's ASCII input file) or
     ``"unknown"``."""
-    from molmag.io import molcas
-    from molmag.io.orca.output import is_orca_output
-
-    from molmag.io.orca.output import BANNER
-
     if molcas.is_aniso_data_file(scan):
         return "aniso-data"
     if scan.find(BANNER, 0, 200) is not None:
@@ -37,9 +34,6 @@ def detect_format(scan: TextScan) -> str:
 def parse_file(path: str | Path) -> QCResult:
     """Parse one file into a :class:`QCResult`; :class:`DataFileError` (naming the file, the
     line and what is missing) for anything unreadable, truncated or unrecognised."""
-    from molmag.io import molcas
-    from molmag.io.orca.output import parse_orca_output
-
     scan = TextScan.read(path)
     if not any(line.strip() for line in scan.lines):
         raise DataFileError(path, "the file is empty")

@@ -32,6 +32,7 @@ from ase import Atoms
 from molmag.io.errors import DataFileError, LabelError
 from molmag.io.provenance import Provenance, now_iso
 from molmag.io.records import Record
+from molmag.io.single_aniso import AnisoData, kramers_doublets
 from molmag.physics.zfs import zfs_from_tensor
 
 
@@ -222,9 +223,41 @@ class QCResult:
         except LabelError as exc:
             raise DataFileError(self.file, exc.message, field=exc.field) from None
 
-    def check_kramers(self) -> None:
-        """An odd-electron (even-multiplicity) system must have its spin-orbit states in
-        degenerate pairs: otherwise the spectrum is garbled."""
+    def add_single_aniso(self, data: AnisoData, base: str) -> None:
+        """Take what SINGLE_ANISO printed (``base`` names the level of theory): the spin-orbit
+        spectrum, the ground multiplet's Kramers doublets and their g tensors (axes as columns),
+        the crystal-field parameters (ESO as the label, ITO beside it)."""
+        self.kinds.append("single-aniso")
+        if data.so_energies is not None:
+            self.so_energies = data.so_energies - data.so_energies.min()
+            self.so_method = base
+            if "so-spectrum" not in self.kinds:
+                self.kinds.append("so-spectrum")
+        self.kd_energies = data.kd_energies()
+        if data.ground_multiplet:
+            self.calculation["ground_multiplet"] = data.ground_multiplet
+        if data.g_values:
+            n = len(self.kd_energies) if self.kd_energies is not None else len(data.g_values)
+            self.g_tensors = np.array(data.g_values)[:n]
+            self.g_axes = np.transpose(np.array(data.g_axes), (0, 2, 1))[:n]
+            self.g_method = base + " pseudospin S=1/2"
+            self.g_matrix = None
+        if data.cf_stevens is not None or data.cf_ito is not None:
+            self.kinds.append("crystal-field")
+            self.cf_multiplet = data.cf_multiplet
+            self.cf_method = base + " ab initio crystal field"
+            if data.cf_ito is not None:
+                self.cf_parameters_ito = {"convention": "ito", "values": data.cf_ito}
+            self.cf_parameters = ({"convention": "stevens", "values": data.cf_stevens}
+                                  if data.cf_stevens is not None else self.cf_parameters_ito)
+
+    def finish_spin_orbit(self) -> None:
+        """Kramers doublets from a spin-orbit spectrum that SINGLE_ANISO did not group, and the
+        check that an odd-electron (even-multiplicity) system has its states in degenerate
+        pairs: otherwise the spectrum is garbled."""
+        if (self.kd_energies is None and self.so_energies is not None and self.multiplicity
+                and self.multiplicity % 2 == 0 and "single-aniso" not in self.kinds):
+            self.kd_energies = kramers_doublets(self.so_energies)
         if (self.multiplicity and self.multiplicity % 2 == 0 and self.so_energies is not None
                 and self.kd_energies is None):
             raise DataFileError(self.file, f"multiplicity {self.multiplicity} (odd electron "

@@ -35,7 +35,7 @@ from ase.data import atomic_numbers
 
 from molmag.io.errors import DataFileError
 from molmag.io.qc_result import QCResult, ZFSBlock
-from molmag.io.single_aniso import kramers_doublets, parse_single_aniso
+from molmag.io.single_aniso import parse_single_aniso
 from molmag.io.textscan import FLOAT, TextScan, to_float
 
 BANNER = re.compile(r"\*\s+O\s+R\s+C\s+A\s+\*")
@@ -317,40 +317,14 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
         data = parse_single_aniso(scan, a[-1], end)
         level = _level_at(levels, a[-1], "CASSCF")
         base = f"{level}{active if level in ('CASSCF', 'NEVPT2') else ''}/QDPT-SOC SINGLE_ANISO"
-        result.kinds.append("single-aniso")
-        if data.so_energies is not None:
-            result.so_energies = data.so_energies
-            result.so_method = base
-        result.kd_energies = data.kd_energies()
-        if data.ground_multiplet:
-            result.calculation["ground_multiplet"] = data.ground_multiplet
-        if data.g_values:
-            n = len(result.kd_energies) if result.kd_energies is not None else len(data.g_values)
-            result.g_tensors = np.array(data.g_values)[:n]
-            result.g_axes = np.transpose(np.array(data.g_axes), (0, 2, 1))[:n]
-            result.g_method = base + " pseudospin S=1/2"
-            result.g_matrix = None
-        if data.cf_stevens is not None or data.cf_ito is not None:
-            result.kinds.append("crystal-field")
-            result.cf_multiplet = data.cf_multiplet
-            result.cf_method = base + " ab initio crystal field"
-            if data.cf_stevens is not None:
-                result.cf_parameters = {"convention": "stevens", "values": data.cf_stevens}
-            if data.cf_ito is not None:
-                result.cf_parameters_ito = {"convention": "ito", "values": data.cf_ito}
-                if data.cf_stevens is None:
-                    result.cf_parameters = result.cf_parameters_ito
+        result.add_single_aniso(data, base)
     atoms, pcs = _geometry(scan)
     result.charge = _last_int(scan, _CHARGE)
     result.multiplicity = _last_int(scan, _MULT)
-    if result.kd_energies is None and result.so_energies is not None and result.multiplicity \
-            and result.multiplicity % 2 == 0 and len(result.so_energies) % 2 == 0 \
-            and "single-aniso" not in result.kinds:
-        result.kd_energies = kramers_doublets(result.so_energies)
     if atoms is not None:
         result.atoms, result.point_charges = atoms, pcs
         result.kinds.append("geometry")
-    result.check_kramers()
+    result.finish_spin_orbit()
     if not (result.zfs or result.g_tensors is not None or result.so_energies is not None
             or result.cf_parameters is not None):
         raise DataFileError(path, "no zero-field splitting, g tensor, spin-orbit spectrum or "
