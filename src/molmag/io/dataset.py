@@ -39,7 +39,10 @@ from molmag.io.provenance import Provenance
 from molmag.io.records import Record
 from molmag.physics.zfs import zfs_from_tensor
 
-_ARRAY_LABELS = ("zfs_tensor", "kd_energies", "g_tensors", "cf_parameters")
+_ARRAY_LABELS = ("zfs_tensor", "kd_energies", "g_tensors", "cf_parameters", "charges", "dipole",
+                 "polarizabilities")
+_OWN_KEYS = frozenset({"total_charge", "multiplicity", "metal_index", "split", "structure_hash",
+                       "zfs_D", "zfs_E", "kd_gap", "cf_convention"})
 _CHARGE_RE = re.compile(r"(?<![A-Za-z0-9_])charge(?![A-Za-z0-9_])")
 
 
@@ -115,10 +118,12 @@ class Dataset:
         if row.get("forces") is not None:
             labels["forces"] = row.forces
         atoms = Atoms(numbers=row.numbers, positions=row.positions, cell=row.cell, pbc=row.pbc)
+        tags = {k: v for k, v in kvp.items() if k not in _OWN_KEYS and not k.startswith("has_")}
         return Record(atoms, charge=kvp.get("total_charge", 0),
                       multiplicity=kvp.get("multiplicity", 1),
                       metal_index=kvp.get("metal_index"), split=kvp.get("split"),
-                      labels=labels, provenance=dict(data.get("provenance", {})), id=row.id)
+                      labels=labels, provenance=dict(data.get("provenance", {})), id=row.id,
+                      tags=tags)
 
     # -- writing --------------------------------------------------------------------------
     @staticmethod
@@ -134,6 +139,7 @@ class Dataset:
             kvp["metal_index"] = record.metal_index
         if record.split is not None:
             kvp["split"] = record.split
+        kvp.update(record.tags)
         for name in record.labels:
             kvp[f"has_{name}"] = True
         if "zfs_tensor" in record.labels:

@@ -22,7 +22,7 @@ from ase import Atoms
 from ase.io.extxyz import key_val_str_to_dict
 
 from molmag.io.errors import DataFileError, LabelError
-from molmag.io.labels import LABELS
+from molmag.io.labels import LABELS, PER_ATOM_LABELS
 from molmag.io.provenance import Provenance, now_iso
 from molmag.io.records import Record
 from molmag.physics.elements import metal_indices
@@ -56,8 +56,8 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
     for key in list(atoms.arrays):
         if key.startswith(PREFIX):
             name = key[len(PREFIX):]
-            if name == "forces":
-                labels["forces"] = atoms.arrays[key]
+            if name in PER_ATOM_LABELS:
+                labels[name] = atoms.arrays[key]
             else:
                 warn(f"{file}, frame {frame}: ignoring unknown per-atom label {key!r}")
     calc_results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}

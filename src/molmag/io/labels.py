@@ -10,6 +10,9 @@ label              unit           value
 ``g_tensors``      (none)         (n, 3) principal g values per doublet, or (n, 3, 3) tensors
 ``cf_parameters``  cm-1           {"convention": "stevens"|"wybourne"|"ito",
                                   "values": {"k,q": B_kq}}
+``charges``        e              (natoms,) atomic partial charges (e.g. GFN2-xTB Mulliken)
+``dipole``         e*Angstrom     (3,) molecular dipole moment (the ASE unit; 1 e*A = 4.803 D)
+``polarizabilities`` Angstrom^3   (natoms,) static atomic dipole polarisabilities (D4)
 =================  =============  ==========================================================
 
 The names are those of molmag's ASE calculators; in extxyz files each label is stored under
@@ -27,6 +30,8 @@ import numpy as np
 from molmag.io.errors import LabelError
 
 CF_CONVENTIONS = ("stevens", "wybourne", "ito")
+#: Labels with one value per atom (stored as per-atom arrays in extxyz).
+PER_ATOM_LABELS = ("forces", "charges", "polarizabilities")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ LABELS: dict[str, LabelSpec] = {
         LabelSpec("kd_energies", "cm-1", "Kramers-doublet energies, ground = 0"),
         LabelSpec("g_tensors", "", "g values (or tensors) of each Kramers doublet"),
         LabelSpec("cf_parameters", "cm-1", "crystal-field parameters with their convention"),
+        LabelSpec("charges", "e", "atomic partial charges"),
+        LabelSpec("dipole", "e*Angstrom", "molecular dipole moment"),
+        LabelSpec("polarizabilities", "Angstrom^3", "static atomic dipole polarisabilities"),
     )
 }
 
@@ -129,6 +137,14 @@ def validate_label(name: str, value: Any, natoms: int) -> Any:
             arr = arr.reshape(-1, 3)
         if not (arr.ndim == 2 and arr.shape[1] == 3) and not (arr.ndim == 3 and arr.shape[1:] == (3, 3)):
             raise LabelError(name, f"expected (n, 3) g values or (n, 3, 3) tensors, got {arr.shape}")
+        return arr
+    if name in ("charges", "polarizabilities"):
+        if arr.shape != (natoms,):
+            raise LabelError(name, f"expected one value per atom ({natoms}), got shape {arr.shape}")
+        return arr
+    if name == "dipole":
+        if arr.shape != (3,):
+            raise LabelError(name, f"expected a 3-vector, got shape {arr.shape}")
         return arr
     raise AssertionError(name)  # every label is handled above
 

@@ -46,10 +46,38 @@ def _as_int(field_name: str, value: Any) -> int:
     return int(f)
 
 
+#: Row keys molmag itself writes; tags may not use them.
+RESERVED_KEYS = frozenset({"total_charge", "multiplicity", "metal_index", "split",
+                           "structure_hash", "zfs_D", "zfs_E", "kd_gap", "cf_convention",
+                           "charge", "id", "energy", "forces", "natoms", "formula", "mass",
+                           "fmax", "smax", "volume", "age", "user", "calculator", "magmom",
+                           "unique_id", "ctime", "mtime", "numbers", "positions", "cell", "pbc"})
+
+
+def validate_tags(tags: dict | None) -> dict[str, Any]:
+    """Tags are extra scalar key-value pairs of a row (e.g. ``group="disp0.1"``,
+    ``delta_A=0.1``, ``ligand="O=P(C)(C)C"``), usable in selections.  Keys are identifiers not
+    used by molmag; values are str, int, float or bool."""
+    out: dict[str, Any] = {}
+    for k, v in (tags or {}).items():
+        if not str(k).isidentifier() or k in RESERVED_KEYS or str(k).startswith("has_"):
+            raise LabelError("tags", f"{k!r} cannot be a tag name (reserved or not an identifier)")
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            raise LabelError(f"tags.{k}", "must be finite")
+        if not isinstance(v, (str, int, float, bool)):
+            raise LabelError(f"tags.{k}", f"must be a string or a number, got {type(v).__name__}")
+        out[str(k)] = v
+    return out
+
+
 @dataclass
 class Record:
     """A structure with charge, spin multiplicity, metal index, split tag, labels (see
     :mod:`molmag.io.labels`) and one :class:`Provenance` per label.
+
+    ``tags`` are extra scalar key-value pairs (see :func:`validate_tags`).
 
     ``metal_index`` defaults to the structure's only d/f-block atom (``None`` if it has none;
     a structure with several must say which).  Construction validates every field and raises
@@ -64,6 +92,7 @@ class Record:
     labels: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Provenance] = field(default_factory=dict)
     id: int | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         n = len(self.atoms)
@@ -92,6 +121,7 @@ class Record:
             self.split = str(self.split).strip()
             if not self.split.isidentifier():
                 raise LabelError("split", f"{self.split!r} is not a simple name (e.g. train, val, test)")
+        self.tags = validate_tags(self.tags)
         self.labels = {k: validate_label(k, v, n) for k, v in self.labels.items()}
         prov = {}
         for k, p in self.provenance.items():
@@ -118,4 +148,4 @@ class Record:
         new_labels = {**self.labels, **labels}
         new_prov = {**self.provenance, **provenance}
         return Record(self.atoms.copy(), self.charge, self.multiplicity, self.metal_index,
-                      self.split, new_labels, new_prov, self.id)
+                      self.split, new_labels, new_prov, self.id, dict(self.tags))

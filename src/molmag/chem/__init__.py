@@ -1,0 +1,1 @@
+"""Chemistry: GFN2-xTB (tblite), molecule builders, configuration sampling, structural features."""
