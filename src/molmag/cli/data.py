@@ -180,6 +180,29 @@ def show(
     console.print(t if rec.labels else "no labels")
 
 
+@app.command("failures")
+def failures(
+    db: str = typer.Argument(..., help=DB_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Failures recorded by `molmag label` runs (per build item or structure and labeller)."""
+    with user_errors():
+        f = Dataset(existing_db(db)).failures()
+    if json_out:
+        print_json(f)
+        return
+    if not f:
+        console.print(f"{db}: no recorded failures")
+        return
+    t = Table(title=f"{db}: {len(f)} recorded failures", title_justify="left")
+    for c in ("stage", "item", "reason", "date"):
+        t.add_column(c, overflow="fold")
+    for key, v in sorted(f.items(), key=lambda kv: (kv[1].get("stage", ""), kv[0])):
+        t.add_row(v.get("stage", "?"), v.get("item", key), v.get("reason", ""),
+                  (v.get("date") or "-")[:19])
+    console.print(t)
+
+
 @app.command("stats")
 def stats(
     db: str = typer.Argument(..., help=DB_HELP),
@@ -195,6 +218,12 @@ def stats(
     console.print(f"[bold]{db}[/]: {s['rows']} rows; splits: "
                   + ", ".join(f"{k} {v}" for k, v in s["splits"].items())
                   + "; formulas: " + ", ".join(f"{k} {v}" for k, v in list(s["formulas"].items())[:6]))
+    if s["groups"]:
+        console.print("groups: " + ", ".join(f"{k} {v}" for k, v in sorted(s["groups"].items())))
+    if s["failures"]:
+        console.print("[yellow]recorded failures[/]: "
+                      + ", ".join(f"{k} {v}" for k, v in s["failures"].items())
+                      + f" (list them with: molmag data failures {db})")
     t = Table(title="label coverage", title_justify="left")
     for c in ("label", "unit", "rows", "coverage"):
         t.add_column(c, justify="right" if c in ("rows", "coverage") else "left")

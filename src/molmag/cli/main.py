@@ -10,7 +10,9 @@ from molmag.cli import cf as cf_cli
 from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
 from molmag.cli import orca as orca_cli
+from molmag.cli import template as template_cli
 from molmag.cli.info import info
+from molmag.cli.label import label
 from molmag.cli.parse import parse
 from molmag.cli.zfs import zfs
 
@@ -41,10 +43,12 @@ def main(
 app.command("info")(info)
 app.command("zfs")(zfs)
 app.command("parse")(parse)
+app.command("label")(label)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
 app.add_typer(orca_cli.app, name="orca")
+app.add_typer(template_cli.app, name="template")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

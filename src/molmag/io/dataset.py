@@ -72,6 +72,14 @@ class ImportSummary:
         return self
 
 
+def failure_counts(failures: dict[str, dict]) -> dict[str, int]:
+    """Recorded failures counted by stage (build, xtb, ligand_field, crystal_field)."""
+    out: dict[str, int] = {}
+    for f in failures.values():
+        out[f.get("stage", "?")] = out.get(f.get("stage", "?"), 0) + 1
+    return out
+
+
 class Dataset:
     """A molmag dataset at an ASE-database URL (created on first write)."""
 
@@ -213,6 +221,40 @@ class Dataset:
         with self.db:
             self._rewrite(id, self.get(id).with_labels(labels, provenance))
 
+    def set_labels_many(self, updates: Iterable[tuple[int, dict, dict]]) -> int:
+        """Add or replace labels of several rows, ``(id, labels, provenance)`` each, in one
+        transaction: all are written or none.  Returns how many rows changed."""
+        n = 0
+        with self.db:
+            for id, labels, provenance in updates:
+                if not labels:
+                    continue
+                missing = set(labels) - set(provenance)
+                if missing:
+                    raise ValueError(f"row {id}: no provenance given for {sorted(missing)}")
+                self._rewrite(id, self.get(id).with_labels(labels, provenance))
+                n += 1
+        return n
+
+    # -- run bookkeeping (kept in the database's metadata) ----------------------------------
+    def failures(self) -> dict[str, dict]:
+        """Failures recorded by labelling runs: key -> {"stage", "reason", "item", "date"}."""
+        return dict((self.db.metadata or {}).get("molmag_failures", {}))
+
+    def update_failures(self, add: dict[str, dict] | None = None,
+                        remove: Iterable[str] = ()) -> None:
+        """Record failures (``add``) and forget ones that have since succeeded (``remove``)."""
+        add, remove = dict(add or {}), set(remove)
+        if not add and not remove:
+            return
+        meta = dict(self.db.metadata or {})
+        fails = dict(meta.get("molmag_failures", {}))
+        for k in remove:
+            fails.pop(k, None)
+        fails.update(add)
+        meta["molmag_failures"] = fails
+        self.db.metadata = meta
+
     def set_split(self, ids: Iterable[int], split: str) -> None:
         if not str(split).isidentifier():
             raise ValueError(f"split {split!r} is not a simple name")
@@ -230,8 +272,11 @@ class Dataset:
         values: dict[str, list] = {k: [] for k in ("energy", "forces", "zfs_D", "zfs_E/D",
                                                    "kd_energies", "kd_gap", "g_values")}
         conventions: dict[str, int] = {}
+        groups: dict[str, int] = {}
         for rec in self.select(selection):
             n += 1
+            if "group" in rec.tags:
+                groups[str(rec.tags["group"])] = groups.get(str(rec.tags["group"]), 0) + 1
             splits[rec.split or "(none)"] = splits.get(rec.split or "(none)", 0) + 1
             formulas[rec.formula] = formulas.get(rec.formula, 0) + 1
             for k, v in rec.labels.items():
@@ -263,4 +308,5 @@ class Dataset:
         return {"url": self.url, "rows": n, "splits": splits, "formulas": formulas,
                 "label_coverage": coverage,
                 "label_units": {k: s.unit for k, s in LABELS.items()},
-                "ranges": ranges, "cf_conventions": conventions}
+                "ranges": ranges, "cf_conventions": conventions, "groups": groups,
+                "failures": failure_counts(self.failures())}

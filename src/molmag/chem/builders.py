@@ -1,0 +1,563 @@
+"""Builders of the complexes the papers study, relaxed with GFN2-xTB.
+
+Every builder returns an :class:`ase.Atoms` with the metal first and ``atoms.info`` holding
+
+=========================  ===============================================================
+``charge``                 total charge (int)
+``multiplicity``           the TRUE spin multiplicity 2S+1 of the complex (Fe(III) high
+                           spin 6, Co(II) high spin 4, Dy(III) 4f9 6); xTB runs lanthanides
+                           f-in-core, so a Dy(III) complex is an xTB singlet (see
+                           :func:`molmag.chem.xtb.xtb_spin`): that is handled there
+``metal_index``            index of the metal (0)
+``donor_indices``          indices of the donor atoms (list of int)
+``name``                   the builder's name (a key of :data:`BUILDERS`)
+``relaxed``                whether GFN2-xTB relaxed the structure
+``relax_energy_eV``        GFN2-xTB energy of the relaxed structure (eV) (relaxed only)
+``relax_steps``            optimiser steps, all stages together (relaxed only)
+``relax_fmax_eV_A``        largest residual force (eV/Angstrom) on the free atoms
+=========================  ===============================================================
+
+and, for ``dy-h2o5l2``, ``ligand`` (the SMILES), ``donor_element``, ``ligand_charge`` and
+``relax_steps_constrained`` (the first, constrained stage).
+
+Builders (:data:`BUILDERS`; :func:`build` is the entry point by name):
+
+``fecl5``
+    [FeCl5]2-, trigonal bipyramid (D3h), Fe(III) high spin: charge -2, multiplicity 6.
+    Start: Fe-Cl 2.30 (axial) / 2.25 (equatorial) Angstrom.  The symmetric start keeps D3h
+    under GFN2-xTB; xTB gives Fe-Cl(ax) ~2.51 and Fe-Cl(eq) ~2.27 Angstrom.
+``fecl6``
+    [FeCl6]3-, trigonal prism (D3h), Fe(III) high spin: charge -3, multiplicity 6.  A free
+    relaxation would take the prism towards the octahedron (twist 60 degrees), so by default
+    (``keep_prism=True``) each Cl moves only in its vertical plane through the C3 axis
+    (:class:`ase.constraints.FixedPlane`, Fe fixed): the twist between the two Cl3
+    triangles stays 0 while the Fe-Cl distances and the polar angle relax.  The result is
+    therefore a constrained minimum, not a stationary point of the free ion;
+    ``keep_prism=False`` relaxes freely (a symmetric prism may stay a prism - a saddle
+    point - or fall to an octahedron).
+``cocl4``
+    [CoCl4]2-, tetrahedron (Td), Co(II) high spin: charge -2, multiplicity 4.
+``co-pdms``
+    [Co(pdms)2]2-, pdms2- = doubly deprotonated 1,2-bis(methanesulfonamido)benzene
+    (H2pdms :data:`H2PDMS_SMILES`): C16H20CoN4O8S4, charge -2, multiplicity 4.  The dianion
+    is embedded with RDKit (ETKDG v3, fixed seed, MMFF94 pre-optimised conformers); two
+    ligands chelate Co with the four N in a D2d-like pseudo-tetrahedron (Co-N 2.0 Angstrom,
+    the chelate planes perpendicular), conformer and the handedness of the second ligand
+    chosen to maximise the smallest contact between the ligands and Co; then GFN2-xTB.
+    Measured (GFN2-xTB, fmax 0.05 eV/Angstrom): Co-N 1.98-1.99 Angstrom (mean 1.987),
+    intraligand N-Co-N 85.0 and 85.0 degrees, interligand 120.5-123.7 degrees; frame 0 of
+    ``copdms_configurations_1200.xyz`` (vacuum optimum plus random distortions) has Co-N
+    1.950-2.173 (mean 2.025) Angstrom, intraligand 82.6 and 83.0 degrees, interligand
+    120.5-127.3 degrees.  About 60 steps, ~15-20 s on 2 cores.
+``dy-h2o5l2``
+    Dy(H2O)5L2 after the GAUSS-II template (Khatibi et al. 2026, Methods and Fig. 1): five
+    equatorial waters, O in the xy plane at 72 degrees and 2.40 Angstrom, their H pointing
+    away from Dy (water planes vertical); two trans axial ligands L from a SMILES whose
+    FIRST atom is the donor, the donor on the z axis (:data:`DY_DONOR_DISTANCES`) and the
+    ligand turned so that the donor's lone-pair direction points at Dy (its substituents
+    away), each rotated about z to maximise the smallest distance to the rest.  Relaxation
+    in two stages as in the paper: Dy and the five equatorial O fixed (planar, 72 degrees;
+    :class:`ase.constraints.FixAtoms`), then free.  Charge = +3 + 2 x (formal charge of L,
+    RDKit); multiplicity 6 (Dy(III) 4f9, S = 5/2).
+
+``relax=False`` returns the (deterministic) starting geometry without calling xTB.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms, FixedPlane
+from ase.data import covalent_radii
+
+from molmag.chem.xtb import RelaxationError, XTBCalculator, relax as xtb_relax
+
+#: Defaults of every builder's relaxation (eV/Angstrom, optimiser steps per stage).
+DEFAULT_FMAX = 0.05
+DEFAULT_STEPS = 500
+#: Random seed of RDKit's ETKDG embedding (all builders are deterministic).
+SEED = 20260
+#: H2pdms, 1,2-bis(methanesulfonamido)benzene; pdms2- is it without the two N-H protons.
+H2PDMS_SMILES = "CS(=O)(=O)Nc1ccccc1NS(C)(=O)=O"
+PDMS_SMILES = "CS(=O)(=O)[N-]c1ccccc1[N-]S(C)(=O)=O"
+#: Starting Dy(III)-donor distances (Angstrom) by donor element; anionic donors (formal
+#: charge < 0 in the SMILES) use the first value, neutral ones the second.  xTB relaxes them.
+DY_DONOR_DISTANCES: dict[str, tuple[float, float]] = {
+    "O": (2.20, 2.30), "N": (2.35, 2.50), "S": (2.70, 2.85), "Se": (2.85, 2.95),
+    "P": (2.85, 2.95), "F": (2.15, 2.30), "Cl": (2.60, 2.75), "Br": (2.75, 2.90),
+    "I": (2.95, 3.10),
+}
+#: Dy-O(water) distance of the template (Angstrom), O-H (Angstrom) and H-O-H (degrees).
+DY_WATER_DISTANCE = 2.40
+WATER_OH = 0.96
+WATER_HOH_DEG = 104.5
+DY_CHARGE = 3
+DY_MULTIPLICITY = 6
+
+
+# ======================================================================================
+# small geometry helpers
+# ======================================================================================
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    return v / np.linalg.norm(v)
+
+
+def _rot_z(angle_rad: float) -> np.ndarray:
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _rotation_onto(a, b) -> np.ndarray:
+    """Proper rotation matrix R with R @ unit(a) = unit(b) (Rodrigues; any axis if
+    antiparallel)."""
+    a, b = _unit(a), _unit(b)
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if np.linalg.norm(v) < 1e-10:
+        if c > 0:
+            return np.eye(3)
+        perp = np.cross(a, [1.0, 0.0, 0.0])
+        if np.linalg.norm(perp) < 1e-6:
+            perp = np.cross(a, [0.0, 1.0, 0.0])
+        perp = _unit(perp)
+        return 2.0 * np.outer(perp, perp) - np.eye(3)   # 180 degrees about perp
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k * (1.0 / (1.0 + c))
+
+
+def _min_distance(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0 or len(b) == 0:
+        return float("inf")
+    return float(np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min())
+
+
+def metal_donor_distances(atoms: Atoms) -> dict[int, float]:
+    """Distances (Angstrom) from the metal (``info["metal_index"]``, default 0) to its donors
+    (``info["donor_indices"]``, default: non-H atoms bonded to it), by donor index."""
+    from molmag.physics.elements import bonded_neighbours
+
+    m = int(atoms.info.get("metal_index", 0))
+    donors = atoms.info.get("donor_indices")
+    if donors is None:
+        donors = [j for j in bonded_neighbours(atoms, m) if atoms.numbers[j] != 1]
+    return {int(j): float(atoms.get_distance(m, int(j))) for j in np.atleast_1d(donors)}
+
+
+# ======================================================================================
+# relaxation
+# ======================================================================================
+def _relax_stages(atoms: Atoms, stages: list, *, fmax: float, steps: int, label: str,
+                  donors_must_stay: float | None = 1.35) -> Atoms:
+    """Relax ``atoms`` through ``stages`` (a list of ASE constraint lists, ``None`` = free)
+    with one GFN2-xTB calculator; record energy and steps in ``info``.
+
+    With ``donors_must_stay``, a donor that ends up farther than that factor times its
+    starting distance from the metal is a failed relaxation (a ligand fell off)."""
+    calc = XTBCalculator()
+    current = atoms
+    total = 0
+    stage_steps = []
+    for constraints in stages:
+        res = xtb_relax(current, calculator=calc, fmax=fmax, steps=steps,
+                        constraints=constraints, name=label)
+        total += res.steps
+        stage_steps.append(res.steps)
+        current = res.atoms
+    out = current
+    out.info = dict(atoms.info)
+    m = int(atoms.info["metal_index"])
+    if donors_must_stay is not None:
+        for j in atoms.info.get("donor_indices", []):
+            d0 = atoms.get_distance(m, j)
+            d1 = out.get_distance(m, j)
+            if d1 > donors_must_stay * d0:
+                raise RelaxationError(
+                    f"relaxation of {label}: donor {out[j].symbol}{j} left the metal "
+                    f"({d0:.2f} -> {d1:.2f} Angstrom)")
+    out.info.update({"relaxed": True, "relax_energy_eV": float(res.energy),
+                     "relax_steps": int(total), "relax_fmax_eV_A": float(res.fmax),
+                     "relax_method": "GFN2-xTB"})
+    if len(stage_steps) > 1:
+        out.info["relax_steps_constrained"] = int(sum(stage_steps[:-1]))
+    return out
+
+
+def _finish(atoms: Atoms, *, name: str, charge: int, multiplicity: int, donors,
+            relax: bool, fmax: float, steps: int, stages=None, label: str | None = None,
+            **extra) -> Atoms:
+    if fmax <= 0:
+        raise ValueError(f"fmax must be positive, got {fmax}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    atoms.info.update({"charge": int(charge), "multiplicity": int(multiplicity),
+                       "metal_index": 0, "donor_indices": [int(i) for i in donors],
+                       "name": name, "relaxed": False, **extra})
+    if not relax:
+        return atoms
+    return _relax_stages(atoms, stages or [None], fmax=fmax, steps=steps, label=label or name)
+
+
+# ======================================================================================
+# metal halides
+# ======================================================================================
+def build_fecl5(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = DEFAULT_STEPS,
+                fe_cl_axial: float = 2.30, fe_cl_equatorial: float = 2.25) -> Atoms:
+    """[FeCl5]2- trigonal bipyramid (Fe(III) high spin; charge -2, multiplicity 6).
+
+    Atoms: Fe, two axial Cl (+z, -z), three equatorial Cl (xy plane, 120 degrees)."""
+    pos = [[0.0, 0.0, 0.0], [0.0, 0.0, fe_cl_axial], [0.0, 0.0, -fe_cl_axial]]
+    for k in range(3):
+        t = 2.0 * math.pi * k / 3.0
+        pos.append([fe_cl_equatorial * math.cos(t), fe_cl_equatorial * math.sin(t), 0.0])
+    atoms = Atoms("FeCl5", positions=pos)
+    return _finish(atoms, name="fecl5", charge=-2, multiplicity=6, donors=range(1, 6),
+                   relax=relax, fmax=fmax, steps=steps, label="[FeCl5]2-")
+
+
+def build_fecl6(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = DEFAULT_STEPS,
+                fe_cl: float = 2.40, keep_prism: bool = True) -> Atoms:
+    """[FeCl6]3- trigonal prism (Fe(III) high spin; charge -3, multiplicity 6).
+
+    Atoms: Fe, three Cl of the upper triangle (z > 0, azimuths 0/120/240 degrees), the three
+    of the lower one below them (twist 0; an octahedron has twist 60).  Start: the prism with
+    square side faces (polar angle 49.1 degrees) at ``fe_cl`` Angstrom.  With ``keep_prism``
+    (default) the twist is held during the relaxation (each Cl moves in its vertical plane
+    through the C3 axis, Fe fixed) - see the module docstring; ``info["prism_constrained"]``
+    says which was done."""
+    rho = 2.0 * fe_cl / math.sqrt(7.0)           # square faces: height = triangle edge
+    half_h = rho * math.sqrt(3.0) / 2.0
+    pos = [[0.0, 0.0, 0.0]]
+    phis = []
+    for z in (half_h, -half_h):
+        for k in range(3):
+            t = 2.0 * math.pi * k / 3.0
+            pos.append([rho * math.cos(t), rho * math.sin(t), z])
+            phis.append(t)
+    atoms = Atoms("FeCl6", positions=pos)
+    stages = None
+    if keep_prism:
+        cons = [FixAtoms(indices=[0])]
+        cons += [FixedPlane(i + 1, [-math.sin(t), math.cos(t), 0.0]) for i, t in enumerate(phis)]
+        stages = [cons]
+    return _finish(atoms, name="fecl6", charge=-3, multiplicity=6, donors=range(1, 7),
+                   relax=relax, fmax=fmax, steps=steps, stages=stages, label="[FeCl6]3-",
+                   prism_constrained=bool(keep_prism))
+
+
+def build_cocl4(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = DEFAULT_STEPS,
+                co_cl: float = 2.28) -> Atoms:
+    """[CoCl4]2- tetrahedron (Co(II) high spin; charge -2, multiplicity 4)."""
+    dirs = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float) / math.sqrt(3)
+    atoms = Atoms("CoCl4", positions=np.vstack([[0.0, 0.0, 0.0], co_cl * dirs]))
+    return _finish(atoms, name="cocl4", charge=-2, multiplicity=4, donors=range(1, 5),
+                   relax=relax, fmax=fmax, steps=steps, label="[CoCl4]2-")
+
+
+# ======================================================================================
+# RDKit ligands
+# ======================================================================================
+@contextmanager
+def _quiet_rdkit():
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        yield
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+
+
+def _embed(mol, *, seed: int = SEED, n_conformers: int = 1):
+    """Add hydrogens, embed ``n_conformers`` conformers (ETKDG v3, ``seed``) and pre-optimise
+    them with MMFF94 (else UFF, else not at all).  Returns (mol with H, list of (n, 3)
+    coordinate arrays, force field used)."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mh = Chem.AddHs(mol)
+    params = AllChem.ETKDGv3()
+    params.randomSeed = int(seed)
+    params.numThreads = 1
+    ids = list(AllChem.EmbedMultipleConfs(mh, n_conformers, params))
+    if not ids:
+        params.useRandomCoords = True
+        ids = list(AllChem.EmbedMultipleConfs(mh, n_conformers, params))
+    if not ids:
+        raise ValueError(f"RDKit could not embed {Chem.MolToSmiles(mol)!r} in 3D")
+    ff = "none"
+    try:
+        if AllChem.MMFFHasAllMoleculeParams(mh):
+            AllChem.MMFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
+            ff = "MMFF94"
+        elif AllChem.UFFHasAllMoleculeParams(mh):
+            AllChem.UFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
+            ff = "UFF"
+    except Exception:  # pragma: no cover - keep the ETKDG geometry
+        ff = "none"
+    coords = [np.array(mh.GetConformer(i).GetPositions()) for i in ids]
+    return mh, coords, ff
+
+
+def _numbers(mol) -> np.ndarray:
+    return np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
+
+
+# ======================================================================================
+# [Co(pdms)2]2-
+# ======================================================================================
+def _chelate_frame(x: np.ndarray, n1: int, n2: int, ring: list[int], r_mn: float):
+    """For one chelating ligand (coordinates ``x``): the metal position on the chelate's
+    side of the N...N edge at ``r_mn`` from both N, and the frame (u along N1->N2, v from
+    the ring towards the metal, w = u x v)."""
+    mid = 0.5 * (x[n1] + x[n2])
+    u = _unit(x[n2] - x[n1])
+    v = mid - x[ring].mean(axis=0)
+    v = _unit(v - np.dot(v, u) * u)
+    half = 0.5 * np.linalg.norm(x[n2] - x[n1])
+    h = math.sqrt(max(r_mn**2 - half**2, 0.25))
+    return mid + h * v, np.stack([u, v, np.cross(u, v)])
+
+
+def build_co_pdms(*, relax: bool = True, fmax: float = DEFAULT_FMAX,
+                  steps: int = DEFAULT_STEPS, seed: int = SEED, n_conformers: int = 10,
+                  co_n: float = 2.0) -> Atoms:
+    """[Co(pdms)2]2- (Co(II) high spin; charge -2, multiplicity 4), C16H20CoN4O8S4.
+
+    Atoms: Co, then ligand A (RDKit order of :data:`PDMS_SMILES` with H added), then ligand B.
+    The four N are ``info["donor_indices"]`` (A's two first).  Geometry of the start: ligand
+    A's N in the xz plane (bisector +z), B's in the yz plane (bisector -z), Co-N ``co_n``; the
+    conformer (of ``n_conformers`` ETKDG+MMFF ones) and B's mirror image or not maximise the
+    smallest Co-ligand (non-donor) and ligand-ligand distance.  See the module docstring for
+    the relaxed geometry against the reference structure."""
+    from rdkit import Chem
+
+    with _quiet_rdkit():
+        mol = Chem.MolFromSmiles(PDMS_SMILES)
+        mh, confs, ff = _embed(mol, seed=seed, n_conformers=n_conformers)
+    z = _numbers(mh)
+    n_idx = [a.GetIdx() for a in mh.GetAtoms() if a.GetSymbol() == "N"]
+    ring = [a.GetIdx() for a in mh.GetAtoms() if a.GetIsAromatic()]
+    n1, n2 = n_idx
+    frame_a = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # u, v, w targets
+    frame_b = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    not_n = np.array([i for i in range(len(z)) if i not in n_idx])
+    best = None
+    for c, x in enumerate(confs):
+        m, fr = _chelate_frame(x, n1, n2, ring, co_n)
+        local = (x - m) @ fr.T            # coordinates in (u, v, w)
+        a = local @ frame_a
+        for mirror in (False, True):
+            lb = local * np.array([1.0, 1.0, -1.0]) if mirror else local
+            b = lb @ frame_b
+            score = min(_min_distance(a, b),
+                        _min_distance(np.zeros((1, 3)), a[not_n]),
+                        _min_distance(np.zeros((1, 3)), b[not_n]))
+            if best is None or score > best[0] + 1e-9:
+                best = (score, c, mirror, a, b)
+    score, conf, mirror, a, b = best
+    atoms = Atoms(numbers=np.concatenate([[27], z, z]),
+                  positions=np.vstack([[0.0, 0.0, 0.0], a, b]))
+    na = len(z)
+    donors = [1 + n1, 1 + n2, 1 + na + n1, 1 + na + n2]
+    return _finish(atoms, name="co-pdms", charge=-2, multiplicity=4, donors=donors,
+                   relax=relax, fmax=fmax, steps=steps, label="[Co(pdms)2]2-",
+                   ligand=PDMS_SMILES, ligand_force_field=ff, ligand_conformer=int(conf),
+                   min_contact_A=float(score))
+
+
+# ======================================================================================
+# Dy(H2O)5L2
+# ======================================================================================
+#: Elements that can be the donor atom of an axial ligand of the Dy template.
+DONOR_ELEMENTS = frozenset(DY_DONOR_DISTANCES)
+
+
+def parse_ligand(smiles: str):
+    """RDKit molecule of a monodentate ligand whose FIRST atom is the donor, validated.
+
+    ValueError (naming the SMILES) if it does not parse, has several fragments, contains a
+    metal, is a radical, or its first atom is not a usable donor (N, O, S, Se, P or a
+    halogen with at least one lone pair: not C, not a quaternary N+, not a sulfone S)."""
+    from rdkit import Chem
+
+    from molmag.physics.elements import MAGNETIC_CENTRES
+
+    if not isinstance(smiles, str) or not smiles.strip():
+        raise ValueError("empty ligand SMILES")
+    smiles = smiles.strip()
+    with _quiet_rdkit():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ValueError(f"invalid ligand SMILES {smiles!r}: RDKit cannot parse it")
+    if mol.GetNumAtoms() == 0:
+        raise ValueError(f"ligand SMILES {smiles!r} has no atoms")
+    frags = Chem.GetMolFrags(mol)
+    if len(frags) > 1:
+        raise ValueError(f"ligand SMILES {smiles!r} has {len(frags)} disconnected fragments; "
+                         "give one connected ligand (no counter-ions, no '.')")
+    metals = sorted({a.GetSymbol() for a in mol.GetAtoms()
+                     if a.GetAtomicNum() in MAGNETIC_CENTRES})
+    if metals:
+        raise ValueError(f"ligand SMILES {smiles!r} contains metal atoms ({', '.join(metals)})")
+    if any(a.GetNumRadicalElectrons() for a in mol.GetAtoms()):
+        raise ValueError(f"ligand SMILES {smiles!r} is a radical; the Dy(III) template needs "
+                         "closed-shell ligands (multiplicity 6 = the 4f9 ion alone)")
+    donor = mol.GetAtomWithIdx(0)
+    sym = donor.GetSymbol()
+    if sym not in DONOR_ELEMENTS:
+        raise ValueError(
+            f"ligand SMILES {smiles!r}: its first atom, {sym}, is taken as the donor, and {sym} "
+            f"is not a donor atom the Dy builder supports ({', '.join(sorted(DONOR_ELEMENTS))}); "
+            "write the SMILES starting from the donor atom (e.g. 'O=P(C)(C)C', 'n1ccccc1', "
+            "'[O-]c1ccccc1')")
+    outer = Chem.GetPeriodicTable().GetNOuterElecs(donor.GetAtomicNum())
+    lone = outer - donor.GetTotalValence() - donor.GetFormalCharge()
+    if lone < 2:
+        raise ValueError(
+            f"ligand SMILES {smiles!r}: the donor {sym} (first atom; formal charge "
+            f"{donor.GetFormalCharge():+d}, valence {donor.GetTotalValence()}) has no lone "
+            "pair to give to Dy")
+    return mol
+
+
+def ligand_charge(smiles: str) -> int:
+    """Formal charge of a ligand SMILES (RDKit)."""
+    from rdkit import Chem
+
+    return int(Chem.GetFormalCharge(parse_ligand(smiles)))
+
+
+def _lone_pair_direction(x: np.ndarray, mol, i: int = 0) -> np.ndarray:
+    """Unit vector from atom ``i`` away from its neighbours (minus the sum of the unit bond
+    vectors): where its lone pair(s) point."""
+    nbrs = [n.GetIdx() for n in mol.GetAtomWithIdx(i).GetNeighbors()]
+    if not nbrs:
+        return np.array([0.0, 0.0, -1.0])
+    s = -sum(_unit(x[j] - x[i]) for j in nbrs)
+    if np.linalg.norm(s) < 0.1:  # substituents around it cancel: any perpendicular
+        s = np.cross(x[nbrs[0]] - x[i], [0.0, 0.0, 1.0])
+        if np.linalg.norm(s) < 1e-6:
+            s = np.cross(x[nbrs[0]] - x[i], [1.0, 0.0, 0.0])
+    return _unit(s)
+
+
+def _waters(r: float = DY_WATER_DISTANCE) -> tuple[list[int], np.ndarray]:
+    half = math.radians(WATER_HOH_DEG) / 2.0
+    z, pos = [], []
+    for k in range(5):
+        t = 2.0 * math.pi * k / 5.0
+        radial = np.array([math.cos(t), math.sin(t), 0.0])
+        o = r * radial
+        z += [8, 1, 1]
+        pos += [o, o + WATER_OH * (math.cos(half) * radial + math.sin(half) * np.array([0, 0, 1.0])),
+                o + WATER_OH * (math.cos(half) * radial - math.sin(half) * np.array([0, 0, 1.0]))]
+    return z, np.array(pos)
+
+
+def _best_rotation(lig: np.ndarray, rest: np.ndarray, skip_first: bool = True,
+                   n_angles: int = 72) -> tuple[float, np.ndarray, float]:
+    """Rotate ``lig`` about z to maximise its smallest distance to ``rest`` (its first atom,
+    the donor on the axis, left out).  Returns (angle, rotated coordinates, distance)."""
+    probe = lig[1:] if skip_first else lig
+    best = (-1.0, 0.0)
+    for k in range(n_angles):
+        t = 2.0 * math.pi * k / n_angles
+        d = _min_distance(probe @ _rot_z(t).T, rest)
+        if d > best[0] + 1e-9:
+            best = (d, t)
+    d, t = best
+    return t, lig @ _rot_z(t).T, d
+
+
+def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FMAX,
+                    steps: int = DEFAULT_STEPS, seed: int = SEED,
+                    dy_water: float = DY_WATER_DISTANCE, dy_donor: float | None = None) -> Atoms:
+    """Dy(H2O)5L2 (GAUSS-II template) with two axial ligands L = ``ligand`` (SMILES, FIRST
+    atom = donor); charge +3 + 2 q(L), multiplicity 6.
+
+    Atoms: Dy; five waters (O, H, H), O at indices 1, 4, 7, 10, 13 (azimuths 0, 72, ...
+    degrees); ligand 1 (donor on +z) and ligand 2 (donor on -z), each in RDKit order with
+    H added.  ``dy_donor`` overrides the starting Dy-donor distance
+    (:data:`DY_DONOR_DISTANCES`).  Relaxed in two stages: Dy and the five O fixed, then free.
+    Errors: ValueError for an unusable ligand (:func:`parse_ligand`), RelaxationError (with
+    the SMILES) when xTB fails, does not converge or a ligand leaves Dy."""
+    mol = parse_ligand(ligand)
+    smiles = ligand.strip()
+    q_lig = int(sum(a.GetFormalCharge() for a in mol.GetAtoms()))
+    donor = mol.GetAtomWithIdx(0)
+    sym = donor.GetSymbol()
+    if dy_donor is None:
+        dy_donor = DY_DONOR_DISTANCES[sym][0 if donor.GetFormalCharge() < 0 else 1]
+    with _quiet_rdkit():
+        if mol.GetNumAtoms() == 1 and donor.GetTotalNumHs() == 0:
+            from rdkit import Chem
+            mh, x, ff = Chem.AddHs(mol), np.zeros((1, 3)), "none"
+        else:
+            mh, confs, ff = _embed(mol, seed=seed, n_conformers=1)
+            x = confs[0]
+    zl = _numbers(mh)
+    # donor at the origin, lone pair along -z (towards Dy), then lifted to +dy_donor
+    local = (x - x[0]) @ _rotation_onto(_lone_pair_direction(x, mh, 0), [0.0, 0.0, -1.0]).T
+    l1 = local + np.array([0.0, 0.0, dy_donor])
+    zw, w = _waters(dy_water)
+    core = np.vstack([[0.0, 0.0, 0.0], w])
+    phi1, l1, d1 = _best_rotation(l1, core)
+    l2 = l1 * np.array([1.0, -1.0, -1.0])           # C2 about x: the donor goes to -z
+    phi2, l2, d2 = _best_rotation(l2, np.vstack([core, l1]))
+    atoms = Atoms(numbers=np.concatenate([[66], zw, zl, zl]), positions=np.vstack([core, l1, l2]))
+    nl = len(zl)
+    n_core = 1 + len(zw)
+    water_o = [1 + 3 * k for k in range(5)]
+    donors = water_o + [n_core, n_core + nl]
+    stages = [[FixAtoms(indices=[0] + water_o)], None]
+    return _finish(atoms, name="dy-h2o5l2", charge=DY_CHARGE + 2 * q_lig,
+                   multiplicity=DY_MULTIPLICITY, donors=donors, relax=relax, fmax=fmax,
+                   steps=steps, stages=stages, label=f"Dy(H2O)5L2 with L = {smiles}",
+                   ligand=smiles, donor_element=sym, ligand_charge=q_lig,
+                   ligand_force_field=ff, axial_indices=[n_core, n_core + nl],
+                   equatorial_indices=water_o, min_contact_A=float(min(d1, d2)))
+
+
+# ======================================================================================
+# registry
+# ======================================================================================
+#: Builders by name.  All take ``relax``, ``fmax`` and ``steps``; ``dy-h2o5l2`` also
+#: ``ligand`` (SMILES, required).
+BUILDERS: dict[str, Callable[..., Atoms]] = {
+    "fecl5": build_fecl5,
+    "fecl6": build_fecl6,
+    "cocl4": build_cocl4,
+    "co-pdms": build_co_pdms,
+    "dy-h2o5l2": build_dy_h2o5l2,
+}
+#: Builders that need a ligand SMILES.
+LIGAND_BUILDERS = frozenset({"dy-h2o5l2"})
+
+
+def build(name: str, **options) -> Atoms:
+    """Build the complex ``name`` (a key of :data:`BUILDERS`; case and ``_``/``-`` do not
+    matter) with the builder's keyword ``options`` (``relax``, ``fmax``, ``steps``,
+    ``ligand`` for ``dy-h2o5l2``, ...)."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key not in BUILDERS:
+        raise ValueError(f"unknown structure {name!r}; known: {', '.join(BUILDERS)}")
+    if key in LIGAND_BUILDERS:
+        if options.get("ligand") is None:
+            raise ValueError(f"{key} needs a ligand SMILES (its first atom the donor), "
+                             "e.g. ligand='O=P(C)(C)C'")
+    elif options.get("ligand") is not None:
+        raise ValueError(f"{key} takes no ligand (only {', '.join(sorted(LIGAND_BUILDERS))} do)")
+    else:
+        options.pop("ligand", None)
+    return BUILDERS[key](**options)
+
+
+__all__ = ["BUILDERS", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
+           "build_co_pdms", "build_dy_h2o5l2", "parse_ligand", "ligand_charge",
+           "metal_donor_distances", "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
+           "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

@@ -1,0 +1,37 @@
+"""`molmag template ...`: write commented example configurations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from molmag.cli.common import console, fail
+from molmag.labelling.templates import TEMPLATES as LABEL_TEMPLATES
+
+app = typer.Typer(help="Write commented example configuration files.", no_args_is_help=True)
+
+
+def _write(text: str, out: Optional[Path], force: bool) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if out.exists() and not force:
+        fail(f"{out} exists; use --force to overwrite it")
+    out.write_text(text)
+    console.print(f"wrote {out}")
+
+
+@app.command("label")
+def label_template(
+    system: str = typer.Option("co-pdms", "--system",
+                               help=f"One of: {', '.join(LABEL_TEMPLATES)}."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag label` configuration for the seed systems."""
+    if system not in LABEL_TEMPLATES:
+        fail(f"unknown system {system!r}; choose one of {', '.join(LABEL_TEMPLATES)}")
+    _write(LABEL_TEMPLATES[system], out, force)

@@ -1,0 +1,266 @@
+"""The ``molmag label`` configuration: where structures come from, which labels, which cluster.
+
+A YAML file validated by these pydantic models (unknown keys are refused, with the key's
+path in the message).  Relative paths are taken relative to the configuration file.
+
+.. code-block:: yaml
+
+    output: copdms.db                  # dataset written (SQLite file or any ASE db URL)
+    sources:
+      - builder: co-pdms               # a molmag builder (molmag build --help lists them)
+        sampler: {kind: displacements, deltas: [0.05, 0.1, 0.2], n: 500, seed: 0}
+      - file: extra.xyz                # or structures from a file ...
+        charge: -2
+        multiplicity: 4
+      - dataset: old.db                # ... or from a dataset
+        selection: "split=train"
+    labels:
+      xtb: {properties: [energy, forces, charges]}
+      ligand_field: {}
+    cluster: {kind: local}             # local | address | slurm | serial
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplerConfig(_Strict):
+    """How configurations are generated from a built structure.
+
+    ``displacements``: every Cartesian coordinate moved uniformly in +-delta (Angstrom), ``n``
+    per delta (Lunghi & Sanvito 2020).  ``md``: GFN2-xTB Langevin snapshots, ``n`` per
+    temperature.  ``normal-modes``: Boltzmann samples along GFN2-xTB normal modes, ``n`` per
+    temperature.  ``include_base`` keeps the unperturbed structure as a row too."""
+
+    kind: Literal["displacements", "md", "normal-modes"] = "displacements"
+    n: int = Field(500, ge=1, description="configurations per delta / per temperature")
+    deltas: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2])
+    temperatures: list[float] = Field(default_factory=lambda: [300.0])
+    interval: int = Field(10, ge=1, description="MD steps between snapshots")
+    timestep_fs: float = Field(0.5, gt=0)
+    friction_per_fs: float = Field(0.01, gt=0)
+    equilibration_steps: int = Field(200, ge=0)
+    quantum: bool = True
+    seed: int = 0
+    include_base: bool = True
+
+    @field_validator("deltas")
+    @classmethod
+    def _deltas(cls, v):
+        if not v or any(d <= 0 or d > 1.0 for d in v):
+            raise ValueError("deltas must be a non-empty list of amplitudes in (0, 1] Angstrom")
+        return v
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v):
+        if not v or any(t <= 0 for t in v):
+            raise ValueError("temperatures must be a non-empty list of positive kelvins")
+        return v
+
+    def count(self) -> int:
+        per = len(self.deltas) if self.kind == "displacements" else len(self.temperatures)
+        return per * self.n + int(self.include_base)
+
+
+class SourceConfig(_Strict):
+    """One source of structures: exactly one of ``builder``, ``file`` or ``dataset``."""
+
+    builder: str | None = None
+    ligands: list[str] | None = Field(None, description="ligand SMILES (dy-h2o5l2 builder)")
+    relax: bool = True
+    fmax: float = Field(0.05, gt=0, description="relaxation threshold, eV/Angstrom")
+    sampler: SamplerConfig | None = None
+
+    file: str | None = None
+    index: str = ":"
+    charge: int | None = None
+    multiplicity: int | None = None
+    metal_index: int | None = None
+
+    dataset: str | None = None
+    selection: str | None = None
+
+    group: str | None = Field(None, description="tag written on every row of this source")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        kinds = [k for k in ("builder", "file", "dataset") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a source needs exactly one of 'builder', 'file' or 'dataset'"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
+        if self.ligands is not None and not self.builder:
+            raise ValueError("'ligands' goes with a builder (dy-h2o5l2)")
+        if self.sampler is not None and not self.builder:
+            raise ValueError("'sampler' goes with a builder (files and datasets are used as they are)")
+        if self.ligands is not None and not self.ligands:
+            raise ValueError("'ligands' is empty")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "builder" if self.builder else "file" if self.file else "dataset"
+
+
+XTB_PROPERTIES = ("energy", "forces", "charges", "dipole", "polarizabilities")
+
+
+class XTBLabelConfig(_Strict):
+    """GFN2-xTB labels (tblite): ``properties`` from energy, forces, charges, dipole,
+    polarizabilities (D4)."""
+
+    properties: list[Literal["energy", "forces", "charges", "dipole", "polarizabilities"]] = \
+        Field(default_factory=lambda: ["energy", "forces", "charges"])
+    accuracy: float = Field(1.0, gt=0)
+    electronic_temperature: float = Field(300.0, gt=0, description="K")
+    max_iterations: int = Field(250, ge=1)
+
+
+class LigandFieldLabelConfig(_Strict):
+    """Ligand-field D tensor (molmag's AOM + Racah + SOC engine).  ``ion`` and the
+    overrides ``B``, ``C``, ``zeta`` (cm-1), ``k`` default to the engine's tables;
+    ``point_charges: xtb`` adds the field of the atoms beyond the donors with their GFN2-xTB
+    charges (needs the xtb labeller with ``charges``)."""
+
+    ion: str | None = None
+    B: float | None = None
+    C: float | None = None
+    zeta: float | None = None
+    k: float | None = None
+    point_charges: Literal["none", "xtb"] = "none"
+    outer_cutoff: float | None = Field(None, gt=0, description="Angstrom")
+
+
+class CrystalFieldLabelConfig(_Strict):
+    """Crystal-field Kramers doublets, g values and Stevens parameters (molmag's PCEM/REC
+    engine) of a lanthanide complex."""
+
+    ion: str | None = None
+    charges: Literal["rec", "formal"] = "rec"
+    shielding: bool = False
+    cutoff: float | None = Field(None, gt=0, description="Angstrom")
+
+
+class LabelsConfig(_Strict):
+    xtb: XTBLabelConfig | None = None
+    ligand_field: LigandFieldLabelConfig | None = None
+    crystal_field: CrystalFieldLabelConfig | None = None
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not self.names():
+            raise ValueError("ask for at least one of xtb, ligand_field, crystal_field")
+        if (self.ligand_field is not None and self.ligand_field.point_charges == "xtb"
+                and (self.xtb is None or "charges" not in self.xtb.properties)):
+            raise ValueError("ligand_field.point_charges: xtb needs the xtb labeller with "
+                             "'charges' in its properties")
+        return self
+
+    def names(self) -> list[str]:
+        return [n for n in ("xtb", "ligand_field", "crystal_field") if getattr(self, n) is not None]
+
+    def label_names(self, labeller: str) -> list[str]:
+        """The dataset labels a labeller writes."""
+        if labeller == "xtb":
+            return list(self.xtb.properties)
+        if labeller == "ligand_field":
+            return ["zfs_tensor"]
+        return ["kd_energies", "g_tensors", "cf_parameters"]
+
+
+class ClusterConfig(_Strict):
+    """Where the work runs.
+
+    ``local``: a Dask LocalCluster on this machine, ``n_workers`` processes (default: one per
+    core) with ``threads_per_worker`` threads each.  ``address``: an existing Dask scheduler
+    (``tcp://host:8786``).  ``slurm``: a dask-jobqueue SLURMCluster; ``slurm`` holds its
+    keyword arguments (queue, account, cores, memory, walltime, job_extra_directives, ...)
+    and ``jobs`` how many batch jobs to start.  ``serial``: no Dask, in this process (for
+    debugging)."""
+
+    kind: Literal["local", "address", "slurm", "serial"] = "local"
+    n_workers: int | None = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    address: str | None = None
+    slurm: dict[str, Any] = Field(default_factory=dict)
+    jobs: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _address(self):
+        if self.kind == "address" and not self.address:
+            raise ValueError("cluster.kind 'address' needs cluster.address (tcp://host:port)")
+        return self
+
+
+class LabelConfig(_Strict):
+    output: str = Field(..., description="dataset written: a file (SQLite) or an ASE db URL")
+    sources: list[SourceConfig] = Field(..., min_length=1)
+    labels: LabelsConfig
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    batch_size: int = Field(8, ge=1, description="structures per Dask task")
+    retry_failed: bool = Field(False, description="try again what failed in an earlier run")
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if path is None or "://" in path or Path(path).is_absolute():
+        return path
+    return str((base / path).resolve())
+
+
+def load_label_config(path: str | Path, **overrides) -> LabelConfig:
+    """Read and validate a label configuration; errors name the file and the key at fault.
+
+    ``overrides`` (from the command line) replace top-level or ``cluster`` keys:
+    ``output``, ``retry_failed``, ``batch_size``, ``n_workers``, ``address``, ``kind``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    raw = dict(raw)
+    cluster = dict(raw.get("cluster") or {})
+    for key in ("n_workers", "address", "kind"):
+        if overrides.get(key) is not None:
+            cluster[key] = overrides[key]
+    if overrides.get("address") is not None and overrides.get("kind") is None:
+        cluster["kind"] = "address"
+    if cluster:
+        raw["cluster"] = cluster
+    for key in ("output", "retry_failed", "batch_size"):
+        if overrides.get(key) is not None:
+            raw[key] = overrides[key]
+    try:
+        cfg = LabelConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"{where}: {msg}")
+        raise ValueError(f"{path}: " + "; ".join(lines)) from None
+    base = path.resolve().parent
+    cfg.output = _resolve(cfg.output, base)
+    for s in cfg.sources:
+        s.file = _resolve(s.file, base)
+        s.dataset = _resolve(s.dataset, base)
+    return cfg
+
+
+__all__ = ["SamplerConfig", "SourceConfig", "XTBLabelConfig", "LigandFieldLabelConfig",
+           "CrystalFieldLabelConfig", "LabelsConfig", "ClusterConfig", "LabelConfig",
+           "load_label_config", "XTB_PROPERTIES"]
