@@ -153,7 +153,8 @@ def test_pentagonal_bipyramid_features():
     f = pentagonal_bipyramid_features(pb)
     assert (f["Z_axial_1"], f["Z_axial_2"]) == (7, 8)
     assert f["angle_LML_axial_deg"] == pytest.approx(180 - np.degrees(np.arctan2(0.3, 2.2)))
-    assert f["MPP_eq_A"] == pytest.approx(h / np.sqrt(2)) and f["SDP_eq_A"] == pytest.approx(h * (1 + np.cos(np.pi / 5)))
+    assert f["MPP_eq_A"] == pytest.approx(h / np.sqrt(2))
+    assert f["SDP_eq_A"] == pytest.approx(h * (1 + np.cos(np.pi / 5)))
     eq = pb.positions[1:6]
     u = eq / np.linalg.norm(eq, axis=1)[:, None]
     adjacent = np.degrees(np.arccos([u[k] @ u[(k + 1) % 5] for k in range(5)]))
