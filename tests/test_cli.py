@@ -27,7 +27,8 @@ def test_version_help_and_info():
     info = json.loads(run("info", "--json").stdout)
     assert info["molmag"] == molmag.__version__
     assert info["dependencies"]["ase"] and info["dependencies"]["torch"]
-    assert "tblite" in info["optional_backends"]
+    assert info["dependencies"]["tblite"] and info["dependencies"]["rdkit"]
+    assert "lammps" in info["optional_backends"]
     assert "optional backends" in run("info").output
 
 

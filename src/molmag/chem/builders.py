@@ -351,7 +351,7 @@ def build_co_pdms(*, relax: bool = True, fmax: float = DEFAULT_FMAX,
         m, fr = _chelate_frame(x, n1, n2, ring, co_n)
         local = (x - m) @ fr.T            # coordinates in (u, v, w)
         a = local @ frame_a
-        for mirror in (False, True):
+        for mirror in (False,):
             lb = local * np.array([1.0, 1.0, -1.0]) if mirror else local
             b = lb @ frame_b
             score = min(_min_distance(a, b),

@@ -219,9 +219,11 @@ def md_snapshots(atoms: Atoms, calculator, temperatures_K: float | Sequence[floa
     Raises :class:`SamplingError`, naming the structure, the temperature and the MD step, if
     the calculator fails mid-run or the coordinates become non-finite.
     """
+    from ase.md import velocitydistribution as vd
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import (MaxwellBoltzmannDistribution, Stationary,
-                                             ZeroRotation)
+
+    # ASE >= 3.29 calls MaxwellBoltzmannDistribution thermalize_momenta (same draw)
+    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
 
     temps = [float(t) for t in np.atleast_1d(np.asarray(temperatures_K, dtype=float))]
     if any(not np.isfinite(t) or t < 0 for t in temps):
@@ -249,10 +251,10 @@ def md_snapshots(atoms: Atoms, calculator, temperatures_K: float | Sequence[floa
         work.set_constraint(constraints)
         work.calc = calculator
         if T > 0:
-            MaxwellBoltzmannDistribution(work, temperature_K=T, rng=rng)
-            Stationary(work)
+            thermalize(work, temperature_K=T, rng=rng)
+            vd.Stationary(work)
             if len(work) > 1:
-                ZeroRotation(work)
+                vd.ZeroRotation(work)
         else:
             work.set_momenta(np.zeros((len(work), 3)))
         dyn = Langevin(work, timestep=timestep_fs * units.fs, temperature_K=T,

@@ -269,12 +269,13 @@ class LabelRun:
                           "multiplicity": rec.multiplicity, "metal_index": rec.metal_index,
                           "need": need})
         self.summary.rows_in_run = len(ids)
-        self.reporter.start("label", len(ids), done=len(ids) - len(items))
         if not items:
+            self.reporter.start("label", len(ids), done=len(ids))
             return
+        ex = self._ex()
+        self.reporter.start("label", len(ids), done=len(ids) - len(items))
         bs = self.cfg.batch_size
         batches = [items[i:i + bs] for i in range(0, len(items), bs)]
-        ex = self._ex()
         threads = None if ex.kind == "serial" else self.cfg.cluster.threads_per_worker
 
         def args() -> Iterator[tuple]:
@@ -294,7 +295,7 @@ class LabelRun:
                         add[key] = {"stage": name, "reason": r["failures"][name],
                                     "item": f"row {r['id']}", "date": now_iso()}
                         self.summary.failures_new[key] = r["failures"][name]
-                    else:
+                    elif key in failures:  # succeeded on retry
                         remove.append(key)
                 self.summary.labeller_seconds["total"] = (
                     self.summary.labeller_seconds.get("total", 0.0) + r["seconds"])
