@@ -168,6 +168,17 @@ def test_md_deterministic_given_seed():
     assert not np.allclose(r1[0].positions, r4[0].positions)
 
 
+def test_md_keeps_fixed_atoms():
+    a = Icosahedron("Cu", 2)
+    a.set_constraint(FixAtoms(indices=[0]))
+    snaps = md_snapshots(a, EMT(), 300.0, 2, interval=5, timestep_fs=2.0,
+                         equilibration_steps=5)
+    for s in snaps:
+        assert np.array_equal(s.positions[0], a.positions[0])
+        assert not np.allclose(s.positions[1:], a.positions[1:])
+        assert isinstance(s.constraints[0], FixAtoms)
+
+
 def test_md_calculator_failure_names_temperature_and_step():
     a = Icosahedron("Cu", 2)
     # call 1: initial forces, call k+1: forces after step k -> call 6 fails in step 5
@@ -299,6 +310,24 @@ def test_classical_samples_equipartition(water_modes):
     # deterministic given the seed
     again = boltzmann_normal_mode_samples(m.atoms, m, T, 3, seed=1, quantum=False)
     assert np.array_equal(again[2].positions, samples[2].positions)
+
+
+def test_low_temperature_samples_follow_the_xtb_surface(water_modes):
+    """At 50 K the sampled geometries stay in the harmonic region of GFN2-xTB itself:
+    E_xTB(sample) - E_xTB(minimum) = sum_k 1/2 omega_k^2 Q_k^2 on average (measured 1.006)."""
+    from molmag.chem.xtb import XTBCalculator
+
+    m, calc = water_modes, XTBCalculator()
+    ref = m.atoms.copy()
+    ref.calc = calc
+    e0 = ref.get_potential_energy()
+    samples = boltzmann_normal_mode_samples(m.atoms, m, 50.0, 40, seed=3, quantum=False)
+    d_e = []
+    for s in samples:
+        s.calc = calc
+        d_e.append(s.get_potential_energy() - e0)
+    harm = [s.info["harmonic_energy_eV"] for s in samples]
+    assert np.mean(d_e) == pytest.approx(np.mean(harm), rel=0.03)
 
 
 def test_quantum_samples_have_wigner_width(water_modes):
