@@ -284,3 +284,42 @@ def test_cli_kill_and_resume(tmp_path):
     ds = Dataset(db)
     assert len(ds) == 40 and ds.count("has_energy=True,has_zfs_tensor=True") == 40
     assert "already labelled" in r.stdout
+
+
+# -- builder sources ------------------------------------------------------------------------
+def test_builder_with_sampler_then_resume(tmp_path):
+    src = {"builder": "cocl4", "relax": False,
+           "sampler": {"kind": "displacements", "deltas": [0.05, 0.1], "n": 3, "seed": 7}}
+    cfg = load_label_config(config(tmp_path, src))
+    s = LabelRun(cfg).run()
+    assert s.built == 1 and s.rows_added == 7 and s.labelled == 7
+    ds = Dataset(cfg.output)
+    assert ds.count("group=base") == 1
+    assert ds.count("group=disp0.05") == 3 and ds.count("group=disp0.1") == 3
+    base = next(ds.select("group=base")).atoms.positions
+    for rec in ds.select("group=disp0.1"):
+        d = rec.atoms.positions - base
+        assert np.abs(d).max() <= 0.1 and rec.tags["delta_A"] == 0.1
+        assert rec.tags["source"] == "build:cocl4" and rec.tags["builder"] == "cocl4"
+    counter = Counting()
+    s = LabelRun(cfg, executor=counter).run()
+    assert s.built == 0 and s.build_skipped == 1 and counter.structures == 0
+    assert len(ds) == 7
+
+
+def test_ligand_builds_failures_recorded(tmp_path):
+    src = {"builder": "dy-h2o5l2", "relax": False,
+           "ligands": ["O=P(C)(C)C", "C(C)C", "not a smiles"]}
+    cfg = load_label_config(config(tmp_path, src, labels={"crystal_field": {}}))
+    s = LabelRun(cfg).run()
+    assert s.built == 1 and set(s.failures_new) == {"build:dy-h2o5l2:C(C)C",
+                                                      "build:dy-h2o5l2:not a smiles"}
+    ds = Dataset(cfg.output)
+    rec = next(ds.select())
+    assert rec.tags["ligand"] == "O=P(C)(C)C" and rec.multiplicity == 6 and rec.charge == 3
+    assert len(rec.labels["kd_energies"]) == 8
+    assert rec.labels["cf_parameters"]["convention"] == "stevens"
+    fails = ds.failures()
+    assert "not a smiles" in fails["build:dy-h2o5l2:not a smiles"]["reason"]
+    s = LabelRun(cfg).run()
+    assert s.failures_skipped == 2 and s.built == 0
