@@ -181,7 +181,7 @@ def _relax_stages(atoms: Atoms, stages: list, *, fmax: float, steps: int, label:
                     f"({d0:.2f} -> {d1:.2f} Angstrom)")
     out.info.update({"relaxed": True, "relax_energy_eV": float(res.energy),
                      "relax_steps": int(total), "relax_fmax_eV_A": float(res.fmax),
-                     "relax_method": "GFN2-xTB"})
+                     "relax_fmax_target_eV_A": float(fmax), "relax_method": "GFN2-xTB"})
     if len(stage_steps) > 1:
         out.info["relax_steps_constrained"] = int(sum(stage_steps[:-1]))
     return out
@@ -323,51 +323,75 @@ def _chelate_frame(x: np.ndarray, n1: int, n2: int, ring: list[int], r_mn: float
     return mid + h * v, np.stack([u, v, np.cross(u, v)])
 
 
+#: Conformation of each sulfonamide arm of pdms2- in [Co(pdms)2]2- (degrees): torsion
+#: C(ortho, bearing the other N)-C(ipso)-N-S (the S anti to the chelate ring) and
+#: C(ipso)-N-S-C(methyl), as in the vacuum-optimised reference structure (all four arms alike,
+#: each ligand C2-symmetric).  xTB relaxes them.
+PDMS_TORSIONS_DEG = (160.0, -63.0)
+#: The two ways to put two C2-symmetric pdms2- ligands around Co: "D2" (the second ligand a
+#: proper C2 image of the first; the reference structure) or "D2d" (a mirror image: S4 axis).
+PDMS_ARRANGEMENTS = ("D2", "D2d")
+
+
+def _pdms_ligand(seed: int):
+    """pdms2- (RDKit, H added, ETKDG v3 + MMFF94) with :data:`PDMS_TORSIONS_DEG` set.
+    Returns (atomic numbers, coordinates, (N1, N2), ring atoms, force field)."""
+    from rdkit import Chem
+    from rdkit.Chem import rdMolTransforms
+
+    with _quiet_rdkit():
+        mh, confs, ff = _embed(Chem.MolFromSmiles(PDMS_SMILES), seed=seed, n_conformers=1)
+    conf = mh.GetConformer(0)
+    n_idx = [a.GetIdx() for a in mh.GetAtoms() if a.GetSymbol() == "N"]
+    ring = [a.GetIdx() for a in mh.GetAtoms() if a.GetIsAromatic()]
+    for n, other in ((n_idx[0], n_idx[1]), (n_idx[1], n_idx[0])):
+        atom = mh.GetAtomWithIdx(n)
+        ipso = next(a.GetIdx() for a in atom.GetNeighbors() if a.GetSymbol() == "C")
+        s = next(a.GetIdx() for a in atom.GetNeighbors() if a.GetSymbol() == "S")
+        ortho = next(a.GetIdx() for a in mh.GetAtomWithIdx(other).GetNeighbors()
+                     if a.GetSymbol() == "C")
+        me = next(a.GetIdx() for a in mh.GetAtomWithIdx(s).GetNeighbors()
+                  if a.GetSymbol() == "C")
+        rdMolTransforms.SetDihedralDeg(conf, ortho, ipso, n, s, PDMS_TORSIONS_DEG[0])
+        rdMolTransforms.SetDihedralDeg(conf, ipso, n, s, me, PDMS_TORSIONS_DEG[1])
+    return _numbers(mh), np.array(conf.GetPositions()), tuple(n_idx), ring, ff
+
+
 def build_co_pdms(*, relax: bool = True, fmax: float = DEFAULT_FMAX,
-                  steps: int = DEFAULT_STEPS, seed: int = SEED, n_conformers: int = 10,
+                  steps: int = DEFAULT_STEPS, seed: int = SEED, arrangement: str = "D2",
                   co_n: float = 2.0) -> Atoms:
     """[Co(pdms)2]2- (Co(II) high spin; charge -2, multiplicity 4), C16H20CoN4O8S4.
 
     Atoms: Co, then ligand A (RDKit order of :data:`PDMS_SMILES` with H added), then ligand B.
-    The four N are ``info["donor_indices"]`` (A's two first).  Geometry of the start: ligand
-    A's N in the xz plane (bisector +z), B's in the yz plane (bisector -z), Co-N ``co_n``; the
-    conformer (of ``n_conformers`` ETKDG+MMFF ones) and B's mirror image or not maximise the
-    smallest Co-ligand (non-donor) and ligand-ligand distance.  See the module docstring for
-    the relaxed geometry against the reference structure."""
-    from rdkit import Chem
-
-    with _quiet_rdkit():
-        mol = Chem.MolFromSmiles(PDMS_SMILES)
-        mh, confs, ff = _embed(mol, seed=seed, n_conformers=n_conformers)
-    z = _numbers(mh)
-    n_idx = [a.GetIdx() for a in mh.GetAtoms() if a.GetSymbol() == "N"]
-    ring = [a.GetIdx() for a in mh.GetAtoms() if a.GetIsAromatic()]
-    n1, n2 = n_idx
-    frame_a = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # u, v, w targets
-    frame_b = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    not_n = np.array([i for i in range(len(z)) if i not in n_idx])
-    best = None
-    for c, x in enumerate(confs):
-        m, fr = _chelate_frame(x, n1, n2, ring, co_n)
-        local = (x - m) @ fr.T            # coordinates in (u, v, w)
-        a = local @ frame_a
-        for mirror in (False,):
-            lb = local * np.array([1.0, 1.0, -1.0]) if mirror else local
-            b = lb @ frame_b
-            score = min(_min_distance(a, b),
-                        _min_distance(np.zeros((1, 3)), a[not_n]),
-                        _min_distance(np.zeros((1, 3)), b[not_n]))
-            if best is None or score > best[0] + 1e-9:
-                best = (score, c, mirror, a, b)
-    score, conf, mirror, a, b = best
+    The four N are ``info["donor_indices"]`` (A's two first).  Start: one ETKDG+MMFF
+    conformer of pdms2- with the arm torsions :data:`PDMS_TORSIONS_DEG`; ligand A's N in the
+    xz plane (bisector +z), B's in the yz plane (bisector -z): a pseudo-tetrahedron with
+    perpendicular chelate planes, Co-N ``co_n`` Angstrom.  ``arrangement`` "D2" (default,
+    the reference structure: B is A turned by 180 degrees about (1, 1, 0)) or "D2d" (B is
+    A's mirror image).  GFN2-xTB finds both as minima within 2 meV of each other; D2 has
+    bite angles near 82 degrees, D2d near 78.  See the module docstring for the relaxed
+    geometry against the reference structure."""
+    if arrangement not in PDMS_ARRANGEMENTS:
+        raise ValueError(f"arrangement must be one of {', '.join(PDMS_ARRANGEMENTS)}, "
+                         f"got {arrangement!r}")
+    z, x, (n1, n2), ring, ff = _pdms_ligand(seed)
+    m, fr = _chelate_frame(x, n1, n2, ring, co_n)
+    local = (x - m) @ fr.T                                  # coordinates in (u, v, w)
+    a = local @ np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    if arrangement == "D2d":
+        local = local * np.array([1.0, 1.0, -1.0])
+    b = local @ np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    not_n = np.array([i for i in range(len(z)) if i not in (n1, n2)])
+    contact = min(_min_distance(a, b), _min_distance(np.zeros((1, 3)), a[not_n]),
+                  _min_distance(np.zeros((1, 3)), b[not_n]))
     atoms = Atoms(numbers=np.concatenate([[27], z, z]),
                   positions=np.vstack([[0.0, 0.0, 0.0], a, b]))
     na = len(z)
     donors = [1 + n1, 1 + n2, 1 + na + n1, 1 + na + n2]
     return _finish(atoms, name="co-pdms", charge=-2, multiplicity=4, donors=donors,
                    relax=relax, fmax=fmax, steps=steps, label="[Co(pdms)2]2-",
-                   ligand=PDMS_SMILES, ligand_force_field=ff, ligand_conformer=int(conf),
-                   min_contact_A=float(score))
+                   ligand=PDMS_SMILES, ligand_force_field=ff, arrangement=arrangement,
+                   min_contact_A=float(contact))
 
 
 # ======================================================================================
@@ -551,7 +575,7 @@ def build(name: str, **options) -> Atoms:
             raise ValueError(f"{key} needs a ligand SMILES (its first atom the donor), "
                              "e.g. ligand='O=P(C)(C)C'")
     elif options.get("ligand") is not None:
-        raise ValueError(f"{key} takes no ligand (only {', '.join(sorted(LIGAND_BUILDERS))} do)")
+        raise ValueError(f"{key} takes no ligand (only {', '.join(sorted(LIGAND_BUILDERS))} does)")
     else:
         options.pop("ligand", None)
     return BUILDERS[key](**options)

@@ -128,6 +128,8 @@ class XTBLabelConfig(_Strict):
 class LigandFieldLabelConfig(_Strict):
     """Ligand-field D tensor (molmag's AOM + Racah + SOC engine).  ``ion`` and the
     overrides ``B``, ``C``, ``zeta`` (cm-1), ``k`` default to the engine's tables;
+    ``donors`` fixes the donor atoms (default: those the builder recorded for all samples of
+    a built structure, else found by distance on each structure);
     ``point_charges: xtb`` adds the field of the atoms beyond the donors with their GFN2-xTB
     charges (needs the xtb labeller with ``charges``)."""
 
@@ -137,6 +139,8 @@ class LigandFieldLabelConfig(_Strict):
     zeta: float | None = None
     k: float | None = None
     point_charges: Literal["none", "xtb"] = "none"
+    donors: list[int] | None = Field(None, description="donor atom indices (default: the "
+                                     "builder's donors, else found by distance per structure)")
     outer_cutoff: float | None = Field(None, gt=0, description="Angstrom")
 
 
@@ -148,6 +152,8 @@ class CrystalFieldLabelConfig(_Strict):
     charges: Literal["rec", "formal"] = "rec"
     shielding: bool = False
     cutoff: float | None = Field(None, gt=0, description="Angstrom")
+    donors: list[int] | None = Field(None, description="donor atom indices (default: the "
+                                     "builder's donors, else found per structure)")
 
 
 class LabelsConfig(_Strict):

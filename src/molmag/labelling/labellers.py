@@ -67,7 +67,8 @@ def _uhf(atoms: Atoms) -> int:
     return xtb_spin(atoms, int(atoms.info["charge"]), int(atoms.info["multiplicity"]))[1]
 
 
-def label_ligand_field(atoms: Atoms, opts: dict, cache: dict, metal_index) -> tuple[dict, dict]:
+def label_ligand_field(atoms: Atoms, opts: dict, cache: dict, metal_index,
+                       donors: list[int] | None = None) -> tuple[dict, dict]:
     from molmag.physics.ligand_field import LigandFieldCalculator
 
     kw = {k: opts.get(k) for k in ("ion", "B", "C", "zeta", "k")}
@@ -78,7 +79,8 @@ def label_ligand_field(atoms: Atoms, opts: dict, cache: dict, metal_index) -> tu
         kw["outer_charges"] = cache["xtb_charges"]
         kw["outer_cutoff"] = opts.get("outer_cutoff")
     calc = LigandFieldCalculator(metal_index=metal_index, charge=atoms.info["charge"],
-                                 multiplicity=atoms.info["multiplicity"], **kw)
+                                 multiplicity=atoms.info["multiplicity"],
+                                 donors=opts.get("donors") or donors, **kw)
     t = calc.get_property("zfs_tensor", atoms)
     info = calc.info
     params = {"ion": info.get("ion"), "ion_from": info.get("ion_from"),
@@ -91,12 +93,14 @@ def label_ligand_field(atoms: Atoms, opts: dict, cache: dict, metal_index) -> tu
     return {"zfs_tensor": np.asarray(t)}, {"zfs_tensor": prov}
 
 
-def label_crystal_field(atoms: Atoms, opts: dict, cache: dict, metal_index) -> tuple[dict, dict]:
+def label_crystal_field(atoms: Atoms, opts: dict, cache: dict, metal_index,
+                        donors: list[int] | None = None) -> tuple[dict, dict]:
     from molmag.physics.crystal_field import CrystalFieldCalculator
 
     calc = CrystalFieldCalculator(ion=opts.get("ion"), charges=opts.get("charges", "rec"),
                                   shielding=bool(opts.get("shielding", False)),
-                                  cutoff=opts.get("cutoff"), metal_index=metal_index)
+                                  cutoff=opts.get("cutoff"), metal_index=metal_index,
+                                  donors=opts.get("donors") or donors)
     kd = calc.get_property("kd_energies", atoms)
     g = calc.get_property("g_tensors", atoms)
     cf = calc.get_property("cf_parameters", atoms)
@@ -128,9 +132,11 @@ def label_one(item: dict, spec: dict[str, dict]) -> dict:
             if name == "xtb":
                 lab, prov = label_xtb(atoms, spec[name], cache)
             elif name == "ligand_field":
-                lab, prov = label_ligand_field(atoms, spec[name], cache, item.get("metal_index"))
+                lab, prov = label_ligand_field(atoms, spec[name], cache, item.get("metal_index"),
+                                               item.get("donors"))
             else:
-                lab, prov = label_crystal_field(atoms, spec[name], cache, item.get("metal_index"))
+                lab, prov = label_crystal_field(atoms, spec[name], cache, item.get("metal_index"),
+                                                item.get("donors"))
         except Exception as exc:  # recorded per structure and labeller, never fatal
             failures[name] = _short(exc)
             continue

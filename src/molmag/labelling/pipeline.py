@@ -121,6 +121,10 @@ def build_and_sample(builder: str, ligand: str | None, relax: bool, fmax: float,
             opts["ligand"] = ligand
         atoms = build(builder, **opts)
         base_tags = {"builder": builder}
+        if atoms.info.get("donor_indices") is not None:
+            # the donors of the built structure are the donors of all its samples, however
+            # far a displacement moves other atoms towards the metal
+            base_tags["donors"] = ",".join(str(int(i)) for i in atoms.info["donor_indices"])
         if ligand is not None:
             base_tags["ligand"] = ligand
         rows = []
@@ -141,6 +145,17 @@ def _row(atoms: Atoms, tags: dict) -> dict:
             "charge": int(info["charge"]), "multiplicity": int(info["multiplicity"]),
             "metal_index": info.get("metal_index"),
             "tags": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in tags.items()}}
+
+
+def _donors_tag(rec: Record) -> list[int] | None:
+    text = rec.tags.get("donors")
+    if not text:
+        return None
+    try:
+        return [int(x) for x in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"row {rec.id}: tag donors={text!r} is not a list of atom indices") \
+            from None
 
 
 def _record(row: dict, source: str) -> Record:
@@ -267,7 +282,7 @@ class LabelRun:
             items.append({"id": rid, "hash": rec.hash, "numbers": rec.atoms.numbers,
                           "positions": rec.atoms.positions, "charge": rec.charge,
                           "multiplicity": rec.multiplicity, "metal_index": rec.metal_index,
-                          "need": need})
+                          "donors": _donors_tag(rec), "need": need})
         self.summary.rows_in_run = len(ids)
         if not items:
             self.reporter.start("label", len(ids), done=len(ids))
