@@ -22,6 +22,20 @@ from molmag.physics.ligand_field import LigandFieldCalculator
 TETRAHEDRAL = math.degrees(math.acos(-1.0 / 3.0))  # 109.47
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_openmp_thread():
+    """xTB (tblite, OpenMP) on one thread in this module: on a small shared machine an
+    OpenMP team that spin-waits for a busy core makes each SCF 10-20x slower."""
+    try:
+        import tblite.interface  # noqa: F401  (loads libgomp, so that it can be limited)
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
 def angles(atoms, m, donors):
     return {(i, j): atoms.get_angle(i, m, j) for i, j in itertools.combinations(donors, 2)}
 
@@ -115,8 +129,8 @@ def test_cocl4_tetrahedron():
     for v in angles(a, 0, range(1, 5)).values():
         assert v == pytest.approx(TETRAHEDRAL, abs=0.5)
     a.calc = LigandFieldCalculator()
-    assert a.calc.model.ion == "Co2+"
     assert a.calc.get_property("zfs_D", a) == pytest.approx(0.0, abs=1e-6)  # Td: no ZFS
+    assert a.calc.model.ion == "Co2+"
 
 
 # --- [Co(pdms)2]2- ------------------------------------------------------------------------

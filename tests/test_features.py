@@ -289,3 +289,25 @@ def test_copdms_md_frames(shared_data):
     assert 1.95 < d.mean() < 2.05
     assert 75 < ang.mean() < 90  # five-membered N-C-C-N chelate rings: well below the tetrahedral 109.5
     assert 0.5 < q.mean() < 1.0 and 0.5 < q.min() and q.max() < 1.0  # between square plane and Td
+
+
+def test_donors_first_and_tag_keep_the_reference_donors():
+    """A displaced non-donor moving into bonding range is not a donor of a sample."""
+    from ase import Atoms
+
+    from molmag.chem.features import features_table
+    from molmag.io.records import Record
+
+    v = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    ref = Atoms("CoCl4Ar", positions=np.vstack([[0, 0, 0], 2.28 * v, [[0, 0, 4.5]]]))
+    near = ref.copy()
+    near.positions[5] = [0, 0, 2.3]
+    assert [r["n_donors"] for r in features_table([ref, near])] == [4, 5]
+    assert [r["n_donors"] for r in features_table([ref, near], donors="first")] == [4, 4]
+    assert [r["n_donors"] for r in features_table([near], donors=[1, 2, 3, 4])] == [4]
+    recs = [Record(a, charge=-2, multiplicity=4, tags={"donors": "1,2,3,4"}) for a in (ref, near)]
+    rows = features_table(recs)
+    assert [r["n_donors"] for r in rows] == [4, 4]
+    assert rows[0]["q_tet"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="donors must be"):
+        features_table([ref], donors="nearest")

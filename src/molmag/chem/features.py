@@ -308,26 +308,50 @@ def structure_features(atoms: Atoms, metal_index: int | None = None,
 
 
 def features_table(records_or_atoms: Iterable, metal_index: int | None = None,
-                   names: Sequence[str] | None = None) -> list[dict]:
+                   names: Sequence[str] | None = None,
+                   donors: str | Sequence[int] = "auto") -> list[dict]:
     """:func:`structure_features` of many structures (``ase.Atoms`` or records with ``.atoms``
     and ``.metal_index``; ``metal_index`` overrides theirs), one dict per structure, in order.
 
-    Donors and ligand pairs are found per structure; the geometry is computed at once for all
-    structures that share elements, metal, donors and ligand pairs.  Errors name the structure
-    (``names[i]``, default its position).
+    ``donors``: ``"auto"`` finds donors and ligand pairs on each structure, except for records
+    tagged ``donors="i,j,..."`` (samples of a built structure: see ``molmag label``), whose
+    donors are the tag's and whose ligand pairs are those of the first structure with that
+    tag; ``"first"`` takes donors and pairs from the first structure for all (frames of one
+    complex: displacements, MD), so that a displaced non-donor never becomes a donor; a list
+    of indices fixes them for all.  The geometry is computed at once for all structures that
+    share elements, metal, donors and ligand pairs.  Errors name the structure (``names[i]``,
+    default its position).
     """
+    if isinstance(donors, str) and donors not in ("auto", "first"):
+        raise ValueError(f"donors must be 'auto', 'first' or a list of indices, got {donors!r}")
+    fixed = None if isinstance(donors, str) else [int(i) for i in donors]
+    topology: dict = {}  # (tag or "first") -> (donors, pairs)
     groups: dict[tuple, list[int]] = {}
     vecs, zs, pairs_of = [], {}, {}
     for n, item in enumerate(records_or_atoms):
         atoms = getattr(item, "atoms", item)
+        tag = (getattr(item, "tags", None) or {}).get("donors")
         try:
             m = _metal(atoms, metal_index if metal_index is not None
                        else getattr(item, "metal_index", None))
-            d = _donors(atoms, m, None)
-            pairs = _intra_pairs(atoms, m, d)
+            if fixed is not None or donors == "first":
+                key0 = "first"
+                given = fixed
+            elif tag:
+                key0 = ("tag", str(tag))
+                given = [int(x) for x in str(tag).split(",")]
+            else:
+                key0, given = None, None
+            if key0 is not None and key0 in topology:
+                d, pairs = topology[key0]
+            else:
+                d = _donors(atoms, m, given)
+                pairs = _intra_pairs(atoms, m, d)
+                if key0 is not None:
+                    topology[key0] = (d, pairs)
         except ValueError as exc:
             raise ValueError(f"structure {names[n] if names is not None else n}: {exc}") from None
-        key = (atoms.numbers[d].tobytes(), tuple(pairs))
+        key = (atoms.numbers[d].tobytes(), d.tobytes() if key0 is not None else b"", tuple(pairs))
         groups.setdefault(key, []).append(n)
         vecs.append(_vectors(atoms, m, d))
         zs[key], pairs_of[key] = atoms.numbers[d], pairs

@@ -27,7 +27,7 @@ def _is_dataset(source: str) -> bool:
     return "://" in source or source.endswith(".db")
 
 
-def _read(source: str, selection: Optional[str], metal_index: Optional[int]):
+def _read(source: str, selection: Optional[str], metal_index: Optional[int], donors="auto"):
     """(id column name, ids, formulas, feature rows) of the structures in ``source``."""
     if _is_dataset(source):
         from molmag.io import Dataset
@@ -37,7 +37,7 @@ def _read(source: str, selection: Optional[str], metal_index: Optional[int]):
             fail(f"{source}: no rows" + (f" match {selection!r}" if selection else ""))
         ids = [r.id for r in records]
         names = [f"row {i} of {source}" for i in ids]
-        rows = features_table(records, metal_index=metal_index, names=names)
+        rows = features_table(records, metal_index=metal_index, names=names, donors=donors)
         return "id", ids, [r.formula for r in records], rows
     if selection:
         fail("--select applies to datasets (.db files and database URLs) only")
@@ -52,7 +52,7 @@ def _read(source: str, selection: Optional[str], metal_index: Optional[int]):
     if not frames:
         fail(f"{source}: no structures")
     names = [f"frame {i} of {source}" for i in range(len(frames))]
-    rows = features_table(frames, metal_index=metal_index, names=names)
+    rows = features_table(frames, metal_index=metal_index, names=names, donors=donors)
     return "frame", list(range(len(frames))), [a.get_chemical_formula() for a in frames], rows
 
 
@@ -89,16 +89,25 @@ def features(
                                             help='ASE selection for datasets, e.g. "split=train".'),
     metal_index: Optional[int] = typer.Option(None, "--metal-index", help="Index of the metal "
                                               "(default: the only d/f-block atom, or the row's)."),
+    donors: str = typer.Option("auto", "--donors",
+                               help="auto: per structure (rows tagged donors=... by molmag "
+                                    "label use their tag); first: the first structure's "
+                                    "donors for all frames; or indices, e.g. 9,10,11,12."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (all rows and the summary)."),
 ):
     """Metal-donor distances (Angstrom), tetrahedral order parameter q, intraligand and
     pentagonal-bipyramid angles (degrees), MPP/SDP (Angstrom) of each structure.
 
-    Donors are the non-hydrogen atoms within 1.2 x the sum of covalent radii of the metal.
-    With more than 20 structures the summary statistics are printed; --out writes every row.
+    Donors are the non-hydrogen atoms within 1.2 x the sum of covalent radii of the metal
+    (see --donors for displaced frames of one complex).  With more than 20 structures the summary statistics are printed; --out writes every row.
     """
+    if donors not in ("auto", "first"):
+        try:
+            donors = [int(x) for x in donors.split(",")]
+        except ValueError:
+            fail(f"--donors {donors!r}: use auto, first or comma-separated atom indices")
     with user_errors():
-        id_name, ids, formulas, rows = _read(source, selection, metal_index)
+        id_name, ids, formulas, rows = _read(source, selection, metal_index, donors)
     if out is not None:
         try:
             _write_csv(out, id_name, ids, formulas, rows)
