@@ -150,6 +150,14 @@ def co_pdms():
     return build("co-pdms")
 
 
+def test_pdms_smiles_is_the_dianion_of_h2pdms():
+    from rdkit import Chem
+    from rdkit.Chem.rdMolDescriptors import CalcMolFormula
+
+    assert CalcMolFormula(Chem.MolFromSmiles(builders.H2PDMS_SMILES)) == "C8H12N2O4S2"
+    assert CalcMolFormula(Chem.MolFromSmiles(builders.PDMS_SMILES)) == "C8H10N2O4S2-2"
+
+
 def test_co_pdms_template():
     a = build("co-pdms", relax=False)
     _common(a, "co-pdms", "C16H20CoN4O8S4", -2, 4, relaxed=False)
@@ -372,7 +380,8 @@ def test_cli_build_dy_no_relax(cli, tmp_path):
     (rec,) = list(read_records(out))
     assert (rec.charge, rec.multiplicity, rec.metal_index) == (1, 6, 0)
     assert rec.labels == {}
-    assert read(out).info["ligand"] == "[O-]c1ccccc1"
+    info = read(out).info
+    assert info["ligand"] == "[O-]c1ccccc1" and list(info["donors"]) == [1, 4, 7, 10, 13, 16, 28]
 
 
 @pytest.mark.parametrize("args, message", [

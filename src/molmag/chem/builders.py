@@ -15,10 +15,14 @@ Every builder returns an :class:`ase.Atoms` with the metal first and ``atoms.inf
 ``relax_energy_eV``        GFN2-xTB energy of the relaxed structure (eV) (relaxed only)
 ``relax_steps``            optimiser steps, all stages together (relaxed only)
 ``relax_fmax_eV_A``        largest residual force (eV/Angstrom) on the free atoms
+``relax_fmax_target_eV_A`` the convergence threshold used (eV/Angstrom)
 =========================  ===============================================================
 
-and, for ``dy-h2o5l2``, ``ligand`` (the SMILES), ``donor_element``, ``ligand_charge`` and
-``relax_steps_constrained`` (the first, constrained stage).
+and, for ``dy-h2o5l2``, ``ligand`` (the SMILES), ``donor_element``, ``ligand_charge``,
+``axial_indices``, ``equatorial_indices`` (the water O), ``min_contact_A`` (smallest
+ligand-rest distance of the start) and ``relax_steps_constrained`` (the first, constrained
+stage); for ``co-pdms`` ``ligand``, ``arrangement`` and ``min_contact_A``; for ``fecl6``
+``prism_constrained``.
 
 Builders (:data:`BUILDERS`; :func:`build` is the entry point by name):
 
@@ -27,28 +31,33 @@ Builders (:data:`BUILDERS`; :func:`build` is the entry point by name):
     Start: Fe-Cl 2.30 (axial) / 2.25 (equatorial) Angstrom.  The symmetric start keeps D3h
     under GFN2-xTB; xTB gives Fe-Cl(ax) ~2.51 and Fe-Cl(eq) ~2.27 Angstrom.
 ``fecl6``
-    [FeCl6]3-, trigonal prism (D3h), Fe(III) high spin: charge -3, multiplicity 6.  A free
-    relaxation would take the prism towards the octahedron (twist 60 degrees), so by default
+    [FeCl6]3-, trigonal prism (D3h), Fe(III) high spin: charge -3, multiplicity 6.
+    GFN2-xTB puts the octahedron 0.40 eV below the prism; the D3h prism is a stationary
+    point that a small distortion (0.05 Angstrom) relaxes back to but a larger one (0.15
+    Angstrom) leaves for the octahedron (twist 60 degrees).  So by default
     (``keep_prism=True``) each Cl moves only in its vertical plane through the C3 axis
-    (:class:`ase.constraints.FixedPlane`, Fe fixed): the twist between the two Cl3
-    triangles stays 0 while the Fe-Cl distances and the polar angle relax.  The result is
-    therefore a constrained minimum, not a stationary point of the free ion;
-    ``keep_prism=False`` relaxes freely (a symmetric prism may stay a prism - a saddle
-    point - or fall to an octahedron).
+    (:class:`ase.constraints.FixedPlane`, Fe fixed): the twist between the two Cl3 triangles
+    stays exactly 0 while the Fe-Cl distances and the polar angle relax (xTB: Fe-Cl 2.525
+    Angstrom, Cl-Fe-Cl between the triangles 78 degrees).  ``keep_prism=False`` relaxes
+    freely; from the symmetric start it ends on the same prism.
 ``cocl4``
-    [CoCl4]2-, tetrahedron (Td), Co(II) high spin: charge -2, multiplicity 4.
+    [CoCl4]2-, tetrahedron (Td), Co(II) high spin: charge -2, multiplicity 4 (xTB: Co-Cl
+    2.263 Angstrom).
 ``co-pdms``
     [Co(pdms)2]2-, pdms2- = doubly deprotonated 1,2-bis(methanesulfonamido)benzene
     (H2pdms :data:`H2PDMS_SMILES`): C16H20CoN4O8S4, charge -2, multiplicity 4.  The dianion
-    is embedded with RDKit (ETKDG v3, fixed seed, MMFF94 pre-optimised conformers); two
-    ligands chelate Co with the four N in a D2d-like pseudo-tetrahedron (Co-N 2.0 Angstrom,
-    the chelate planes perpendicular), conformer and the handedness of the second ligand
-    chosen to maximise the smallest contact between the ligands and Co; then GFN2-xTB.
-    Measured (GFN2-xTB, fmax 0.05 eV/Angstrom): Co-N 1.98-1.99 Angstrom (mean 1.987),
-    intraligand N-Co-N 85.0 and 85.0 degrees, interligand 120.5-123.7 degrees; frame 0 of
-    ``copdms_configurations_1200.xyz`` (vacuum optimum plus random distortions) has Co-N
-    1.950-2.173 (mean 2.025) Angstrom, intraligand 82.6 and 83.0 degrees, interligand
-    120.5-127.3 degrees.  About 60 steps, ~15-20 s on 2 cores.
+    is embedded with RDKit (ETKDG v3, fixed seed, MMFF94), its two arms set to the torsions
+    of :data:`PDMS_TORSIONS_DEG`; two ligands chelate Co with the four N in a pseudo-
+    tetrahedron (Co-N 2.0 Angstrom, chelate planes perpendicular; the D2 arrangement of the
+    reference structure, or ``arrangement="D2d"``); then GFN2-xTB.
+    Measured (GFN2-xTB, fmax 0.05 eV/Angstrom, 37 steps, ~12 s on one core): Co-N 2.026,
+    2.019, 2.026, 2.019 Angstrom (mean 2.022); intraligand N-Co-N 81.0 and 81.0 degrees;
+    interligand 124.1, 125.5, 125.5, 126.3 degrees.  Frame 0 of
+    ``copdms_configurations_1200.xyz`` (vacuum optimum plus random distortions): Co-N 2.001,
+    1.950, 1.975, 2.173 (mean 2.025) Angstrom; intraligand 82.6 and 83.0; interligand 120.5,
+    123.7, 125.4, 127.3 degrees.  That frame relaxed with GFN2-xTB ends 0.7 meV lower, Co-N
+    2.013-2.018 Angstrom, intraligand 81.7 degrees: the same minimum.  ``arrangement="D2d"``
+    (66 steps): Co-N 2.019-2.031 Angstrom, intraligand 79.8/79.9 degrees, 18 meV lower.
 ``dy-h2o5l2``
     Dy(H2O)5L2 after the GAUSS-II template (Khatibi et al. 2026, Methods and Fig. 1): five
     equatorial waters, O in the xy plane at 72 degrees and 2.40 Angstrom, their H pointing
@@ -58,7 +67,11 @@ Builders (:data:`BUILDERS`; :func:`build` is the entry point by name):
     away), each rotated about z to maximise the smallest distance to the rest.  Relaxation
     in two stages as in the paper: Dy and the five equatorial O fixed (planar, 72 degrees;
     :class:`ase.constraints.FixAtoms`), then free.  Charge = +3 + 2 x (formal charge of L,
-    RDKit); multiplicity 6 (Dy(III) 4f9, S = 5/2).
+    RDKit); multiplicity 6 (Dy(III) 4f9, S = 5/2).  Measured (one core): L = OPMe3 30
+    steps, 2.3 s; phenolate 28 steps, 2.3 s; the paper's tBuPO(NHiPr)2 98 steps, 44 s.  The
+    equatorial O stay planar at 72 +/- 1 degrees for these; a flat donor whose ortho H meet
+    the water H (pyridine) tilts the waters in the free stage (O plane off by ~0.3 Angstrom,
+    one gap 68.5 degrees).
 
 ``relax=False`` returns the (deterministic) starting geometry without calling xTB.
 """
@@ -72,7 +85,6 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms, FixedPlane
-from ase.data import covalent_radii
 
 from molmag.chem.xtb import RelaxationError, XTBCalculator, relax as xtb_relax
 
@@ -368,9 +380,9 @@ def build_co_pdms(*, relax: bool = True, fmax: float = DEFAULT_FMAX,
     xz plane (bisector +z), B's in the yz plane (bisector -z): a pseudo-tetrahedron with
     perpendicular chelate planes, Co-N ``co_n`` Angstrom.  ``arrangement`` "D2" (default,
     the reference structure: B is A turned by 180 degrees about (1, 1, 0)) or "D2d" (B is
-    A's mirror image).  GFN2-xTB finds both as minima within 2 meV of each other; D2 has
-    bite angles near 82 degrees, D2d near 78.  See the module docstring for the relaxed
-    geometry against the reference structure."""
+    A's mirror image).  GFN2-xTB finds both as minima, D2d 18 meV lower with bite angles
+    near 80 degrees against 81 for D2.  See the module docstring for the relaxed geometry
+    against the reference structure."""
     if arrangement not in PDMS_ARRANGEMENTS:
         raise ValueError(f"arrangement must be one of {', '.join(PDMS_ARRANGEMENTS)}, "
                          f"got {arrangement!r}")

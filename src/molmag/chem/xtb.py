@@ -104,6 +104,7 @@ class XTBCalculator(Calculator):
         super().__init__(**kwargs)
         self._tb = None
         self._tb_key = None
+        self._work: Atoms | None = None
         self.attempts: list[dict] = []
         self.retried = False
 
@@ -125,6 +126,7 @@ class XTBCalculator(Calculator):
             self._tb = TBLite(**{**base, **settings}, charge=charge,
                               multiplicity=uhf + 1, verbosity=0)
             self._tb_key = key
+            self._work = None
         return self._tb
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -135,9 +137,18 @@ class XTBCalculator(Calculator):
         self.attempts, self.retried, errors = [], False, []
         for k, settings in enumerate(tries):
             tb = self._tblite(settings, charge, uhf)
-            work = Atoms(numbers=atoms.numbers, positions=atoms.positions)
+            # Same atoms as the previous call (a relaxation or MD step): only the positions
+            # changed, so tblite restarts the SCF from the previous wavefunction.
+            same = (self._work is not None and tb.atoms is not None
+                    and np.array_equal(self._work.numbers, atoms.numbers))
+            if same:
+                self._work.positions = atoms.positions
+                changes = ["positions"]
+            else:
+                self._work = Atoms(numbers=atoms.numbers, positions=atoms.positions)
+                changes = list(all_changes)
             try:
-                tb.calculate(work, ["energy", "forces", "charges", "dipole"], all_changes)
+                tb.calculate(self._work, ["energy", "forces", "charges", "dipole"], changes)
                 res = tb.results
                 if not np.isfinite(res["energy"]) or not np.all(np.isfinite(res["forces"])):
                     raise CalculationFailed("non-finite energy or forces")
@@ -146,6 +157,7 @@ class XTBCalculator(Calculator):
                 errors.append(msg)
                 self.attempts.append({"settings": settings, "error": msg})
                 self._tb = None  # a failed tblite object is not reused
+                self._work = None
                 continue
             self.attempts.append({"settings": settings, "error": None})
             self.retried = k > 0

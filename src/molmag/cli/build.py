@@ -37,6 +37,8 @@ def _write(atoms, out: Path) -> None:
     record = Record(atoms, charge=info["charge"], multiplicity=info["multiplicity"],
                     metal_index=info["metal_index"], labels=labels, provenance=provenance)
     frame = record_to_atoms(record)
+    if info.get("donor_indices") is not None:   # the donor atoms, as indices
+        frame.info["donors"] = [int(i) for i in info["donor_indices"]]
     for key in ("name", "ligand", "donor_element", "ligand_charge", "relaxed", "relax_steps",
                 "relax_steps_constrained", "relax_fmax_eV_A", "arrangement",
                 "prism_constrained"):

@@ -11,6 +11,7 @@ from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
 from molmag.cli import orca as orca_cli
 from molmag.cli import template as template_cli
+from molmag.cli.build import build
 from molmag.cli.features import features
 from molmag.cli.info import info
 from molmag.cli.label import label
@@ -44,6 +45,7 @@ def main(
 app.command("info")(info)
 app.command("zfs")(zfs)
 app.command("parse")(parse)
+app.command("build")(build)
 app.command("label")(label)
 app.command("features")(features)
 app.add_typer(data_cli.app, name="data")
