@@ -323,3 +323,34 @@ def test_ligand_builds_failures_recorded(tmp_path):
     assert "not a smiles" in fails["build:dy-h2o5l2:not a smiles"]["reason"]
     s = LabelRun(cfg).run()
     assert s.failures_skipped == 2 and s.built == 0
+
+
+# -- clusters ------------------------------------------------------------------------------
+def test_existing_scheduler_address(tmp_path, frames_file):
+    from distributed import LocalCluster
+
+    path, _ = frames_file
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster:
+        cfg = load_label_config(config(tmp_path, {"file": str(path)},
+                                       labels={"ligand_field": {}}),
+                                address=cluster.scheduler_address)
+        assert cfg.cluster.kind == "address"
+        s = LabelRun(cfg).run()
+    assert s.labelled == 6 and s.workers == 1
+
+
+def test_slurm_job_script_from_config(tmp_path):
+    from molmag.labelling.cluster import slurm_cluster
+    from molmag.labelling.config import ClusterConfig
+
+    cfg = ClusterConfig(kind="slurm", jobs=2, threads_per_worker=2,
+                        slurm={"queue": "compute", "account": "smm", "cores": 8,
+                               "memory": "16GB", "walltime": "02:00:00"})
+    with slurm_cluster(cfg) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p compute" in script and "#SBATCH -A smm" in script
+    assert "#SBATCH -t 02:00:00" in script and "export OMP_NUM_THREADS=2" in script
+    assert "--nworkers 4" in script  # 8 cores / 2 threads per worker
+    with pytest.raises(ValueError, match="cluster.slurm"):
+        slurm_cluster(ClusterConfig(kind="slurm", slurm={"no_such_option": 1}))

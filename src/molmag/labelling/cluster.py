@@ -20,6 +20,9 @@ class Executor:
     def n_workers(self) -> int:
         return 1
 
+    def dashboard(self) -> str | None:
+        return None
+
     def map_unordered(self, fn: Callable, tasks: Iterable[tuple[Any, tuple]],
                       done: Callable[[Any, Any], None],
                       failed: Callable[[Any, BaseException], None]) -> None:
@@ -46,6 +49,12 @@ class DaskExecutor(Executor):
 
     def n_workers(self) -> int:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def dashboard(self) -> str | None:
+        try:
+            return self.client.dashboard_link
+        except Exception:  # no dashboard (bokeh missing, disabled)
+            return None
 
     def map_unordered(self, fn, tasks, done, failed) -> None:
         from distributed import as_completed
@@ -87,6 +96,26 @@ class DaskExecutor(Executor):
                 self.cluster.close()
 
 
+def slurm_cluster(cfg: ClusterConfig):
+    """The dask-jobqueue SLURMCluster of ``cfg.slurm`` (no jobs submitted yet; its
+    ``job_script()`` shows what ``sbatch`` will get).  Defaults: one core, 4 GB, one hour,
+    one worker process per core, ``OMP_NUM_THREADS`` set to ``threads_per_worker``."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise ValueError("cluster.kind slurm needs dask-jobqueue: pip install dask-jobqueue") \
+            from None
+    kw = {"cores": 1, "memory": "4GB", "walltime": "01:00:00",
+          "scheduler_options": {"dashboard_address": ":0"}, **cfg.slurm}
+    kw.setdefault("processes", max(1, int(kw["cores"]) // cfg.threads_per_worker))
+    prologue = list(kw.pop("job_script_prologue", []))
+    prologue.append(f"export OMP_NUM_THREADS={cfg.threads_per_worker}")
+    try:
+        return SLURMCluster(job_script_prologue=prologue, **kw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cluster.slurm: {exc}") from None
+
+
 def open_executor(cfg: ClusterConfig) -> Executor:
     """An executor for ``cfg``: ``serial``, a Dask LocalCluster (``local``, one worker process
     per core by default, BLAS/OpenMP limited to ``threads_per_worker``), an existing
@@ -103,15 +132,7 @@ def open_executor(cfg: ClusterConfig) -> Executor:
             raise ValueError(f"cannot reach the Dask scheduler at {cfg.address}: {exc}") from None
         return DaskExecutor(client)
     if cfg.kind == "slurm":
-        try:
-            from dask_jobqueue import SLURMCluster
-        except ImportError:
-            raise ValueError("cluster.kind slurm needs dask-jobqueue: pip install dask-jobqueue") \
-                from None
-        try:
-            cluster = SLURMCluster(**cfg.slurm)
-        except TypeError as exc:
-            raise ValueError(f"cluster.slurm: {exc}") from None
+        cluster = slurm_cluster(cfg)
         cluster.scale(jobs=cfg.jobs)
         return DaskExecutor(Client(cluster), cluster)
     from distributed import LocalCluster
@@ -124,9 +145,9 @@ def open_executor(cfg: ClusterConfig) -> Executor:
                           "distributed.worker.daemon": False,
                           "distributed.logging.distributed": "error"}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker,
-                               processes=True, dashboard_address=None, silence_logs=40)
+                               processes=True, dashboard_address=":0", silence_logs=40)
         client = Client(cluster)
     return DaskExecutor(client, cluster)
 
 
-__all__ = ["Executor", "DaskExecutor", "open_executor"]
+__all__ = ["Executor", "DaskExecutor", "open_executor", "slurm_cluster"]

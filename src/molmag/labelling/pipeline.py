@@ -340,6 +340,9 @@ class LabelRun:
             self._executor = open_executor(self.cfg.cluster)
             self._own_executor = True
             self.summary.workers = self._executor.n_workers()
+            link = self._executor.dashboard()
+            self.reporter.message(f"{self.summary.workers} worker(s)"
+                                  + (f"; Dask dashboard: {link}" if link else ""))
         return self._executor
 
     def run(self) -> RunSummary:
