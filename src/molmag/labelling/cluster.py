@@ -145,7 +145,7 @@ def open_executor(cfg: ClusterConfig) -> Executor:
                           "distributed.worker.daemon": False,
                           "distributed.logging.distributed": "error"}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker,
-                               processes=True, dashboard_address=":0", silence_logs=40)
+                               processes=True, dashboard_address=":0", silence_logs=50)
         client = Client(cluster)
     return DaskExecutor(client, cluster)
 
