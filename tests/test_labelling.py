@@ -354,3 +354,23 @@ def test_slurm_job_script_from_config(tmp_path):
     assert "--nworkers 4" in script  # 8 cores / 2 threads per worker
     with pytest.raises(ValueError, match="cluster.slurm"):
         slurm_cluster(ClusterConfig(kind="slurm", slurm={"no_such_option": 1}))
+
+
+def test_md_and_normal_mode_samplers(tmp_path):
+    src_md = {"builder": "cocl4", "sampler": {"kind": "md", "temperatures": [300.0], "n": 2,
+                                              "interval": 2, "equilibration_steps": 4,
+                                              "include_base": False}}
+    src_nm = {"builder": "fecl5", "sampler": {"kind": "normal-modes", "temperatures": [100.0],
+                                              "n": 3, "seed": 1}}
+    p = config(tmp_path, src_md, labels={"xtb": {"properties": ["energy"]}})
+    raw = yaml.safe_load(p.read_text())
+    raw["sources"].append(src_nm)
+    p.write_text(yaml.safe_dump(raw))
+    s = LabelRun(load_label_config(p)).run()
+    assert s.built == 2 and not s.failures_new
+    ds = Dataset(tmp_path / "out.db")
+    assert ds.count("group=md300K") == 2 and ds.count("group=base") == 1
+    assert ds.count("group=nm100K") == 3 and ds.count("has_energy=True") == 6
+    for rec in ds.select("group=md300K"):
+        assert rec.tags["temperature_K"] == 300.0 and rec.tags["builder"] == "cocl4"
+        assert rec.tags["kinetic_temperature_K"] > 0
