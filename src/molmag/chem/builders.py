@@ -148,18 +148,6 @@ def _min_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min())
 
 
-def metal_donor_distances(atoms: Atoms) -> dict[int, float]:
-    """Distances (Angstrom) from the metal (``info["metal_index"]``, default 0) to its donors
-    (``info["donor_indices"]``, default: non-H atoms bonded to it), by donor index."""
-    from molmag.physics.elements import bonded_neighbours
-
-    m = int(atoms.info.get("metal_index", 0))
-    donors = atoms.info.get("donor_indices")
-    if donors is None:
-        donors = [j for j in bonded_neighbours(atoms, m) if atoms.numbers[j] != 1]
-    return {int(j): float(atoms.get_distance(m, int(j))) for j in np.atleast_1d(donors)}
-
-
 # ======================================================================================
 # relaxation
 # ======================================================================================
@@ -595,5 +583,5 @@ def build(name: str, **options) -> Atoms:
 
 __all__ = ["BUILDERS", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
            "build_co_pdms", "build_dy_h2o5l2", "parse_ligand", "ligand_charge",
-           "metal_donor_distances", "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
+           "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

@@ -40,7 +40,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist, squareform
 
-from molmag.physics.elements import find_metal_index
+from molmag.physics.elements import bonded_neighbours, find_metal_index
 
 #: Bond criterion: d < DONOR_FACTOR x (sum of covalent radii), for donors and ligand bonds.
 DONOR_FACTOR = 1.2
@@ -72,11 +72,8 @@ def donor_indices(atoms: Atoms, metal_index: int | None = None,
     """Indices (ascending) of the non-hydrogen atoms X bonded to the metal M:
     d(M, X) < factor x (r_M + r_X), covalent radii in Angstrom, minimum image in periodic cells."""
     m = _metal(atoms, metal_index)
-    d = atoms.get_distances(m, range(len(atoms)), mic=bool(atoms.pbc.any()))
-    r = covalent_radii[atoms.numbers]
-    ok = (d < factor * (r + r[m])) & (atoms.numbers > 1)
-    ok[m] = False
-    return np.flatnonzero(ok)
+    return np.array(sorted(j for j in bonded_neighbours(atoms, m, factor=factor)
+                           if atoms.numbers[j] > 1), dtype=int)
 
 
 def _donors(atoms: Atoms, m: int, donors: Sequence[int] | None) -> np.ndarray:

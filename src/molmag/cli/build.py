@@ -65,7 +65,8 @@ def build(
     prism), cocl4 ([CoCl4]2-, tetrahedron), co-pdms ([Co(pdms)2]2-) and dy-h2o5l2
     (Dy(H2O)5L2 with --ligand SMILES).  The file carries charge, multiplicity and metal_index
     for `molmag data import`."""
-    from molmag.chem.builders import BUILDERS, build as build_structure, metal_donor_distances
+    from molmag.chem.builders import BUILDERS, build as build_structure
+    from molmag.chem.features import metal_donor_distances
     from molmag.chem.xtb import RelaxationError, XTBError
 
     key = name.strip().lower().replace("_", "-")
@@ -96,9 +97,9 @@ def build(
     else:
         console.print("not relaxed (--no-relax): starting geometry", highlight=False)
     metal = atoms[info["metal_index"]].symbol
-    dist = metal_donor_distances(atoms)
+    dist, donors = metal_donor_distances(atoms, info["metal_index"], info.get("donor_indices"))
     console.print(f"{metal}-donor distances / A: " + ", ".join(
-        f"{atoms[j].symbol}{j} {d:.3f}" for j, d in dist.items()), highlight=False)
+        f"{atoms[j].symbol}{j} {d:.3f}" for j, d in zip(donors, dist)), highlight=False)
     console.print(f"wrote {out}", highlight=False)
 
 
