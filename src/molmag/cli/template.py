@@ -35,3 +35,21 @@ def label_template(
     if system not in LABEL_TEMPLATES:
         fail(f"unknown system {system!r}; choose one of {', '.join(LABEL_TEMPLATES)}")
     _write(LABEL_TEMPLATES[system], out, force)
+
+
+@app.command("train")
+def train_template(
+    model: str = typer.Option("covariant-ridge", "--model",
+                              help="Model kind: covariant-ridge, equivariant-ridge, gmnn-tensor, "
+                                   "gmnn-energy, snap-energy, kd-gap-ridge, cf-ridge."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag train` configuration for a model kind."""
+    from molmag.training.templates import SPECS, train_template as make
+
+    if model not in SPECS:
+        fail(f"unknown model kind {model!r}; choose one of {', '.join(SPECS)}")
+    name = out.stem if out is not None else None
+    _write(make(model, name), out, force)

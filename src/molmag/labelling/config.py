@@ -25,8 +25,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from molmag.config_files import read_yaml, resolve, validate
 
 
 class _Strict(BaseModel):
@@ -216,27 +217,13 @@ class LabelConfig(_Strict):
     retry_failed: bool = Field(False, description="try again what failed in an earlier run")
 
 
-def _resolve(path: str | None, base: Path) -> str | None:
-    if path is None or "://" in path or Path(path).is_absolute():
-        return path
-    return str((base / path).resolve())
-
-
 def load_label_config(path: str | Path, **overrides) -> LabelConfig:
     """Read and validate a label configuration; errors name the file and the key at fault.
 
     ``overrides`` (from the command line) replace top-level or ``cluster`` keys:
     ``output``, ``retry_failed``, ``batch_size``, ``n_workers``, ``address``, ``kind``."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such configuration file") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of settings at the top level")
-    raw = dict(raw)
+    raw = read_yaml(path)
     cluster = dict(raw.get("cluster") or {})
     for key in ("n_workers", "address", "kind"):
         if overrides.get(key) is not None:
@@ -248,22 +235,12 @@ def load_label_config(path: str | Path, **overrides) -> LabelConfig:
     for key in ("output", "retry_failed", "batch_size"):
         if overrides.get(key) is not None:
             raw[key] = overrides[key]
-    try:
-        cfg = LabelConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            where = ".".join(str(x) for x in e["loc"]) or "(top level)"
-            msg = e["msg"]
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            lines.append(f"{where}: {msg}")
-        raise ValueError(f"{path}: " + "; ".join(lines)) from None
+    cfg = validate(path, LabelConfig, raw)
     base = path.resolve().parent
-    cfg.output = _resolve(cfg.output, base)
+    cfg.output = resolve(cfg.output, base)
     for s in cfg.sources:
-        s.file = _resolve(s.file, base)
-        s.dataset = _resolve(s.dataset, base)
+        s.file = resolve(s.file, base)
+        s.dataset = resolve(s.dataset, base)
     return cfg
 
 

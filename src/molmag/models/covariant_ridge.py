@@ -33,6 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses
 
+from molmag.models.base import check_species, metal_index
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 from molmag.physics.alignment import kabsch
 from molmag.physics.tensors import cartesian_from_real_spherical, real_spherical_from_cartesian
@@ -146,9 +147,12 @@ class CovariantRidge:
     for each new composition/atom order."""
 
     kind = "covariant-ridge"
+    target = "zfs_tensor"
+    descriptor_type = "snap"
 
     def __init__(self, descriptor, *, env_cutoff: float = 3.5, n_references: int = 1,
-                 lambdas: Sequence[float] = DEFAULT_LAMBDAS):
+                 lambdas: Sequence[float] = DEFAULT_LAMBDAS, seed: int = 0):
+        self.seed = int(seed)   # the fit is deterministic; kept for the member contract
         self.descriptor = descriptor
         self.env_cutoff = float(env_cutoff)
         self.n_references = int(n_references)
@@ -234,11 +238,16 @@ class CovariantRidge:
         return rows
 
     # -- public -------------------------------------------------------------------------------
-    def fit(self, frames: Sequence[Atoms], tensors, metals: Sequence[int],
-            val_frames: Sequence[Atoms] = (), val_tensors=(), val_metals: Sequence[int] = ()):
-        """Fit on structures with their tensors (cm-1); lambda from the validation set."""
+    def fit(self, frames: Sequence[Atoms], targets: dict, val_frames: Sequence[Atoms] = (),
+            val_targets: dict | None = None, log=None):
+        """Fit on structures with their tensors (``targets["zfs_tensor"]``, cm-1); lambda
+        from the validation set."""
         frames = list(frames)
-        tensors = np.asarray(tensors, float).reshape(-1, 3, 3)
+        val_frames = list(val_frames)
+        tensors = np.asarray(targets["zfs_tensor"], float).reshape(-1, 3, 3)
+        metals = [metal_index(a) for a in frames]
+        val_metals = [metal_index(a) for a in val_frames]
+        val_tensors = val_targets["zfs_tensor"] if val_frames else ()
         self.species = sorted({int(z) for a in frames for z in a.numbers})
         bs = self._b(frames)
         self._choose_references(frames, bs, list(metals))
@@ -259,10 +268,11 @@ class CovariantRidge:
             self.fits.append(fit_ridge(x, y, xv, yv, self.lambdas))
         return self
 
-    def predict(self, frames: Sequence[Atoms], metals: Sequence[int]) -> np.ndarray:
-        """Tensors (n, 3, 3), cm-1."""
+    def predict(self, frames: Sequence[Atoms]) -> dict[str, np.ndarray]:
+        """``{"zfs_tensor": (n, 3, 3)}``, cm-1."""
         frames = list(frames)
-        self._check_species(frames)
+        check_species(frames, self.species, self.kind)
+        metals = [metal_index(a) for a in frames]
         bs = self._b(frames)
         out = np.zeros((len(frames), 3, 3))
         for k, items in self._design(frames, bs, list(metals)).items():
@@ -276,21 +286,11 @@ class CovariantRidge:
                 # eq. 5: T(D) = W(R^T) T(D_ref); the l = 0 part is invariant
                 t = np.concatenate([wigner_D_real(2, r.T) @ pk[:5], pk[5:]])
                 out[n] = tensor_from_parts(t)
-        return out
-
-    def _check_species(self, frames) -> None:
-        known = set(self.species)
-        for a in frames:
-            new = sorted({int(z) for z in a.numbers} - known)
-            if new:
-                from ase.data import chemical_symbols
-                raise ValueError(f"{a.get_chemical_formula()}: species "
-                                 f"{', '.join(chemical_symbols[z] for z in new)} never seen in "
-                                 "training; the model cannot describe them")
+        return {"zfs_tensor": out}
 
     # -- persistence --------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        meta = {"kind": self.kind, "env_cutoff": self.env_cutoff,
+        meta = {"kind": self.kind, "env_cutoff": self.env_cutoff, "seed": self.seed,
                 "n_references": self.n_references, "lambdas": list(self.lambdas),
                 "species": self.species,
                 "references": [{"metal": r.metal} for r in self.references],
@@ -308,7 +308,7 @@ class CovariantRidge:
     @classmethod
     def from_state(cls, descriptor, meta: dict, arrays) -> CovariantRidge:
         m = cls(descriptor, env_cutoff=meta["env_cutoff"], n_references=meta["n_references"],
-                lambdas=meta["lambdas"])
+                lambdas=meta["lambdas"], seed=meta.get("seed", 0))
         m.species = [int(z) for z in meta["species"]]
         for k, r in enumerate(meta["references"]):
             m.references.append(ReferenceEnvironment(

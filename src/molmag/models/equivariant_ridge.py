@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
+from molmag.models.base import check_species, metal_index
 from molmag.models.covariant_ridge import species_sums, tensor_from_parts, tensor_parts
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 from molmag.physics.tensors import real_spherical_from_cartesian
@@ -38,9 +39,12 @@ class EquivariantRidge:
     """Equivariant spherical-harmonic ridge model of a rank-2 tensor (cm-1)."""
 
     kind = "equivariant-ridge"
+    target = "zfs_tensor"
+    descriptor_type = "snap"
 
     def __init__(self, descriptor, *, env_cutoff: float = 3.5,
-                 lambdas: Sequence[float] = DEFAULT_LAMBDAS):
+                 lambdas: Sequence[float] = DEFAULT_LAMBDAS, seed: int = 0):
+        self.seed = int(seed)   # the fit is deterministic; kept for the member contract
         self.descriptor = descriptor
         self.env_cutoff = float(env_cutoff)
         self.lambdas = tuple(float(x) for x in lambdas)
@@ -65,25 +69,28 @@ class EquivariantRidge:
                 rows[:, k * f:(k + 1) * f] = y[sel].T @ b[nb[sel]]
         return rows, x0
 
-    def _design(self, frames, metals):
+    def _design(self, frames):
         rows, x0 = [], []
-        for a, m in zip(frames, metals):
+        for a in frames:
+            m = metal_index(a)
             b = np.asarray(self.descriptor.compute(a), float)
             r, x = self._rows(a, b, m)
             rows.append(r)
             x0.append(x)
         return np.stack(rows), np.stack(x0)
 
-    def fit(self, frames, tensors, metals, val_frames=(), val_tensors=(), val_metals=()):
+    def fit(self, frames, targets, val_frames=(), val_targets=None, log=None):
+        """Fit on ``targets["zfs_tensor"]`` (cm-1); lambda from the validation set."""
         frames = list(frames)
         self.species = sorted({int(z) for a in frames for z in a.numbers})
-        t = np.stack([tensor_parts(x) for x in np.asarray(tensors, float).reshape(-1, 3, 3)])
-        rows, x0 = self._design(frames, metals)
+        t = np.stack([tensor_parts(x) for x in
+                      np.asarray(targets["zfs_tensor"], float).reshape(-1, 3, 3)])
+        rows, x0 = self._design(frames)
         vr = vx = vt = None
         if len(val_frames):
-            vr, vx = self._design(list(val_frames), val_metals)
+            vr, vx = self._design(list(val_frames))
             vt = np.stack([tensor_parts(x) for x in
-                           np.asarray(val_tensors, float).reshape(-1, 3, 3)])
+                           np.asarray(val_targets["zfs_tensor"], float).reshape(-1, 3, 3)])
         n, f = len(frames), rows.shape[2]
         self.fit2 = fit_ridge(rows.reshape(n * 5, f), t[:, :5].reshape(-1, 1),
                               None if vr is None else vr.reshape(-1, f),
@@ -92,26 +99,27 @@ class EquivariantRidge:
         self.fit0 = fit_ridge(x0, t[:, 5:], vx, None if vt is None else vt[:, 5:], self.lambdas)
         return self
 
-    def predict(self, frames, metals) -> np.ndarray:
+    def predict(self, frames) -> dict[str, np.ndarray]:
+        """``{"zfs_tensor": (n, 3, 3)}``, cm-1."""
         frames = list(frames)
-        known = set(self.species)
-        for a in frames:
-            if {int(z) for z in a.numbers} - known:
-                raise ValueError(f"{a.get_chemical_formula()}: species never seen in training")
-        rows, x0 = self._design(frames, metals)
+        check_species(frames, self.species, self.kind)
+        rows, x0 = self._design(frames)
         n, f = rows.shape[0], rows.shape[2]
         t2 = self.fit2.predict(rows.reshape(n * 5, f)).reshape(n, 5)
         t0 = self.fit0.predict(x0).reshape(n, 1)
-        return np.stack([tensor_from_parts(p) for p in np.concatenate([t2, t0], axis=1)])
+        return {"zfs_tensor": np.stack([tensor_from_parts(p)
+                                        for p in np.concatenate([t2, t0], axis=1)])}
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"kind": self.kind, "env_cutoff": self.env_cutoff, "lambdas": list(self.lambdas),
+                "seed": self.seed,
                 "species": self.species}
         return meta, {**self.fit2.as_arrays("l2_"), **self.fit0.as_arrays("l0_")}
 
     @classmethod
     def from_state(cls, descriptor, meta, arrays) -> EquivariantRidge:
-        m = cls(descriptor, env_cutoff=meta["env_cutoff"], lambdas=meta["lambdas"])
+        m = cls(descriptor, env_cutoff=meta["env_cutoff"], lambdas=meta["lambdas"],
+                seed=meta.get("seed", 0))
         m.species = [int(z) for z in meta["species"]]
         m.fit2 = RidgeFit.from_arrays(arrays, "l2_")
         m.fit0 = RidgeFit.from_arrays(arrays, "l0_")

@@ -1,0 +1,195 @@
+"""`molmag train`, `evaluate`, `predict`, `learning-curve`: thin layers over molmag.training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from molmag.cli.common import console, err_console, existing_db, print_json, user_errors
+
+
+def _log(text: str) -> None:
+    err_console.print(f"[dim]{text}[/]", highlight=False, soft_wrap=True)
+
+
+def _metrics_table(title: str, target: str, per_split: dict) -> Table:
+    from molmag.training.metrics import headline
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("split")
+    t.add_column("n", justify="right")
+    cols = None
+    for name, m in per_split.items():
+        if not isinstance(m, dict):
+            continue
+        h = headline(target, m)
+        if cols is None:
+            cols = list(h)
+            for c in cols:
+                unit = "°" if c.startswith("axis") else ""
+                t.add_column(c + (f" ({unit})" if unit else ""), justify="right")
+        n = _count(m)
+        t.add_row(name, str(n), *(f"{h[c]:.4g}" for c in cols))
+    return t
+
+
+def _count(m: dict) -> int | str:
+    for v in m.values():
+        if isinstance(v, dict) and "n" in v:
+            return v["n"]
+    return ""
+
+
+def train(
+    config: Path = typer.Argument(..., help="Training configuration (YAML); "
+                                  "`molmag template train --model KIND` writes one."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Output folder (overrides `output`)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="Dataset (overrides data.dataset)."),
+    kind: Optional[str] = typer.Option(None, "--model", help="Model kind (model.kind)."),
+    committee: Optional[int] = typer.Option(None, "--committee",
+                                            help="Committee members (model.committee)."),
+    n_train: Optional[int] = typer.Option(None, "--n-train",
+                                          help="Cap the training set (data.split.n_train)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (data.seed)."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if OUTPUT has a model "
+                               "trained with this configuration."),
+):
+    """Train a model (committee) as CONFIG says; write model.npz, metrics.json, parity.png.
+
+    Networks checkpoint every epoch: re-running an interrupted command resumes."""
+    from molmag.training import load_train_config
+    from molmag.training import train as run_train
+
+    with user_errors():
+        cfg = load_train_config(config, output=output, dataset=dataset, kind=kind,
+                                committee=committee, n_train=n_train, seed=seed)
+    console.print(f"[bold]molmag train[/] {config}: {cfg.model.kind} on {cfg.data.dataset} "
+                  f"-> {cfg.output}", highlight=False)
+    try:
+        with user_errors():
+            res = run_train(cfg, log=_log, force=force)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: run the same command again to resume")
+        raise typer.Exit(130)
+    target = res.model.target
+    console.print(_metrics_table(f"{cfg.model.kind}: {res.sizes['train']} training structures"
+                                 + (" (already trained)" if res.resumed else
+                                    f", {res.seconds:.1f} s"),
+                                 target, {k: res.metrics[k] for k in ("train", "val", "test")
+                                          if k in res.metrics}))
+    console.print(f"model: {res.output / 'model.npz'}\nmetrics: {res.output / 'metrics.json'}"
+                  f"\nparity plot: {res.output / 'parity.png'}", highlight=False)
+
+
+def evaluate(
+    model: Path = typer.Argument(..., help="Model file (model.npz)."),
+    dataset: str = typer.Argument(..., help="Labelled dataset."),
+    selection: Optional[str] = typer.Option(None, "--select", help="ASE selection of rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a parity plot (PNG)."),
+):
+    """Errors of MODEL on the labelled rows of DATASET, per split.
+
+    D tensors: MAE/RMSE per component, of D_ij, D and E (cm-1) and the easy-axis angle;
+    energies: meV/atom and forces eV/Å; Kramers doublets and CF parameters: cm-1."""
+    from molmag.training import evaluate as run_evaluate
+
+    with user_errors():
+        res = run_evaluate(model, existing_db(dataset), selection, plot)
+    if as_json:
+        print_json(res)
+        return
+    console.print(_metrics_table(f"{res['model']} on {dataset}", res["target"], res["metrics"]))
+    if plot:
+        console.print(f"parity plot: {plot}")
+
+
+def predict(
+    model: Path = typer.Argument(..., help="Model file (model.npz)."),
+    structures: Path = typer.Argument(..., help="Structure file (xyz/extxyz/any ASE format)."),
+    index: str = typer.Option(":", "--index", help="Frames to read (ASE index)."),
+    metal: Optional[int] = typer.Option(None, "--metal", help="Metal atom index (default: "
+                                        "the only d/f-block atom)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+):
+    """Predict with MODEL for every structure of STRUCTURES (with committee uncertainty)."""
+    import ase.io
+
+    from molmag.training import predict as run_predict
+
+    with user_errors():
+        if not structures.exists():
+            raise FileNotFoundError(f"{structures}: no such file")
+        try:
+            frames = ase.io.read(structures, index=index)
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise ValueError(f"{structures}: cannot read structures ({exc})") from None
+        frames = frames if isinstance(frames, list) else [frames]
+        if metal is not None:
+            for a in frames:
+                a.info["metal_index"] = metal
+        rows = run_predict(model, frames)
+    if as_json:
+        print_json(rows)
+        return
+    keys = [k for k in rows[0] if k not in ("index", "formula") and not k.endswith("_std")]
+    t = Table(title=f"{model} on {structures}", title_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("formula")
+    scalar = [k for k in keys if not isinstance(rows[0][k], (list, dict))]
+    for k in scalar:
+        t.add_column(k, justify="right")
+    if "kd_energies" in keys:
+        t.add_column("KD energies (cm-1)")
+    for r in rows:
+        cells = [f"{r[k]:.4g} ± {r[k + '_std']:.2g}" for k in scalar]
+        if "kd_energies" in keys:
+            cells.append(" ".join(f"{x:.0f}" for x in r["kd_energies"]))
+        t.add_row(str(r["index"]), r["formula"], *cells)
+    console.print(t)
+
+
+def learning_curve(
+    config: Path = typer.Argument(..., help="Training configuration (YAML)."),
+    sizes: str = typer.Option("50,100,200,400,900", "--sizes",
+                              help="Training-set sizes, comma separated."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Output folder (overrides `output`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+):
+    """Test error against training-set size on one fixed test set; table and PNG.
+
+    Each finished size is stored in OUTPUT/learning_curve.json: a re-run continues."""
+    from molmag.training import learning_curve as run_curve
+    from molmag.training import load_train_config
+
+    with user_errors():
+        try:
+            ns = [int(x) for x in sizes.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--sizes {sizes!r}: expected integers like 50,100,200") from None
+        if not ns or min(ns) < 2:
+            raise ValueError("--sizes needs training sizes of at least 2")
+        cfg = load_train_config(config, output=output)
+        res = run_curve(cfg, ns, log=_log)
+    if as_json:
+        print_json(res)
+        return
+    t = Table(title=f"{res['model']}: learning curve (test set {res['test_size']}, "
+                    f"validation {res['val_size']})", title_justify="left")
+    t.add_column("n_train", justify="right")
+    for c in res["columns"]:
+        t.add_column(c, justify="right")
+    t.add_column("fit (s)", justify="right")
+    t.add_column("pred/s", justify="right")
+    for n in res["sizes"]:
+        r = res["results"][n]
+        t.add_row(str(n), *(f"{r['headline'][c]:.4g}" for c in res["columns"]),
+                  f"{r['fit_seconds']:.1f}", f"{r['predictions_per_second']:.0f}")
+    console.print(t)
+    console.print(f"plot: {res['png']}\nresults: {res['json']}", highlight=False)

@@ -1,0 +1,50 @@
+"""Reading YAML configuration files into pydantic models, with errors that name the file
+and the key at fault (shared by every ``molmag ... CONFIG.yaml`` command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The top-level mapping of a YAML file; clear errors for a missing file, bad YAML or a
+    file that is not a mapping."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    return dict(raw)
+
+
+def validate(path: str | Path, model: type[M], raw: dict) -> M:
+    """``model.model_validate(raw)`` with every error as ``FILE: key.path: message``."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"{where}: {msg}")
+        raise ValueError(f"{path}: " + "; ".join(lines)) from None
+
+
+def resolve(p: str | None, base: Path) -> str | None:
+    """A path relative to ``base`` (URLs and absolute paths are left alone)."""
+    if p is None or "://" in p or Path(p).is_absolute():
+        return p
+    return str((base / p).resolve())
+
+
+__all__ = ["read_yaml", "validate", "resolve"]

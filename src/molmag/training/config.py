@@ -1,0 +1,119 @@
+"""The ``molmag train`` configuration: which model, which data, how to split, where to write.
+
+.. code-block:: yaml
+
+    model:
+      kind: covariant-ridge      # covariant-ridge | equivariant-ridge | gmnn-tensor |
+                                 # gmnn-energy | snap-energy | kd-gap-ridge | cf-ridge
+      committee: 3               # members (query-by-committee uncertainty, eq. 12)
+      subsample: null            # fraction of the training set per member
+      hyper: {env_cutoff: 3.5}   # hyperparameters of the kind
+    descriptor: {}               # overrides of the default descriptor settings
+    data:
+      dataset: copdms.db
+      selection: null            # ASE selection of rows, e.g. "group=md1200"
+      split: {by: fraction, val: 0.1, test: 0.2, n_train: null}
+      seed: 0
+    output: copdms-covariant     # folder: model.npz, metrics.json, parity.png, train.log
+
+Relative paths are taken relative to the configuration file; unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from molmag.config_files import read_yaml, resolve, validate
+from molmag.models.committee import KINDS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    kind: str = Field("covariant-ridge", description="model kind")
+    committee: int = Field(3, ge=1, description="committee members")
+    subsample: float | None = Field(None, gt=0, le=1,
+                                    description="training fraction per member")
+    hyper: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; choose one of "
+                             f"{', '.join(KINDS)}")
+        return self
+
+
+class SplitSection(_Strict):
+    """``fraction``: a seeded shuffle; ``val`` and ``test`` fractions, the rest trains.
+    ``tag``: rows whose ``key`` (the row's ``split`` field or a tag) is ``train``, ``val`` or
+    ``test`` (other values are left out).  ``n_train`` caps the training set (the first rows
+    of the shuffled training set, so a smaller set is a subset of a larger one)."""
+
+    by: Literal["fraction", "tag"] = "fraction"
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.2, ge=0, lt=1)
+    key: str = "split"
+    n_train: int | None = Field(None, ge=2)
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.by == "fraction" and self.val + self.test >= 1:
+            raise ValueError("val + test must leave something to train on (< 1)")
+        return self
+
+
+class DataSection(_Strict):
+    dataset: str
+    selection: str | None = None
+    split: SplitSection = Field(default_factory=SplitSection)
+    seed: int = 0
+
+
+class TrainConfig(_Strict):
+    model: ModelSection = Field(default_factory=ModelSection)
+    descriptor: dict[str, Any] = Field(default_factory=dict)
+    data: DataSection
+    output: str = "model"
+
+
+def load_train_config(path: str | Path, **overrides) -> TrainConfig:
+    """Read and validate a training configuration; errors name the file and the key.
+
+    ``overrides`` (from the command line): ``output``, ``dataset``, ``kind``, ``committee``,
+    ``n_train``, ``seed``."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if overrides.get("output") is not None:
+        raw["output"] = overrides["output"]
+    model = dict(raw.get("model") or {})
+    for key in ("kind", "committee"):
+        if overrides.get(key) is not None:
+            model[key] = overrides[key]
+    if "hyper" in model and model["hyper"] is None:     # a section of comments only
+        model["hyper"] = {}
+    if model:
+        raw["model"] = model
+    if raw.get("descriptor", {}) is None:
+        raw["descriptor"] = {}
+    data = dict(raw.get("data") or {})
+    if overrides.get("dataset") is not None:
+        data["dataset"] = overrides["dataset"]
+    if overrides.get("seed") is not None:
+        data["seed"] = overrides["seed"]
+    if overrides.get("n_train") is not None:
+        data["split"] = dict(data.get("split") or {}, n_train=overrides["n_train"])
+    raw["data"] = data
+    cfg = validate(path, TrainConfig, raw)
+    base = path.resolve().parent
+    cfg.data.dataset = resolve(cfg.data.dataset, base)
+    cfg.output = resolve(cfg.output, base)
+    return cfg
+
+
+__all__ = ["TrainConfig", "ModelSection", "DataSection", "SplitSection", "load_train_config"]

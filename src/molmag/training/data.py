@@ -1,0 +1,115 @@
+"""Training data from a molmag dataset: rows with the model's target label, their splits, and
+the frames/targets dicts the models take (see :mod:`molmag.models.base`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from molmag.io.dataset import Dataset
+from molmag.io.records import Record
+
+#: the labels a target needs on a row (forces are used when every row has them).
+REQUIRED = {"zfs_tensor": ("zfs_tensor",), "energy": ("energy",),
+            "kd_energies": ("kd_energies",), "cf_parameters": ("cf_parameters",)}
+
+
+def frame_of(record: Record) -> Atoms:
+    """The record's structure with its metal in ``info['metal_index']`` and its id."""
+    a = record.atoms.copy()
+    a.calc = None
+    if record.metal_index is not None:
+        a.info["metal_index"] = int(record.metal_index)
+    if record.id is not None:
+        a.info["row_id"] = int(record.id)
+    return a
+
+
+def targets_of(records: Sequence[Record], target: str) -> dict[str, Any]:
+    """The targets dict of a model: arrays with the units of the dataset labels."""
+    if target == "zfs_tensor":
+        return {"zfs_tensor": np.stack([np.asarray(r.labels["zfs_tensor"], float)
+                                        for r in records])}
+    if target == "energy":
+        forces = None
+        if records and all("forces" in r.labels for r in records):
+            forces = [np.asarray(r.labels["forces"], float) for r in records]
+        return {"energy": np.array([float(r.labels["energy"]) for r in records]),
+                "forces": forces}
+    if target == "kd_energies":
+        n = {len(r.labels["kd_energies"]) for r in records}
+        if len(n) > 1:
+            first = len(records[0].labels["kd_energies"])
+            bad = next(r for r in records if len(r.labels["kd_energies"]) != first)
+            raise ValueError(f"row {bad.id}: {len(bad.labels['kd_energies'])} Kramers doublets "
+                             f"where row {records[0].id} has {first}; a model needs the same "
+                             "count on every row")
+        return {"kd_energies": np.stack([np.asarray(r.labels["kd_energies"], float)
+                                         for r in records])}
+    if target == "cf_parameters":
+        return {"cf_parameters": [r.labels["cf_parameters"] for r in records]}
+    raise ValueError(f"unknown target {target!r}")
+
+
+@dataclass
+class Split:
+    """Records of the training, validation and test sets."""
+
+    train: list[Record] = field(default_factory=list)
+    val: list[Record] = field(default_factory=list)
+    test: list[Record] = field(default_factory=list)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def items(self):
+        return (("train", self.train), ("val", self.val), ("test", self.test))
+
+
+def labelled_records(dataset: str, target: str, selection: str | None = None) -> list[Record]:
+    """Rows of ``dataset`` (matching ``selection``) that carry the labels ``target`` needs.
+    Raises ``ValueError`` naming the dataset when there are none."""
+    need = REQUIRED[target]
+    rows = [r for r in Dataset(dataset).select(selection) if all(k in r.labels for k in need)]
+    if not rows:
+        where = f" matching {selection!r}" if selection else ""
+        raise ValueError(f"{dataset}: no rows{where} with the label(s) {', '.join(need)}; "
+                         "label the dataset first (molmag label)")
+    return rows
+
+
+def split_records(records: Sequence[Record], by: str = "fraction", val: float = 0.1,
+                  test: float = 0.2, key: str = "split", n_train: int | None = None,
+                  seed: int = 0) -> Split:
+    """Split rows by a seeded shuffle (fractions) or by a tag (``train``/``val``/``test``)."""
+    records = list(records)
+    rng = np.random.default_rng(seed)
+    if by == "fraction":
+        idx = rng.permutation(len(records))
+        n_val, n_test = int(round(val * len(records))), int(round(test * len(records)))
+        s = Split(train=[records[i] for i in idx[n_val + n_test:]],
+                  val=[records[i] for i in idx[:n_val]],
+                  test=[records[i] for i in idx[n_val:n_val + n_test]])
+    elif by == "tag":
+        def tag(r: Record):
+            return r.split if key == "split" else r.tags.get(key)
+
+        s = Split(*([r for r in records if tag(r) == name] for name in ("train", "val", "test")))
+        s.train = [s.train[i] for i in rng.permutation(len(s.train))]
+        if not s.train:
+            raise ValueError(f"no rows have {key} = train")
+    else:
+        raise ValueError(f"unknown split method {by!r} (fraction or tag)")
+    if n_train is not None:
+        if n_train > len(s.train):
+            raise ValueError(f"n_train = {n_train} but only {len(s.train)} training rows")
+        s.train = s.train[:n_train]
+    if len(s.train) < 2:
+        raise ValueError(f"only {len(s.train)} training row(s); a model needs at least 2")
+    return s
+
+
+__all__ = ["frame_of", "targets_of", "labelled_records", "split_records", "Split", "REQUIRED"]

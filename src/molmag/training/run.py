@@ -1,0 +1,289 @@
+"""Training, evaluation, prediction and learning curves: what ``molmag train``, ``evaluate``,
+``predict`` and ``learning-curve`` run.
+
+Outputs of :func:`train` in the configuration's ``output`` folder:
+
+* ``model.npz``     the committee (see :mod:`molmag.models.committee`), with the
+  configuration, the descriptor settings, the row ids of every split and the metrics;
+* ``metrics.json``  the metrics of every split (:mod:`molmag.training.metrics`);
+* ``parity.png``    the test-set parity plot (validation set when there is no test set);
+* ``train.log``     one line per training event; ``checkpoints/`` for networks.
+
+A finished model with the same configuration is not trained again; a network interrupted
+mid-training resumes from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from molmag.models.committee import (DETERMINISTIC, Committee, default_descriptor_settings,
+                                     member_class)
+from molmag.training.config import TrainConfig
+from molmag.training.data import (frame_of, labelled_records, split_records, targets_of)
+from molmag.training.metrics import headline, metrics
+from molmag.training.plots import learning_curve_plot, parity_plot
+
+Log = Callable[[str], None]
+
+
+def _species(frames: Sequence[Atoms]) -> list[str]:
+    from ase.data import chemical_symbols
+
+    return [chemical_symbols[z] for z in sorted({int(z) for a in frames for z in a.numbers})]
+
+
+def descriptor_settings(kind: str, frames: Sequence[Atoms], overrides: dict) -> dict:
+    """Default descriptor settings of ``kind`` for the elements of ``frames``, updated with
+    ``overrides`` and validated by the descriptor itself."""
+    cls = member_class(kind)
+    settings = default_descriptor_settings(kind, _species(frames))
+    settings.update(overrides or {})
+    if cls.descriptor_type == "snap":
+        from molmag.descriptors.bispectrum import SNAPSettings
+
+        try:
+            return SNAPSettings.from_dict(settings).as_dict()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"descriptor: {exc}") from None
+    from molmag.descriptors.gaussian_moments import GaussianMoments
+
+    try:
+        return GaussianMoments.from_settings(settings).settings()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"descriptor: {exc}") from None
+
+
+@dataclass
+class TrainResult:
+    model: Committee
+    output: Path
+    metrics: dict[str, Any]
+    sizes: dict[str, int]
+    seconds: float
+    resumed: bool = False
+    files: list[Path] = field(default_factory=list)
+
+
+def _config_key(cfg: TrainConfig) -> dict:
+    d = cfg.model_dump()
+    d.pop("output", None)
+    return d
+
+
+def _member_hyper(kind: str, n: int, folder: Path) -> list[dict] | None:
+    if kind in DETERMINISTIC:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return [{"checkpoint": str(folder / f"member{k}.pt")} for k in range(n)]
+
+
+def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, dict]:
+    """Metrics and predictions per split; ``splits`` maps names to records."""
+    out, preds = {}, {}
+    for name, recs in splits.items():
+        if not recs:
+            continue
+        frames = [frame_of(r) for r in recs]
+        ref = targets_of(recs, model.target)
+        p = model.predict(frames)
+        out[name] = metrics(model.target, p, ref, frames)
+        preds[name] = (p, ref)
+    return out, preds
+
+
+def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> TrainResult:
+    """Train the committee ``cfg`` describes, evaluate it on every split, write its files."""
+    log = log or (lambda s: None)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "model.npz"
+    logfile = open(out / "train.log", "a")
+
+    def say(text: str) -> None:
+        logfile.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        logfile.flush()
+        log(text)
+
+    try:
+        kind = cfg.model.kind
+        target = member_class(kind).target
+        records = labelled_records(cfg.data.dataset, target, cfg.data.selection)
+        sp = cfg.data.split
+        split = split_records(records, sp.by, sp.val, sp.test, sp.key, sp.n_train,
+                              cfg.data.seed)
+        sizes = split.sizes()
+        if model_path.exists() and not force:
+            old = Committee.read_header(model_path)
+            if old.get("config", {}).get("train_config") == _config_key(cfg):
+                say(f"{model_path} is already trained with this configuration; skipping "
+                    "(--force retrains)")
+                model = Committee.load(model_path)
+                return TrainResult(model, out, model.metrics, sizes, 0.0, resumed=True,
+                                   files=[model_path])
+        t0 = time.perf_counter()
+        train_frames = [frame_of(r) for r in split.train]
+        val_frames = [frame_of(r) for r in split.val]
+        settings = descriptor_settings(kind, [frame_of(r) for r in records], cfg.descriptor)
+        say(f"training {kind} (committee of {cfg.model.committee}) on {sizes['train']} "
+            f"structures, validation {sizes['val']}, test {sizes['test']} from "
+            f"{cfg.data.dataset}")
+        config = {"train_config": _config_key(cfg), "dataset": cfg.data.dataset,
+                  "split_ids": {name: [r.id for r in recs] for name, recs in split.items()}}
+        model = Committee(kind, settings, n_members=cfg.model.committee,
+                          subsample=cfg.model.subsample, seed=cfg.data.seed, config=config,
+                          **cfg.model.hyper)
+        model.fit(train_frames, targets_of(split.train, target), val_frames,
+                  targets_of(split.val, target) if split.val else None, log=say,
+                  member_hyper=_member_hyper(kind, cfg.model.committee, out / "checkpoints"))
+        seconds = time.perf_counter() - t0
+        say(f"trained in {seconds:.1f} s; evaluating")
+        m, preds = evaluate_splits(model, dict(split.items()))
+        m["train_seconds"] = seconds
+        model.metrics = m
+        model.config["train_seconds"] = seconds
+        files = [model.save(model_path)]
+        (out / "metrics.json").write_text(json.dumps(m, indent=2))
+        files.append(out / "metrics.json")
+        which = "test" if "test" in preds else ("val" if "val" in preds else "train")
+        p, ref = preds[which]
+        files.append(parity_plot(out / "parity.png", target, p, ref,
+                                 f"{kind}, {which} set ({sizes[which]} structures)"))
+        for name in ("train", "val", "test"):
+            if name in m:
+                say(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in
+                                            headline(target, m[name]).items()))
+        return TrainResult(model, out, m, sizes, seconds, files=files)
+    finally:
+        logfile.close()
+
+
+def evaluate(model: Committee | str | Path, dataset: str, selection: str | None = None,
+             plot: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a model on the labelled rows of a dataset, per split.
+
+    On the dataset the model was trained on, the splits are the training run's (row ids
+    stored in the model); elsewhere rows are grouped by their ``split`` field, and all rows
+    together form ``all``."""
+    if not isinstance(model, Committee):
+        model = Committee.load(model)
+    records = labelled_records(dataset, model.target, selection)
+    ids = model.config.get("split_ids") or {}
+    same = bool(ids) and Path(str(model.config.get("dataset", ""))).resolve() == \
+        Path(dataset).resolve() if "://" not in dataset else False
+    splits: dict[str, list] = {}
+    if same:
+        by_id = {r.id: r for r in records}
+        for name, id_list in ids.items():
+            splits[name] = [by_id[i] for i in id_list if i in by_id]
+    else:
+        for r in records:
+            if r.split:
+                splits.setdefault(r.split, []).append(r)
+    splits["all"] = records
+    m, preds = evaluate_splits(model, splits)
+    if plot is not None:
+        which = "test" if "test" in preds else "all"
+        p, ref = preds[which]
+        parity_plot(plot, model.target, p, ref, f"{model.kind} on {Path(dataset).name}, "
+                    f"{which} ({len(splits[which])} structures)")
+    return {"model": model.kind, "target": model.target, "dataset": dataset,
+            "splits": {k: len(v) for k, v in splits.items()}, "metrics": m}
+
+
+def predict(model: Committee | str | Path, frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+    """Per-structure predictions (with committee uncertainties) as JSON-ready dicts."""
+    if not isinstance(model, Committee):
+        model = Committee.load(model)
+    p = model.predict(list(frames))
+    rows = []
+    for n, a in enumerate(frames):
+        row: dict[str, Any] = {"index": n, "formula": a.get_chemical_formula()}
+        for key, v in p.items():
+            if key in ("cf_keys", "cf_convention"):
+                continue
+            row[key] = np.asarray(v[n]).tolist()
+        if model.target == "cf_parameters":
+            row["cf_parameters"] = {"convention": p["cf_convention"],
+                                    "values": dict(zip(p["cf_keys"], row["cf_parameters"]))}
+            row["cf_parameters_std"] = dict(zip(p["cf_keys"], row["cf_parameters_std"]))
+        rows.append(row)
+    return rows
+
+
+def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = None
+                   ) -> dict[str, Any]:
+    """Test-set metrics against training-set size: one fixed validation and test set (the
+    configuration's split), training sets the first ``n`` rows of one shuffled pool (nested).
+    Results are written to ``learning_curve.json`` as each size finishes (a re-run skips the
+    sizes done) with a table-ready summary and ``learning_curve.png``."""
+    log = log or (lambda s: None)
+    kind = cfg.model.kind
+    target = member_class(kind).target
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    records = labelled_records(cfg.data.dataset, target, cfg.data.selection)
+    sp = cfg.data.split
+    split = split_records(records, sp.by, sp.val, sp.test, sp.key, None, cfg.data.seed)
+    if not split.test:
+        raise ValueError("a learning curve needs a test set (split.test > 0 or rows tagged "
+                         "test)")
+    sizes = sorted(int(n) for n in sizes)
+    too_big = [n for n in sizes if n > len(split.train)]
+    if too_big:
+        raise ValueError(f"sizes {too_big} exceed the {len(split.train)} training rows")
+    path = out / "learning_curve.json"
+    key = _config_key(cfg)
+    done: dict[str, Any] = {}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("config") == key:
+            done = old.get("results", {})
+    settings = descriptor_settings(kind, [frame_of(r) for r in records], cfg.descriptor)
+    test_frames = [frame_of(r) for r in split.test]
+    test_t = targets_of(split.test, target)
+    val_frames = [frame_of(r) for r in split.val]
+    val_t = targets_of(split.val, target) if split.val else None
+    for n in sizes:
+        if str(n) in done:
+            log(f"n = {n}: done earlier")
+            continue
+        t0 = time.perf_counter()
+        model = Committee(kind, settings, n_members=cfg.model.committee,
+                          subsample=cfg.model.subsample, seed=cfg.data.seed, **cfg.model.hyper)
+        recs = split.train[:n]
+        model.fit([frame_of(r) for r in recs], targets_of(recs, target), val_frames, val_t,
+                  member_hyper=_member_hyper(kind, cfg.model.committee,
+                                             out / "checkpoints" / f"n{n}"))
+        fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        p = model.predict(test_frames)
+        pred_s = time.perf_counter() - t1
+        m = metrics(target, p, test_t, test_frames)
+        done[str(n)] = {"metrics": m, "headline": headline(target, m), "fit_seconds": fit_s,
+                        "predictions_per_second": len(test_frames) / pred_s}
+        path.write_text(json.dumps({"config": key, "results": done}, indent=2))
+        log(f"n = {n}: " + ", ".join(f"{k} {v:.4g}" for k, v in done[str(n)]["headline"].items())
+            + f" (fit {fit_s:.1f} s)")
+    ns = [n for n in sizes if str(n) in done]
+    cols = list(done[str(ns[0])]["headline"])
+    unit = {"zfs_tensor": "cm-1", "energy": "meV/atom | eV/Å", "kd_energies": "cm-1",
+            "cf_parameters": "cm-1"}[target]
+    series = {c: [done[str(n)]["headline"][c] for n in ns] for c in cols
+              if not c.startswith("axis")}
+    png = learning_curve_plot(out / "learning_curve.png", ns, series, unit,
+                              f"{kind}: test set of {len(split.test)}")
+    return {"model": kind, "target": target, "test_size": len(split.test),
+            "val_size": len(split.val), "sizes": ns, "columns": cols,
+            "results": {n: done[str(n)] for n in ns}, "png": str(png), "json": str(path)}
+
+
+__all__ = ["train", "evaluate", "predict", "learning_curve", "TrainResult",
+           "descriptor_settings", "evaluate_splits"]

@@ -1,0 +1,84 @@
+"""Commented example ``molmag train`` configurations, one per model kind."""
+
+from __future__ import annotations
+
+_HEAD = """\
+# molmag train configuration: {title}
+# Run with:  molmag train {name}.yaml        (evaluate: molmag evaluate {name}/model.npz DATASET)
+# Learning curve:  molmag learning-curve {name}.yaml --sizes 50,100,200,400,900
+
+model:
+  kind: {kind}
+  committee: {committee}           # members; their spread is the uncertainty (eq. 12)
+  subsample: null        # training fraction per member (default: 0.9 ridge, 1.0 networks)
+  hyper:
+{hyper}
+descriptor:              # overrides of the default descriptor settings
+{descriptor}
+data:
+  dataset: {dataset}     # a molmag dataset (molmag label writes one)
+  selection: null        # ASE selection of rows, e.g. "group=md1200"
+  split:
+    by: fraction         # fraction: seeded shuffle | tag: rows' split field train/val/test
+    val: 0.1
+    test: 0.2            # the rest trains
+    n_train: null        # at most this many training structures
+  seed: 0
+
+output: {name}           # folder: model.npz, metrics.json, parity.png, train.log
+"""
+
+_SNAP = """\
+  # SNAP bispectrum (LAMMPS ML-SNAP): species and weights default to the dataset's elements
+  # twojmax: 8           # 2J = 8 as in the Lunghi-Sanvito SI (55 components)
+  # rcutfac: {rcut}       # Angstrom
+"""
+_GM = """\
+  # Gaussian moments (Zaverkin et al. 2022)
+  # n_radial: 5          # 360 invariants per atom
+  # n_basis: 7
+  # r_cut: {rcut}         # Angstrom
+"""
+
+SPECS = {
+    "covariant-ridge": dict(
+        title="covariant bispectrum ridge of the D tensor (Lunghi & Sanvito 2020)",
+        hyper="    env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (SI)\n"
+              "    n_references: 1      # reference environments l0",
+        descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
+    "equivariant-ridge": dict(
+        title="equivariant spherical-harmonic ridge of the D tensor (Nguyen & Lunghi 2022)",
+        hyper="    env_cutoff: 3.5      # Angstrom",
+        descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
+    "gmnn-tensor": dict(
+        title="Gaussian-moment network of the D tensor (Zaverkin et al. 2022)",
+        hyper="    origin: centroid     # centroid (paper) | metal\n"
+              "    # max_epochs, batch_size, learning rates, patience: see molmag.models.gmnn",
+        descriptor=_GM.format(rcut=8.0), dataset="copdms.db", committee=3),
+    "gmnn-energy": dict(
+        title="Gaussian-moment network of the energy and forces (Zaverkin et al. 2022, eq. 13)",
+        hyper="    # max_epochs, batch_size, force weight, learning rates: see molmag.models.gmnn",
+        descriptor=_GM.format(rcut=6.5), dataset="copdms.db", committee=3),
+    "snap-energy": dict(
+        title="linear SNAP ridge of the energy and forces (Lunghi & Sanvito 2020)",
+        hyper="    # force_weight: see molmag.models.snap_energy",
+        descriptor=_SNAP.format(rcut=4.5), dataset="copdms.db", committee=3),
+    "kd-gap-ridge": dict(
+        title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
+        hyper="    env_cutoff: 3.5      # Angstrom",
+        descriptor=_SNAP.format(rcut=3.5), dataset="dy-ligands.db", committee=3),
+    "cf-ridge": dict(
+        title="equivariant ridge of the crystal-field parameters (k = 2, 4, 6)",
+        hyper="    env_cutoff: 3.5      # Angstrom",
+        descriptor=_SNAP.format(rcut=3.5), dataset="dy-ligands.db", committee=3),
+}
+
+
+def train_template(kind: str, name: str | None = None) -> str:
+    if kind not in SPECS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(SPECS)}")
+    spec = SPECS[kind]
+    return _HEAD.format(kind=kind, name=name or kind, **spec)
+
+
+__all__ = ["train_template", "SPECS"]
