@@ -85,16 +85,41 @@ def _member_hyper(kind: str, n: int, folder: Path) -> list[dict] | None:
     return [{"checkpoint": str(folder / f"member{k}.pt")} for k in range(n)]
 
 
+def _subset(pred: dict[str, Any], idx: Sequence[int]) -> dict[str, Any]:
+    out = {}
+    for k, v in pred.items():
+        if k in ("cf_keys", "cf_convention"):
+            out[k] = v
+        elif isinstance(v, np.ndarray):
+            out[k] = v[np.asarray(idx, dtype=int)]
+        else:
+            out[k] = [v[i] for i in idx]
+    return out
+
+
 def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, dict]:
-    """Metrics and predictions per split; ``splits`` maps names to records."""
+    """Metrics and predictions per split; ``splits`` maps names to records.  Every distinct
+    row is predicted once."""
+    rows: dict[Any, int] = {}
+    unique = []
+    for recs in splits.values():
+        for r in recs:
+            key = r.id if r.id is not None else id(r)
+            if key not in rows:
+                rows[key] = len(unique)
+                unique.append(r)
+    if not unique:
+        return {}, {}
+    frames = [frame_of(r) for r in unique]
+    p_all = model.predict(frames)
     out, preds = {}, {}
     for name, recs in splits.items():
         if not recs:
             continue
-        frames = [frame_of(r) for r in recs]
+        idx = [rows[r.id if r.id is not None else id(r)] for r in recs]
         ref = targets_of(recs, model.target)
-        p = model.predict(frames)
-        out[name] = metrics(model.target, p, ref, frames)
+        p = _subset(p_all, idx)
+        out[name] = metrics(model.target, p, ref, [frames[i] for i in idx])
         preds[name] = (p, ref)
     return out, preds
 

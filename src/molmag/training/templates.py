@@ -62,7 +62,7 @@ SPECS = {
     "snap-energy": dict(
         title="linear SNAP ridge of the energy and forces (Lunghi & Sanvito 2020)",
         hyper="    # force_weight: see molmag.models.snap_energy",
-        descriptor=_SNAP.format(rcut=4.5), dataset="copdms.db", committee=3),
+        descriptor=_SNAP.format(rcut=3.1), dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
         title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
         hyper="    env_cutoff: 3.5      # Angstrom",
