@@ -1,0 +1,1 @@
+"""Exploration of conformational space: PSO, 2D scans, magneto-structural correlations."""
