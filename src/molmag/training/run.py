@@ -78,7 +78,15 @@ def _config_key(cfg: TrainConfig) -> dict:
     return d
 
 
+def _config_hash(key: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _member_hyper(kind: str, n: int, folder: Path) -> list[dict] | None:
+    """Per-member epoch checkpoints of the networks (in a folder named after the
+    configuration, so a changed configuration never resumes from another run's epochs)."""
     if kind in DETERMINISTIC:
         return None
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,7 +175,8 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
                           **cfg.model.hyper)
         model.fit(train_frames, targets_of(split.train, target), val_frames,
                   targets_of(split.val, target) if split.val else None, log=say,
-                  member_hyper=_member_hyper(kind, cfg.model.committee, out / "checkpoints"))
+                  member_hyper=_member_hyper(kind, cfg.model.committee,
+                                             out / "checkpoints" / _config_hash(_config_key(cfg))))
         seconds = time.perf_counter() - t0
         say(f"trained in {seconds:.1f} s; evaluating")
         m, preds = evaluate_splits(model, dict(split.items()))
@@ -286,7 +295,7 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
         recs = split.train[:n]
         model.fit([frame_of(r) for r in recs], targets_of(recs, target), val_frames, val_t,
                   member_hyper=_member_hyper(kind, cfg.model.committee,
-                                             out / "checkpoints" / f"n{n}"))
+                                             out / "checkpoints" / f"{_config_hash(key)}-n{n}"))
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         p = model.predict(test_frames)
