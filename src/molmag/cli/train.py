@@ -147,11 +147,19 @@ def predict(
     if "kd_energies" in keys:
         t.add_column("KD energies (cm-1)")
     for r in rows:
-        cells = [f"{r[k]:.4g} ± {r[k + '_std']:.2g}" for k in scalar]
+        cells = [_with_std(r[k], r[k + "_std"]) for k in scalar]
         if "kd_energies" in keys:
             cells.append(" ".join(f"{x:.0f}" for x in r["kd_energies"]))
         t.add_row(str(r["index"]), r["formula"], *cells)
     console.print(t)
+
+
+def _with_std(value: float, std: float) -> str:
+    """value ± std with the value rounded to the std's second significant digit."""
+    import math
+
+    digits = 4 if not std > 0 else max(0, 1 - math.floor(math.log10(std)))
+    return f"{value:.{digits}f} ± {std:.2g}"
 
 
 def learning_curve(
