@@ -12,6 +12,7 @@ from molmag.cli import lf as lf_cli
 from molmag.cli import orca as orca_cli
 from molmag.cli import template as template_cli
 from molmag.cli.build import build
+from molmag.cli.correlate import correlate
 from molmag.cli.features import features
 from molmag.cli.info import info
 from molmag.cli.label import label
@@ -53,6 +54,7 @@ app.command("train")(train)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("learning-curve")(learning_curve)
+app.command("correlate")(correlate)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
