@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, print_json, user_errors
+from molmag.cli.common import console, print_json, read_frames, user_errors
 from molmag.physics.crystal_field import (CONVENTIONS, CrystalFieldLevels, cf_parameter_set,
                                           convert_cf_parameters, crystal_field_from_structure,
                                           ion_model, parse_kq, pcem_parameters, solve,
@@ -172,17 +172,7 @@ def read_point_charges(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_structure(path: Path):
-    from ase.io import read
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        atoms = read(str(path), index=0)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise ValueError(f"cannot read a structure from {path}: "
-                         f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-    if len(atoms) == 0:
-        raise ValueError(f"{path}: the structure has no atoms")
-    return atoms
+    return read_frames(path, 0)[0]
 
 
 def _read_charges(spec: str, natoms: int):

@@ -60,3 +60,22 @@ def existing_db(url: str) -> str:
     if "://" not in url and not Path(url).exists():
         fail(f"no dataset at {url!r}")
     return url
+
+
+def read_frames(path, index=":") -> list:
+    """Every frame of a structure file (any format ``ase.io.read`` reads) at ``index``, as a
+    list; errors name the file (missing, unreadable, empty)."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no structure file at {path}: no such file")
+    try:
+        frames = ase.io.read(str(path), index=index)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise ValueError(f"cannot read structures from {path}: "
+                         f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames or any(len(a) == 0 for a in frames):
+        raise ValueError(f"{path}: no structures (or a frame without atoms)")
+    return frames

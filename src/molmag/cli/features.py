@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, existing_db, fail, print_json, user_errors
+from molmag.cli.common import console, existing_db, fail, print_json, read_frames, user_errors
 from molmag.chem.features import features_table
 
 #: More structures than this: print summary statistics instead of one line per structure.
@@ -41,16 +41,10 @@ def _read(source: str, selection: Optional[str], metal_index: Optional[int], don
         return "id", ids, [r.formula for r in records], rows
     if selection:
         fail("--select applies to datasets (.db files and database URLs) only")
-    if not Path(source).is_file():
-        fail(f"no structure file at {source!r}")
-    import ase.io
-
     try:
-        frames = ase.io.read(source, index=":")
-    except Exception as exc:  # ASE raises many kinds for unreadable files
-        fail(f"{source}: not a structure file ASE can read ({type(exc).__name__}: {exc})")
-    if not frames:
-        fail(f"{source}: no structures")
+        frames = read_frames(source)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
     names = [f"frame {i} of {source}" for i in range(len(frames))]
     rows = features_table(frames, metal_index=metal_index, names=names, donors=donors)
     return "frame", list(range(len(frames))), [a.get_chemical_formula() for a in frames], rows

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, err_console, existing_db, print_json, user_errors
+from molmag.cli.common import (console, err_console, existing_db, print_json, read_frames,
+                               user_errors)
 
 
 def _log(text: str) -> None:
@@ -118,18 +119,10 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ):
     """Predict with MODEL for every structure of STRUCTURES (with committee uncertainty)."""
-    import ase.io
-
     from molmag.training import predict as run_predict
 
     with user_errors():
-        if not structures.exists():
-            raise FileNotFoundError(f"{structures}: no such file")
-        try:
-            frames = ase.io.read(structures, index=index)
-        except Exception as exc:  # ASE raises many types for unreadable files
-            raise ValueError(f"{structures}: cannot read structures ({exc})") from None
-        frames = frames if isinstance(frames, list) else [frames]
+        frames = read_frames(structures, index)
         if metal is not None:
             for a in frames:
                 a.info["metal_index"] = metal

@@ -164,7 +164,7 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
         t0 = time.perf_counter()
         train_frames = [frame_of(r) for r in split.train]
         val_frames = [frame_of(r) for r in split.val]
-        settings = descriptor_settings(kind, [frame_of(r) for r in records], cfg.descriptor)
+        settings = descriptor_settings(kind, [r.atoms for r in records], cfg.descriptor)
         say(f"training {kind} (committee of {cfg.model.committee}) on {sizes['train']} "
             f"structures, validation {sizes['val']}, test {sizes['test']} from "
             f"{cfg.data.dataset}")
@@ -210,8 +210,9 @@ def evaluate(model: Committee | str | Path, dataset: str, selection: str | None 
         model = Committee.load(model)
     records = labelled_records(dataset, model.target, selection)
     ids = model.config.get("split_ids") or {}
-    same = bool(ids) and Path(str(model.config.get("dataset", ""))).resolve() == \
-        Path(dataset).resolve() if "://" not in dataset else False
+    trained_on = str(model.config.get("dataset", ""))
+    same = bool(ids) and (trained_on == dataset if "://" in dataset
+                          else Path(trained_on).resolve() == Path(dataset).resolve())
     splits: dict[str, list] = {}
     if same:
         by_id = {r.id: r for r in records}
@@ -280,7 +281,7 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
         old = json.loads(path.read_text())
         if old.get("config") == key:
             done = old.get("results", {})
-    settings = descriptor_settings(kind, [frame_of(r) for r in records], cfg.descriptor)
+    settings = descriptor_settings(kind, [r.atoms for r in records], cfg.descriptor)
     test_frames = [frame_of(r) for r in split.test]
     test_t = targets_of(split.test, target)
     val_frames = [frame_of(r) for r in split.val]
