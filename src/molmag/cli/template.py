@@ -53,3 +53,27 @@ def train_template(
         fail(f"unknown model kind {model!r}; choose one of {', '.join(SPECS)}")
     name = out.stem if out is not None else None
     _write(make(model, name), out, force)
+
+
+@app.command("optimize")
+def optimize_template(
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag optimize` configuration (PSO of chi = E + gamma D)."""
+    from molmag.explore.templates import OPTIMIZE
+
+    _write(OPTIMIZE, out, force)
+
+
+@app.command("scan")
+def scan_template(
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag scan` configuration (2D scan of D and E)."""
+    from molmag.explore.templates import SCAN
+
+    _write(SCAN, out, force)

@@ -23,6 +23,7 @@ structures with elements they never saw.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -215,13 +216,18 @@ class Committee:
         return self
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict_members(self, frames: Sequence[Atoms]) -> list[dict[str, Any]]:
+    def predict_members(self, frames: Sequence[Atoms], forces: bool = True
+                        ) -> list[dict[str, Any]]:
         if not self.members:
             raise ValueError("the model is not trained")
         frames = list(frames)
+        if not forces:  # energy only, where the member can skip its forces (SNAP)
+            return [m.predict(frames, forces=False)
+                    if "forces" in inspect.signature(m.predict).parameters else m.predict(frames)
+                    for m in self.members]
         return [m.predict(frames) for m in self.members]
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, Any]:
+    def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
         """Mean predictions and their committee standard deviations (eq. 12).
 
         zfs_tensor: ``zfs_tensor`` (n,3,3), ``zfs_D``, ``zfs_E`` (n,) cm-1 (D and E of the
@@ -229,8 +235,9 @@ class Committee:
         energy: ``energy`` (n,) eV, ``forces`` list of (N_i,3) eV/Angstrom, and ``*_std``;
         kd_energies: ``kd_energies`` (n, n_kd) cm-1 and ``kd_energies_std``;
         cf_parameters: ``cf_parameters`` (n, K) cm-1 with ``cf_keys`` and ``cf_convention``,
-        and ``cf_parameters_std``."""
-        preds = self.predict_members(frames)
+        and ``cf_parameters_std``.  ``forces=False`` (energy models): energies only, where
+        computing the forces can be skipped (``forces`` is then absent)."""
+        preds = self.predict_members(frames, forces=forces or self.target != "energy")
         out: dict[str, Any] = {}
         if self.target == "zfs_tensor":
             t = np.stack([p["zfs_tensor"] for p in preds])
@@ -243,7 +250,10 @@ class Committee:
                    "zfs_E": np.array([p.E for p in pm]), "zfs_E_std": committee_stats(e)[1]}
         elif self.target == "energy":
             e_mean, e_std = committee_stats(np.stack([p["energy"] for p in preds]))
-            out = {"energy": e_mean, "energy_std": e_std, "forces": [], "forces_std": []}
+            out = {"energy": e_mean, "energy_std": e_std}
+            if not forces and any("forces" not in p for p in preds):
+                return out
+            out.update({"forces": [], "forces_std": []})
             for n in range(len(e_mean)):
                 f_mean, f_std = committee_stats(np.stack([p["forces"][n] for p in preds]))
                 out["forces"].append(f_mean)

@@ -1,0 +1,190 @@
+"""Structures and calculators named in YAML, for ``molmag optimize``, ``molmag scan`` and the
+campaigns.
+
+A **structure** is either built (``{builder: co-pdms, relax: true}``, any name
+``molmag build --help`` lists) or read from a file (``{file: start.xyz, index: -1, charge: -2,
+multiplicity: 4}``).
+
+A **calculator** is one of
+
+* ``{model: path/model.npz}`` — a trained molmag committee
+  (:class:`~molmag.models.calculator.ModelCalculator`: ``energy`` or ``zfs_D`` with its
+  committee spread ``*_std``);
+* ``{xtb: {accuracy: 1.0, ...}}`` — GFN2-xTB (tblite), energy and forces (eV, eV/Angstrom);
+* ``{ligand_field: {ion: null, ...}}`` — molmag's ligand-field engine, ``zfs_D`` (cm-1).  The
+  donors default to those of the start structure, so a displaced structure keeps its donor set;
+* a list of the above — one calculator whose properties come from the first member that
+  implements each (``[{model: energy.npz}, {model: tensor.npz}]``: ML energy and ML D).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StructureSpec(_Strict):
+    """The start structure: exactly one of ``builder`` or ``file``."""
+
+    builder: str | None = None
+    ligand: str | None = Field(None, description="ligand SMILES (dy-h2o5l2 builder)")
+    relax: bool = True
+    fmax: float = Field(0.05, gt=0, description="relaxation threshold, eV/Angstrom")
+    file: str | None = None
+    index: int = Field(-1, description="frame of the file (default: the last)")
+    charge: int | None = None
+    multiplicity: int | None = None
+    metal_index: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if bool(self.builder) == bool(self.file):
+            raise ValueError("a structure needs exactly one of 'builder' or 'file'")
+        return self
+
+
+class CalculatorSpec(_Strict):
+    """Exactly one of ``model`` (a model file), ``xtb`` or ``ligand_field`` (settings)."""
+
+    model: str | None = None
+    xtb: dict[str, Any] | None = None
+    ligand_field: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data):
+        # "xtb:" with only comments under it reads as None: it still names the engine
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in ("xtb", "ligand_field") else v)
+                    for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k in ("model", "xtb", "ligand_field") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a calculator needs exactly one of 'model', 'xtb' or "
+                             f"'ligand_field' (got {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.model is not None:
+            return f"model {self.model}"
+        return "GFN2-xTB" if self.xtb is not None else "ligand field"
+
+
+def load_structure(spec: StructureSpec) -> Atoms:
+    """Build or read the start structure; ``info`` gets charge, multiplicity and, where
+    known, ``metal_index`` and ``donor_indices``."""
+    if spec.builder:
+        from molmag.chem.builders import build
+
+        opts: dict[str, Any] = {"relax": spec.relax, "fmax": spec.fmax}
+        if spec.ligand:
+            opts["ligand"] = spec.ligand
+        atoms = build(spec.builder, **opts)
+    else:
+        from molmag.cli.common import read_frames
+
+        frames = read_frames(spec.file)
+        try:
+            atoms = frames[spec.index]
+        except IndexError:
+            raise ValueError(f"{spec.file}: no frame {spec.index} "
+                             f"(the file has {len(frames)})") from None
+        atoms.calc = None
+    for key in ("charge", "multiplicity", "metal_index"):
+        if getattr(spec, key) is not None:
+            atoms.info[key] = int(getattr(spec, key))
+    for key in ("charge", "multiplicity"):
+        if key not in atoms.info:
+            where = spec.file or spec.builder
+            raise ValueError(f"structure {where}: no {key}; give structure.{key}")
+    if "donor_indices" not in atoms.info:
+        from molmag.chem.features import donor_indices
+
+        try:
+            atoms.info["donor_indices"] = [int(i) for i in donor_indices(
+                atoms, atoms.info.get("metal_index"))]
+        except ValueError:
+            pass  # no metal: calculators that need one say so
+    return atoms
+
+
+def make_calculator(spec: CalculatorSpec | list[CalculatorSpec], start: Atoms) -> Calculator:
+    """The ASE calculator ``spec`` names; ``start`` gives the donors of ligand-field runs."""
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError("an empty list of calculators")
+        return RoutedCalculator([make_calculator(s, start) for s in spec])
+    if spec.model is not None:
+        from molmag.models.calculator import ModelCalculator
+
+        if not Path(spec.model).is_file() and "://" not in spec.model:
+            raise FileNotFoundError(f"no model file at {spec.model}")
+        return ModelCalculator(spec.model)
+    if spec.xtb is not None:
+        from molmag.chem.xtb import XTBCalculator
+
+        return XTBCalculator(**spec.xtb)
+    from molmag.physics.ligand_field import LigandFieldCalculator
+
+    opts = dict(spec.ligand_field)
+    if opts.get("donors") is None and start.info.get("donor_indices") is not None:
+        opts["donors"] = [int(i) for i in start.info["donor_indices"]]
+    return LigandFieldCalculator(**opts)
+
+
+class RoutedCalculator(Calculator):
+    """Several calculators as one: each property comes from the first calculator that
+    implements it (ML energy from one committee, ML D from another)."""
+
+    def __init__(self, calculators: list[Calculator], **kwargs):
+        self.calculators = list(calculators)
+        props: list[str] = []
+        for c in self.calculators:
+            props += [p for p in c.implemented_properties if p not in props]
+        self.implemented_properties = props
+        super().__init__(**kwargs)
+
+    def _owner(self, prop: str) -> Calculator:
+        for c in self.calculators:
+            if prop in c.implemented_properties:
+                return c
+        raise KeyError(prop)
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties or self.implemented_properties[:1], system_changes)
+        res: dict = {}
+        for prop in properties or self.implemented_properties[:1]:
+            if prop in res:
+                continue
+            c = self._owner(prop)
+            a = self.atoms.copy()
+            v = c.get_property(prop, a)
+            res[prop] = np.asarray(v) if np.ndim(v) else v
+            for k, val in c.results.items():  # everything the owner computed on the way
+                if k not in res and k in self.implemented_properties and self._owner(k) is c:
+                    res[k] = val
+        self.results = res
+
+
+def calculator_spec_list(value) -> CalculatorSpec | list[CalculatorSpec]:
+    """A YAML value (mapping or list of mappings) as calculator spec(s)."""
+    if isinstance(value, list):
+        return [CalculatorSpec.model_validate(v) for v in value]
+    return CalculatorSpec.model_validate(value)
+
+
+__all__ = ["StructureSpec", "CalculatorSpec", "RoutedCalculator", "load_structure",
+           "make_calculator", "calculator_spec_list"]
