@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 import molmag
+from molmag.cli import campaign as campaign_cli
 from molmag.cli import cf as cf_cli
 from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
@@ -63,6 +64,7 @@ app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
 app.add_typer(orca_cli.app, name="orca")
 app.add_typer(template_cli.app, name="template")
+app.add_typer(campaign_cli.app, name="campaign")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

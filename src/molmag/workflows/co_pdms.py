@@ -57,7 +57,7 @@ class CoPdmsSettings:
     gmnn_committee: int = 3
     gmnn_epochs: int = 80
     energy_committee: int = 3
-    gammas: tuple[float, ...] = (0.0, 0.002, 0.005, 0.02)   # eV per cm-1
+    gammas: tuple[float, ...] = (0.0, 0.005, 0.02, 0.1, 0.5)   # eV per cm-1
     pso_particles: int = 20
     pso_steps: int = 50
     pso_max_displacement: float = 0.2
@@ -76,8 +76,8 @@ class CoPdmsSettings:
     def quick(cls, **over) -> CoPdmsSettings:
         base = dict(mode="quick", deltas=(0.05, 0.1, 0.2), n_per_delta=40,
                     covariant_committee=3, gmnn_committee=2, gmnn_epochs=40,
-                    energy_committee=2, gammas=(0.0, 0.002, 0.02), pso_particles=12,
-                    pso_steps=25, pso_max_displacement=0.1, scan_points=9,
+                    energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
+                    pso_steps=50, pso_max_displacement=0.1, scan_points=9,
                     n_bootstrap=300)
         base.update(over)
         return cls(**base)
@@ -223,6 +223,14 @@ def stage_label(ctx: Context) -> dict:
             "seconds": summary.seconds, "workers": summary.workers, "groups": groups}
 
 
+def _train_log(ctx: Context, text: str) -> None:
+    """Training messages for the campaign log: every tenth network epoch, all the rest."""
+    words = text.split()
+    if len(words) > 1 and words[0] == "epoch" and words[1].isdigit() and int(words[1]) % 10:
+        return
+    ctx.log(f"  {text}")
+
+
 def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) -> dict:
     from molmag.training import train
     from molmag.training.config import TrainConfig
@@ -236,7 +244,7 @@ def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) 
                  "seed": s.split_seed},
         "output": str(ctx.out / "models" / name)})
     ctx.log(f"training {kind} (committee of {committee})")
-    res = train(cfg, log=lambda t: ctx.log(f"  {t}"))
+    res = train(cfg, log=lambda t: _train_log(ctx, t))
     m = res.model.metrics
     return {"kind": kind, "committee": committee, "sizes": res.sizes,
             "seconds": float(m.get("train_seconds", res.seconds)),
@@ -276,6 +284,7 @@ def stage_pso(ctx: Context) -> dict:
         row = dict(row)
         row["structure"] = p
         row["rel_change"] = {k: (p[k] - p0[k]) / p0[k] for k in p}
+        row["top_metal_changes"] = [str(c) for c in r.coordinate_changes(top=4, metal_only=True)]
         row["xtb_energy_eV"] = None
         rows.append(row)
     # the energy cost at each optimum from the reference (xTB), beside the ML one

@@ -1,0 +1,92 @@
+"""`molmag campaign ...`: the end-to-end design campaigns, stage by stage, resumable."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from molmag.cli.common import console, err_console, fail
+
+app = typer.Typer(help="End-to-end design campaigns (resumable, stage by stage).",
+                  no_args_is_help=True)
+
+
+class _Reporter:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def start(self, k, n, stage):
+        console.print(f"[bold][{k}/{n}] {stage.name}[/]: {stage.title} ...", highlight=False)
+
+    def skip(self, k, n, stage, entry):
+        console.print(f"[dim][{k}/{n}] {stage.name}: done earlier "
+                      f"({entry.get('seconds', 0):.0f} s), skipped[/]", highlight=False)
+
+    def finish(self, k, n, stage, entry):
+        console.print(f"[green][{k}/{n}] {stage.name}: done in {entry['seconds']:.0f} s[/]",
+                      highlight=False)
+
+    def fail(self, k, n, stage, entry):
+        err_console.print(f"[bold red][{k}/{n}] {stage.name} failed[/] after "
+                          f"{entry['seconds']:.0f} s: {entry['reason']}", highlight=False,
+                          soft_wrap=True)
+
+
+def _log(text: str) -> None:
+    console.print(f"[dim]    {text}[/]", highlight=False, soft_wrap=True)
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"\1", text)
+
+
+@app.command("co-pdms")
+def co_pdms(
+    quick: bool = typer.Option(False, "--quick", help="Small sizes: a few minutes on 2 cores "
+                               "(default: the paper's sizes, hours on a workstation)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: "
+                             "campaign-co-pdms, or campaign-co-pdms-quick with --quick)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j",
+                                          help="Labelling processes (default: one per core)."),
+    stop_after: Optional[str] = typer.Option(None, "--stop-after",
+                                             help="Stop after this stage (build, sample, "
+                                                  "label, train, pso, scan, correlate)."),
+):
+    """The [Co(pdms)2]2- campaign (Lunghi & Sanvito 2020): build -> sample -> label -> train
+    (covariant ridge, GM-NN committee, SNAP energy) -> PSO for several gamma -> 2D scans ->
+    correlations -> report.md + report.html in OUT.
+
+    Every stage is recorded in OUT/campaign.json; running the same command again skips the
+    stages already done and resumes the one that was interrupted."""
+    from molmag.workflows.co_pdms import CoPdmsSettings, run_co_pdms
+    from molmag.workflows.co_pdms_report import findings
+    from molmag.workflows.stages import StageError
+
+    settings = CoPdmsSettings.quick(workers=workers) if quick else \
+        CoPdmsSettings.full(workers=workers)
+    out = out or Path("campaign-co-pdms-quick" if quick else "campaign-co-pdms")
+    console.print(f"[bold]molmag campaign co-pdms[/] ({settings.mode}) -> {out}",
+                  highlight=False)
+    t0 = time.perf_counter()
+    try:
+        res = run_co_pdms(out, settings, log=_log, reporter=_Reporter(), only=stop_after)
+    except StageError as exc:
+        fail(f"{exc}\nwhat earlier stages produced is kept in {out}; fix the cause and run the "
+             "same command again to resume")
+    except ValueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume "
+                          f"(state in {out}/campaign.json)")
+        raise typer.Exit(130)
+    if "report" in res:
+        bullets, _ = findings(res)
+        console.print("\n[bold]Which coordinates drive D[/]")
+        for b in bullets:
+            console.print(f"- {_plain(b)}", highlight=False)
+        console.print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}  "
+                      f"({time.perf_counter() - t0:.0f} s)", highlight=False)
