@@ -40,6 +40,9 @@ def print_changes(rows: list[dict], top: int = 3) -> None:
     for r in rows:
         console.print(f"  γ = {r['gamma_eV_per_cm-1']:g}: " + "; ".join(r["top_changes"][:top]),
                       highlight=False)
+        if r.get("top_metal_changes"):
+            console.print("    at the metal: " + "; ".join(r["top_metal_changes"][:top]),
+                          highlight=False)
 
 
 def optimize(

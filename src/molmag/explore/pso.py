@@ -919,11 +919,18 @@ class GammaScanResult:
         E(opt) - E(r0) in eV; the rhombic zfs_E (cm-1) and zfs_E/D; the energy paid per
         cm-1 of D gained, eV/cm-1; committee spreads; the reference D and its relative
         error) plus the ``top`` most changed internal coordinates
-        (:func:`rank_coordinate_changes`, keyword arguments passed on)."""
+        (:func:`rank_coordinate_changes`, keyword arguments passed on) and, as
+        ``top_metal_changes``, the ``top`` most changed bonds and angles at the metal."""
         rows = []
         for r in self.results:
             row = r.summary()
             row["top_changes"] = [str(c) for c in r.coordinate_changes(top=top, **rank_kwargs)]
+            metal = {**rank_kwargs, "metal_only": True}
+            try:
+                row["top_metal_changes"] = [str(c) for c in r.coordinate_changes(top=top,
+                                                                                 **metal)]
+            except ValueError:  # no metal
+                row["top_metal_changes"] = []
             rows.append(row)
         return rows
 
@@ -936,7 +943,8 @@ class GammaScanResult:
                 w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
                 w.writeheader()
                 for row in rows:
-                    w.writerow({**row, "top_changes": "; ".join(row["top_changes"])})
+                    w.writerow({**row, "top_changes": "; ".join(row["top_changes"]),
+                                "top_metal_changes": "; ".join(row["top_metal_changes"])})
         else:
             path.write_text(json.dumps(rows, indent=1))
         return path

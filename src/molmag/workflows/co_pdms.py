@@ -284,7 +284,6 @@ def stage_pso(ctx: Context) -> dict:
         row = dict(row)
         row["structure"] = p
         row["rel_change"] = {k: (p[k] - p0[k]) / p0[k] for k in p}
-        row["top_metal_changes"] = [str(c) for c in r.coordinate_changes(top=4, metal_only=True)]
         row["xtb_energy_eV"] = None
         rows.append(row)
     # the energy cost at each optimum from the reference (xTB), beside the ML one
@@ -370,8 +369,8 @@ def stage_report(ctx: Context) -> dict:
 STAGES = [
     Stage("build", "build and relax [Co(pdms)2]2- (GFN2-xTB)", stage_build),
     Stage("sample", "random displacements", stage_sample),
-    Stage("label", "label: GFN2-xTB + ligand field (Dask)", stage_label),
-    Stage("train", "train: covariant ridge, GM-NN committee, SNAP energy", stage_train),
+    Stage("label", "GFN2-xTB + ligand-field labels (Dask)", stage_label),
+    Stage("train", "covariant ridge, GM-NN and SNAP energy committees", stage_train),
     Stage("pso", "particle-swarm optimisation of chi = E + gamma D", stage_pso),
     Stage("scan", "2D scan: Co-N distance x N-Co-N angle", stage_scan),
     Stage("correlate", "magneto-structural correlations", stage_correlate),
