@@ -133,3 +133,17 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     for k in ("build", "label", "train", "pso", "scan"):
         assert after["stages"][k]["finished"] == before["stages"][k]["finished"]
         assert res2[k] == res[k]
+
+
+def test_cli_refuses_a_folder_of_another_mode(tmp_path):
+    from typer.testing import CliRunner
+
+    from molmag.cli.main import app
+
+    CampaignState(tmp_path, "co-pdms", "quick").save()
+    res = CliRunner().invoke(app, ["campaign", "co-pdms", "--out", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "holds a quick run of this campaign; this is a full run" in res.output
+    res = CliRunner().invoke(app, ["campaign", "co-pdms", "--quick", "--out", str(tmp_path),
+                                   "--stop-after", "nothing"])
+    assert res.exit_code == 1 and "no stage 'nothing'" in res.output
