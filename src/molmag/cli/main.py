@@ -14,6 +14,7 @@ from molmag.cli import orca as orca_cli
 from molmag.cli import template as template_cli
 from molmag.cli.build import build
 from molmag.cli.correlate import correlate
+from molmag.cli.corpus import corpus
 from molmag.cli.explore import optimize, scan
 from molmag.cli.features import features
 from molmag.cli.info import info
@@ -59,6 +60,7 @@ app.command("learning-curve")(learning_curve)
 app.command("correlate")(correlate)
 app.command("optimize")(optimize)
 app.command("scan")(scan)
+app.command("corpus")(corpus)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")

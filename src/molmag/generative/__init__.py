@@ -1,0 +1,1 @@
+"""Generative ligand design: ligand corpora, SMILES vocabularies, VAEs and sampling."""
