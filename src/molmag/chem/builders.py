@@ -262,7 +262,8 @@ def build_cocl4(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = 
 # RDKit ligands
 # ======================================================================================
 @contextmanager
-def _quiet_rdkit():
+def quiet_rdkit():
+    """Silence RDKit's logger inside the block (parse failures are reported by the caller)."""
     from rdkit import RDLogger
 
     RDLogger.DisableLog("rdApp.*")
@@ -339,7 +340,7 @@ def _pdms_ligand(seed: int):
     from rdkit import Chem
     from rdkit.Chem import rdMolTransforms
 
-    with _quiet_rdkit():
+    with quiet_rdkit():
         mh, confs, ff = _embed(Chem.MolFromSmiles(PDMS_SMILES), seed=seed, n_conformers=1)
     conf = mh.GetConformer(0)
     n_idx = [a.GetIdx() for a in mh.GetAtoms() if a.GetSymbol() == "N"]
@@ -414,7 +415,7 @@ def parse_ligand(smiles: str):
     if not isinstance(smiles, str) or not smiles.strip():
         raise ValueError("empty ligand SMILES")
     smiles = smiles.strip()
-    with _quiet_rdkit():
+    with quiet_rdkit():
         mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError(f"invalid ligand SMILES {smiles!r}: RDKit cannot parse it")
@@ -517,7 +518,7 @@ def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FM
     sym = donor.GetSymbol()
     if dy_donor is None:
         dy_donor = DY_DONOR_DISTANCES[sym][0 if donor.GetFormalCharge() < 0 else 1]
-    with _quiet_rdkit():
+    with quiet_rdkit():
         if mol.GetNumAtoms() == 1 and donor.GetTotalNumHs() == 0:
             from rdkit import Chem
             mh, x, ff = Chem.AddHs(mol), np.zeros((1, 3)), "none"
@@ -581,7 +582,7 @@ def build(name: str, **options) -> Atoms:
     return BUILDERS[key](**options)
 
 
-__all__ = ["BUILDERS", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
+__all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
            "build_co_pdms", "build_dy_h2o5l2", "parse_ligand", "ligand_charge",
            "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

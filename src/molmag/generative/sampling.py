@@ -17,12 +17,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+
+from molmag.chem.builders import quiet_rdkit
 
 from .vae import MoleculeVAE
 
@@ -85,17 +86,6 @@ def reconstruction_accuracy(model: MoleculeVAE, strings: Sequence[str]) -> float
 
 
 # -- chemistry -------------------------------------------------------------------------------
-@contextmanager
-def _quiet_rdkit():
-    from rdkit import RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        yield
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-
-
 def canonical_smiles(smiles: str) -> str | None:
     """Kekulised canonical SMILES without stereochemistry, or None if RDKit cannot parse
     ``smiles`` (or it has no atoms)."""
@@ -103,7 +93,7 @@ def canonical_smiles(smiles: str) -> str | None:
 
     if not smiles:
         return None
-    with _quiet_rdkit():
+    with quiet_rdkit():
         mol = Chem.MolFromSmiles(smiles)
         if mol is None or mol.GetNumAtoms() == 0:
             return None

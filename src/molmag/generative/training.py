@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 import molmag
+from molmag.io.atomic import write_npz_atomic
 
 from .vae import MoleculeVAE, VAEConfig, vae_loss
 from .vocab import Vocabulary
@@ -292,12 +293,7 @@ def save_vae(model: MoleculeVAE, path: str | Path, *, training_strings: Sequence
     if store_training_strings and strings:
         arrays["training_strings"] = np.asarray(list(strings), dtype=str)
     arrays["header"] = np.array(json.dumps(header))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    tmp.replace(path)
-    return path
+    return write_npz_atomic(path, arrays)
 
 
 def load_vae(path: str | Path) -> MoleculeVAE:

@@ -32,6 +32,7 @@ import numpy as np
 from ase import Atoms
 
 import molmag
+from molmag.io.atomic import write_npz_atomic
 from molmag.models.base import Log
 from molmag.physics.zfs import zfs_from_tensor
 
@@ -286,12 +287,7 @@ class Committee:
             header["members"].append(meta)
             arrays.update({f"m{k}/{name}": np.asarray(v) for name, v in arr.items()})
         arrays["header"] = np.array(json.dumps(header))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        tmp.replace(path)
-        return path
+        return write_npz_atomic(path, arrays)
 
     @staticmethod
     def read_header(path: str | Path) -> dict:

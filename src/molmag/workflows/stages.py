@@ -12,13 +12,13 @@ Nothing an earlier stage produced is deleted by a later failure.
 from __future__ import annotations
 
 import json
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from molmag.io.atomic import write_text_atomic
 from molmag.io.provenance import now_iso
 
 STATE_FILE = "campaign.json"
@@ -91,10 +91,7 @@ class CampaignState:
         self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, default=_json_default))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(self.doc, indent=1, default=_json_default))
 
     def summaries(self) -> dict[str, dict]:
         return {k: v.get("summary", {}) for k, v in self.doc["stages"].items()
