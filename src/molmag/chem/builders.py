@@ -548,20 +548,62 @@ def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FM
                    equatorial_indices=water_o, min_contact_A=float(min(d1, d2)))
 
 
+def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FMAX,
+                      steps: int = DEFAULT_STEPS, seed: int = SEED) -> Atoms:
+    """The free ligand L (SMILES, FIRST atom = donor, as for ``dy-h2o5l2``), alone: RDKit
+    ETKDG + MMFF94 geometry, then GFN2-xTB relaxed (charge = the SMILES' formal charge,
+    singlet).  Atom 0 is the donor (``info["donor_indices"] = [0]``, no metal).  Used for the
+    GAUSS-II proxy labels (donor charge, atomic dipole, polarisability on the free ligand).
+    Errors: ValueError for an unusable ligand (:func:`parse_ligand`), RelaxationError (with
+    the SMILES) when xTB fails or does not converge."""
+    from rdkit import Chem
+
+    mol = parse_ligand(ligand)
+    smiles = ligand.strip()
+    q = int(Chem.GetFormalCharge(mol))
+    with quiet_rdkit():
+        if mol.GetNumAtoms() == 1 and mol.GetAtomWithIdx(0).GetTotalNumHs() == 0:
+            mh, x, ff = Chem.AddHs(mol), np.zeros((1, 3)), "none"   # a bare ion (F-, O2-)
+        else:
+            mh, confs, ff = _embed(mol, seed=seed, n_conformers=1)
+            x = confs[0]
+    if fmax <= 0:
+        raise ValueError(f"fmax must be positive, got {fmax}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    nel = int(sum(a.GetAtomicNum() for a in mh.GetAtoms())) - q
+    atoms = Atoms(numbers=_numbers(mh), positions=x)
+    atoms.info.update({"charge": q, "multiplicity": 1 + nel % 2, "metal_index": None,
+                       "donor_indices": [0], "name": "ligand", "ligand": smiles,
+                       "donor_element": mh.GetAtomWithIdx(0).GetSymbol(), "ligand_charge": q,
+                       "ligand_force_field": ff, "relaxed": False})
+    if not relax or len(atoms) == 1:
+        return atoms
+    res = xtb_relax(atoms, calculator=XTBCalculator(), fmax=fmax, steps=steps,
+                    name=f"free ligand {smiles}")
+    out = res.atoms
+    out.info = dict(atoms.info)
+    out.info.update({"relaxed": True, "relax_energy_eV": float(res.energy),
+                     "relax_steps": int(res.steps), "relax_fmax_eV_A": float(res.fmax),
+                     "relax_fmax_target_eV_A": float(fmax), "relax_method": "GFN2-xTB"})
+    return out
+
+
 # ======================================================================================
 # registry
 # ======================================================================================
-#: Builders by name.  All take ``relax``, ``fmax`` and ``steps``; ``dy-h2o5l2`` also
-#: ``ligand`` (SMILES, required).
+#: Builders by name.  All take ``relax``, ``fmax`` and ``steps``; ``dy-h2o5l2`` and ``ligand``
+#: (the free ligand) also ``ligand`` (SMILES, required).
 BUILDERS: dict[str, Callable[..., Atoms]] = {
     "fecl5": build_fecl5,
     "fecl6": build_fecl6,
     "cocl4": build_cocl4,
     "co-pdms": build_co_pdms,
     "dy-h2o5l2": build_dy_h2o5l2,
+    "ligand": build_free_ligand,
 }
 #: Builders that need a ligand SMILES.
-LIGAND_BUILDERS = frozenset({"dy-h2o5l2"})
+LIGAND_BUILDERS = frozenset({"dy-h2o5l2", "ligand"})
 
 
 def build(name: str, **options) -> Atoms:
@@ -583,6 +625,6 @@ def build(name: str, **options) -> Atoms:
 
 
 __all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
-           "build_co_pdms", "build_dy_h2o5l2", "parse_ligand", "ligand_charge",
+           "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "parse_ligand", "ligand_charge",
            "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

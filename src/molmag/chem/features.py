@@ -336,7 +336,7 @@ def features_table(records_or_atoms: Iterable, metal_index: int | None = None,
                 given = fixed
             elif tag:
                 key0 = ("tag", str(tag))
-                given = [int(x) for x in str(tag).split(",")]
+                given = [int(x) for x in str(tag).split(",") if x.strip()]
             else:
                 key0, given = None, None
             if key0 is not None and key0 in topology:

@@ -40,7 +40,7 @@ from molmag.io.records import Record
 from molmag.physics.zfs import zfs_from_tensor
 
 _ARRAY_LABELS = ("zfs_tensor", "kd_energies", "g_tensors", "cf_parameters", "charges", "dipole",
-                 "polarizabilities")
+                 "polarizabilities", "atomic_dipoles")
 _OWN_KEYS = frozenset({"total_charge", "multiplicity", "metal_index", "split", "structure_hash",
                        "zfs_D", "zfs_E", "kd_gap", "cf_convention"})
 _CHARGE_RE = re.compile(r"(?<![A-Za-z0-9_])charge(?![A-Za-z0-9_])")

@@ -13,6 +13,8 @@ label              unit           value
 ``charges``        e              (natoms,) atomic partial charges (e.g. GFN2-xTB Mulliken)
 ``dipole``         e*Angstrom     (3,) molecular dipole moment (the ASE unit; 1 e*A = 4.803 D)
 ``polarizabilities`` Angstrom^3   (natoms,) static atomic dipole polarisabilities (D4)
+``atomic_dipoles`` e*Angstrom     (natoms,) magnitudes of the atomic dipole moments
+                                  (GFN2-xTB atomic multipoles, tblite's xtbml ``dipm_A``)
 =================  =============  ==========================================================
 
 The names are those of molmag's ASE calculators; in extxyz files each label is stored under
@@ -31,7 +33,7 @@ from molmag.io.errors import LabelError
 
 CF_CONVENTIONS = ("stevens", "wybourne", "ito")
 #: Labels with one value per atom (stored as per-atom arrays in extxyz).
-PER_ATOM_LABELS = ("forces", "charges", "polarizabilities")
+PER_ATOM_LABELS = ("forces", "charges", "polarizabilities", "atomic_dipoles")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ LABELS: dict[str, LabelSpec] = {
         LabelSpec("charges", "e", "atomic partial charges"),
         LabelSpec("dipole", "e*Angstrom", "molecular dipole moment"),
         LabelSpec("polarizabilities", "Angstrom^3", "static atomic dipole polarisabilities"),
+        LabelSpec("atomic_dipoles", "e*Angstrom", "magnitudes of the atomic dipole moments"),
     )
 }
 
@@ -138,7 +141,7 @@ def validate_label(name: str, value: Any, natoms: int) -> Any:
         if not (arr.ndim == 2 and arr.shape[1] == 3) and not (arr.ndim == 3 and arr.shape[1:] == (3, 3)):
             raise LabelError(name, f"expected (n, 3) g values or (n, 3, 3) tensors, got {arr.shape}")
         return arr
-    if name in ("charges", "polarizabilities"):
+    if name in ("charges", "polarizabilities", "atomic_dipoles"):
         if arr.shape != (natoms,):
             raise LabelError(name, f"expected one value per atom ({natoms}), got shape {arr.shape}")
         return arr

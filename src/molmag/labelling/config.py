@@ -112,14 +112,15 @@ class SourceConfig(_Strict):
         return "builder" if self.builder else "file" if self.file else "dataset"
 
 
-XTB_PROPERTIES = ("energy", "forces", "charges", "dipole", "polarizabilities")
+XTB_PROPERTIES = ("energy", "forces", "charges", "dipole", "polarizabilities", "atomic_dipoles")
 
 
 class XTBLabelConfig(_Strict):
     """GFN2-xTB labels (tblite): ``properties`` from energy, forces, charges, dipole,
-    polarizabilities (D4)."""
+    polarizabilities (D4), atomic_dipoles (|mu_A| of GFN2-xTB's atomic multipoles)."""
 
-    properties: list[Literal["energy", "forces", "charges", "dipole", "polarizabilities"]] = \
+    properties: list[Literal["energy", "forces", "charges", "dipole", "polarizabilities",
+                             "atomic_dipoles"]] = \
         Field(default_factory=lambda: ["energy", "forces", "charges"])
     accuracy: float = Field(1.0, gt=0)
     electronic_temperature: float = Field(300.0, gt=0, description="K")

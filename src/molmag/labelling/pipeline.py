@@ -124,7 +124,9 @@ def build_and_sample(builder: str, ligand: str | None, relax: bool, fmax: float,
         if atoms.info.get("donor_indices") is not None:
             # the donors of the built structure are the donors of all its samples, however
             # far a displacement moves other atoms towards the metal
-            base_tags["donors"] = ",".join(str(int(i)) for i in atoms.info["donor_indices"])
+            # (one donor is written "0,": ASE databases refuse a string that reads as a number)
+            text = ",".join(str(int(i)) for i in atoms.info["donor_indices"])
+            base_tags["donors"] = text if "," in text else text + ","
         if ligand is not None:
             base_tags["ligand"] = ligand
         rows = []
@@ -152,7 +154,7 @@ def _donors_tag(rec: Record) -> list[int] | None:
     if not text:
         return None
     try:
-        return [int(x) for x in str(text).split(",")]
+        return [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"row {rec.id}: tag donors={text!r} is not a list of atom indices") \
             from None
