@@ -12,6 +12,7 @@ from molmag.cli import data as data_cli
 from molmag.cli import lf as lf_cli
 from molmag.cli import orca as orca_cli
 from molmag.cli import template as template_cli
+from molmag.cli import vae as vae_cli
 from molmag.cli.build import build
 from molmag.cli.correlate import correlate
 from molmag.cli.corpus import corpus
@@ -66,6 +67,7 @@ app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")
 app.add_typer(orca_cli.app, name="orca")
 app.add_typer(template_cli.app, name="template")
+app.add_typer(vae_cli.app, name="vae")
 app.add_typer(campaign_cli.app, name="campaign")
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,3 +77,15 @@ def scan_template(
     from molmag.explore.templates import SCAN
 
     _write(SCAN, out, force)
+
+
+@app.command("vae")
+def vae_template(
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag vae train` configuration (the GAUSS VAE)."""
+    from molmag.generative.templates import VAE_TRAIN
+
+    _write(VAE_TRAIN, out, force)

@@ -409,6 +409,48 @@ def ligands_from_smiles(smiles: Iterable[str], *, elements: Iterable[str] = DEFA
     return out, stats
 
 
+def as_ligand(smiles: str, *, elements: Iterable[str] = DEFAULT_ELEMENTS,
+              max_heavy_atoms: int = DEFAULT_MAX_HEAVY_ATOMS) -> Ligand | None:
+    """The :class:`Ligand` that a donor-first SMILES (e.g. a VAE sample) stands for, or None.
+
+    Atom 0 must be a donor by this module's rules: an uncharged atom that
+    :func:`ligands_of_molecule` would take as a neutral donor, or an O-/N- (charge -1) whose
+    protonated parent has an O-H/N-H the rules deprotonate; the parent (the molecule with
+    the proton back) must pass the corpus filters.  The ligand's SMILES is the corpus form
+    (RDKit canonical, rooted at the donor), so it compares directly with a corpus."""
+    from rdkit import Chem
+
+    block = _quiet()
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    del block
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    d = mol.GetAtomWithIdx(0)
+    if d.GetFormalCharge() == -1 and Chem.GetFormalCharge(mol) == -1:
+        rw = Chem.RWMol(mol)
+        a = rw.GetAtomWithIdx(0)
+        a.SetFormalCharge(0)
+        a.SetNumExplicitHs(a.GetTotalNumHs() + 1)
+        a.SetNoImplicit(True)
+        try:
+            Chem.SanitizeMol(rw)
+        except Exception:  # RDKit raises several sanitisation error types
+            return None
+        parent = rw.GetMol()
+        kind = _anion_kind(parent.GetAtomWithIdx(0))
+        charge = -1
+    elif Chem.GetFormalCharge(mol) == 0:
+        parent = mol
+        kind = _neutral_kind(d)
+        charge = 0
+    else:
+        return None
+    if kind is None or _reject_reason(parent, frozenset(elements), max_heavy_atoms) is not None:
+        return None
+    return Ligand(Chem.MolToSmiles(mol, rootedAtAtom=0), Chem.MolToSmiles(parent),
+                  d.GetSymbol(), charge, kind)
+
+
 def donor_first(smiles: str, donor_index: int, charge: int = 0) -> str:
     """``smiles`` rooted at atom ``donor_index``, deprotonated there first when ``charge`` is
     -1: the string this module writes for that ligand."""

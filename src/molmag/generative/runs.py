@@ -1,0 +1,436 @@
+"""``molmag vae train|sample|map``: the GAUSS VAE as a user runs it.
+
+``molmag vae train CONFIG.yaml`` (:class:`VAETrainConfig`, ``molmag template vae``):
+
+.. code-block:: yaml
+
+    corpus: default              # a `molmag corpus` file (.csv or .smi), or molmag's built-in one
+    max_heavy_atoms: 12          # keep ligands up to this size (null: all)
+    n_train: null                # at most this many ligands (random subset; null: all)
+    validation_fraction: 0.05    # held out: reconstruction accuracy, head R^2
+    representation: smiles       # smiles | selfies
+    head: proxies                # proxies (GAUSS-II) | gaps (GAUSS-I) | none
+    labels:                      # the semi-supervised labels (head != none)
+      n: 1000                    # ligands labelled (random; the rest stay unlabelled)
+      dataset: vae-labels.db     # where labels are stored: a rerun reuses them
+      workers: null              # labelling processes (null: one per core)
+    max_epochs: 200
+    seed: 0
+    output: vae.npz              # model; vae.npz.ckpt is the resumable checkpoint
+
+The labels are computed by :mod:`molmag.generative.labels` through the labelling pipeline
+(GFN2-xTB + D4 proxies of the free ligand, or the Kramers gaps of Dy(H2O)5L2 from the
+crystal-field engine with GAUSS-I's structural features as the head's extra inputs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from molmag.config_files import read_yaml, resolve, validate
+
+from . import labels as L
+from .corpus import DEFAULT_MAX_HEAVY_ATOMS, Ligand, default_corpus, read_corpus
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelSettings(_Strict):
+    n: int = Field(1000, ge=0, description="training ligands labelled (random subset)")
+    dataset: str = Field("vae-labels.db", description="labelled dataset (reused on a rerun)")
+    workers: int | None = Field(None, ge=1)
+    fmax: float = Field(0.05, gt=0)
+
+
+class VAETrainConfig(_Strict):
+    corpus: str = "default"
+    max_heavy_atoms: int | None = Field(12, ge=1)
+    n_train: int | None = Field(None, ge=10)
+    validation_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    representation: Literal["smiles", "selfies"] = "smiles"
+    head: Literal["proxies", "gaps", "none"] = "proxies"
+    labels: LabelSettings = Field(default_factory=LabelSettings)
+    max_epochs: int = Field(200, ge=1)
+    batch_size: int = Field(100, ge=1)
+    seed: int = 0
+    output: str = "vae.npz"
+
+
+def load_vae_train_config(path: str | Path, **overrides) -> VAETrainConfig:
+    """Read and validate ``molmag vae train`` settings; errors name the file and key.
+    ``overrides`` (command-line options, None = not given) replace top-level keys."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = validate(path, VAETrainConfig, raw)
+    base = path.resolve().parent
+    if cfg.corpus != "default":
+        cfg.corpus = resolve(cfg.corpus, base)
+    cfg.output = resolve(cfg.output, base)
+    cfg.labels.dataset = resolve(cfg.labels.dataset, base)
+    return cfg
+
+
+# -- corpus ----------------------------------------------------------------------------------
+def heavy_atoms(smiles: str) -> int:
+    from rdkit import Chem
+
+    from molmag.chem.builders import quiet_rdkit
+
+    with quiet_rdkit():
+        mol = Chem.MolFromSmiles(smiles)
+    return mol.GetNumHeavyAtoms() if mol is not None else 10**6
+
+
+def load_ligands(corpus: str = "default", max_heavy_atoms: int | None = None) -> list[Ligand]:
+    """The corpus (``"default"`` or a file), ligands above ``max_heavy_atoms`` left out."""
+    ligs = default_corpus() if corpus == "default" else read_corpus(corpus)
+    if max_heavy_atoms is not None:
+        ligs = [g for g in ligs if heavy_atoms(g.smiles) <= max_heavy_atoms]
+    if not ligs:
+        raise ValueError(f"corpus {corpus}: no ligands"
+                         + (f" with at most {max_heavy_atoms} heavy atoms" if max_heavy_atoms
+                            else ""))
+    return ligs
+
+
+@dataclass
+class CorpusSplit:
+    train: list[str]
+    val: list[str]
+
+
+def split_corpus(smiles: Sequence[str], n_train: int | None, validation_fraction: float,
+                 seed: int = 0) -> CorpusSplit:
+    """A random training subset (at most ``n_train``) and a held-out validation set."""
+    rng = np.random.default_rng([seed, 17])
+    order = rng.permutation(len(smiles))
+    n_val = int(round(validation_fraction * len(smiles)))
+    if n_train is not None:
+        n_val = min(n_val, max(0, len(smiles) - n_train)) if validation_fraction else 0
+        n_val = max(n_val, int(round(validation_fraction * min(n_train, len(smiles)))))
+    val = [smiles[i] for i in order[:n_val]]
+    rest = [smiles[i] for i in order[n_val:]]
+    train = rest if n_train is None else rest[:n_train]
+    if len(train) < 10:
+        raise ValueError(f"only {len(train)} training ligands; the VAE needs at least 10")
+    return CorpusSplit(train, val)
+
+
+def labelled_subset(smiles: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """``n`` ligands drawn at random (fixed by ``seed``) from ``smiles``."""
+    rng = np.random.default_rng([seed, 29])
+    idx = rng.permutation(len(smiles))[:n]
+    return [smiles[i] for i in sorted(idx)]
+
+
+# -- training --------------------------------------------------------------------------------
+@dataclass
+class TrainOutcome:
+    model: object
+    path: Path
+    metrics: dict
+    history_csv: Path
+    labelled: int = 0
+    label_failures: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def head_targets(head: str, smiles: Sequence[str], table: dict[str, dict]):
+    """(properties, extras) arrays for the head: proxies -> (n, 4), gaps -> (n, 7) with the
+    GAUSS-I structural features (n, 4) as extras; NaN rows are unlabelled."""
+    if head == "proxies":
+        return L.matrix(table, smiles, L.PROXY_NAMES), None
+    if head == "gaps":
+        props = L.matrix(table, smiles, L.GAP_NAMES)
+        extras = L.matrix(table, smiles, L.STRUCTURE_FEATURES)
+        # the head needs its extra inputs for every row: unlabelled rows get the labelled mean
+        # (their property loss is masked, so only the latent part of the head sees them)
+        mean = np.nanmean(extras, axis=0) if np.isfinite(extras).any() else np.zeros(4)
+        extras = np.where(np.isfinite(extras), extras, mean)
+        return props, extras
+    return None, None
+
+
+def head_r2(model, smiles: Sequence[str], targets: np.ndarray,
+            extras: np.ndarray | None = None) -> dict[str, float]:
+    """R^2 of the head's predictions (from ``mu``) on the labelled rows, per property."""
+    from .sampling import encode
+
+    names = L.PROXY_NAMES if targets.shape[1] == 4 else L.GAP_NAMES
+    ok = np.isfinite(targets).all(axis=1)
+    if ok.sum() < 2:
+        return {}
+    z = encode(model, [s for s, k in zip(smiles, ok) if k])
+    pred = model.predict_properties(z, None if extras is None else extras[ok])
+    out = {}
+    for j, name in enumerate(names):
+        y = targets[ok, j]
+        ss = ((y - y.mean()) ** 2).sum()
+        out[name] = float(1 - ((y - pred[:, j]) ** 2).sum() / ss) if ss > 0 else float("nan")
+    return out
+
+
+def write_history(history: list[dict], path: Path) -> Path:
+    keys: list[str] = []
+    for r in history:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        for r in history:
+            w.writerow(r)
+    return path
+
+
+def run_vae_train(cfg: VAETrainConfig, *, log: Callable[[str], None] = lambda s: None,
+                  executor=None, reporter=None, ligands: Sequence[Ligand] | None = None
+                  ) -> TrainOutcome:
+    """Everything ``molmag vae train`` does: corpus -> split -> labels (resumable) ->
+    training (resumable from ``OUTPUT.ckpt``) -> model file, history CSV, metrics JSON."""
+    import torch  # noqa: F401
+
+    from .sampling import reconstruction_accuracy
+    from .training import save_vae, train_vae
+    from .vae import VAEConfig
+    from .vocab import Vocabulary
+
+    t0 = time.perf_counter()
+    if ligands is None:
+        ligands = load_ligands(cfg.corpus, cfg.max_heavy_atoms)
+    smiles = [g.smiles for g in ligands]
+    split = split_corpus(smiles, cfg.n_train, cfg.validation_fraction, cfg.seed)
+    log(f"corpus: {len(smiles)} ligands; training {len(split.train)}, validation "
+        f"{len(split.val)}")
+    table: dict[str, dict] = {}
+    labelled = failures = 0
+    if cfg.head != "none" and cfg.labels.n > 0:
+        todo = labelled_subset(split.train + split.val,
+                               min(cfg.labels.n, len(split.train) + len(split.val)), cfg.seed)
+        make = L.proxy_label_config if cfg.head == "proxies" else L.gap_label_config
+        lcfg = make(todo, cfg.labels.dataset, workers=cfg.labels.workers, fmax=cfg.labels.fmax)
+        log(f"labels ({cfg.head}): {len(todo)} ligands -> {cfg.labels.dataset}")
+        summ = L.run_label_config(lcfg, executor=executor, reporter=reporter)
+        table = L.proxy_table(cfg.labels.dataset) if cfg.head == "proxies" else \
+            L.gap_table(cfg.labels.dataset)
+        labelled = sum(1 for s in todo if s in table)
+        failures = len(todo) - labelled
+        log(f"labels: {labelled} labelled, {failures} failed "
+            f"({summ.seconds:.0f} s)")
+        if labelled < 2:
+            raise RuntimeError(f"labelling gave {labelled} labelled ligands; see the failures "
+                               f"in {cfg.labels.dataset} (molmag data failures)")
+    props, extras = head_targets(cfg.head, split.train, table)
+    vprops, vextras = head_targets(cfg.head, split.val, table) if split.val else (None, None)
+    kind = cfg.representation
+    vocab = Vocabulary.from_corpus(split.train + split.val, kind)
+    to_repr = vocab.to_repr
+    train_s = [to_repr(s) for s in split.train]
+    val_s = [to_repr(s) for s in split.val]
+    if cfg.head == "proxies":
+        vcfg = VAEConfig.gauss2()
+    elif cfg.head == "gaps":
+        vcfg = VAEConfig.gauss1(n_extra=len(L.STRUCTURE_FEATURES))
+    else:
+        vcfg = VAEConfig(n_properties=0)
+    out = Path(cfg.output)
+    ckpt = out.with_name(out.name + ".ckpt")
+
+    def on_epoch(r: dict) -> None:
+        msg = (f"epoch {r['epoch']}: loss {r['train_total']:.4f} (recon {r['train_recon']:.4f}"
+               f", KL {r['train_kl']:.3f}" + (f", prop {r['train_prop']:.3f}"
+                                              if "train_prop" in r else "") + ")")
+        if "val_total" in r:
+            msg += f", val {r['val_total']:.4f}"
+        log(msg + f", {r['seconds']:.1f} s")
+
+    model = train_vae(train_s, config=vcfg, vocab=vocab, kind=kind, properties=props,
+                      extras=extras, val_strings=val_s or None, val_properties=vprops,
+                      val_extras=vextras, max_epochs=cfg.max_epochs,
+                      batch_size=cfg.batch_size, seed=cfg.seed, checkpoint=ckpt, log=on_epoch)
+    metrics = {"n_train": len(train_s), "n_val": len(val_s), "labelled": labelled,
+               "epochs": len(model.history), "best_epoch": model.best_epoch,
+               "converged": model.header["training"]["converged"],
+               "train_seconds": model.header["training"]["seconds"],
+               "reconstruction_accuracy_val": reconstruction_accuracy(model, val_s) if val_s
+               else None,
+               "reconstruction_accuracy_train": reconstruction_accuracy(model, train_s[:1000])}
+    if cfg.head != "none" and labelled:
+        metrics["head_r2_train"] = head_r2(model, train_s, props, extras)
+        if val_s is not None and vprops is not None:
+            metrics["head_r2_val"] = head_r2(model, val_s, vprops, vextras)
+    metrics["labels"] = {"head": cfg.head, "dataset": cfg.labels.dataset if labelled else None}
+    save_vae(model, out, metrics=metrics)
+    hist = write_history(model.history, out.with_name(out.stem + "-history.csv"))
+    out.with_name(out.stem + "-metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return TrainOutcome(model, out, metrics, hist, labelled, failures,
+                        time.perf_counter() - t0)
+
+
+# -- sampling --------------------------------------------------------------------------------
+def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed: int = 0,
+                 training_set: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """LP samples around each seed (a SMILES ligand): per seed, the paper's metrics
+    (validity, uniqueness, novelty) and the unique valid molecules found, with whether each
+    is a ligand (donor first, :func:`as_ligand`), novel (not a training ligand) and the
+    head's predicted properties.  Returns (metrics rows, molecule rows)."""
+    from .corpus import as_ligand
+    from .sampling import canonical_smiles, decode, encode, generation_metrics, perturb
+
+    train = [model.vocab.to_smiles(s) for s in model.training_strings] \
+        if training_set is None else list(training_set)
+    train_canon = {c for c in map(canonical_smiles, train) if c is not None}
+    train_lig = set(train)
+    names = _head_names(model)
+    metrics, molecules = [], []
+    for k, seed in enumerate(seeds):
+        lig = as_ligand(seed)
+        rep = model.vocab.to_repr(lig.smiles if lig else seed)
+        z = encode(model, [rep])[0]
+        strings = decode(model, perturb(z, sigma, n, seed=[rng_seed, k]))
+        m = generation_metrics(strings, train_canon, model.vocab.kind, training_is_canonical=True)
+        novel = m.pop("novel")
+        counts: dict[str, int] = {}
+        first: dict[str, str] = {}
+        for s in strings:
+            smi = model.vocab.to_smiles(s) if model.vocab.kind == "selfies" else s
+            c = canonical_smiles(smi) if smi else None
+            if c is None:
+                continue
+            counts[c] = counts.get(c, 0) + 1
+            first.setdefault(c, smi)
+        rows = []
+        for c, cnt in counts.items():
+            g = as_ligand(first[c])
+            rows.append({"seed": seed, "smiles": g.smiles if g else first[c],
+                         "ligand": g is not None, "donor_kind": g.kind if g else "",
+                         "novel": c in novel and (g is None or g.smiles not in train_lig),
+                         "count": cnt})
+        if names and rows:
+            zz = encode(model, [model.vocab.to_repr(r["smiles"]) for r in rows])
+            try:
+                pred = model.predict_properties(zz, None)
+            except ValueError:
+                pred = None
+            if pred is not None:
+                for r, p in zip(rows, pred):
+                    r.update({f"pred_{nm}": float(v) for nm, v in zip(names, p)})
+        n_lig = sum(1 for r in rows if r["ligand"])
+        n_lig_novel = sum(1 for r in rows if r["ligand"] and r["novel"])
+        metrics.append({"seed": seed, "sigma": sigma, **m, "unique_ligands": n_lig,
+                        "unique_novel_ligands": n_lig_novel})
+        molecules += rows
+    return metrics, molecules
+
+
+def _head_names(model) -> list[str]:
+    c = model.config
+    if c.n_properties == 4 and c.n_extra == 0:
+        return list(L.PROXY_NAMES)
+    if c.n_properties == 7:
+        return list(L.GAP_NAMES)
+    return [f"property{i}" for i in range(c.n_properties)]
+
+
+def write_rows(rows: Sequence[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys or ["smiles"])
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return path
+
+
+# -- latent maps -----------------------------------------------------------------------------
+def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = None,
+               proxies: str | Path | None = None, gaps: str | Path | None = None,
+               max_points: int = 20000, seed: int = 0) -> dict:
+    """PCA maps of the latent means of ``smiles`` (default: the model's training ligands):
+    coloured by the head's predictions for every ligand, by the labelled proxies
+    (``proxies`` dataset) and by Delta E01..07 (``gaps`` dataset).  Writes
+    ``latent_pca.csv``, ``latent_map_predicted.png``, ``latent_map_proxies.png`` and
+    ``latent_map_gaps.png`` (those with data) and returns what it wrote with the explained
+    variance and, per property, the neighbour correlation of the map (1 = ordered)."""
+    from .analysis import latent_pca, neighbour_correlation, plot_latent_maps
+    from .sampling import encode
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if smiles is None:
+        smiles = [model.vocab.to_smiles(s) for s in model.training_strings]
+    smiles = list(dict.fromkeys(smiles))
+    ptab = L.proxy_table(proxies) if proxies else {}
+    gtab = L.gap_table(gaps) if gaps else {}
+    labelled = [s for s in list(ptab) + list(gtab) if s not in set(smiles)]
+    smiles = smiles + list(dict.fromkeys(labelled))
+    if len(smiles) > max_points:
+        keep = set(ptab) | set(gtab)
+        rng = np.random.default_rng(seed)
+        rest = [s for s in smiles if s not in keep]
+        idx = rng.permutation(len(rest))[:max(0, max_points - len(keep))]
+        smiles = [s for s in smiles if s in keep] + [rest[i] for i in sorted(idx)]
+    reps = [model.vocab.to_repr(s) for s in smiles]
+    z = encode(model, reps)
+    pca = latent_pca(z)
+    xy = pca.transform(z)
+    files, order = {}, {}
+    rows = [{"smiles": s, "pc1": float(a), "pc2": float(b)} for s, (a, b) in zip(smiles, xy)]
+    names = _head_names(model)
+    if names and model.config.n_extra == 0:
+        pred = model.predict_properties(z, None)
+        panels = [(f"predicted {n}", pred[:, j]) for j, n in enumerate(names)]
+        files["predicted"] = str(plot_latent_maps(
+            xy, panels, out / "latent_map_predicted.png",
+            explained=pca.explained_variance_ratio, columns=4))
+        for r, p in zip(rows, pred):
+            r.update({f"pred_{n}": float(v) for n, v in zip(names, p)})
+    if ptab:
+        P = L.matrix(ptab, smiles, L.PROXY_NAMES)
+        panels = [(f"{n} ({L.PROXY_UNITS[n] or 'Z'})", P[:, j])
+                  for j, n in enumerate(L.PROXY_NAMES)]
+        files["proxies"] = str(plot_latent_maps(xy, panels, out / "latent_map_proxies.png",
+                                                background=xy,
+                                                explained=pca.explained_variance_ratio,
+                                                columns=4))
+        for j, n in enumerate(L.PROXY_NAMES):
+            order[n] = neighbour_correlation(xy, P[:, j])
+            for r, v in zip(rows, P[:, j]):
+                r[n] = None if not np.isfinite(v) else float(v)
+    if gtab:
+        G = L.matrix(gtab, smiles, L.GAP_NAMES)
+        panels = [(f"{n} (cm-1)", G[:, j]) for j, n in enumerate(L.GAP_NAMES)]
+        files["gaps"] = str(plot_latent_maps(xy, panels, out / "latent_map_gaps.png",
+                                             background=xy,
+                                             explained=pca.explained_variance_ratio,
+                                             columns=4))
+        for j, n in enumerate(L.GAP_NAMES):
+            order[n] = neighbour_correlation(xy, G[:, j])
+            for r, v in zip(rows, G[:, j]):
+                r[n] = None if not np.isfinite(v) else float(v)
+    files["table"] = str(write_rows(rows, out / "latent_pca.csv"))
+    return {"n": len(smiles), "explained_variance_ratio": [float(v) for v in
+                                                           pca.explained_variance_ratio],
+            "neighbour_correlation": order, "files": files,
+            "n_proxies": len(ptab), "n_gaps": len(gtab)}
+
+
+__all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",
+           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table",
+           "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms",
+           "DEFAULT_MAX_HEAVY_ATOMS"]
