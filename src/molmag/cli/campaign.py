@@ -90,3 +90,57 @@ def co_pdms(
             console.print(f"- {_plain(b)}", highlight=False)
         console.print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}  "
                       f"({time.perf_counter() - t0:.0f} s)", highlight=False)
+
+
+@app.command("dy-ligands")
+def dy_ligands(
+    quick: bool = typer.Option(False, "--quick", help="Small sizes: under 15 minutes on 2 cores "
+                               "(default: the paper's sizes, hours on a workstation)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: "
+                             "campaign-dy-ligands, or campaign-dy-ligands-quick with --quick)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Ligand corpus file (molmag "
+                                          "corpus); default: molmag's built-in corpus."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j",
+                                          help="Labelling processes (default: one per core)."),
+    stop_after: Optional[str] = typer.Option(None, "--stop-after",
+                                             help="Stop after this stage (corpus, proxies, "
+                                                  "train, gaps, map, seeds, repopulate)."),
+):
+    """The Dy(H2O)5L2 ligand-design campaign (Khatibi et al. 2026, GAUSS-II): corpus ->
+    proxies (GFN2-xTB/D4) -> VAE -> Kramers gaps of a labelled subset (crystal field on
+    xTB-relaxed complexes) -> latent maps -> seed bins -> targeted repopulation ->
+    report.md + report.html in OUT.
+
+    Every stage is recorded in OUT/campaign.json; running the same command again skips the
+    stages already done and resumes the one that was interrupted."""
+    from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
+    from molmag.workflows.dy_ligands_report import findings
+    from molmag.workflows.stages import StageError
+
+    over = {"workers": workers}
+    if corpus is not None:
+        if not corpus.is_file():
+            fail(f"--corpus {corpus}: no such file")
+        over["corpus"] = str(corpus.resolve())
+    settings = DyLigandSettings.quick(**over) if quick else DyLigandSettings.full(**over)
+    out = out or Path("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands")
+    console.print(f"[bold]molmag campaign dy-ligands[/] ({settings.mode}) -> {out}",
+                  highlight=False)
+    t0 = time.perf_counter()
+    try:
+        res = run_dy_ligands(out, settings, log=_log, reporter=_Reporter(), only=stop_after)
+    except StageError as exc:
+        fail(f"{exc}\nwhat earlier stages produced is kept in {out}; fix the cause and run the "
+             "same command again to resume")
+    except ValueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume "
+                          f"(state in {out}/campaign.json)")
+        raise typer.Exit(130)
+    if "report" in res:
+        console.print("\n[bold]Findings[/]")
+        for b in findings(res):
+            console.print(f"- {_plain(b)}", highlight=False)
+        console.print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}  "
+                      f"({time.perf_counter() - t0:.0f} s)", highlight=False)

@@ -1,0 +1,181 @@
+"""Latent analysis and generation (PCA, LP ligand generation, seed bins, R^2, repopulation),
+the `molmag vae` commands and a tiny complete `dy-ligands` campaign."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from molmag.cli.main import app
+from molmag.generative.analysis import (generate_ligands, latent_pca, neighbour_correlation,
+                                        repopulation_shift, seed_bins, seed_sample_r2,
+                                        top_seeds)
+from molmag.generative.corpus import as_ligand
+from molmag.generative.training import train_vae
+from molmag.generative.vae import VAEConfig
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+LIGANDS = ["O=P(C)(C)C", "[O-]c1ccccc1", "n1ccccc1", "[O-]C(C)(C)C", "O=C(C)C", "OC",
+           "[O-]C", "N#CC", "O=C(C)N", "[O-]CC", "OCC", "[O-]C(C)C", "O=CC", "NC", "N(C)C",
+           "[N-](C)C", "O=S(C)C", "[O-]C=O", "OC(C)C", "n1ccncc1"]
+
+
+# -- analysis -----------------------------------------------------------------------------
+def test_latent_pca_matches_covariance_eigenvectors():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 5)) * np.array([3.0, 1.0, 0.5, 0.2, 0.1])
+    z = z @ np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    pca = latent_pca(z, 2)
+    w, v = np.linalg.eigh(np.cov(z.T))
+    for k in range(2):
+        assert abs(abs(pca.components[k] @ v[:, -1 - k]) - 1) < 1e-8
+    assert np.allclose(pca.explained_variance_ratio, w[::-1][:2] / w.sum())
+    xy = pca.transform(z)
+    assert np.allclose(xy.mean(0), 0, atol=1e-10)
+    # translation of all latent vectors leaves the map unchanged
+    assert np.allclose(latent_pca(z + 5.0).transform(z + 5.0), xy)
+    with pytest.raises(ValueError):
+        latent_pca(z[:1])
+
+
+def test_neighbour_correlation_orders():
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(size=(400, 2))
+    assert neighbour_correlation(xy, xy[:, 0] + 0.05 * rng.normal(size=400)) > 0.9
+    assert abs(neighbour_correlation(xy, rng.normal(size=400))) < 0.2
+    v = xy[:, 1].copy()
+    v[:50] = np.nan                                      # unlabelled points are left out
+    assert neighbour_correlation(xy, v) > 0.9
+
+
+def test_seed_sample_r2_and_bins_and_shift():
+    assert seed_sample_r2([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
+    # samples scattered around their seeds: 1 - SS_res / SS_tot by hand
+    y0, y = np.array([0, 0, 10, 10.0]), np.array([1, -1, 9, 11.0])
+    assert seed_sample_r2(y0, y) == pytest.approx(1 - 4 / 104)   # mean 5: 16+36+16+36
+    assert seed_sample_r2([5, 5, 5, 5], [1, 2, 3, 4]) < 0     # a bad "predictor"
+    values = {f"L{i}": float(i) for i in range(60)}
+    picks = seed_bins(values, n_bins=6, per_bin=2, rng_seed=0)
+    assert [b for b, _ in picks] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    for b, name in picks:
+        assert 10 * b <= values[name] < 10 * (b + 1) or (b == 5 and values[name] == 59)
+    assert seed_bins(values, 6, 2, 0) == picks             # reproducible
+    assert top_seeds(values, 3) == ["L59", "L58", "L57"]
+    sh = repopulation_shift([5, 6, 7], [1, 2, 3])
+    assert sh["mean_shift"] == pytest.approx(4) and sh["p_greater"] == 1.0
+    assert repopulation_shift([1, 2, 3], [1, 2, 3])["p_greater"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def memorised():
+    cfg = VAEConfig(latent_dim=8, encoder_hidden=(32, 32, 16), decoder_hidden=(64, None))
+    return train_vae(LIGANDS * 5, config=cfg, max_epochs=60, batch_size=25, lr=3e-3, seed=0,
+                     min_delta=0.0)
+
+
+def test_generate_ligands_rules(memorised):
+    model = memorised
+    exclude = set(LIGANDS[:10])
+    g = generate_ligands(model, "[O-]c1ccccc1", 5, sigmas=(0.0, 0.5, 1.0), draws_per_sigma=300,
+                         exclude=exclude, rng_seed=3)
+    assert len(g.ligands) <= 5 and len(set(g.ligands)) == len(g.ligands)
+    assert g.draws <= 900 and g.sigmas[0] == 0.0
+    for s in g.ligands:
+        lig = as_ligand(s)
+        assert lig is not None and lig.smiles == s and s not in exclude
+    # sigma = 0 decodes the seed's mean only: at most one distinct ligand
+    g0 = generate_ligands(model, "[O-]c1ccccc1", 5, sigmas=(0.0,), draws_per_sigma=200)
+    assert len(g0.ligands) <= 1 and g0.draws == 200
+    assert g0.n_valid in (0, 200) and g.n_valid >= len(g.ligands)
+
+
+# -- CLI ----------------------------------------------------------------------------------
+def _config(tmp_path, **over):
+    text = runner.invoke(app, ["template", "vae"]).output
+    import yaml
+
+    cfg = yaml.safe_load(text)
+    cfg.update({"max_heavy_atoms": 6, "n_train": 60, "max_epochs": 2,
+                "labels": {"n": 6, "workers": 1, "dataset": "labels.db"}})
+    cfg.update(over)
+    path = tmp_path / "vae.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_vae_template_validates(tmp_path):
+    from molmag.generative.runs import load_vae_train_config
+
+    res = runner.invoke(app, ["template", "vae", "-o", str(tmp_path / "v.yaml")])
+    assert res.exit_code == 0
+    cfg = load_vae_train_config(tmp_path / "v.yaml")
+    assert cfg.head == "proxies" and cfg.labels.n == 1000 and cfg.output.endswith("vae.npz")
+
+
+def test_vae_config_errors_name_file_and_key(tmp_path):
+    path = _config(tmp_path, heads="gaps")
+    res = runner.invoke(app, ["vae", "train", str(path)])
+    assert res.exit_code == 1 and "vae.yaml" in res.output and "heads" in res.output
+    res = runner.invoke(app, ["vae", "sample", str(tmp_path / "none.npz"), "-s", "OC"])
+    assert res.exit_code == 1 and "none.npz" in res.output
+
+
+def test_vae_train_sample_map_cli(tmp_path):
+    path = _config(tmp_path)
+    res = runner.invoke(app, ["vae", "train", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout[res.stdout.index("{"):])
+    assert m["labelled"] == 6 and m["epochs"] == 2 and m["n_train"] == 60
+    for f in ("vae.npz", "vae.npz.ckpt", "vae-history.csv", "vae-metrics.json", "labels.db"):
+        assert (tmp_path / f).is_file(), f
+    # a rerun labels nothing and trains no further epoch
+    again = runner.invoke(app, ["vae", "train", str(path), "--json"])
+    assert again.exit_code == 0
+    assert "0 failed" in again.stderr or "6 labelled" in again.stderr
+    m2 = json.loads(again.stdout[again.stdout.index("{"):])
+    assert m2["epochs"] == 2
+    res = runner.invoke(app, ["vae", "sample", str(tmp_path / "vae.npz"), "-s", "[O-]c1ccccc1",
+                              "--n", "50", "--sigma", "0.5", "-o", str(tmp_path / "s.csv"),
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["metrics"][0]["n_samples"] == 50
+    assert (tmp_path / "s.csv").is_file()
+    res = runner.invoke(app, ["vae", "map", str(tmp_path / "vae.npz"), "--proxies",
+                              str(tmp_path / "labels.db"), "-o", str(tmp_path / "map"), "--json"])
+    assert res.exit_code == 0, res.output
+    mp = json.loads(res.stdout)
+    assert mp["n_proxies"] == 6 and set(mp["neighbour_correlation"]) == {
+        "donor_Z", "donor_charge", "donor_dipole", "donor_polarizability"}
+    assert (tmp_path / "map" / "latent_map_proxies.png").is_file()
+
+
+# -- campaign -----------------------------------------------------------------------------
+def test_tiny_dy_ligands_campaign(tmp_path):
+    from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
+
+    s = DyLigandSettings.quick(max_heavy_atoms=5, n_proxies=12, max_epochs=2, n_labelled=8,
+                               seeds_per_bin=1, samples_per_seed=1, top_seeds=3,
+                               repop_draws=100, n_repopulate=2, curve_batches=1, workers=1)
+    out = tmp_path / "camp"
+    res = run_dy_ligands(out, s)
+    for stage in ("corpus", "proxies", "train", "gaps", "map", "seeds", "repopulate", "report"):
+        assert stage in res, stage
+    assert res["gaps"]["labelled"] >= 6
+    assert res["map"]["n_gaps"] == res["gaps"]["labelled"]
+    html = (out / "report.html").read_text()
+    assert "Targeted repopulation" in html and 'src="data:image/png;base64,' in html
+    assert 'src="figures' not in html
+    state = json.loads((out / "campaign.json").read_text())
+    assert all(v["status"] == "done" for v in state["stages"].values())
+    # a second run skips every stage but the report
+    again = run_dy_ligands(out, s)
+    assert again["train"] == res["train"]
+    with pytest.raises(ValueError, match="quick"):
+        run_dy_ligands(out, DyLigandSettings.full())
