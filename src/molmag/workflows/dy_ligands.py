@@ -63,6 +63,7 @@ class DyLigandSettings:
     seeds_per_bin: int = 5
     samples_per_seed: int = 10
     bin_sigmas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    bin_draws: int = 4000             # LP samples per sigma and seed at most (the paper: 4000)
     top_seeds: int = 16
     repop_sigma: float = 0.3
     repop_draws: int = 5000           # LP samples per top seed
@@ -77,9 +78,9 @@ class DyLigandSettings:
 
     @classmethod
     def quick(cls, **over) -> DyLigandSettings:
-        base = dict(mode="quick", max_heavy_atoms=9, n_proxies=600, max_epochs=40,
-                    n_labelled=96, seeds_per_bin=2, samples_per_seed=3, repop_draws=1000,
-                    n_repopulate=48, curve_batches=5)
+        base = dict(mode="quick", max_heavy_atoms=8, n_proxies=300, max_epochs=90,
+                    n_labelled=32, seeds_per_bin=1, samples_per_seed=2, bin_draws=2000,
+                    top_seeds=8, repop_draws=5000, n_repopulate=16, curve_batches=5)
         base.update(over)
         return cls(**base)
 
@@ -323,7 +324,7 @@ def stage_seeds(ctx: Context) -> dict:
         gen = json.loads(path.read_text())["generated"]
     else:
         gen = _generate(ctx, model, [p[1] for p in picks], s.samples_per_seed, s.bin_sigmas,
-                        corpus | set(subset), 1000, rng0=1000)
+                        corpus | set(subset), s.bin_draws, rng0=1000)
         _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen})
     new = [g for lst in gen.values() for g in lst]
     ctx.log(f"{len(picks)} seeds in {s.n_bins} bins -> {len(new)} new ligands")
