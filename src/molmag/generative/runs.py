@@ -112,16 +112,13 @@ class CorpusSplit:
 
 def split_corpus(smiles: Sequence[str], n_train: int | None, validation_fraction: float,
                  seed: int = 0) -> CorpusSplit:
-    """A random training subset (at most ``n_train``) and a held-out validation set."""
+    """A held-out validation set (``validation_fraction`` of the corpus) and a random training
+    set from the rest (at most ``n_train``), both fixed by ``seed``."""
     rng = np.random.default_rng([seed, 17])
     order = rng.permutation(len(smiles))
-    n_val = int(round(validation_fraction * len(smiles)))
-    if n_train is not None:
-        n_val = min(n_val, max(0, len(smiles) - n_train)) if validation_fraction else 0
-        n_val = max(n_val, int(round(validation_fraction * min(n_train, len(smiles)))))
+    n_val = min(int(round(validation_fraction * len(smiles))), max(0, len(smiles) - 10))
     val = [smiles[i] for i in order[:n_val]]
-    rest = [smiles[i] for i in order[n_val:]]
-    train = rest if n_train is None else rest[:n_train]
+    train = [smiles[i] for i in order[n_val:]][:n_train]
     if len(train) < 10:
         raise ValueError(f"only {len(train)} training ligands; the VAE needs at least 10")
     return CorpusSplit(train, val)
@@ -194,17 +191,70 @@ def write_history(history: list[dict], path: Path) -> Path:
     return path
 
 
+def on_epoch_log(log: Callable[[str], None], every: int = 1) -> Callable[[dict], None]:
+    """An epoch callback for :func:`train_vae` that writes one line per ``every`` epochs."""
+    def on_epoch(r: dict) -> None:
+        if r["epoch"] % every and r["epoch"] != 1:
+            return
+        msg = (f"epoch {r['epoch']}: loss {r['train_total']:.4f} (recon {r['train_recon']:.4f}"
+               f", KL {r['train_kl']:.3f}" + (f", prop {r['train_prop']:.3f}"
+                                              if "train_prop" in r else "") + ")")
+        if "val_total" in r:
+            msg += f", val {r['val_total']:.4f}"
+        log(msg + f", {r['seconds']:.1f} s")
+    return on_epoch
+
+
+def fit_vae(train: Sequence[str], val: Sequence[str], head: str, table: dict[str, dict], *,
+            representation: str = "smiles", max_epochs: int = 200, batch_size: int = 100,
+            seed: int = 0, checkpoint: str | Path | None = None,
+            log: Callable[[dict], None] | None = None):
+    """Train the GAUSS VAE on ``train`` (SMILES) with the head ``head`` ('proxies', 'gaps' or
+    'none') on the labels of ``table`` (NaN where a ligand has none), ``val`` held out.
+    Returns (model, metrics): sizes, epochs, reconstruction accuracy (validation and up to
+    1000 training ligands) and the head's R^2 on the labelled rows."""
+    from .sampling import reconstruction_accuracy
+    from .training import train_vae
+    from .vae import VAEConfig
+    from .vocab import Vocabulary
+
+    train, val = list(train), list(val)
+    props, extras = head_targets(head, train, table)
+    vprops, vextras = head_targets(head, val, table) if val else (None, None)
+    vocab = Vocabulary.from_corpus(train + val, representation)
+    train_s = [vocab.to_repr(s) for s in train]
+    val_s = [vocab.to_repr(s) for s in val]
+    if head == "proxies":
+        vcfg = VAEConfig.gauss2()
+    elif head == "gaps":
+        vcfg = VAEConfig.gauss1(n_extra=len(L.STRUCTURE_FEATURES))
+    else:
+        vcfg = VAEConfig(n_properties=0)
+    model = train_vae(train_s, config=vcfg, vocab=vocab, kind=representation, properties=props,
+                      extras=extras, val_strings=val_s or None, val_properties=vprops,
+                      val_extras=vextras, max_epochs=max_epochs, batch_size=batch_size,
+                      seed=seed, checkpoint=checkpoint, log=log)
+    labelled = 0 if props is None else int(np.isfinite(props).all(axis=1).sum())
+    metrics = {"n_train": len(train_s), "n_val": len(val_s), "labelled": labelled,
+               "epochs": len(model.history), "best_epoch": model.best_epoch,
+               "converged": bool(model.header["training"]["converged"]),
+               "train_seconds": float(model.header["training"]["seconds"]),
+               "reconstruction_accuracy_val": reconstruction_accuracy(model, val_s) if val_s
+               else None,
+               "reconstruction_accuracy_train": reconstruction_accuracy(model, train_s[:1000])}
+    if head != "none" and labelled:
+        metrics["head_r2_train"] = head_r2(model, train_s, props, extras)
+        if val_s and vprops is not None:
+            metrics["head_r2_val"] = head_r2(model, val_s, vprops, vextras)
+    return model, metrics
+
+
 def run_vae_train(cfg: VAETrainConfig, *, log: Callable[[str], None] = lambda s: None,
                   executor=None, reporter=None, ligands: Sequence[Ligand] | None = None
                   ) -> TrainOutcome:
     """Everything ``molmag vae train`` does: corpus -> split -> labels (resumable) ->
     training (resumable from ``OUTPUT.ckpt``) -> model file, history CSV, metrics JSON."""
-    import torch  # noqa: F401
-
-    from .sampling import reconstruction_accuracy
-    from .training import save_vae, train_vae
-    from .vae import VAEConfig
-    from .vocab import Vocabulary
+    from .training import save_vae
 
     t0 = time.perf_counter()
     if ligands is None:
@@ -231,45 +281,12 @@ def run_vae_train(cfg: VAETrainConfig, *, log: Callable[[str], None] = lambda s:
         if labelled < 2:
             raise RuntimeError(f"labelling gave {labelled} labelled ligands; see the failures "
                                f"in {cfg.labels.dataset} (molmag data failures)")
-    props, extras = head_targets(cfg.head, split.train, table)
-    vprops, vextras = head_targets(cfg.head, split.val, table) if split.val else (None, None)
-    kind = cfg.representation
-    vocab = Vocabulary.from_corpus(split.train + split.val, kind)
-    to_repr = vocab.to_repr
-    train_s = [to_repr(s) for s in split.train]
-    val_s = [to_repr(s) for s in split.val]
-    if cfg.head == "proxies":
-        vcfg = VAEConfig.gauss2()
-    elif cfg.head == "gaps":
-        vcfg = VAEConfig.gauss1(n_extra=len(L.STRUCTURE_FEATURES))
-    else:
-        vcfg = VAEConfig(n_properties=0)
     out = Path(cfg.output)
-    ckpt = out.with_name(out.name + ".ckpt")
-
-    def on_epoch(r: dict) -> None:
-        msg = (f"epoch {r['epoch']}: loss {r['train_total']:.4f} (recon {r['train_recon']:.4f}"
-               f", KL {r['train_kl']:.3f}" + (f", prop {r['train_prop']:.3f}"
-                                              if "train_prop" in r else "") + ")")
-        if "val_total" in r:
-            msg += f", val {r['val_total']:.4f}"
-        log(msg + f", {r['seconds']:.1f} s")
-
-    model = train_vae(train_s, config=vcfg, vocab=vocab, kind=kind, properties=props,
-                      extras=extras, val_strings=val_s or None, val_properties=vprops,
-                      val_extras=vextras, max_epochs=cfg.max_epochs,
-                      batch_size=cfg.batch_size, seed=cfg.seed, checkpoint=ckpt, log=on_epoch)
-    metrics = {"n_train": len(train_s), "n_val": len(val_s), "labelled": labelled,
-               "epochs": len(model.history), "best_epoch": model.best_epoch,
-               "converged": model.header["training"]["converged"],
-               "train_seconds": model.header["training"]["seconds"],
-               "reconstruction_accuracy_val": reconstruction_accuracy(model, val_s) if val_s
-               else None,
-               "reconstruction_accuracy_train": reconstruction_accuracy(model, train_s[:1000])}
-    if cfg.head != "none" and labelled:
-        metrics["head_r2_train"] = head_r2(model, train_s, props, extras)
-        if val_s is not None and vprops is not None:
-            metrics["head_r2_val"] = head_r2(model, val_s, vprops, vextras)
+    model, metrics = fit_vae(split.train, split.val, cfg.head, table,
+                             representation=cfg.representation, max_epochs=cfg.max_epochs,
+                             batch_size=cfg.batch_size, seed=cfg.seed,
+                             checkpoint=out.with_name(out.name + ".ckpt"), log=on_epoch_log(log))
+    metrics["labelled"] = labelled           # of the training and validation ligands
     metrics["labels"] = {"head": cfg.head, "dataset": cfg.labels.dataset if labelled else None}
     save_vae(model, out, metrics=metrics)
     hist = write_history(model.history, out.with_name(out.stem + "-history.csv"))
@@ -432,5 +449,6 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
 
 __all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",
            "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table",
-           "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms",
+           "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms", "fit_vae",
+           "on_epoch_log",
            "DEFAULT_MAX_HEAVY_ATOMS"]

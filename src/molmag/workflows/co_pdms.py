@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from molmag.workflows.stages import Context, Stage
+from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's finding (Lunghi & Sanvito 2020, Fig. 4 and text): shorter Co-N distances and
 #: smaller intraligand N-Co-N angles make D more negative; a ~5 % reduction of these
@@ -162,28 +162,6 @@ def stage_sample(ctx: Context) -> dict:
     return {"files": files, "n": s.n_per_delta * len(s.deltas) + 1}
 
 
-class _LabelReporter:
-    def __init__(self, log):
-        self.log = log
-        self.total = 0
-        self.done = 0
-        self.next_report = 0.0
-
-    def start(self, stage, total, done=0):
-        self.total, self.done = total, done
-        self.log(f"{stage}: {done}/{total}")
-        self.next_report = 0.25
-
-    def advance(self, stage, n=1):
-        self.done += n
-        if self.total and self.done / self.total >= self.next_report:
-            self.log(f"{stage}: {self.done}/{self.total}")
-            self.next_report += 0.25
-
-    def message(self, text):
-        self.log(text)
-
-
 def stage_label(ctx: Context) -> dict:
     from molmag.io.dataset import Dataset
     from molmag.labelling import LabelRun
@@ -201,7 +179,7 @@ def stage_label(ctx: Context) -> dict:
         "labels": {"xtb": {"properties": ["energy", "forces", "charges"]},
                    "ligand_field": {"donors": donors}},
         "cluster": {"kind": "local", "n_workers": s.workers}, "batch_size": 8})
-    summary = LabelRun(cfg, reporter=_LabelReporter(ctx.log)).run()
+    summary = LabelRun(cfg, reporter=LabelProgress(ctx.log)).run()
     ds = Dataset(cfg.output)
     groups = {}
     for g in ["base"] + list(files):

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molmag.workflows.stages import Context, Stage
+from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's numbers (Khatibi et al. 2026): seed-vs-sample R^2 of GAUSS-II (Fig. 8),
 #: unique samples per seed in a few minutes (Fig. 2c), top seeds of the repopulation.
@@ -89,27 +89,6 @@ class DyLigandSettings:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-class _LabelReporter:
-    def __init__(self, log, what: str):
-        self.log, self.what = log, what
-        self.total = self.done = 0
-        self.next = 0.0
-
-    def start(self, stage, total, done=0):
-        self.total, self.done, self.next = total, done, 0.25
-        self.log(f"{self.what} {stage}: {done}/{total}")
-
-    def advance(self, stage, n=1):
-        self.done += n
-        if self.total and self.done / self.total >= self.next:
-            self.log(f"{self.what} {stage}: {self.done}/{self.total}")
-            self.next += 0.25
-
-    def message(self, text):
-        if not text.startswith("build failed"):
-            self.log(text)
-
-
 def _read_list(ctx: Context, name: str) -> list[str]:
     return json.loads((ctx.out / name).read_text())
 
@@ -126,7 +105,7 @@ def _label_gaps(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
     s: DyLigandSettings = ctx.settings
     if ligands:
         cfg = L.gap_label_config(ligands, ctx.out / "complexes.db", workers=s.workers)
-        summ = L.run_label_config(cfg, reporter=_LabelReporter(ctx.log, what))
+        summ = L.run_label_config(cfg, reporter=LabelProgress(ctx.log, what, quiet_failures=True))
         ctx.log(f"{what}: {summ.built} complexes built now, {summ.build_skipped} earlier "
                 f"({summ.seconds:.0f} s)")
     table = L.gap_table(ctx.out / "complexes.db")
@@ -139,7 +118,7 @@ def _label_proxies(ctx: Context, ligands: list[str], what: str) -> dict[str, dic
     s: DyLigandSettings = ctx.settings
     if ligands:
         cfg = L.proxy_label_config(ligands, ctx.out / "proxies.db", workers=s.workers)
-        summ = L.run_label_config(cfg, reporter=_LabelReporter(ctx.log, what))
+        summ = L.run_label_config(cfg, reporter=LabelProgress(ctx.log, what, quiet_failures=True))
         ctx.log(f"{what}: {summ.built} free ligands now, {summ.build_skipped} earlier "
                 f"({summ.seconds:.0f} s)")
     table = L.proxy_table(ctx.out / "proxies.db")
@@ -202,41 +181,18 @@ def stage_proxies(ctx: Context) -> dict:
 
 def stage_train(ctx: Context) -> dict:
     from molmag.generative import labels as L
-    from molmag.generative.runs import head_r2, head_targets, write_history
-    from molmag.generative.sampling import reconstruction_accuracy
-    from molmag.generative.training import save_vae, train_vae
-    from molmag.generative.vae import VAEConfig
-    from molmag.generative.vocab import Vocabulary
+    from molmag.generative.runs import fit_vae, on_epoch_log, write_history
+    from molmag.generative.training import save_vae
 
     s: DyLigandSettings = ctx.settings
     train = _read_list(ctx, "train.json")
     val = _read_list(ctx, "val.json")
     table = L.proxy_table(ctx.out / "proxies.db")
-    props, _ = head_targets("proxies", train, table)
-    vprops, _ = head_targets("proxies", val, table)
-    vocab = Vocabulary.from_corpus(train + val, "smiles")
-    ctx.log(f"GAUSS-II VAE: {len(train)} ligands ({int(np.isfinite(props[:, 0]).sum())} with "
-            f"proxies), vocabulary {len(vocab)} tokens, strings up to {vocab.max_len}")
-
-    def on_epoch(r):
-        if r["epoch"] % 5 == 0 or r["epoch"] == 1:
-            ctx.log(f"  epoch {r['epoch']}: recon {r['train_recon']:.3f}, KL "
-                    f"{r['train_kl']:.3f}, prop {r.get('train_prop', float('nan')):.3f}, val "
-                    f"{r.get('val_total', float('nan')):.3f} ({r['seconds']:.1f} s)")
-
-    model = train_vae(train, config=VAEConfig.gauss2(), vocab=vocab, properties=props,
-                      val_strings=val or None, val_properties=vprops if val else None,
-                      max_epochs=s.max_epochs, seed=s.seed,
-                      checkpoint=ctx.path("models", "vae.npz.ckpt"), log=on_epoch)
-    metrics = {"n_train": len(train), "n_val": len(val),
-               "labelled": int(np.isfinite(props[:, 0]).sum()),
-               "epochs": len(model.history), "best_epoch": model.best_epoch,
-               "converged": bool(model.header["training"]["converged"]),
-               "train_seconds": float(model.header["training"]["seconds"]),
-               "reconstruction_accuracy_val": reconstruction_accuracy(model, val) if val else None,
-               "reconstruction_accuracy_train": reconstruction_accuracy(model, train[:1000]),
-               "head_r2_train": head_r2(model, train, props),
-               "head_r2_val": head_r2(model, val, vprops) if val else {}}
+    ctx.log(f"GAUSS-II VAE: {len(train)} ligands ({sum(1 for t in train if t in table)} with "
+            f"proxies), {len(val)} held out")
+    model, metrics = fit_vae(train, val, "proxies", table, max_epochs=s.max_epochs, seed=s.seed,
+                             checkpoint=ctx.path("models", "vae.npz.ckpt"),
+                             log=on_epoch_log(lambda t: ctx.log("  " + t), every=10))
     save_vae(model, ctx.path("models", "vae.npz"), metrics=metrics)
     write_history(model.history, ctx.path("models", "vae-history.csv"))
     return {**metrics, "model": "models/vae.npz"}

@@ -144,7 +144,7 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         best = best_ligands(ctx)
         if best:
             rep.heading("Best generated ligands", 3)
-            rep.table(["ligand (donor first)", "ΔE01", "ΔE07", "donor q (e)", "|μ| (e Å)",
+            rep.table(["ligand (donor first)", "ΔE01", "ΔE07", "donor q (e)", "donor μ (e Å)",
                        "α (Å³)", "novel"], best,
                       caption="novel = not in the training corpus nor the labelled subset")
     st = ctx.out / "campaign.json"

@@ -122,6 +122,35 @@ class StageReporter:
     def fail(self, k: int, n: int, stage: Stage, entry: dict) -> None: ...
 
 
+class LabelProgress:
+    """A :class:`molmag.labelling.pipeline.Reporter` for campaign logs: one line at the start
+    and at every quarter of a labelling stage, each prefixed with ``what``; build failures are
+    left to the stage's own summary when ``quiet_failures``."""
+
+    def __init__(self, log: Callable[[str], None], what: str = "",
+                 quiet_failures: bool = False):
+        self.log, self.what, self.quiet_failures = log, what, quiet_failures
+        self.total = self.done = 0
+        self.next = 0.0
+
+    def _line(self, text: str) -> None:
+        self.log(f"{self.what} {text}" if self.what else text)
+
+    def start(self, stage: str, total: int, done: int = 0) -> None:
+        self.total, self.done, self.next = total, done, 0.25
+        self._line(f"{stage}: {done}/{total}")
+
+    def advance(self, stage: str, n: int = 1) -> None:
+        self.done += n
+        if self.total and self.done / self.total >= self.next:
+            self._line(f"{stage}: {self.done}/{self.total}")
+            self.next += 0.25
+
+    def message(self, text: str) -> None:
+        if not (self.quiet_failures and text.startswith("build failed")):
+            self.log(text)
+
+
 def run_stages(stages: list[Stage], ctx: Context, state: CampaignState,
                reporter: StageReporter | None = None, only: str | None = None) -> dict:
     """Run ``stages`` in order, skipping those ``state`` has as done.  Returns the summaries
@@ -169,5 +198,5 @@ def run_stages(stages: list[Stage], ctx: Context, state: CampaignState,
     return ctx.results
 
 
-__all__ = ["Stage", "Context", "CampaignState", "StageError", "StageReporter", "run_stages",
+__all__ = ["LabelProgress", "Stage", "Context", "CampaignState", "StageError", "StageReporter", "run_stages",
            "STATE_FILE"]
