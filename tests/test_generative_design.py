@@ -179,3 +179,24 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     assert again["train"] == res["train"]
     with pytest.raises(ValueError, match="quick"):
         run_dy_ligands(out, DyLigandSettings.full())
+
+
+def test_vae_train_gauss1_head_on_kramers_gaps(tmp_path):
+    """GAUSS-I: the head reads the latent and the structural features of the labelled
+    Dy(H2O)5L2 complexes (labels from the crystal-field engine, through the pipeline)."""
+    from molmag.generative.labels import STRUCTURE_FEATURES, gap_table
+    from molmag.generative.training import load_vae
+
+    path = _config(tmp_path, head="gaps", max_heavy_atoms=3, n_train=None, max_epochs=1,
+                   labels={"n": 2, "workers": 1, "dataset": "gaps.db"})
+    res = runner.invoke(app, ["vae", "train", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(res.stdout[res.stdout.index("{"):])
+    table = gap_table(tmp_path / "gaps.db")
+    assert m["labelled"] == len(table) == 2
+    model = load_vae(tmp_path / "vae.npz")
+    assert model.config.n_properties == 7 and model.config.n_extra == len(STRUCTURE_FEATURES)
+    lig = next(iter(table))
+    z = np.zeros((1, model.config.latent_dim))
+    feats = np.array([[table[lig][k] for k in STRUCTURE_FEATURES]])
+    assert model.predict_properties(z, feats).shape == (1, 7)
