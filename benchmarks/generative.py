@@ -56,7 +56,7 @@ def bench_representation(kind: str, train: list[str], held: list[str], epochs: i
     from molmag.generative.vae import VAEConfig
     from molmag.generative.vocab import Vocabulary
 
-    vocab = Vocabulary.from_corpus(train + held, kind)
+    vocab = Vocabulary.from_corpus(train + held, kind, from_smiles=True)
     tr = [vocab.to_repr(s) for s in train]
     va = [vocab.to_repr(s) for s in held]
     t0 = time.perf_counter()
@@ -137,8 +137,10 @@ def main(argv=None) -> int:
     order = rng.permutation(len(smiles))
     held = [smiles[i] for i in order[:a.n_held]]
     train = [smiles[i] for i in order[a.n_held:a.n_held + a.n_train]]
-    rows = [bench_representation(k.strip(), train, held, a.epochs, a.seeds, a.seed)
-            for k in a.representations.split(",") if k.strip()]
+    rows = []
+    for k in [k.strip() for k in a.representations.split(",") if k.strip()]:
+        rows.append(bench_representation(k, train, held, a.epochs, a.seeds, a.seed))
+        print(f"# {k}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     camp = campaign_numbers(a.campaign) if a.campaign else None
     result = {"corpus": source, "n_corpus": len(smiles), "corpus_seconds": corpus_s,
               "rows": rows, "campaign": camp}

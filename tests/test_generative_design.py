@@ -200,3 +200,19 @@ def test_vae_train_gauss1_head_on_kramers_gaps(tmp_path):
     z = np.zeros((1, model.config.latent_dim))
     feats = np.array([[table[lig][k] for k in STRUCTURE_FEATURES]])
     assert model.predict_properties(z, feats).shape == (1, 7)
+
+
+def test_fit_vae_selfies_round_trip_strings():
+    """A SELFIES model built from SMILES input: the vocabulary is SELFIES, its training strings
+    decode back to the input ligands."""
+    from molmag.generative.runs import fit_vae
+    from molmag.generative.vocab import selfies_to_smiles
+
+    model, m = fit_vae(LIGANDS, LIGANDS[:3], "none", {}, representation="selfies",
+                       max_epochs=1)
+    assert model.vocab.kind == "selfies" and m["n_train"] == len(LIGANDS)
+    assert all(t.startswith("[") for t in model.vocab.tokens[1:])
+    from molmag.generative.sampling import canonical_smiles
+
+    assert [canonical_smiles(selfies_to_smiles(s)) for s in model.training_strings] == \
+        [canonical_smiles(s) for s in LIGANDS]

@@ -91,3 +91,14 @@ def test_as_ligand_round_trip_and_rejections():
     assert as_ligand("n1ccccc1").kind == "pyridine N"
     for bad in ("CC", "O=C(C)[O-]", "[nH]1cccc1", "C1CC", "", "[O-]O", "[NH4+]"):
         assert as_ligand(bad) is None, bad
+
+
+def test_build_cli_free_ligand(tmp_path):
+    from typer.testing import CliRunner
+
+    from molmag.cli.main import app
+
+    res = CliRunner().invoke(app, ["build", "ligand", "--ligand", "n1ccccc1", "-o",
+                                   str(tmp_path / "py.xyz")])
+    assert res.exit_code == 0, res.output
+    assert "donor atom: N0" in res.output and (tmp_path / "py.xyz").is_file()

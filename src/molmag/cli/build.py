@@ -10,7 +10,7 @@ import typer
 
 from molmag.cli.common import console, fail, user_errors
 
-_NAMES_HELP = "fecl5, fecl6, cocl4, co-pdms, dy-h2o5l2"
+_NAMES_HELP = "fecl5, fecl6, cocl4, co-pdms, dy-h2o5l2, ligand"
 
 
 def _write(atoms, out: Path) -> None:
@@ -52,7 +52,7 @@ def build(
     name: str = typer.Argument(..., help=f"What to build: {_NAMES_HELP}."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (extxyz)."),
     ligand: Optional[str] = typer.Option(
-        None, "--ligand", help="Axial ligand SMILES for dy-h2o5l2, its FIRST atom the donor "
+        None, "--ligand", help="Ligand SMILES for dy-h2o5l2 and ligand, its FIRST atom the donor "
         "(e.g. 'O=P(C)(C)C', '[O-]c1ccccc1', 'n1ccccc1')."),
     no_relax: bool = typer.Option(False, "--no-relax", help="Write the starting geometry "
                                   "without the GFN2-xTB relaxation."),
@@ -62,8 +62,8 @@ def build(
     """Build a metal complex from a template, relax it with GFN2-xTB and write extxyz.
 
     Named structures: fecl5 ([FeCl5]2-, trigonal bipyramid), fecl6 ([FeCl6]3-, trigonal
-    prism), cocl4 ([CoCl4]2-, tetrahedron), co-pdms ([Co(pdms)2]2-) and dy-h2o5l2
-    (Dy(H2O)5L2 with --ligand SMILES).  The file carries charge, multiplicity and metal_index
+    prism), cocl4 ([CoCl4]2-, tetrahedron), co-pdms ([Co(pdms)2]2-), dy-h2o5l2
+    (Dy(H2O)5L2 with --ligand SMILES) and ligand (the free ligand --ligand SMILES alone).  The file carries charge, multiplicity and metal_index
     for `molmag data import`."""
     from molmag.chem.builders import BUILDERS, build as build_structure
     from molmag.chem.features import metal_donor_distances
@@ -96,10 +96,14 @@ def build(
                       f"eV/A ({seconds:.1f} s)", highlight=False)
     else:
         console.print("not relaxed (--no-relax): starting geometry", highlight=False)
-    metal = atoms[info["metal_index"]].symbol
-    dist, donors = metal_donor_distances(atoms, info["metal_index"], info.get("donor_indices"))
-    console.print(f"{metal}-donor distances / A: " + ", ".join(
-        f"{atoms[j].symbol}{j} {d:.3f}" for j, d in zip(donors, dist)), highlight=False)
+    if info.get("metal_index") is not None:
+        metal = atoms[info["metal_index"]].symbol
+        dist, donors = metal_donor_distances(atoms, info["metal_index"],
+                                             info.get("donor_indices"))
+        console.print(f"{metal}-donor distances / A: " + ", ".join(
+            f"{atoms[j].symbol}{j} {d:.3f}" for j, d in zip(donors, dist)), highlight=False)
+    else:
+        console.print(f"donor atom: {atoms[0].symbol}0 (the free ligand)", highlight=False)
     console.print(f"wrote {out}", highlight=False)
 
 

@@ -221,7 +221,7 @@ def fit_vae(train: Sequence[str], val: Sequence[str], head: str, table: dict[str
     train, val = list(train), list(val)
     props, extras = head_targets(head, train, table)
     vprops, vextras = head_targets(head, val, table) if val else (None, None)
-    vocab = Vocabulary.from_corpus(train + val, representation)
+    vocab = Vocabulary.from_corpus(train + val, representation, from_smiles=True)
     train_s = [vocab.to_repr(s) for s in train]
     val_s = [vocab.to_repr(s) for s in val]
     if head == "proxies":
