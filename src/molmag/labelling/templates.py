@@ -49,7 +49,7 @@ sources:
 
 labels:
   xtb:                   # GFN2-xTB (tblite)
-    properties: [energy, forces, charges]   # also: dipole, polarizabilities (D4)
+    properties: [energy, forces, charges]   # also: dipole, polarizabilities (D4), atomic_dipoles
   ligand_field:          # D tensor from molmag's ligand-field engine (AOM + Racah + SOC)
     ion: null            # default: inferred (Co2+ from charge and multiplicity)
     point_charges: none  # xtb: add the field of the atoms beyond the donors (xTB charges)
