@@ -44,6 +44,25 @@ def _plain(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"\1", text)
 
 
+def _run(run, name: str, out: Path, settings, stop_after: str | None) -> dict:
+    """Run a campaign with the CLI's progress, turning its errors into messages."""
+    from molmag.workflows.stages import StageError
+
+    console.print(f"[bold]molmag campaign {name}[/] ({settings.mode}) -> {out}",
+                  highlight=False)
+    try:
+        return run(out, settings, log=_log, reporter=_Reporter(), only=stop_after)
+    except StageError as exc:
+        fail(f"{exc}\nwhat earlier stages produced is kept in {out}; fix the cause and run the "
+             "same command again to resume")
+    except ValueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume "
+                          f"(state in {out}/campaign.json)")
+        raise typer.Exit(130)
+
+
 @app.command("co-pdms")
 def co_pdms(
     quick: bool = typer.Option(False, "--quick", help="Small sizes: a few minutes on 2 cores "
@@ -64,25 +83,12 @@ def co_pdms(
     stages already done and resumes the one that was interrupted."""
     from molmag.workflows.co_pdms import CoPdmsSettings, run_co_pdms
     from molmag.workflows.co_pdms_report import findings
-    from molmag.workflows.stages import StageError
 
     settings = CoPdmsSettings.quick(workers=workers) if quick else \
         CoPdmsSettings.full(workers=workers)
     out = out or Path("campaign-co-pdms-quick" if quick else "campaign-co-pdms")
-    console.print(f"[bold]molmag campaign co-pdms[/] ({settings.mode}) -> {out}",
-                  highlight=False)
     t0 = time.perf_counter()
-    try:
-        res = run_co_pdms(out, settings, log=_log, reporter=_Reporter(), only=stop_after)
-    except StageError as exc:
-        fail(f"{exc}\nwhat earlier stages produced is kept in {out}; fix the cause and run the "
-             "same command again to resume")
-    except ValueError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume "
-                          f"(state in {out}/campaign.json)")
-        raise typer.Exit(130)
+    res = _run(run_co_pdms, "co-pdms", out, settings, stop_after)
     if "report" in res:
         bullets, _ = findings(res)
         console.print("\n[bold]Which coordinates drive D[/]")
@@ -115,7 +121,6 @@ def dy_ligands(
     stages already done and resumes the one that was interrupted."""
     from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
     from molmag.workflows.dy_ligands_report import findings
-    from molmag.workflows.stages import StageError
 
     over = {"workers": workers}
     if corpus is not None:
@@ -124,20 +129,8 @@ def dy_ligands(
         over["corpus"] = str(corpus.resolve())
     settings = DyLigandSettings.quick(**over) if quick else DyLigandSettings.full(**over)
     out = out or Path("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands")
-    console.print(f"[bold]molmag campaign dy-ligands[/] ({settings.mode}) -> {out}",
-                  highlight=False)
     t0 = time.perf_counter()
-    try:
-        res = run_dy_ligands(out, settings, log=_log, reporter=_Reporter(), only=stop_after)
-    except StageError as exc:
-        fail(f"{exc}\nwhat earlier stages produced is kept in {out}; fix the cause and run the "
-             "same command again to resume")
-    except ValueError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume "
-                          f"(state in {out}/campaign.json)")
-        raise typer.Exit(130)
+    res = _run(run_dy_ligands, "dy-ligands", out, settings, stop_after)
     if "report" in res:
         console.print("\n[bold]Findings[/]")
         for b in findings(res):

@@ -31,6 +31,18 @@ from .sampling import decode, encode, perturb
 from .vae import MoleculeVAE
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out, write (PNG, parent folders made) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 # -- PCA ------------------------------------------------------------------------------------
 @dataclass
 class PCA:
@@ -96,12 +108,7 @@ def plot_latent_maps(coords: np.ndarray, panels: Sequence[tuple[str, np.ndarray]
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def neighbour_correlation(coords: np.ndarray, values: np.ndarray, k: int = 5) -> float:
@@ -242,12 +249,7 @@ def plot_seed_vs_sample(pairs: Sequence[tuple[float, float]], path: str | Path, 
     ax.set_ylabel(f"generated {label}")
     if r2 is not None and np.isfinite(r2):
         ax.set_title(f"R$^2$ (sample vs seed) = {r2:.2f}, {len(p)} samples", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # -- repopulation --------------------------------------------------------------------------
@@ -295,12 +297,7 @@ def plot_repopulation(sets: Sequence[tuple[str, Sequence[float]]], path: str | P
     ax.set_xlabel(label)
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def top_seeds(values: dict[str, float], n: int = 16) -> list[str]:

@@ -359,18 +359,10 @@ STAGES = [
 def run_co_pdms(out: str | Path, settings: CoPdmsSettings, *, log=None, reporter=None,
                 progress: bool = False, only: str | None = None) -> dict:
     """Run (or resume) the campaign in ``out``; returns the stage summaries."""
-    from molmag.workflows.stages import CampaignState, run_stages
+    from molmag.workflows.stages import run_campaign
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    state = CampaignState(out, "co-pdms", settings.mode)
-    state.doc["settings"] = settings.as_dict()
-    state.save()
-    ctx = Context(out=out, settings=settings, log=log or (lambda s: None), progress=progress)
-    # the report is cheap and reads everything: always write it afresh
-    if state.done("report"):
-        state.doc["stages"].pop("report")
-    return run_stages(STAGES, ctx, state, reporter=reporter, only=only)
+    return run_campaign("co-pdms", STAGES, out, settings, log=log, reporter=reporter,
+                        progress=progress, only=only)
 
 
 __all__ = ["CoPdmsSettings", "STAGES", "PAPER", "run_co_pdms", "structure_parameters"]

@@ -99,30 +99,31 @@ def _write_json(ctx: Context, name: str, obj) -> Path:
     return write_text_atomic(ctx.path(name), json.dumps(obj, indent=1) + "\n")
 
 
-def _label_gaps(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
+def _label(ctx: Context, kind: str, ligands: list[str], what: str) -> dict[str, dict]:
+    """Label ``ligands`` (kind 'gaps': Dy(H2O)5L2 in ``complexes.db``; 'proxies': the free
+    ligands in ``proxies.db``) through the pipeline; the table rows of those labelled."""
     from molmag.generative import labels as L
 
     s: DyLigandSettings = ctx.settings
+    db, make, read, unit = {"gaps": ("complexes.db", L.gap_label_config, L.gap_table,
+                                     "complexes"),
+                            "proxies": ("proxies.db", L.proxy_label_config, L.proxy_table,
+                                        "free ligands")}[kind]
     if ligands:
-        cfg = L.gap_label_config(ligands, ctx.out / "complexes.db", workers=s.workers)
+        cfg = make(ligands, ctx.out / db, workers=s.workers)
         summ = L.run_label_config(cfg, reporter=LabelProgress(ctx.log, what, quiet_failures=True))
-        ctx.log(f"{what}: {summ.built} complexes built now, {summ.build_skipped} earlier "
+        ctx.log(f"{what}: {summ.built} {unit} now, {summ.build_skipped} earlier "
                 f"({summ.seconds:.0f} s)")
-    table = L.gap_table(ctx.out / "complexes.db")
+    table = read(ctx.out / db)
     return {k: table[k] for k in ligands if k in table}
+
+
+def _label_gaps(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
+    return _label(ctx, "gaps", ligands, what)
 
 
 def _label_proxies(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
-    from molmag.generative import labels as L
-
-    s: DyLigandSettings = ctx.settings
-    if ligands:
-        cfg = L.proxy_label_config(ligands, ctx.out / "proxies.db", workers=s.workers)
-        summ = L.run_label_config(cfg, reporter=LabelProgress(ctx.log, what, quiet_failures=True))
-        ctx.log(f"{what}: {summ.built} free ligands now, {summ.build_skipped} earlier "
-                f"({summ.seconds:.0f} s)")
-    table = L.proxy_table(ctx.out / "proxies.db")
-    return {k: table[k] for k in ligands if k in table}
+    return _label(ctx, "proxies", ligands, what)
 
 
 def _model(ctx: Context):
@@ -390,6 +391,8 @@ def stage_repopulate(ctx: Context) -> dict:
 def _plot_curves(curves: list[dict], path: Path) -> Path:
     import matplotlib
 
+    from molmag.generative.analysis import save_figure
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -403,10 +406,7 @@ def _plot_curves(curves: list[dict], path: Path) -> Path:
     ax.set_xlabel("LP samples per seed")
     ax.set_ylabel("unique novel ligands")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def stage_report(ctx: Context) -> dict:
@@ -431,17 +431,10 @@ STAGES = [
 def run_dy_ligands(out: str | Path, settings: DyLigandSettings, *, log=None, reporter=None,
                    progress: bool = False, only: str | None = None) -> dict:
     """Run (or resume) the campaign in ``out``; returns the stage summaries."""
-    from molmag.workflows.stages import CampaignState, run_stages
+    from molmag.workflows.stages import run_campaign
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    state = CampaignState(out, "dy-ligands", settings.mode)
-    state.doc["settings"] = settings.as_dict()
-    state.save()
-    ctx = Context(out=out, settings=settings, log=log or (lambda s: None), progress=progress)
-    if state.done("report"):
-        state.doc["stages"].pop("report")
-    return run_stages(STAGES, ctx, state, reporter=reporter, only=only)
+    return run_campaign("dy-ligands", STAGES, out, settings, log=log, reporter=reporter,
+                        progress=progress, only=only)
 
 
 __all__ = ["DyLigandSettings", "STAGES", "PAPER", "run_dy_ligands"]

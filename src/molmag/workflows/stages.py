@@ -198,5 +198,23 @@ def run_stages(stages: list[Stage], ctx: Context, state: CampaignState,
     return ctx.results
 
 
-__all__ = ["LabelProgress", "Stage", "Context", "CampaignState", "StageError", "StageReporter", "run_stages",
+__all__ = ["LabelProgress", "run_campaign", "Stage", "Context", "CampaignState", "StageError", "StageReporter", "run_stages",
            "STATE_FILE"]
+
+
+def run_campaign(name: str, stages: list[Stage], out: str | Path, settings, *, log=None,
+                 reporter: StageReporter | None = None, progress: bool = False,
+                 only: str | None = None) -> dict:
+    """Run (or resume) the campaign ``name`` of ``stages`` in ``out`` with ``settings`` (a
+    dataclass with ``mode`` and ``as_dict()``); the report stage, cheap and reading
+    everything, is always run afresh.  Returns the stage summaries."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = CampaignState(out, name, settings.mode)
+    state.doc["settings"] = settings.as_dict()
+    state.save()
+    ctx = Context(out=out, settings=settings, log=log or (lambda s: None), progress=progress)
+    if state.done("report"):
+        state.doc["stages"].pop("report")
+    return run_stages(stages, ctx, state, reporter=reporter, only=only)
+
