@@ -216,3 +216,12 @@ def test_fit_vae_selfies_round_trip_strings():
 
     assert [canonical_smiles(selfies_to_smiles(s)) for s in model.training_strings] == \
         [canonical_smiles(s) for s in LIGANDS]
+
+
+def test_dy_ligands_cli_refusals(tmp_path):
+    res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--corpus",
+                              str(tmp_path / "none.csv"), "-o", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "none.csv" in res.output
+    res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--stop-after", "pso",
+                              "-o", str(tmp_path / "c")])
+    assert res.exit_code == 1 and "no stage 'pso'" in res.output and "repopulate" in res.output
