@@ -225,3 +225,10 @@ def test_dy_ligands_cli_refusals(tmp_path):
     res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--stop-after", "pso",
                               "-o", str(tmp_path / "c")])
     assert res.exit_code == 1 and "no stage 'pso'" in res.output and "repopulate" in res.output
+
+
+def test_vocabulary_encodes(memorised):
+    voc = memorised.vocab
+    assert voc.encodes("[O-]c1ccccc1") and voc.encodes("O=P(C)(C)C")
+    assert not voc.encodes("O=P[PH](C)(C)C")          # token never seen in training
+    assert not voc.encodes("C" * (voc.max_len + 1))   # longer than the model's strings

@@ -157,6 +157,9 @@ def map_(
     ev = res["explained_variance_ratio"]
     console.print(f"{res['n']} ligands mapped; PC1 {ev[0]:.1%}, PC2 {ev[1]:.1%} of the "
                   "latent variance", highlight=False)
+    if res["unreadable"]:
+        console.print(f"{len(res['unreadable'])} labelled ligand(s) left out: tokens the model "
+                      f"does not know (e.g. {res['unreadable'][0]})", highlight=False)
     if res["neighbour_correlation"]:
         t = Table(title="order of the map (r of a value with its 5 nearest neighbours' mean)")
         t.add_column("property")

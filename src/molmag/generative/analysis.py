@@ -155,10 +155,11 @@ def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, 
     SMILES) and not already found; ``max_heavy_atoms`` bounds its size."""
     from .corpus import DEFAULT_MAX_HEAVY_ATOMS
 
+    from rdkit import Chem
+
     z = encode(model, [seed])[0] if isinstance(seed, str) else np.asarray(seed)
     excluded = set(exclude)
     found: list[str] = []
-    seen: set[str] = set()
     draws = n_valid = 0
     used: list[float] = []
     mha = max_heavy_atoms or DEFAULT_MAX_HEAVY_ATOMS
@@ -166,36 +167,21 @@ def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, 
         for k, sigma in enumerate(sigmas):
             if len(found) >= n_target:
                 break
-            n_valid, draws = _lp_round(model, z, k, float(sigma), draws_per_sigma, batch,
-                                       rng_seed, mha, excluded, seen, found, n_target,
-                                       n_valid, draws)
             used.append(float(sigma))
+            for b in range(int(np.ceil(draws_per_sigma / batch))):
+                if len(found) >= n_target:
+                    break
+                strings = decode(model, perturb(z, float(sigma), batch, seed=[rng_seed, k, b]))
+                draws += len(strings)
+                for s in strings:
+                    smi = model.vocab.to_smiles(s) if model.vocab.kind == "selfies" else s
+                    lig = as_ligand(smi, max_heavy_atoms=mha) if smi else None
+                    n_valid += lig is not None or bool(smi and Chem.MolFromSmiles(smi))
+                    if lig is not None and lig.smiles not in excluded and len(found) < n_target:
+                        excluded.add(lig.smiles)
+                        found.append(lig.smiles)
     name = seed_name if seed_name is not None else (seed if isinstance(seed, str) else "")
     return Generated(name, found, draws, used, n_valid)
-
-
-def _lp_round(model, z, k, sigma, draws_per_sigma, batch, rng_seed, mha, excluded, seen, found,
-              n_target, n_valid, draws):
-    from rdkit import Chem
-
-    for b in range(int(np.ceil(draws_per_sigma / batch))):
-        strings = decode(model, perturb(z, sigma, batch, seed=[rng_seed, k, b]))
-        draws += len(strings)
-        for s in strings:
-            smi = model.vocab.to_smiles(s) if model.vocab.kind == "selfies" else s
-            lig = as_ligand(smi, max_heavy_atoms=mha) if smi else None
-            if lig is None:
-                if smi and Chem.MolFromSmiles(smi) is not None:
-                    n_valid += 1
-                continue
-            n_valid += 1
-            if lig.smiles in excluded or lig.smiles in seen:
-                continue
-            seen.add(lig.smiles)
-            found.append(lig.smiles)
-            if len(found) >= n_target:
-                return n_valid, draws
-    return n_valid, draws
 
 
 # -- seed bins and R^2 ---------------------------------------------------------------------

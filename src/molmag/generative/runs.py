@@ -394,57 +394,51 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
     smiles = list(dict.fromkeys(smiles))
     ptab = L.proxy_table(proxies) if proxies else {}
     gtab = L.gap_table(gaps) if gaps else {}
-    labelled = [s for s in list(ptab) + list(gtab) if s not in set(smiles)]
-    smiles = smiles + list(dict.fromkeys(labelled))
+    smiles = list(dict.fromkeys(smiles + list(ptab) + list(gtab)))
+    # labelled ligands the model cannot read (e.g. generated ones with new tokens) are left out
+    unreadable = [s for s in smiles if not model.vocab.encodes(s)]
+    if unreadable:
+        bad = set(unreadable)
+        smiles = [s for s in smiles if s not in bad]
     if len(smiles) > max_points:
         keep = set(ptab) | set(gtab)
         rng = np.random.default_rng(seed)
         rest = [s for s in smiles if s not in keep]
         idx = rng.permutation(len(rest))[:max(0, max_points - len(keep))]
         smiles = [s for s in smiles if s in keep] + [rest[i] for i in sorted(idx)]
-    reps = [model.vocab.to_repr(s) for s in smiles]
-    z = encode(model, reps)
+    z = encode(model, [model.vocab.to_repr(s) for s in smiles])
     pca = latent_pca(z)
     xy = pca.transform(z)
-    files, order = {}, {}
+    ev = pca.explained_variance_ratio
+    files, order, counts = {}, {}, {}
     rows = [{"smiles": s, "pc1": float(a), "pc2": float(b)} for s, (a, b) in zip(smiles, xy)]
     names = _head_names(model)
     if names and model.config.n_extra == 0:
         pred = model.predict_properties(z, None)
         panels = [(f"predicted {n}", pred[:, j]) for j, n in enumerate(names)]
-        files["predicted"] = str(plot_latent_maps(
-            xy, panels, out / "latent_map_predicted.png",
-            explained=pca.explained_variance_ratio, columns=4))
+        files["predicted"] = str(plot_latent_maps(xy, panels, out / "latent_map_predicted.png",
+                                                  explained=ev, columns=4))
         for r, p in zip(rows, pred):
             r.update({f"pred_{n}": float(v) for n, v in zip(names, p)})
-    if ptab:
-        P = L.matrix(ptab, smiles, L.PROXY_NAMES)
-        panels = [(f"{n} ({L.PROXY_UNITS[n] or 'Z'})", P[:, j])
-                  for j, n in enumerate(L.PROXY_NAMES)]
-        files["proxies"] = str(plot_latent_maps(xy, panels, out / "latent_map_proxies.png",
-                                                background=xy,
-                                                explained=pca.explained_variance_ratio,
-                                                columns=4))
-        for j, n in enumerate(L.PROXY_NAMES):
-            order[n] = neighbour_correlation(xy, P[:, j])
-            for r, v in zip(rows, P[:, j]):
-                r[n] = None if not np.isfinite(v) else float(v)
-    if gtab:
-        G = L.matrix(gtab, smiles, L.GAP_NAMES)
-        panels = [(f"{n} (cm-1)", G[:, j]) for j, n in enumerate(L.GAP_NAMES)]
-        files["gaps"] = str(plot_latent_maps(xy, panels, out / "latent_map_gaps.png",
-                                             background=xy,
-                                             explained=pca.explained_variance_ratio,
-                                             columns=4))
-        for j, n in enumerate(L.GAP_NAMES):
-            order[n] = neighbour_correlation(xy, G[:, j])
-            for r, v in zip(rows, G[:, j]):
+    for key, table, labels, unit in (
+            ("proxies", ptab, L.PROXY_NAMES, lambda n: L.PROXY_UNITS[n] or "Z"),
+            ("gaps", gtab, L.GAP_NAMES, lambda n: "cm-1")):
+        if not table:
+            continue
+        M = L.matrix(table, smiles, labels)
+        counts[key] = int(np.isfinite(M[:, 0]).sum())
+        panels = [(f"{n} ({unit(n)})", M[:, j]) for j, n in enumerate(labels)]
+        files[key] = str(plot_latent_maps(xy, panels, out / f"latent_map_{key}.png",
+                                          background=xy, explained=ev, columns=4))
+        for j, n in enumerate(labels):
+            order[n] = neighbour_correlation(xy, M[:, j])
+            for r, v in zip(rows, M[:, j]):
                 r[n] = None if not np.isfinite(v) else float(v)
     files["table"] = str(write_rows(rows, out / "latent_pca.csv"))
-    return {"n": len(smiles), "explained_variance_ratio": [float(v) for v in
-                                                           pca.explained_variance_ratio],
+    return {"n": len(smiles), "explained_variance_ratio": [float(v) for v in ev],
             "neighbour_correlation": order, "files": files,
-            "n_proxies": len(ptab), "n_gaps": len(gtab)}
+            "n_proxies": counts.get("proxies", 0), "n_gaps": counts.get("gaps", 0),
+            "unreadable": unreadable}
 
 
 __all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",

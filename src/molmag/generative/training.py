@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import molmag
-from molmag.io.atomic import write_npz_atomic
+from molmag.io.atomic import read_npz_model, write_npz_atomic
 
 from .vae import MoleculeVAE, VAEConfig, vae_loss
 from .vocab import Vocabulary
@@ -299,22 +299,9 @@ def save_vae(model: MoleculeVAE, path: str | Path, *, training_strings: Sequence
 def load_vae(path: str | Path) -> MoleculeVAE:
     """Read a model file written by :func:`save_vae` (in eval mode; ``.header`` and
     ``.training_strings`` set)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {k[2:]: data[k] for k in data.files if k.startswith("w/")}
-            strings = ([str(s) for s in data["training_strings"]]
-                       if "training_strings" in data.files else [])
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a molmag VAE file ({exc})") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a molmag VAE file (format {header.get('format')!r})")
-    if header.get("version", 1) > FORMAT_VERSION:
-        raise ValueError(f"{path}: VAE file version {header['version']} is newer than this "
-                         f"molmag ({molmag.__version__}) reads; update molmag")
+    header, data = read_npz_model(path, FORMAT, FORMAT_VERSION, "VAE")
+    arrays = {k[2:]: v for k, v in data.items() if k.startswith("w/")}
+    strings = [str(s) for s in data["training_strings"]] if "training_strings" in data else []
     model = MoleculeVAE(Vocabulary.from_dict(header["vocabulary"]),
                         VAEConfig.from_dict(header["config"]))
     model.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})

@@ -178,6 +178,15 @@ class Vocabulary:
                 out[i, j] = k
         return out
 
+    def encodes(self, smiles: str) -> bool:
+        """Whether a SMILES string (converted to this representation) fits the vocabulary:
+        every token known and no longer than ``max_len``."""
+        try:
+            self.indices([self.to_repr(smiles)])
+        except ValueError:
+            return False
+        return True
+
     def one_hot(self, strings: Sequence[str]) -> np.ndarray:
         """``(n, max_len, n_tokens)`` float32 one-hot matrices (pad = ``' '``)."""
         idx = self.indices(strings)

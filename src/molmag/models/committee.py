@@ -32,7 +32,7 @@ import numpy as np
 from ase import Atoms
 
 import molmag
-from molmag.io.atomic import write_npz_atomic
+from molmag.io.atomic import read_npz_model, write_npz_atomic
 from molmag.models.base import Log
 from molmag.physics.zfs import zfs_from_tensor
 
@@ -291,20 +291,7 @@ class Committee:
 
     @staticmethod
     def read_header(path: str | Path) -> dict:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(str(data["header"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path}: not a molmag model file ({exc})") from None
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a molmag model file")
-        if header.get("version", 1) > FORMAT_VERSION:
-            raise ValueError(f"{path}: model file version {header['version']} is newer than "
-                             f"this molmag ({molmag.__version__}) reads; update molmag")
-        return header
+        return read_npz_model(path, FORMAT, FORMAT_VERSION, "model", arrays=False)[0]
 
     @classmethod
     def load(cls, path: str | Path, descriptor_settings: dict | None = None) -> Committee:

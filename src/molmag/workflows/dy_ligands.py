@@ -118,14 +118,6 @@ def _label(ctx: Context, kind: str, ligands: list[str], what: str) -> dict[str, 
     return {k: table[k] for k in ligands if k in table}
 
 
-def _label_gaps(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
-    return _label(ctx, "gaps", ligands, what)
-
-
-def _label_proxies(ctx: Context, ligands: list[str], what: str) -> dict[str, dict]:
-    return _label(ctx, "proxies", ligands, what)
-
-
 def _model(ctx: Context):
     from molmag.generative.training import load_vae
 
@@ -167,7 +159,7 @@ def stage_proxies(ctx: Context) -> dict:
     s: DyLigandSettings = ctx.settings
     train = _read_list(ctx, "train.json")
     todo = labelled_subset(train, min(s.n_proxies, len(train)), s.seed)
-    table = _label_proxies(ctx, todo, "proxies")
+    table = _label(ctx, "proxies", todo, "proxies")
     if len(table) < 10:
         raise RuntimeError(f"only {len(table)} of {len(todo)} free ligands labelled; see "
                            f"'molmag data failures {ctx.out / 'proxies.db'}'")
@@ -206,12 +198,12 @@ def stage_gaps(ctx: Context) -> dict:
     train = _read_list(ctx, "train.json")
     todo = labelled_subset(train, min(s.n_labelled, len(train)), s.seed + 1)
     _write_json(ctx, "labelled.json", todo)
-    table = _label_gaps(ctx, todo, "Dy(H2O)5L2")
+    table = _label(ctx, "gaps", todo, "Dy(H2O)5L2")
     if len(table) < max(6, s.n_bins):
         raise RuntimeError(f"only {len(table)} of {len(todo)} complexes labelled; see "
                            f"'molmag data failures {ctx.out / 'complexes.db'}'")
     d01 = [r["dE01"] for r in table.values()]
-    proxies = _label_proxies(ctx, list(table), "proxies of the labelled subset")
+    proxies = _label(ctx, "proxies", list(table), "proxies of the labelled subset")
     both = [k for k in table if k in proxies]
     r_charge = float(np.corrcoef([table[k]["dE01"] for k in both],
                                  [proxies[k]["donor_charge"] for k in both])[0, 1]) \
@@ -285,7 +277,7 @@ def stage_seeds(ctx: Context) -> dict:
         _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen})
     new = [g for lst in gen.values() for g in lst]
     ctx.log(f"{len(picks)} seeds in {s.n_bins} bins -> {len(new)} new ligands")
-    table = _label_gaps(ctx, new, "seed-bin samples")
+    table = _label(ctx, "gaps", new, "seed-bin samples")
     pairs01, pairs07, rows = [], [], []
     for b, seed in picks:
         for g in gen.get(seed, []):
@@ -367,8 +359,8 @@ def stage_repopulate(ctx: Context) -> dict:
         _write_json(ctx, "repopulation.json", doc)
     ctx.log(f"top {len(tops)} seeds, {s.repop_draws} draws each at sigma = {s.repop_sigma}: "
             f"{doc['unique_new']} unique new ligands; labelling {len(doc['chosen'])}")
-    table = _label_gaps(ctx, doc["chosen"], "repopulation")
-    _label_proxies(ctx, list(table), "proxies of the generated ligands")
+    table = _label(ctx, "gaps", doc["chosen"], "repopulation")
+    _label(ctx, "proxies", list(table), "proxies of the generated ligands")
     gen = [table[g]["dE01"] for g in doc["chosen"] if g in table]
     seeds_v = [subset[t] for t in tops]
     rand_v = list(subset.values())
