@@ -124,12 +124,6 @@ def _model(ctx: Context):
     return load_vae(ctx.out / "models" / "vae.npz")
 
 
-def _stats(values) -> dict:
-    from molmag.generative.analysis import distribution_summary
-
-    return distribution_summary(values)
-
-
 # -- stages ----------------------------------------------------------------------------------
 def stage_corpus(ctx: Context) -> dict:
     from collections import Counter
@@ -192,6 +186,7 @@ def stage_train(ctx: Context) -> dict:
 
 
 def stage_gaps(ctx: Context) -> dict:
+    from molmag.generative.analysis import distribution_summary
     from molmag.generative.runs import labelled_subset
 
     s: DyLigandSettings = ctx.settings
@@ -209,7 +204,8 @@ def stage_gaps(ctx: Context) -> dict:
                                  [proxies[k]["donor_charge"] for k in both])[0, 1]) \
         if len(both) > 2 else None
     return {"asked": len(todo), "labelled": len(table), "failed": len(todo) - len(table),
-            "dE01": _stats(d01), "dE07": _stats([r["dE07"] for r in table.values()]),
+            "dE01": distribution_summary(d01),
+            "dE07": distribution_summary([r["dE07"] for r in table.values()]),
             "r_dE01_donor_charge": r_charge, "dataset": "complexes.db"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import molmag
+from molmag.workflows.dy_ligands import PAPER
 from molmag.workflows.report import Report
 from molmag.workflows.stages import Context
 
@@ -27,7 +28,7 @@ def findings(res: dict) -> list[str]:
     if sd.get("r2_dE01") is not None:
         out.append(f"**Seed bins**: {sd['n_labelled']} generated ligands follow their seeds' "
                    f"ΔE01 with R² = {sd['r2_dE01']:.2f} (ΔE07: {_f(sd.get('r2_dE07'), '.2f')}; "
-                   f"the paper's GAUSS-II on CASSCF: 0.82).")
+                   f"the paper's GAUSS-II on CASSCF: {PAPER['seed_sample_r2']}).")
     rp = res.get("repopulate") or {}
     if rp.get("generated", {}).get("n"):
         g, r, sh = rp["generated"], rp["random"], rp["shift_vs_random"]
