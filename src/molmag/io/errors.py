@@ -26,3 +26,15 @@ class DataFileError(ValueError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")
+
+
+class StructureError(DataFileError):
+    """A structure failed :func:`molmag.io.validation.validate_structure`: non-finite or absurd
+    coordinates, atoms on top of each other, or a charge/multiplicity that contradicts itself
+    or the metal.  The one-line message names the file (or "structure"), the frame, the atoms
+    (0-based indices with their elements) and the field."""
+
+    def __init__(self, file, message: str, frame: int | None = None, field: str | None = None,
+                 atoms: tuple[int, ...] = ()):
+        self.atoms = tuple(int(i) for i in atoms)
+        super().__init__(file if file is not None else "structure", message, frame, field)
