@@ -12,8 +12,29 @@ import numpy as np
 import typer
 from rich.console import Console
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+#: Width of the output when it is not a terminal (a pipe, a file) and COLUMNS is not set:
+#: wide enough that no table is ever cut or wrapped (rich's default would be 80).
+PIPE_WIDTH = 1000
+
+
+class _Console(Console):
+    """A rich console that, writing to a pipe or file, uses COLUMNS or :data:`PIPE_WIDTH`
+    instead of 80 columns, so tables are never truncated ("gamma (eV/cm-...")."""
+
+    @property
+    def size(self):
+        dims = super().size
+        if self._width is None and not self.is_terminal:
+            return dims._replace(width=PIPE_WIDTH)
+        return dims
+
+    @size.setter
+    def size(self, new_size):
+        Console.size.fset(self, new_size)
+
+
+console = _Console(soft_wrap=True)
+err_console = _Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -62,20 +83,46 @@ def existing_db(url: str) -> str:
     return url
 
 
-def read_frames(path, index=":") -> list:
-    """Every frame of a structure file (any format ``ase.io.read`` reads) at ``index``, as a
-    list; errors name the file (missing, unreadable, empty)."""
-    import ase.io
+def select_frames(n: int, index, path) -> list[int]:
+    """Frame numbers of an ASE index (``":"``, ``"2"``, ``"-1"``, ``"0:10:2"`` or an int) into a
+    file of ``n`` frames; ValueError naming the file when the index is malformed or out of
+    range."""
+    from ase.io.formats import string2index
+
+    try:
+        idx = string2index(index) if isinstance(index, str) else index
+    except ValueError:
+        raise ValueError(f"{path}: index {index!r} is not a frame number or slice "
+                         "(e.g. 0, -1, 0:10, ::2)") from None
+    if isinstance(idx, slice):
+        sel = list(range(n))[idx]
+        if not sel:
+            raise ValueError(f"{path}: index {index!r} selects none of its {n} frame(s)")
+        return sel
+    if not -n <= int(idx) < n:
+        raise ValueError(f"{path}: cannot read frame {idx}: the file has {n} frame(s) "
+                         f"(0..{n - 1})")
+    return [int(idx) % n]
+
+
+def read_frames(path, index=":", *, charge=None, multiplicity=None, metal_index=None,
+                numbered: bool = False) -> list:
+    """The frames of a structure file (extxyz for .xyz/.extxyz, else any format ASE reads) at
+    ``index`` (an ASE index), as a list; with ``numbered`` as ``(frame, atoms)`` pairs.
+
+    Every selected frame passes :func:`molmag.io.validation.validate_structure` (with the
+    given charge/multiplicity/metal index, else the frame's own); errors are ValueErrors with
+    one line naming the file, the frame, the atoms and the field (missing, unreadable, empty,
+    malformed, non-finite, clashing, inconsistent charge)."""
+    from molmag.io.extxyz import iter_frames, validate_frame
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no structure file at {path}: no such file")
-    try:
-        frames = ase.io.read(str(path), index=index)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise ValueError(f"cannot read structures from {path}: "
-                         f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-    frames = frames if isinstance(frames, list) else [frames]
-    if not frames or any(len(a) == 0 for a in frames):
-        raise ValueError(f"{path}: no structures (or a frame without atoms)")
-    return frames
+    frames = [a for _, a in iter_frames(path)]
+    out = []
+    for i in select_frames(len(frames), index, path):
+        validate_frame(frames[i], path, i, charge=charge, multiplicity=multiplicity,
+                       metal_index=metal_index)
+        out.append((i, frames[i]) if numbered else frames[i])
+    return out

@@ -25,6 +25,7 @@ from molmag.io.errors import DataFileError, LabelError
 from molmag.io.labels import LABELS, PER_ATOM_LABELS
 from molmag.io.provenance import Provenance, now_iso
 from molmag.io.records import Record
+from molmag.io.validation import validate_structure
 from molmag.physics.elements import metal_indices
 
 PREFIX = "REF_"
@@ -75,6 +76,8 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
     for k in ("metal_index", "split"):
         if k in info:
             meta[k] = info[k]
+    validate_structure(atoms, source=file, frame=frame, charge=meta.get("charge"),
+                       multiplicity=meta.get("multiplicity"), metal_index=meta.get("metal_index"))
     if metal_indices(atoms):
         for k in ("charge", "multiplicity"):
             if meta.get(k) is None:
@@ -108,17 +111,42 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
 _PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*("(?:[^"\\]|\\.)*"|\{[^}]*\}|\S+)')
 
 
+def _column_ok(kind: str, text: str) -> bool:
+    if kind == "R":
+        try:
+            float(text.replace("d", "e").replace("D", "e"))
+        except ValueError:
+            return False
+        return True
+    if kind == "I":
+        try:
+            int(text)
+        except ValueError:
+            return False
+        return True
+    if kind == "L":
+        return text in ("T", "F", "True", "False", "true", "false", "TRUE", "FALSE")
+    return True
+
+
 def _diagnose(path: Path, frame: int) -> tuple[str | None, int | None]:
     """Find which field of an (ext)xyz frame ASE could not parse: a key of the comment line,
-    the atom count, or an atom line.  Returns (field, 1-based line number)."""
+    the atom count, or a value of an atom line (named by its property, e.g. ``pos``).
+    Returns (field, 1-based line number); (None, None) when nothing is found."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return None, None
     i, f = 0, 0
     while i < len(lines):
+        if f > frame:
+            break
+        if not lines[i].strip() and f == frame:
+            return "atom count", i + 1
         try:
             natoms = int(lines[i].split()[0])
+            if natoms < 0:
+                raise ValueError
         except (ValueError, IndexError):
             return ("atom count", i + 1) if f == frame else (None, None)
         if f == frame:
@@ -132,17 +160,88 @@ def _diagnose(path: Path, frame: int) -> tuple[str | None, int | None]:
             if len(body) < natoms:
                 return "atom lines", i + 2 + len(body) + 1
             try:
-                props = key_val_str_to_dict(comment).get("Properties", "species:S:1:pos:R:3")
-                ncols = sum(int(n) for n in str(props).split(":")[2::3])
+                props = str(key_val_str_to_dict(comment).get("Properties", "species:S:1:pos:R:3"))
+                parts = props.split(":")
+                if len(parts) % 3:
+                    raise ValueError
+                cols = []
+                for name, kind, count in zip(parts[0::3], parts[1::3], parts[2::3]):
+                    if kind not in "RILS" or int(count) < 1:
+                        raise ValueError
+                    cols += [(name, kind)] * int(count)
             except Exception:
                 return "Properties", i + 2
             for k, line in enumerate(body):
-                if len(line.split()) != ncols:
+                values = line.split()
+                if len(values) != len(cols):
                     return "atom lines", i + 3 + k
-            return None, i + 1
+                for (name, kind), text in zip(cols, values):
+                    if not _column_ok(kind, text):
+                        return name, i + 3 + k
+            after = i + 2 + natoms
+            if after < len(lines) and lines[after].strip():
+                try:
+                    int(lines[after].split()[0])
+                except ValueError:
+                    return "atom count", after + 1
+            return None, None
         i += natoms + 2
         f += 1
     return None, None
+
+
+def iter_frames(path, format: str | None = None) -> Iterator[tuple[int, Atoms]]:
+    """Yield ``(frame, atoms)`` for every frame of a structure file (extxyz for .xyz/.extxyz,
+    else any format ASE reads), unvalidated.  A frame that cannot be read raises
+    :class:`DataFileError` naming the file, the frame, the field and the line where the
+    (ext)xyz text is at fault; an empty file raises one saying so."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(path, "no such file")
+    if format is None and path.suffix.lower() in (".xyz", ".extxyz"):
+        format = "extxyz"
+    frame = 0
+    try:
+        it = ase.io.iread(path, index=":", format=format)
+    except Exception as exc:  # unknown format and the like
+        raise DataFileError(path, f"cannot read: {_reason(exc)}") from None
+    while True:
+        try:
+            atoms = next(it)
+        except StopIteration:
+            break
+        except DataFileError:
+            raise
+        except Exception as exc:
+            field, line = _diagnose(path, frame) if format == "extxyz" else (None, None)
+            where = f" (line {line})" if line else ""
+            raise DataFileError(path, f"malformed frame{where}: {_reason(exc)}",
+                                frame, field) from None
+        yield frame, atoms
+        frame += 1
+    if frame == 0:
+        raise DataFileError(path, "contains no structures")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the exception's type and message (the type alone when it has none)."""
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def validate_frame(atoms: Atoms, file, frame: int, *, charge=None, multiplicity=None,
+                   metal_index=None) -> None:
+    """:func:`~molmag.io.validation.validate_structure` for a frame read from ``file``; the
+    charge and multiplicity are the frame's own (``info``) unless given."""
+    info = atoms.info
+    if charge is None:
+        charge = info.get("charge")
+    if multiplicity is None:
+        multiplicity = next((info[k] for k in _MULTIPLICITY_KEYS if k in info), None)
+    if metal_index is None:
+        metal_index = info.get("metal_index")
+    validate_structure(atoms, source=str(file), frame=frame, charge=charge,
+                       multiplicity=multiplicity, metal_index=metal_index)
 
 
 def read_records(path, *, charge: int | None = None, multiplicity: int | None = None,
@@ -152,38 +251,16 @@ def read_records(path, *, charge: int | None = None, multiplicity: int | None = 
     """Yield one :class:`Record` per frame of an extxyz (or any ASE-readable) file.
 
     ``charge``, ``multiplicity``, ``metal_index`` and ``split`` are used for frames that do
-    not carry their own.  A frame that cannot be read or holds a malformed field raises
-    :class:`DataFileError` naming the file, the frame (0-based) and the field.
+    not carry their own.  A frame that cannot be read, holds a malformed field or fails
+    :func:`~molmag.io.validation.validate_structure` raises :class:`DataFileError` (a
+    :class:`~molmag.io.errors.StructureError` for the latter) naming the file, the frame
+    (0-based), the atoms and the field.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(path, "no such file")
     warn = warn or (lambda msg: None)
     defaults = {"charge": charge, "multiplicity": multiplicity, "metal_index": metal_index,
                 "split": split}
-    if format is None and path.suffix.lower() in (".xyz", ".extxyz"):
-        format = "extxyz"
-    frame = 0
-    try:
-        it = ase.io.iread(path, index=":", format=format)
-    except Exception as exc:  # unknown format and the like
-        raise DataFileError(path, f"cannot read: {exc}") from None
-    while True:
-        try:
-            atoms = next(it)
-        except StopIteration:
-            break
-        except DataFileError:
-            raise
-        except Exception as exc:
-            field, line = _diagnose(path, frame)
-            where = f" (line {line})" if line else ""
-            raise DataFileError(path, f"malformed frame{where}: {type(exc).__name__}: {exc}",
-                                frame, field) from None
-        yield _frame_to_record(atoms, str(path), frame, defaults, warn)
-        frame += 1
-    if frame == 0:
-        raise DataFileError(path, "contains no structures")
+    for frame, atoms in iter_frames(path, format):
+        yield _frame_to_record(atoms, str(Path(path)), frame, defaults, warn)
 
 
 def _json_safe(obj):

@@ -12,18 +12,22 @@ from ase import Atoms
 from molmag.io.errors import LabelError
 from molmag.io.labels import LABELS, validate_label
 from molmag.io.provenance import Provenance
+from molmag.io.validation import validate_structure
 from molmag.physics.elements import find_metal_index
 
 #: Resolution of the positions that enter the structure hash (Angstrom).
 HASH_RESOLUTION = 1e-6
 
 
-def structure_hash(atoms: Atoms, charge: int = 0, multiplicity: int = 1) -> str:
+def structure_hash(atoms: Atoms, charge: int = 0, multiplicity: int = 1,
+                   point_charges=None) -> str:
     """SHA-256 (hex, 32 characters) of the elements, the positions rounded to 1e-6 Angstrom,
-    the cell and periodicity, the charge and the spin multiplicity.
+    the cell and periodicity, the charge, the spin multiplicity and the external point
+    charges (rows ``[q, x, y, z]``, e and Angstrom, rounded to 1e-6; order-independent).
 
-    Two rows with the same hash are the same structure in the same electronic state; the
-    dataset store uses it to make imports idempotent.
+    Two rows with the same hash are the same structure in the same electronic state and the
+    same external field; the dataset store uses it to make imports idempotent.  Without point
+    charges the hash is what it was before they entered it.
     """
     h = hashlib.sha256()
     h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
@@ -33,7 +37,45 @@ def structure_hash(atoms: Atoms, charge: int = 0, multiplicity: int = 1) -> str:
         h.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
         h.update(np.rint(np.asarray(atoms.cell) / HASH_RESOLUTION).astype(np.int64).tobytes())
     h.update(f"|{int(charge)}|{int(multiplicity)}".encode())
+    pcs = _point_charge_array(point_charges)
+    if pcs is not None:
+        q = np.rint(pcs / HASH_RESOLUTION).astype(np.int64)
+        q = q[np.lexsort(q.T[::-1])]  # the same field however the charges are listed
+        h.update(b"|pc|")
+        h.update(q.tobytes())
     return h.hexdigest()[:32]
+
+
+def _point_charge_array(point_charges) -> np.ndarray | None:
+    """Point charges as an (n, 4) float array ``[q, x, y, z]``, ``None`` when there are none."""
+    if point_charges is None or isinstance(point_charges, str):
+        # a string is a labeller's mode (ligand field: point_charges "none" | "xtb"), not a
+        # field of charges
+        return None
+    arr = np.asarray(point_charges, dtype=float)
+    if arr.size == 0:
+        return None
+    arr = arr.reshape(-1, 4)
+    if not np.all(np.isfinite(arr)):
+        raise LabelError("point_charges", "contain NaN or infinite values")
+    return arr
+
+
+def record_point_charges(provenance: dict) -> np.ndarray | None:
+    """The external point charges a record's labels were computed in: the ``point_charges``
+    parameter of the labels' provenance (QC parsers put them there), ``None`` if none.
+    Labels computed in different point-charge fields cannot share a record."""
+    found = None
+    for name, p in provenance.items():
+        params = p.parameters if isinstance(p, Provenance) else dict(p).get("parameters", {})
+        pcs = _point_charge_array((params or {}).get("point_charges"))
+        if pcs is None:
+            continue
+        if found is not None and (found.shape != pcs.shape or not np.allclose(found, pcs)):
+            raise LabelError(f"provenance.{name}", "labels computed with different point "
+                                                   "charges cannot share one structure")
+        found = pcs
+    return found
 
 
 def _as_int(field_name: str, value: Any) -> int:
@@ -81,7 +123,10 @@ class Record:
 
     ``metal_index`` defaults to the structure's only d/f-block atom (``None`` if it has none;
     a structure with several must say which).  Construction validates every field and raises
-    :class:`molmag.io.errors.LabelError` naming the one at fault.
+    :class:`molmag.io.errors.LabelError` naming the one at fault; the structure passes
+    :func:`molmag.io.validation.validate_structure` (a
+    :class:`~molmag.io.errors.StructureError` otherwise), so no dataset ever stores a
+    non-finite or clashing structure.
     """
 
     atoms: Atoms
@@ -117,6 +162,9 @@ class Record:
             self.metal_index = _as_int("metal_index", self.metal_index)
             if not 0 <= self.metal_index < n:
                 raise LabelError("metal_index", f"{self.metal_index} is not an atom index (0..{n - 1})")
+        # the one gate for structures: finite, sane, no clashes, a multiplicity the metal can hold
+        validate_structure(self.atoms, charge=self.charge, multiplicity=self.multiplicity,
+                           metal_index=self.metal_index)
         if self.split is not None:
             self.split = str(self.split).strip()
             if not self.split.isidentifier():
@@ -134,10 +182,16 @@ class Record:
         for k in self.labels:
             prov.setdefault(k, Provenance())
         self.provenance = {k: v for k, v in prov.items() if k in self.labels}
+        record_point_charges(self.provenance)  # one point-charge field per record
+
+    @property
+    def point_charges(self) -> np.ndarray | None:
+        """External point charges ``[q, x, y, z]`` of the labels (from their provenance)."""
+        return record_point_charges(self.provenance)
 
     @property
     def hash(self) -> str:
-        return structure_hash(self.atoms, self.charge, self.multiplicity)
+        return structure_hash(self.atoms, self.charge, self.multiplicity, self.point_charges)
 
     @property
     def formula(self) -> str:
