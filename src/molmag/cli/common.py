@@ -38,7 +38,11 @@ err_console = _Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # one line, never read as rich markup ("[nan, 0.0, 0.0]" is a value, not a style)
+    message = " ".join(str(message).split())
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -80,6 +84,35 @@ def existing_db(url: str) -> str:
     """A database URL for reading: a file path must exist (ASE would create an empty one)."""
     if "://" not in url and not Path(url).exists():
         fail(f"no dataset at {url!r}")
+    try:
+        writable_db(url)
+    except ValueError as exc:
+        fail(str(exc).replace("--db ", "", 1))
+    return url
+
+
+def writable_db(url: str) -> str:
+    """A database URL for writing: a file path must lie in an existing folder and, if the
+    file exists, be an SQLite database (or empty); ValueError otherwise (before ASE/sqlite3
+    would fail with a traceback)."""
+    if "://" in url:
+        return url
+    path = Path(url)
+    if path.is_dir():
+        raise ValueError(f"--db {url}: is a folder, not a dataset file")
+    if not path.parent.is_dir():
+        raise ValueError(f"--db {url}: the folder {path.parent} does not exist")
+    if path.suffix.lower() == ".json":
+        return url
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            raise ValueError(f"--db {url}: cannot read: {exc.strerror or exc}") from None
+        if head and head != b"SQLite format 3\x00":
+            raise ValueError(f"--db {url}: exists and is not an SQLite database (molmag will "
+                             "not overwrite it)")
     return url
 
 

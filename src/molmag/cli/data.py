@@ -10,7 +10,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from molmag.cli.common import console, err_console, existing_db, fail, print_json, user_errors
+from rich.markup import escape
+
+from molmag.cli.common import (console, err_console, existing_db, fail, print_json, user_errors,
+                               writable_db)
 from molmag.io import DataFileError, Dataset, read_records, write_records
 from molmag.io.labels import LABELS
 from molmag.physics.zfs import zfs_from_tensor
@@ -37,7 +40,7 @@ def import_(
                                               "(default: the only d/f-block atom)."),
     split: Optional[str] = typer.Option(None, help="Split tag (train/val/test) for frames "
                                         "without one."),
-    chunk_size: int = typer.Option(200, help="Rows per database transaction."),
+    chunk_size: int = typer.Option(200, min=1, help="Rows per database transaction (>= 1)."),
 ):
     """Add the frames of FILES to a dataset.
 
@@ -45,6 +48,8 @@ def import_(
     reported (file, frame, field) and nothing is imported.  Structures already in the dataset
     (same structure hash) are not duplicated; only labels they lack are added.
     """
+    with user_errors():
+        writable_db(db)
     opts = dict(charge=charge, multiplicity=multiplicity, metal_index=metal_index, split=split)
     warnings: list[str] = []
     counts = {}
@@ -59,10 +64,10 @@ def import_(
             progress.advance(task)
     if errors:
         for e in errors:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(e)}", highlight=False, soft_wrap=True)
         fail(f"{len(errors)} file(s) could not be read; nothing was imported")
     for w in dict.fromkeys(warnings):
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
 
     ds = Dataset(db)
     table = Table(title=f"import into {db}", title_justify="left")

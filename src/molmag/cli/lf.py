@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, fail, print_json, user_errors
+from molmag.cli.common import console, fail, print_json, read_frames, user_errors
 from molmag.physics.aom import aom_matrix, frames_from_angles
 from molmag.physics.ligand_field import LigandFieldEngine, LigandFieldModel, engine_for
 from molmag.physics.zfs import zfs_from_tensor
@@ -50,6 +50,38 @@ def _print_zfs(out: dict, title: str) -> None:
     console.print("g principal values: " + "  ".join(f"{x:.4f}" for x in gv))
 
 
+def _check_charge(model, atoms, structure, frame, charge, multiplicity, ion) -> None:
+    """The total charge (option, else the frame's) must make a metal ion the engine treats:
+    charge minus the donors' formal charges is the oxidation state; a charge that contradicts
+    the d^n count or the multiplicity, or gives an ion the engine lacks, is an error (never
+    silently replaced by the most common oxidation state)."""
+    from molmag.io.validation import validate_structure
+    from molmag.physics.ligand_field import ION_DEFAULTS
+
+    q = charge if charge is not None else atoms.info.get("charge")
+    if q is None:
+        return
+    q = int(q)
+    donor_q = sum(d.params.formal_charge for d in model.donors)
+    ox = q - donor_q
+    m = multiplicity if multiplicity is not None else atoms.info.get("multiplicity")
+    el = atoms[model.metal].symbol
+    where = f"{structure}, frame {frame}, field 'charge'"
+    if ion is not None:
+        ion_ox = int(model.ion[len(el):].rstrip("+") or 0)
+        if ion_ox != ox:
+            raise ValueError(f"{where}: charge {q:+d} minus the donors' formal charges "
+                             f"({donor_q:+d}) makes the metal {el}{ox:+d}, not the given {ion}")
+        return
+    validate_structure(atoms, source=structure, frame=frame, charge=q, multiplicity=m,
+                       metal_index=model.metal, oxidation_state=ox, min_distance=0)
+    if not model.ion_reason.startswith("charge") or f"{el}{ox}+" not in ION_DEFAULTS:
+        raise ValueError(f"{where}: charge {q:+d} minus the donors' formal charges "
+                         f"({donor_q:+d}) makes the metal {el}{ox:+d}, which the ligand-field "
+                         f"engine does not treat ({', '.join(ION_DEFAULTS)}); give --ion to "
+                         "override")
+
+
 @app.command("zfs")
 def zfs_cmd(
     structure: Path = typer.Argument(..., help="Structure file (xyz, extxyz or any ASE format)."),
@@ -60,7 +92,8 @@ def zfs_cmd(
     multiplicity: Optional[int] = typer.Option(None, help="Spin multiplicity 2S+1 (checked "
                                                "against the ligand field)."),
     ion: Optional[str] = typer.Option(None, help='The ion, e.g. "Co2+" (default: inferred).'),
-    frame: int = typer.Option(0, help="Frame of a multi-frame file."),
+    frame: Optional[int] = typer.Option(None, help="Frame of a multi-frame file (0-based; "
+                                        "required when the file has several)."),
     outer_charges: Optional[Path] = typer.Option(
         None, help="File with one charge (e) per atom (e.g. xTB charges): adds the point-charge "
                    "field of the atoms beyond the donors."),
@@ -69,15 +102,13 @@ def zfs_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """D tensor, D, E, E/D, axes and g tensor (cm-1) of a 3d complex from its structure."""
-    from ase.io import read
-
     with user_errors():
-        if not structure.is_file():
-            raise ValueError(f"no such file: {structure}")
-        try:
-            atoms = read(structure, index=frame)
-        except Exception as exc:
-            raise ValueError(f"{structure}: cannot read frame {frame}: {exc}") from None
+        frames = read_frames(structure, ":" if frame is None else frame, numbered=True,
+                             charge=charge, multiplicity=multiplicity, metal_index=metal_index)
+        if len(frames) > 1:
+            raise ValueError(f"{structure} has {len(frames)} frames: choose one with --frame "
+                             f"(0..{len(frames) - 1}); `molmag lf zfs` treats one structure")
+        frame, atoms = frames[0]
         q = None
         if outer_charges is not None:
             try:
@@ -87,12 +118,13 @@ def zfs_cmd(
         model = LigandFieldModel.from_atoms(atoms, metal_index=metal_index, ion=ion,
                                             charge=charge, multiplicity=multiplicity,
                                             outer_charges=q, outer_cutoff=outer_cutoff)
+        _check_charge(model, atoms, structure, frame, charge, multiplicity, ion)
         eng = engine_for(model.ion)
         res = eng.solve(model.aom_matrix(), pt2=True)
         s = float(res.spin[0])
         mult = multiplicity if multiplicity is not None else atoms.info.get("multiplicity")
         if mult is not None and int(mult) != int(round(2 * s + 1)):
-            raise ValueError(f"the ligand field gives {model.ion} a ground spin S = {s:g} "
+            raise ValueError(f"{structure}, frame {frame}, field 'multiplicity': the ligand field gives {model.ion} a ground spin S = {s:g} "
                              f"(multiplicity {int(round(2 * s + 1))}), not {mult}")
         if s < 1:
             raise ValueError(f"{model.ion} here has ground spin S = {s:g}: no zero-field splitting")

@@ -79,20 +79,28 @@ def max_unpaired(z: int, oxidation_state: int | None = None) -> int | None:
     return max(0, min(n, sh[1] - n))
 
 
+def _show(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    return repr(value)
+
+
 def _as_integer(value: Any, field: str, fail) -> int:
     if isinstance(value, bool):
-        fail(f"must be an integer, got {value!r}", field)
+        fail(f"must be an integer, got {_show(value)}", field)
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            fail(f"must be an integer, got {value!r}", field)
+            fail(f"must be an integer, got {_show(value)}", field)
     try:
         f = float(value)
     except (TypeError, ValueError):
-        fail(f"must be an integer, got {value!r}", field)
+        fail(f"must be an integer, got {_show(value)}", field)
     if not np.isfinite(f) or f != round(f):
-        fail(f"must be an integer, got {value!r}", field)
+        fail(f"must be an integer, got {_show(value)}", field)
     return int(round(f))
 
 
