@@ -44,17 +44,24 @@ def label(
                                 "(cluster.kind serial)."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Try again what failed in an earlier run."),
-    batch_size: Optional[int] = typer.Option(None, help="Structures per task (batch_size)."),
+    batch_size: Optional[int] = typer.Option(None, min=1,
+                                             help="Structures per task (batch_size)."),
+    lease_seconds: Optional[float] = typer.Option(
+        None, min=0.001, help="Lifetime of this run's claims on work (lease_seconds): other "
+        "runs on the same dataset take over a dead run's work this long after it stopped."),
 ):
     """Build, sample and label structures as CONFIG says, writing each result as it arrives.
 
     Re-running the same command resumes: nothing already stored is recomputed, and
-    failures recorded by earlier runs are skipped unless --retry-failed.
+    failures recorded by earlier runs are skipped unless --retry-failed.  Several runs of
+    the same command on one dataset (e.g. one per node) share the work: each structure is
+    labelled once.
     """
     with user_errors():
         cfg = load_label_config(config, output=output, n_workers=workers, address=scheduler,
                                 kind="serial" if serial else None,
-                                retry_failed=retry_failed or None, batch_size=batch_size)
+                                retry_failed=retry_failed or None, batch_size=batch_size,
+                                lease_seconds=lease_seconds)
     n_sources = len(cfg.sources)
     console.print(f"[bold]molmag label[/] {config} -> {cfg.output}  ({n_sources} source"
                   f"{'s' if n_sources != 1 else ''}; labels: {', '.join(cfg.labels.names())}; "

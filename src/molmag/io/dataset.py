@@ -20,19 +20,44 @@ Rows are identified by :func:`molmag.io.records.structure_hash`: adding a struct
 already present adds only the labels it lacks.  :meth:`Dataset.add_many` writes in
 transactions of ``chunk_size`` rows, so an interrupted import leaves whole chunks and a
 re-run adds only what is missing.
+
+**Several writers at once** (two ``molmag data import`` runs, N ``molmag label`` runs, on one
+machine or many).  Every write transaction holds the dataset's one writer lock from its first
+statement: ``BEGIN IMMEDIATE`` on SQLite (waiting up to :attr:`Dataset.busy_timeout` for it,
+where a plain deferred transaction that read first and then tries to write is refused with
+"database is locked"), a transaction-scoped advisory lock on PostgreSQL (so that "is this
+structure present?" and "write it" cannot interleave with another writer, and the id that
+ASE reads back from the id sequence is this session's own).  Creating the tables is done
+under the same lock, so two writers that meet an empty database do not both create them.  A
+transaction that still fails for a transient reason (busy, deadlock, serialisation, a
+dropped connection) is rolled back and replayed, :attr:`Dataset.retries` times at most.
+
+**Leases** (:meth:`Dataset.claim`, :meth:`Dataset.renew`, :meth:`Dataset.release`) are rows
+of a table ``molmag_leases`` (key, holder, expiry time) next to ASE's tables: a labelling run
+claims the rows it is about to label, renews its leases while it works, and releases them
+with the labels' transaction; the leases of a run that dies expire and another run takes the
+work over.  ASE's own tools ignore the table.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import re
+import sqlite3
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
+from ase.db.sqlite import SQLite3Database
 
 from molmag.io.labels import LABELS, labels_equal
 from molmag.io.provenance import Provenance
@@ -51,6 +76,136 @@ def translate_selection(selection: str | None) -> str | None:
     if not selection:
         return None
     return _CHARGE_RE.sub("total_charge", selection)
+
+
+# -- database back ends that are safe with several writers -----------------------------------
+class _SQLiteStore(SQLite3Database):
+    """ASE's SQLite database with a long busy timeout and write transactions that take the
+    write lock first (``BEGIN IMMEDIATE``).
+
+    ASE opens a deferred transaction: a chunk that first looks a structure up (a shared lock)
+    and then writes needs to upgrade its lock, and when two processes do that at once SQLite
+    refuses one of them at once with "database is locked" instead of waiting.  Taking the
+    write lock at the start makes the second writer wait (up to ``busy_timeout`` seconds)."""
+
+    busy_timeout = 600.0
+
+    def _connect(self):
+        return sqlite3.connect(self.filename, timeout=self.busy_timeout)
+
+    def _initialize(self, con):
+        if self.initialized:
+            return
+        (n,) = con.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='systems'").fetchone()
+        if n == 0 and not con.in_transaction:
+            # two writers meeting a new file: only one creates the tables
+            con.execute("BEGIN IMMEDIATE")
+        super()._initialize(con)
+        if n == 0 and con.in_transaction:
+            con.commit()
+
+    def __enter__(self):
+        assert self.connection is None
+        self.change_count = 0
+        con = self._connect()
+        try:
+            self._initialize(con)
+            con.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            con.close()
+            raise
+        self.connection = con
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb):
+        con, self.connection = self.connection, None
+        try:
+            if exc_type is None:
+                con.commit()
+            else:
+                con.rollback()
+        finally:
+            con.close()
+
+
+_PG_LOCK = 0x6D6F6C6D61670001  # the advisory-lock key of molmag's writers ("molmag" + 1)
+
+
+def _postgres_store(url: str):
+    """ASE's PostgreSQL database (ase-db-backends) made safe for several writers:
+
+    * write transactions and table creation hold a transaction-scoped advisory lock, so
+      look-up-then-insert cannot interleave and two writers do not both create the tables
+      (UniqueViolation in ``CREATE TABLE``);
+    * the new row's id is read with ``currval`` (this session's), not the sequence's
+      ``last_value`` (anyone's: another writer's id gave ForeignKeyViolation on ``species``);
+    * the connection can roll back (ase-db-backends' wrapper has no ``rollback``, which
+      turned every failed transaction into an AttributeError)."""
+    try:
+        import psycopg2
+        from ase_db_backends.postgresql import Connection, PostgreSQLDatabase
+    except ImportError as exc:
+        raise ValueError(f"a PostgreSQL dataset needs ase-db-backends and psycopg2 "
+                         f"(pip install \"molmag[postgresql]\"): {exc}") from None
+
+    class _Connection(Connection):
+        def rollback(self):
+            self.con.rollback()
+
+    class _PostgresStore(PostgreSQLDatabase):
+        def _connect(self):
+            return _Connection(psycopg2.connect(self.filename, connect_timeout=30))
+
+        def _initialize(self, con):
+            if self.initialized:
+                return
+            con.cursor().execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
+            super()._initialize(con)
+
+        def get_last_id(self, cur):
+            cur.execute("SELECT currval(pg_get_serial_sequence('systems', 'id'))")
+            return int(cur.fetchone()[0])
+
+        def __enter__(self):
+            assert self.connection is None
+            self.change_count = 0
+            con = self._connect()
+            try:
+                self._initialize(con)
+                con.cursor().execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
+            except BaseException:
+                con.close()
+                raise
+            self.connection = con
+            return self
+
+        def __exit__(self, exc_type, exc_value, tb):
+            con, self.connection = self.connection, None
+            try:
+                if exc_type is None:
+                    con.commit()
+                else:
+                    con.rollback()
+            finally:
+                con.close()
+
+    return _PostgresStore(url)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Is ``exc`` a failure that a replay of the same transaction may not meet again?"""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    try:
+        import psycopg2
+    except ImportError:
+        return False
+    return isinstance(exc, (psycopg2.extensions.TransactionRollbackError,
+                            psycopg2.OperationalError))
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -81,11 +236,26 @@ def failure_counts(failures: dict[str, dict]) -> dict[str, int]:
 
 
 class Dataset:
-    """A molmag dataset at an ASE-database URL (created on first write)."""
+    """A molmag dataset at an ASE-database URL (created on first write).
 
-    def __init__(self, url: str | Path):
+    Safe with several writing processes (see the module's notes): ``busy_timeout`` is how
+    long an SQLite writer waits for the lock, ``retries`` how often a transaction that failed
+    for a transient reason is replayed."""
+
+    busy_timeout = 600.0
+    retries = 8
+
+    def __init__(self, url: str | Path, busy_timeout: float | None = None):
         self.url = str(url)
-        self.db = connect(self.url, type=self._type(self.url))
+        kind = self._type(self.url)
+        if kind == "db":
+            self.db = _SQLiteStore(os.path.abspath(os.path.expanduser(self.url)),
+                                   use_lock_file=False)
+            self.db.busy_timeout = self.busy_timeout if busy_timeout is None else busy_timeout
+        elif kind == "postgresql":
+            self.db = _postgres_store(self.url)
+        else:
+            self.db = connect(self.url, type=kind)
 
     @staticmethod
     def _type(url: str) -> str:
@@ -133,6 +303,33 @@ class Dataset:
                       labels=labels, provenance=dict(data.get("provenance", {})), id=row.id,
                       tags=tags)
 
+    # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self):
+        """One write transaction holding the writer lock (joins the one already open)."""
+        if getattr(self.db, "connection", None) is not None:
+            yield self
+            return
+        with self.db:
+            yield self
+
+    def retrying(self, fn: Callable[[], _T]) -> _T:
+        """``fn()`` in a transaction, replayed (after a randomised back-off) when it fails for
+        a transient reason; ``fn`` must be safe to run again (take its input as a list)."""
+        for attempt in range(self.retries + 1):
+            try:
+                with self.transaction():
+                    return fn()
+            except Exception as exc:
+                if not _transient(exc) or attempt == self.retries or \
+                        getattr(self.db, "connection", None) is not None:
+                    raise
+                time.sleep(min(10.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _cursor(self):
+        return self.db.connection.cursor()
+
     # -- writing --------------------------------------------------------------------------
     @staticmethod
     def _row_content(record: Record) -> tuple[Atoms, dict, dict]:
@@ -177,6 +374,9 @@ class Dataset:
         labels it lacked were added), or ``"present"`` (nothing to add).  A label present in
         both with a different value is kept as stored and reported as a conflict.
         """
+        return self.retrying(lambda: self._add(record))
+
+    def _add(self, record: Record) -> tuple[int, str, list[str]]:
         id = self.find(record)
         if id is None:
             return self._write_new(record), "new", []
@@ -193,24 +393,33 @@ class Dataset:
     def add_many(self, records: Iterable[Record], chunk_size: int = 200,
                  progress: Callable[[int], None] | None = None) -> ImportSummary:
         """Add records in transactions of ``chunk_size``; an exception (or Ctrl-C) rolls back
-        only the chunk in flight, so re-running adds exactly what is missing."""
+        only the chunk in flight, so re-running adds exactly what is missing.  Another
+        writer's lock is waited for, and a chunk that fails for a transient reason is
+        replayed whole."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
         summary = ImportSummary()
         it = iter(records)
         while True:
-            chunk_summary = ImportSummary()
-            with self.db:
-                for record in it:
-                    id, status, conflicts = self.add(record)
-                    chunk_summary.read += 1
-                    setattr(chunk_summary, status, getattr(chunk_summary, status) + 1)
+            chunk = list(islice(it, chunk_size))
+            if not chunk:
+                return summary
+
+            def write_chunk(chunk=chunk) -> ImportSummary:
+                out = ImportSummary()
+                for record in chunk:
+                    id, status, conflicts = self._add(record)
+                    out.read += 1
+                    setattr(out, status, getattr(out, status) + 1)
                     if conflicts:
-                        chunk_summary.conflicts.append((id, conflicts))
-                    if chunk_summary.read >= chunk_size:
-                        break
+                        out.conflicts.append((id, conflicts))
+                return out
+
+            chunk_summary = self.retrying(write_chunk)
             summary += chunk_summary
-            if progress is not None and chunk_summary.read:
+            if progress is not None:
                 progress(chunk_summary.read)
-            if chunk_summary.read < chunk_size:
+            if len(chunk) < chunk_size:
                 return summary
 
     def set_labels(self, id: int, labels: dict, provenance: dict[str, Provenance | dict]) -> None:
@@ -218,49 +427,144 @@ class Dataset:
         missing = set(labels) - set(provenance)
         if missing:
             raise ValueError(f"no provenance given for {sorted(missing)}")
-        with self.db:
-            self._rewrite(id, self.get(id).with_labels(labels, provenance))
+        self.retrying(lambda: self._rewrite(id, self.get(id).with_labels(labels, provenance)))
 
-    def set_labels_many(self, updates: Iterable[tuple[int, dict, dict]]) -> int:
+    def set_labels_many(self, updates: Iterable[tuple[int, dict, dict]],
+                        release: tuple[str, Iterable[str]] | None = None) -> int:
         """Add or replace labels of several rows, ``(id, labels, provenance)`` each, in one
-        transaction: all are written or none.  Returns how many rows changed."""
-        n = 0
-        with self.db:
+        transaction: all are written or none.  ``release=(holder, keys)`` gives up those
+        leases in the same transaction (the labels are stored before anyone else can take
+        the rows).  Returns how many rows changed."""
+        updates = list(updates)
+        for id, labels, provenance in updates:
+            missing = set(labels) - set(provenance)
+            if missing:
+                raise ValueError(f"row {id}: no provenance given for {sorted(missing)}")
+        release_keys = list(release[1]) if release else []
+
+        def write() -> int:
+            n = 0
             for id, labels, provenance in updates:
-                if not labels:
+                if labels:
+                    self._rewrite(id, self.get(id).with_labels(labels, provenance))
+                    n += 1
+            if release:
+                self._release(release[0], release_keys)
+            return n
+
+        return self.retrying(write)
+
+    # -- leases (who is working on what; see the module's notes) ---------------------------
+    def _lease_table(self) -> None:
+        self._cursor().execute("CREATE TABLE IF NOT EXISTS molmag_leases (key TEXT PRIMARY KEY, "
+                               "holder TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)")
+
+    def claim(self, keys: Iterable[str], holder: str, seconds: float) -> list[str]:
+        """Take leases on ``keys`` for ``seconds``: those free, expired or already
+        ``holder``'s are taken (and returned, in the order given); those another holder keeps
+        alive are left."""
+        keys = list(dict.fromkeys(keys))
+
+        def take() -> list[str]:
+            self._lease_table()
+            cur = self._cursor()
+            now = time.time()
+            got = []
+            for key in keys:
+                cur.execute("SELECT holder, expires FROM molmag_leases WHERE key=?", (key,))
+                row = cur.fetchone()
+                if row is None:
+                    cur.execute("INSERT INTO molmag_leases VALUES (?, ?, ?)",
+                                (key, holder, now + seconds))
+                elif row[0] == holder or row[1] < now:
+                    cur.execute("UPDATE molmag_leases SET holder=?, expires=? WHERE key=?",
+                                (holder, now + seconds, key))
+                else:
                     continue
-                missing = set(labels) - set(provenance)
-                if missing:
-                    raise ValueError(f"row {id}: no provenance given for {sorted(missing)}")
-                self._rewrite(id, self.get(id).with_labels(labels, provenance))
-                n += 1
-        return n
+                got.append(key)
+            return got
+
+        return self.retrying(take) if keys else []
+
+    def renew(self, holder: str, seconds: float) -> int:
+        """Extend every lease of ``holder`` to ``seconds`` from now; returns how many."""
+        def extend() -> int:
+            self._lease_table()
+            cur = self._cursor()
+            cur.execute("UPDATE molmag_leases SET expires=? WHERE holder=?",
+                        (time.time() + seconds, holder))
+            return cur.rowcount if hasattr(cur, "rowcount") else cur.cur.rowcount
+
+        return self.retrying(extend)
+
+    def _release(self, holder: str, keys: list[str] | None) -> None:
+        self._lease_table()
+        cur = self._cursor()
+        if keys is None:
+            cur.execute("DELETE FROM molmag_leases WHERE holder=?", (holder,))
+        for key in keys or []:
+            cur.execute("DELETE FROM molmag_leases WHERE key=? AND holder=?", (key, holder))
+
+    def release(self, holder: str, keys: Iterable[str] | None = None) -> None:
+        """Give up ``holder``'s leases on ``keys`` (all of its leases when None)."""
+        keys = None if keys is None else list(keys)
+        self.retrying(lambda: self._release(holder, keys))
+
+    def leases(self) -> dict[str, tuple[str, float]]:
+        """Every lease: key -> (holder, expiry as a Unix time); expired ones included."""
+        def read() -> dict[str, tuple[str, float]]:
+            self._lease_table()
+            cur = self._cursor()
+            cur.execute("SELECT key, holder, expires FROM molmag_leases")
+            return {k: (h, float(e)) for k, h, e in cur.fetchall()}
+
+        return self.retrying(read)
 
     # -- run bookkeeping (kept in the database's metadata) ----------------------------------
+    def _metadata(self) -> dict:
+        """The metadata as stored now (ASE caches what it read first, which another writer
+        may have changed since)."""
+        if not isinstance(self.db, SQLite3Database):  # JSON files: ASE's own
+            return dict(self.db.metadata or {})
+        with self.db.managed_connection() as con:
+            cur = con.cursor()
+            cur.execute("SELECT value FROM information WHERE name='metadata'")
+            row = cur.fetchone()
+        return json.loads(row[0]) if row else {}
+
     def failures(self) -> dict[str, dict]:
         """Failures recorded by labelling runs: key -> {"stage", "reason", "item", "date"}."""
-        return dict((self.db.metadata or {}).get("molmag_failures", {}))
+        return dict(self._metadata().get("molmag_failures", {}))
 
     def update_failures(self, add: dict[str, dict] | None = None,
                         remove: Iterable[str] = ()) -> None:
-        """Record failures (``add``) and forget ones that have since succeeded (``remove``)."""
+        """Record failures (``add``) and forget ones that have since succeeded (``remove``):
+        read, changed and written in one transaction, so concurrent runs lose none."""
         add, remove = dict(add or {}), set(remove)
         if not add and not remove:
             return
-        meta = dict(self.db.metadata or {})
-        fails = dict(meta.get("molmag_failures", {}))
-        for k in remove:
-            fails.pop(k, None)
-        fails.update(add)
-        meta["molmag_failures"] = fails
-        self.db.metadata = meta
+
+        def update() -> None:
+            meta = self._metadata()
+            fails = dict(meta.get("molmag_failures", {}))
+            for k in remove:
+                fails.pop(k, None)
+            fails.update(add)
+            meta["molmag_failures"] = fails
+            self.db.metadata = meta
+
+        self.retrying(update)
 
     def set_split(self, ids: Iterable[int], split: str) -> None:
         if not str(split).isidentifier():
             raise ValueError(f"split {split!r} is not a simple name")
-        with self.db:
+        ids = [int(i) for i in ids]
+
+        def update() -> None:
             for id in ids:
-                self.db.update(int(id), split=split)
+                self.db.update(id, split=split)
+
+        self.retrying(update)
 
     # -- statistics -----------------------------------------------------------------------
     def stats(self, selection: str | None = None) -> dict:

@@ -216,13 +216,18 @@ class LabelConfig(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     batch_size: int = Field(8, ge=1, description="structures per Dask task")
     retry_failed: bool = Field(False, description="try again what failed in an earlier run")
+    lease_seconds: float = Field(300.0, gt=0, description="how long a run's claim on a row or "
+                                 "build item lasts without renewal (renewed every third of "
+                                 "it): the work of a run that dies is taken over by the other "
+                                 "runs on the dataset this long after its last renewal")
 
 
 def load_label_config(path: str | Path, **overrides) -> LabelConfig:
     """Read and validate a label configuration; errors name the file and the key at fault.
 
     ``overrides`` (from the command line) replace top-level or ``cluster`` keys:
-    ``output``, ``retry_failed``, ``batch_size``, ``n_workers``, ``address``, ``kind``."""
+    ``output``, ``retry_failed``, ``batch_size``, ``lease_seconds``, ``n_workers``,
+    ``address``, ``kind``."""
     path = Path(path)
     raw = read_yaml(path)
     cluster = dict(raw.get("cluster") or {})
@@ -233,7 +238,7 @@ def load_label_config(path: str | Path, **overrides) -> LabelConfig:
         cluster["kind"] = "address"
     if cluster:
         raw["cluster"] = cluster
-    for key in ("output", "retry_failed", "batch_size"):
+    for key in ("output", "retry_failed", "batch_size", "lease_seconds"):
         if overrides.get(key) is not None:
             raw[key] = overrides[key]
     cfg = validate(path, LabelConfig, raw)

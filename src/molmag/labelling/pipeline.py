@@ -18,11 +18,25 @@ A failure (a build that does not relax, an SCF that does not converge after its 
 ion the engine cannot treat) is recorded per item and labeller in the dataset's metadata
 (:meth:`molmag.io.dataset.Dataset.failures`) and the run goes on; a re-run skips recorded
 failures unless ``retry_failed`` is set.  Work runs on Dask (:mod:`molmag.labelling.cluster`).
+
+**Several runs on one dataset** (on one machine or on many nodes) share the work instead of
+repeating it: before a build item or a batch of rows goes to a worker, the run takes a lease
+on it in the dataset (:meth:`molmag.io.dataset.Dataset.claim`, key ``build:...`` or
+``row:<id>``), renews its leases every ``lease_seconds / 3`` from a background thread, and
+gives them up in the transaction that stores the results.  Work leased by another live run
+is left to it; when the run's own work is done it waits for those leases, and re-reads the
+rows: finished by the other run (nothing to do), or leased by a run that died (its leases
+expire after ``lease_seconds``; the work is taken over).  A row is re-read after it is
+claimed, so it is never labelled twice.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
+import uuid
 from pathlib import Path
 from dataclasses import dataclass, field
 from itertools import islice
@@ -166,6 +180,42 @@ def _record(row: dict, source: str) -> Record:
                   metal_index=row["metal_index"], tags={**row["tags"], "source": source})
 
 
+# -- leases ---------------------------------------------------------------------------------
+class LeaseKeeper:
+    """Renews the leases of ``holder`` every ``seconds / 3`` from a daemon thread (with its
+    own connection), so that work that takes longer than a lease stays this run's.  Errors
+    are kept for the next tick: a dataset busy for a moment must not stop the run."""
+
+    def __init__(self, url: str, holder: str, seconds: float):
+        self.url, self.holder, self.seconds = url, holder, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="molmag-leases", daemon=True)
+        self.renewals = 0
+
+    def _loop(self) -> None:
+        ds = None
+        while not self._stop.wait(self.seconds / 3.0):
+            try:
+                ds = ds or Dataset(self.url)
+                ds.renew(self.holder, self.seconds)
+                self.renewals += 1
+            except Exception:  # retried at the next tick
+                ds = None
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _holder() -> str:
+    """A name for this run that no other run shares: host, process, random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 # -- the run ----------------------------------------------------------------------------------
 class LabelRun:
     """One ``molmag label`` run: ``LabelRun(config).run()``."""
@@ -180,6 +230,10 @@ class LabelRun:
         self.summary = RunSummary(output=config.output)
         self.spec = {name: getattr(config.labels, name).model_dump()
                      for name in config.labels.names()}
+        self.holder = _holder()
+        self.lease_seconds = float(config.lease_seconds)
+        # how often work leased by another run is looked at again
+        self.poll_seconds = max(0.2, min(5.0, self.lease_seconds / 5.0))
 
     # structures ---------------------------------------------------------------------------
     def _source_rows(self, key: str) -> list[int]:
@@ -205,18 +259,31 @@ class LabelRun:
             return ids
         self.reporter.start("build", len(todo))
 
-        def args() -> Iterator[tuple]:
-            for key, src, lig in todo:
+        def args(pending: list, deferred: list) -> Iterator[tuple]:
+            for key, src, lig in pending:
+                if not self.ds.claim([key], self.holder, self.lease_seconds):
+                    deferred.append((key, src, lig))  # another run is building it
+                    continue
+                rows = self._source_rows(key)
+                if rows:  # built by another run since we looked
+                    self.ds.release(self.holder, [key])
+                    ids.update(rows)
+                    self.summary.build_skipped += 1
+                    self.reporter.advance("build")
+                    continue
                 yield (key,), (src.builder, lig, src.relax, src.fmax,
                                src.sampler.model_dump() if src.sampler else None, src.group)
 
         def done(meta, rows):
             (key,) = meta
             recs = [_record(r, key) for r in rows]
-            with self.ds.db:
-                for rec in recs:
-                    rid, _, _ = self.ds.add(rec)
-                    ids.add(rid)
+
+            def write() -> list[int]:
+                out = [self.ds._add(rec)[0] for rec in recs]
+                self.ds._release(self.holder, [key])
+                return out
+
+            ids.update(self.ds.retrying(write))
             self.summary.built += 1
             self.summary.rows_added += len(recs)
             self.ds.update_failures(remove=[key])
@@ -227,11 +294,31 @@ class LabelRun:
             reason = str(exc).strip() or type(exc).__name__
             self.ds.update_failures(add={key: {"stage": "build", "reason": reason,
                                                "item": key, "date": now_iso()}})
+            self.ds.release(self.holder, [key])
             self.summary.failures_new[key] = reason
             self.reporter.message(f"build failed: {key}: {reason}")
             self.reporter.advance("build")
 
-        self._ex().map_unordered(build_and_sample, args(), done, failed)
+        pending = todo
+        while pending:
+            deferred: list = []
+            self._ex().map_unordered(build_and_sample, args(pending, deferred), done, failed)
+            if not deferred:
+                break
+            time.sleep(self.poll_seconds)
+            fails = self.ds.failures()
+            pending = []
+            for key, src, lig in deferred:
+                rows = self._source_rows(key)
+                if rows:
+                    ids.update(rows)
+                    self.summary.build_skipped += 1
+                    self.reporter.advance("build")
+                elif key in fails and not self.cfg.retry_failed:
+                    self.summary.failures_skipped += 1
+                    self.reporter.advance("build")
+                else:
+                    pending.append((key, src, lig))
         return ids
 
     def _import(self, src: SourceConfig) -> set[int]:
@@ -246,7 +333,6 @@ class LabelRun:
             if "://" not in src.dataset and not Path(src.dataset).is_file():
                 raise FileNotFoundError(f"source dataset {src.dataset}: no such file")
             records = Dataset(src.dataset).select(src.selection)
-        ids: set[int] = set()
         recs = []
         for r in records:
             tags = {**r.tags, "source": key}
@@ -254,50 +340,85 @@ class LabelRun:
                 tags["group"] = src.group
             recs.append(Record(r.atoms, r.charge, r.multiplicity, r.metal_index, r.split,
                                r.labels, r.provenance, tags=tags))
-        with self.ds.db:
-            for rec in recs:
-                rid, status, _ = self.ds.add(rec)
-                ids.add(rid)
-                self.summary.rows_added += status == "new"
+
+        def write() -> tuple[set[int], int]:
+            added = [self.ds._add(rec) for rec in recs]
+            return {rid for rid, _, _ in added}, sum(st == "new" for _, st, _ in added)
+
+        ids, new = self.ds.retrying(write)
+        self.summary.rows_added += new
         return ids
 
     # labels -------------------------------------------------------------------------------
-    def _needs(self, rec: Record, failures: dict) -> list[str]:
+    def _needs(self, rec: Record, failures: dict, count: bool = True) -> list[str]:
         need = []
         for name in self.cfg.labels.names():
             if all(lab in rec.labels for lab in self.cfg.labels.label_names(name)):
                 continue
             if f"{rec.hash}:{name}" in failures and not self.cfg.retry_failed:
-                self.summary.failures_skipped += 1
+                self.summary.failures_skipped += count
                 continue
             need.append(name)
         return need
 
+    def _item(self, rec: Record, failures: dict, count: bool = True) -> dict | None:
+        """The work item of a row (None when it needs nothing)."""
+        need = self._needs(rec, failures, count)
+        if not need:
+            return None
+        return {"id": rec.id, "hash": rec.hash, "numbers": rec.atoms.numbers,
+                "positions": rec.atoms.positions, "charge": rec.charge,
+                "multiplicity": rec.multiplicity, "metal_index": rec.metal_index,
+                "donors": _donors_tag(rec), "need": need}
+
+    def _claim_batch(self, queue: list[dict], deferred: list[dict], failures: dict) -> list[dict]:
+        """Up to ``batch_size`` items of ``queue`` (consumed from its end) that this run now
+        holds leases on and that still need labels; items leased by another run go to
+        ``deferred``, items finished meanwhile are counted as already labelled."""
+        bs = self.cfg.batch_size
+        batch: list[dict] = []
+        while queue and len(batch) < bs:
+            cands = [queue.pop() for _ in range(min(len(queue), bs - len(batch)))]
+            got = set(self.ds.claim([f"row:{it['id']}" for it in cands], self.holder,
+                                    self.lease_seconds))
+            done_now = []
+            for it in cands:
+                if f"row:{it['id']}" not in got:
+                    deferred.append(it)
+                    continue
+                # re-read after the claim: another run may have labelled it meanwhile
+                fresh = self._item(self.ds.get(it["id"]), failures, count=False)
+                if fresh is None:
+                    done_now.append(f"row:{it['id']}")
+                else:
+                    batch.append(fresh)
+            if done_now:
+                self.ds.release(self.holder, done_now)
+                self.summary.already_labelled += len(done_now)
+                self.reporter.advance("label", len(done_now))
+        return batch
+
     def _stage_labels(self, ids: set[int], failures: dict) -> None:
         items = []
         for rid in sorted(ids):
-            rec = self.ds.get(rid)
-            need = self._needs(rec, failures)
-            if not need:
+            it = self._item(self.ds.get(rid), failures)
+            if it is None:
                 self.summary.already_labelled += 1
-                continue
-            items.append({"id": rid, "hash": rec.hash, "numbers": rec.atoms.numbers,
-                          "positions": rec.atoms.positions, "charge": rec.charge,
-                          "multiplicity": rec.multiplicity, "metal_index": rec.metal_index,
-                          "donors": _donors_tag(rec), "need": need})
+            else:
+                items.append(it)
         self.summary.rows_in_run = len(ids)
         if not items:
             self.reporter.start("label", len(ids), done=len(ids))
             return
         ex = self._ex()
         self.reporter.start("label", len(ids), done=len(ids) - len(items))
-        bs = self.cfg.batch_size
-        batches = [items[i:i + bs] for i in range(0, len(items), bs)]
         threads = None if ex.kind == "serial" else self.cfg.cluster.threads_per_worker
 
-        def args() -> Iterator[tuple]:
-            for b in batches:
-                yield (b,), (b, self.spec, threads)
+        def args(queue: list[dict], deferred: list[dict], fails: dict) -> Iterator[tuple]:
+            while queue:
+                b = self._claim_batch(queue, deferred, fails)
+                if b:
+                    yield (b,), (b, self.spec, threads)
 
         def done(meta, results):
             (batch,) = meta
@@ -316,8 +437,10 @@ class LabelRun:
                         remove.append(key)
                 self.summary.labeller_seconds["total"] = (
                     self.summary.labeller_seconds.get("total", 0.0) + r["seconds"])
-            self.ds.set_labels_many(updates)
+            # failures first: a row whose lease is gone must show its failure to other runs
             self.ds.update_failures(add, remove)
+            self.ds.set_labels_many(updates, release=(self.holder,
+                                                      [f"row:{it['id']}" for it in batch]))
             self.summary.labelled += sum(1 for r in results if r["labels"])
             self.reporter.advance("label", len(batch))
 
@@ -328,12 +451,23 @@ class LabelRun:
                                              "item": f"row {it['id']}", "date": now_iso()}
                    for it in batch for name in it["need"]}
             self.ds.update_failures(add)
+            self.ds.release(self.holder, [f"row:{it['id']}" for it in batch])
             for k in add:
                 self.summary.failures_new[k] = reason
             self.reporter.message(reason)
             self.reporter.advance("label", len(batch))
 
-        ex.map_unordered(label_batch, args(), done, failed)
+        queue = items[::-1]  # popped from the end: rows in id order
+        fails = failures
+        while queue:
+            deferred: list[dict] = []
+            ex.map_unordered(label_batch, args(queue, deferred, fails), done, failed)
+            if not deferred:
+                break
+            # the rest is leased by other runs: wait for them to finish it or to die
+            time.sleep(self.poll_seconds)
+            queue = deferred[::-1]
+            fails = self.ds.failures()
 
     def _ex(self) -> Executor:
         """The executor, started on first use (a run with nothing left to do starts none)."""
@@ -352,9 +486,16 @@ class LabelRun:
         if self._executor is not None and not self._own_executor:
             self.summary.workers = self._executor.n_workers()
         try:
-            failures = self.ds.failures()
-            ids = self._stage_structures(failures)
-            self._stage_labels(ids, self.ds.failures())
+            with LeaseKeeper(self.ds.url, self.holder, self.lease_seconds):
+                try:
+                    failures = self.ds.failures()
+                    ids = self._stage_structures(failures)
+                    self._stage_labels(ids, self.ds.failures())
+                finally:
+                    try:  # leases of work not finished (an error, Ctrl-C) go back at once
+                        self.ds.release(self.holder)
+                    except Exception:  # they expire anyway
+                        pass
         finally:
             if self._own_executor and self._executor is not None:
                 self._executor.close()
