@@ -197,9 +197,22 @@ def _finish(atoms: Atoms, *, name: str, charge: int, multiplicity: int, donors,
     atoms.info.update({"charge": int(charge), "multiplicity": int(multiplicity),
                        "metal_index": 0, "donor_indices": [int(i) for i in donors],
                        "name": name, "relaxed": False, **extra})
+    _validate_built(atoms, label or name)
     if not relax:
         return atoms
-    return _relax_stages(atoms, stages or [None], fmax=fmax, steps=steps, label=label or name)
+    out = _relax_stages(atoms, stages or [None], fmax=fmax, steps=steps, label=label or name)
+    _validate_built(out, f"{label or name} (relaxed)")
+    return out
+
+
+def _validate_built(atoms: Atoms, what: str) -> None:
+    """Builders' output passes the one structure gate (finite, no clashes, a charge and
+    multiplicity the metal can have) before xTB sees it and before anyone gets it."""
+    from molmag.io.validation import validate_structure
+
+    validate_structure(atoms, source=f"built {what}", charge=atoms.info.get("charge"),
+                       multiplicity=atoms.info.get("multiplicity"),
+                       metal_index=atoms.info.get("metal_index"))
 
 
 # ======================================================================================
@@ -402,12 +415,22 @@ def build_co_pdms(*, relax: bool = True, fmax: float = DEFAULT_FMAX,
 DONOR_ELEMENTS = frozenset(DY_DONOR_DISTANCES)
 
 
-def parse_ligand(smiles: str):
+#: Largest |formal charge| of a ligand the builders accept unless told otherwise.
+MAX_LIGAND_CHARGE = 3
+#: Most heavy (non-hydrogen) atoms of a ligand the builders accept unless told otherwise
+#: (embedding and xTB relaxation grow steeply; the GAUSS corpora have <= 9).
+MAX_LIGAND_HEAVY_ATOMS = 60
+
+
+def parse_ligand(smiles: str, *, max_charge: int | None = MAX_LIGAND_CHARGE,
+                 max_heavy_atoms: int | None = MAX_LIGAND_HEAVY_ATOMS):
     """RDKit molecule of a monodentate ligand whose FIRST atom is the donor, validated.
 
     ValueError (naming the SMILES) if it does not parse, has several fragments, contains a
-    metal, is a radical, or its first atom is not a usable donor (N, O, S, Se, P or a
-    halogen with at least one lone pair: not C, not a quaternary N+, not a sulfone S)."""
+    metal, is a radical, its formal charge lies outside [-max_charge, +max_charge], it has
+    more than ``max_heavy_atoms`` heavy atoms (``None``: no limit), or its first atom is not
+    a usable donor (N, O, S, Se, P or a halogen with at least one lone pair: not C, not a
+    quaternary N+, not a sulfone S).  All of this is checked before any geometry is made."""
     from rdkit import Chem
 
     from molmag.physics.elements import MAGNETIC_CENTRES
@@ -429,6 +452,16 @@ def parse_ligand(smiles: str):
                      if a.GetAtomicNum() in MAGNETIC_CENTRES})
     if metals:
         raise ValueError(f"ligand SMILES {smiles!r} contains metal atoms ({', '.join(metals)})")
+    q = int(Chem.GetFormalCharge(mol))
+    if max_charge is not None and abs(q) > max_charge:
+        raise ValueError(f"ligand SMILES {smiles!r} has formal charge {q:+d}, outside "
+                         f"[-{max_charge}, +{max_charge}]; raise the limit explicitly "
+                         "(--max-ligand-charge) if you mean it")
+    heavy = mol.GetNumHeavyAtoms()
+    if max_heavy_atoms is not None and heavy > max_heavy_atoms:
+        raise ValueError(f"ligand SMILES {smiles!r} has {heavy} heavy atoms, more than "
+                         f"{max_heavy_atoms}; raise the limit explicitly (--max-heavy-atoms) "
+                         "if you mean it (embedding and xTB take long)")
     if any(a.GetNumRadicalElectrons() for a in mol.GetAtoms()):
         raise ValueError(f"ligand SMILES {smiles!r} is a radical; the Dy(III) template needs "
                          "closed-shell ligands (multiplicity 6 = the 4f9 ion alone)")
@@ -501,7 +534,9 @@ def _best_rotation(lig: np.ndarray, rest: np.ndarray, skip_first: bool = True,
 
 def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FMAX,
                     steps: int = DEFAULT_STEPS, seed: int = SEED,
-                    dy_water: float = DY_WATER_DISTANCE, dy_donor: float | None = None) -> Atoms:
+                    dy_water: float = DY_WATER_DISTANCE, dy_donor: float | None = None,
+                    max_ligand_charge: int | None = MAX_LIGAND_CHARGE,
+                    max_heavy_atoms: int | None = MAX_LIGAND_HEAVY_ATOMS) -> Atoms:
     """Dy(H2O)5L2 (GAUSS-II template) with two axial ligands L = ``ligand`` (SMILES, FIRST
     atom = donor); charge +3 + 2 q(L), multiplicity 6.
 
@@ -510,8 +545,9 @@ def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FM
     H added.  ``dy_donor`` overrides the starting Dy-donor distance
     (:data:`DY_DONOR_DISTANCES`).  Relaxed in two stages: Dy and the five O fixed, then free.
     Errors: ValueError for an unusable ligand (:func:`parse_ligand`), RelaxationError (with
-    the SMILES) when xTB fails, does not converge or a ligand leaves Dy."""
-    mol = parse_ligand(ligand)
+    the SMILES) when xTB fails, does not converge or a ligand leaves Dy.
+    ``max_ligand_charge`` and ``max_heavy_atoms`` bound the ligand (see :func:`parse_ligand`)."""
+    mol = parse_ligand(ligand, max_charge=max_ligand_charge, max_heavy_atoms=max_heavy_atoms)
     smiles = ligand.strip()
     q_lig = int(sum(a.GetFormalCharge() for a in mol.GetAtoms()))
     donor = mol.GetAtomWithIdx(0)
@@ -549,7 +585,9 @@ def build_dy_h2o5l2(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FM
 
 
 def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FMAX,
-                      steps: int = DEFAULT_STEPS, seed: int = SEED) -> Atoms:
+                      steps: int = DEFAULT_STEPS, seed: int = SEED,
+                      max_ligand_charge: int | None = MAX_LIGAND_CHARGE,
+                      max_heavy_atoms: int | None = MAX_LIGAND_HEAVY_ATOMS) -> Atoms:
     """The free ligand L (SMILES, FIRST atom = donor, as for ``dy-h2o5l2``), alone: RDKit
     ETKDG + MMFF94 geometry, then GFN2-xTB relaxed (charge = the SMILES' formal charge,
     singlet).  Atom 0 is the donor (``info["donor_indices"] = [0]``, no metal).  Used for the
@@ -558,7 +596,7 @@ def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_
     the SMILES) when xTB fails or does not converge."""
     from rdkit import Chem
 
-    mol = parse_ligand(ligand)
+    mol = parse_ligand(ligand, max_charge=max_ligand_charge, max_heavy_atoms=max_heavy_atoms)
     smiles = ligand.strip()
     q = int(Chem.GetFormalCharge(mol))
     with quiet_rdkit():
@@ -577,6 +615,7 @@ def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_
                        "donor_indices": [0], "name": "ligand", "ligand": smiles,
                        "donor_element": mh.GetAtomWithIdx(0).GetSymbol(), "ligand_charge": q,
                        "ligand_force_field": ff, "relaxed": False})
+    _validate_built(atoms, f"free ligand {smiles}")
     if not relax or len(atoms) == 1:
         return atoms
     res = xtb_relax(atoms, calculator=XTBCalculator(), fmax=fmax, steps=steps,
@@ -586,6 +625,7 @@ def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_
     out.info.update({"relaxed": True, "relax_energy_eV": float(res.energy),
                      "relax_steps": int(res.steps), "relax_fmax_eV_A": float(res.fmax),
                      "relax_fmax_target_eV_A": float(fmax), "relax_method": "GFN2-xTB"})
+    _validate_built(out, f"free ligand {smiles} (relaxed)")
     return out
 
 
@@ -620,11 +660,12 @@ def build(name: str, **options) -> Atoms:
     elif options.get("ligand") is not None:
         raise ValueError(f"{key} takes no ligand (only {', '.join(sorted(LIGAND_BUILDERS))} does)")
     else:
-        options.pop("ligand", None)
+        for k in ("ligand", "max_ligand_charge", "max_heavy_atoms"):
+            options.pop(k, None)
     return BUILDERS[key](**options)
 
 
 __all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
            "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "parse_ligand", "ligand_charge",
-           "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "H2PDMS_SMILES",
+           "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "MAX_LIGAND_CHARGE", "MAX_LIGAND_HEAVY_ATOMS", "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

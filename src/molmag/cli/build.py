@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from molmag.cli.common import console, fail, user_errors
 
@@ -58,6 +59,12 @@ def build(
                                   "without the GFN2-xTB relaxation."),
     fmax: float = typer.Option(0.05, "--fmax", help="Relaxation threshold: largest force "
                                "(eV/Angstrom)."),
+    max_ligand_charge: int = typer.Option(3, "--max-ligand-charge", min=0,
+                                          help="Refuse ligands whose formal charge lies outside "
+                                               "[-N, +N] (raise it to build unusual ions)."),
+    max_heavy_atoms: int = typer.Option(60, "--max-heavy-atoms", min=1,
+                                        help="Refuse ligands with more heavy atoms (raise it "
+                                             "for big ligands: embedding and xTB grow steeply)."),
 ):
     """Build a metal complex from a template, relax it with GFN2-xTB and write extxyz.
 
@@ -77,6 +84,8 @@ def build(
     options = {"relax": not no_relax, "fmax": fmax}
     if ligand is not None:
         options["ligand"] = ligand
+        options["max_ligand_charge"] = max_ligand_charge
+        options["max_heavy_atoms"] = max_heavy_atoms
     start = time.perf_counter()
     with user_errors():
         try:
@@ -87,7 +96,7 @@ def build(
     seconds = time.perf_counter() - start
     info = atoms.info
     what = f"{info['name']}" + (f" (L = {info['ligand']})" if key == "dy-h2o5l2" else "")
-    console.print(f"[bold]{what}[/]: {atoms.get_chemical_formula()}, {len(atoms)} atoms, "
+    console.print(f"[bold]{escape(what)}[/]: {atoms.get_chemical_formula()}, {len(atoms)} atoms, "
                   f"charge {info['charge']:+d}, multiplicity {info['multiplicity']}",
                   highlight=False)
     if info.get("relaxed"):

@@ -151,7 +151,11 @@ def levels(
 
 def read_point_charges(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Lines 'q x y z' (e, Å, ion at the origin); '#' starts a comment."""
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read point charges: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -164,6 +168,11 @@ def read_point_charges(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{path}, line {n}: expected 'q x y z' numbers, got {line!r}") from None
         if len(vals) != 4:
             raise ValueError(f"{path}, line {n}: expected 4 numbers 'q x y z', got {len(vals)}")
+        if not np.all(np.isfinite(vals)) or max(abs(v) for v in vals) > 1e5:
+            raise ValueError(f"{path}, line {n}: non-finite or absurd value in {line!r}")
+        if np.linalg.norm(vals[1:]) < 0.5:
+            raise ValueError(f"{path}, line {n}: a point charge {np.linalg.norm(vals[1:]):.3f} Å "
+                             "from the ion (at the origin), closer than 0.5 Å")
         rows.append(vals)
     if not rows:
         raise ValueError(f"{path}: no point charges (lines 'q x y z')")
@@ -171,8 +180,14 @@ def read_point_charges(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 1:], arr[:, 0]
 
 
-def _read_structure(path: Path):
-    return read_frames(path, 0)[0]
+def _read_structure(path: Path, frame: int | None, metal_index: int | None):
+    """The one frame the crystal field is computed for: a multi-frame file needs --frame."""
+    frames = read_frames(path, ":" if frame is None else frame, numbered=True,
+                         metal_index=metal_index)
+    if len(frames) > 1:
+        raise ValueError(f"{path} has {len(frames)} frames: choose one with --frame "
+                         f"(0..{len(frames) - 1}); `molmag cf spectrum` treats one structure")
+    return frames[0][1]
 
 
 def _read_charges(spec: str, natoms: int):
@@ -196,7 +211,9 @@ def _read_charges(spec: str, natoms: int):
 @app.command("spectrum")
 def spectrum(
     structure: Optional[Path] = typer.Argument(None, help="Lanthanide complex (any format ASE "
-                                                          "reads; the first frame)."),
+                                                          "reads; see --frame)."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="Frame of a multi-frame "
+                                        "structure file (0-based; required when it has several)."),
     ion: Optional[str] = typer.Option(None, "--ion", help="Trivalent lanthanide, e.g. Dy3+ "
                                       "(default: the lanthanide of STRUCTURE; another ion is "
                                       "placed in the same geometry)."),
@@ -235,7 +252,7 @@ def spectrum(
                        "distance": float(np.linalg.norm(p))} for c, p in zip(q, pos)]
             scheme = "point charges"
         else:
-            atoms = _read_structure(structure)
+            atoms = _read_structure(structure, frame, metal_index)
             spec = _read_charges(charges, len(atoms))
             the_ion, pcm, lv = crystal_field_from_structure(
                 atoms, ion, charges=spec, shielding=shielding, cutoff=cutoff,
