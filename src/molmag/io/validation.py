@@ -9,7 +9,8 @@ Checked, in this order, each failure a :class:`~molmag.io.errors.StructureError`
   :data:`MAX_COORDINATE` in magnitude and a molecule spans at most ``max_extent``;
 * no two atoms are closer than ``min_distance`` (default 0.5 Angstrom; the shortest real bond,
   H-H, is 0.74);
-* the charge is an integer, the multiplicity an integer >= 1, the electron count
+* the charge is an integer no larger in magnitude than the atoms' formal charges can sum to
+  (3 per non-metal atom, 8 per metal), the multiplicity an integer >= 1, the electron count
   (sum of Z - charge) is >= 0 and its parity fits the multiplicity (odd count <-> even 2S+1);
 * with a d/f metal, the multiplicity does not exceed what the metal's shell can hold
   unpaired (d: 2S+1 <= 6, f: 2S+1 <= 9 for any oxidation state), and, when the metal's
@@ -33,6 +34,10 @@ MIN_DISTANCE = 0.5
 MAX_EXTENT = 1000.0
 #: No coordinate may exceed this magnitude (Angstrom), periodic or not.
 MAX_COORDINATE = 1.0e5
+#: Largest |formal charge| of one non-metal atom (N3-, P3-) and of one metal atom (Os8+);
+#: their sum over the atoms bounds |charge|.
+MAX_ATOM_CHARGE = 3
+MAX_METAL_CHARGE = 8
 #: Multiplicity bound for any oxidation state: d^5 (2S+1 = 6), f^7 d^1 (2S+1 = 9, e.g. Gd2+).
 _MAX_MULT_ANY_OX = {"d": 6, "f": 9}
 
@@ -181,6 +186,12 @@ def validate_structure(atoms: Atoms, *, source=None, frame: int | None = None,
             fail(f"charge {charge:+d} leaves {nz - charge} electrons ({nz} protons)", "charge")
         if nz - charge == 0 and n > 1:
             fail(f"charge {charge:+d} leaves no electrons to bind {n} atoms", "charge")
+        nmetal = int(sum(1 for z in numbers if shell_of(z) is not None))
+        bound = MAX_ATOM_CHARGE * (n - nmetal) + MAX_METAL_CHARGE * nmetal
+        if abs(charge) > bound:
+            fail(f"charge {charge:+d} on {n} atoms is more than their formal charges can sum "
+                 f"to (at most {bound}: {MAX_ATOM_CHARGE} per atom, {MAX_METAL_CHARGE} per "
+                 "metal)", "charge")
     if multiplicity is not None:
         multiplicity = _as_integer(multiplicity, "multiplicity", fail)
         if multiplicity < 1:
