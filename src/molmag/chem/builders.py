@@ -190,8 +190,8 @@ def _relax_stages(atoms: Atoms, stages: list, *, fmax: float, steps: int, label:
 def _finish(atoms: Atoms, *, name: str, charge: int, multiplicity: int, donors,
             relax: bool, fmax: float, steps: int, stages=None, label: str | None = None,
             **extra) -> Atoms:
-    if fmax <= 0:
-        raise ValueError(f"fmax must be positive, got {fmax}")
+    if not fmax > 0:  # NaN too
+        raise ValueError(f"fmax must be a positive number, got {fmax}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     atoms.info.update({"charge": int(charge), "multiplicity": int(multiplicity),
@@ -605,8 +605,8 @@ def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_
         else:
             mh, confs, ff = _embed(mol, seed=seed, n_conformers=1)
             x = confs[0]
-    if fmax <= 0:
-        raise ValueError(f"fmax must be positive, got {fmax}")
+    if not fmax > 0:  # NaN too
+        raise ValueError(f"fmax must be a positive number, got {fmax}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     nel = int(sum(a.GetAtomicNum() for a in mh.GetAtoms())) - q

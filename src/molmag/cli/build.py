@@ -79,7 +79,7 @@ def build(
     key = name.strip().lower().replace("_", "-")
     if key not in BUILDERS:
         fail(f"unknown structure {name!r}; choose one of: {', '.join(BUILDERS)}")
-    if fmax <= 0:
+    if not fmax > 0:  # NaN too
         fail(f"--fmax must be positive, got {fmax}")
     options = {"relax": not no_relax, "fmax": fmax}
     if ligand is not None:
