@@ -1,4 +1,7 @@
+import os
 import tempfile
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,23 +208,40 @@ def test_import_the_copdms_configurations(shared_data, tmp_path):
     assert len(ds) == 1200
 
 
-def test_postgresql_dataset():
-    """Runs against a real server when MOLMAG_TEST_POSTGRES_URL is set
-    (e.g. postgresql://molmag@localhost:55432/molmagtest); skipped otherwise."""
-    import os
-
+@contextmanager
+def postgres_schema_url():
+    """A URL of the server in ``MOLMAG_TEST_POSTGRES_URL`` whose tables live in a new schema
+    (dropped at the end), so a test finds an empty dataset however often it runs on the
+    same database; skips the test when the variable is not set."""
     url = os.environ.get("MOLMAG_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("MOLMAG_TEST_POSTGRES_URL not set")
-    pytest.importorskip("psycopg2")
+    psycopg2 = pytest.importorskip("psycopg2")
     pytest.importorskip("ase_db_backends")
-    ds = Dataset(url)
-    tag = f"pg{np.random.default_rng().integers(1 << 30)}"
-    records = [Record(cocl4(0.001 * i), charge=-2, multiplicity=4, split=tag,
+    schema = f"molmag_test_{uuid.uuid4().hex[:12]}"
+    con = psycopg2.connect(url)
+    con.autocommit = True
+    try:
+        con.cursor().execute(f"CREATE SCHEMA {schema}")
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        con.cursor().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        con.close()
+
+
+def test_postgresql_dataset():
+    """Runs against a real server when MOLMAG_TEST_POSTGRES_URL is set
+    (e.g. postgresql://molmag@127.0.0.1:55432/molmagtest); skipped otherwise.  Each run
+    works in a schema of its own, so it passes on a reused database."""
+    records = [Record(cocl4(0.001 * i), charge=-2, multiplicity=4, split="pg",
                       labels={"zfs_tensor": np.diag([1.0, 2.0, -3.0]) * (i + 1)}) for i in range(30)]
-    assert ds.add_many(records, chunk_size=7).new == 30
-    assert ds.add_many(records, chunk_size=7).present == 30
-    got = list(ds.select(f"split={tag}"))
-    assert len(got) == 30
-    np.testing.assert_array_equal(got[4].labels["zfs_tensor"], records[4].labels["zfs_tensor"])
-    assert ds.count(f"split={tag},zfs_D<-40") == 30 - 8
+    with postgres_schema_url() as url:
+        ds = Dataset(url)
+        assert ds.add_many(records, chunk_size=7).new == 30
+        assert Dataset(url).add_many(records, chunk_size=7).present == 30
+        got = list(ds.select("split=pg"))
+        assert len(got) == 30
+        np.testing.assert_array_equal(got[4].labels["zfs_tensor"], records[4].labels["zfs_tensor"])
+        assert ds.count("split=pg,zfs_D<-40") == 30 - 8
+        ds.update_failures({"x:xtb": {"stage": "xtb", "reason": "test"}})
+        assert Dataset(url).failures() == {"x:xtb": {"stage": "xtb", "reason": "test"}}
