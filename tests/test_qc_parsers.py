@@ -528,3 +528,77 @@ def test_odd_first_lines_and_paths(tmp_path):
         parse_file("a\x00b")
     with pytest.raises(DataFileError, match="cannot read"):
         parse_file(tmp_path)
+
+
+# ------------------------------------------------------------------ excerpts cut inside a block
+def test_orca_excerpt_cut_inside_a_zfs_block_is_reported(tmp_path, d_tensor):
+    """An excerpt (no ORCA banner, no termination line) that ends inside its last ZFS block keeps
+    the complete blocks and names the cut one and its line in ``warnings`` (and in the JSON of
+    ``molmag parse``); cut inside its only block it is an error naming that block."""
+    import json
+    from typer.testing import CliRunner
+    from molmag.cli.main import app
+
+    first = orca_casscf_zfs_block(d_tensor)
+    second = orca_casscf_zfs_block(1.05 * d_tensor, "EFFECTIVE HAMILTONIAN SOC CONTRIBUTION")
+    lines = (first + second).splitlines()
+    n_first = len(first.splitlines())
+    header2 = n_first + 2            # 1-based line of the second "ZERO-FIELD SPLITTING"
+    assert "ZERO-FIELD SPLITTING" in lines[header2 - 1]
+    last = next(i for i, l in enumerate(lines) if i >= n_first and l.startswith("E/D"))
+    f = tmp_path / "excerpt.out"
+    for cut in range(header2, last + 1):        # every cut from the header to before "E/D ="
+        f.write_text("\n".join(lines[:cut]) + "\n")
+        r = parse_file(f)
+        assert len(r.zfs) == 1, cut
+        np.testing.assert_allclose(r.zfs[0].tensor, d_tensor, atol=1e-6)
+        assert r.zfs[0].D == pytest.approx(-61.5, abs=1e-5)
+        assert len(r.warnings) == 1 and r.warnings[0].startswith(f"line {header2}: ")
+        assert f"(line {cut})" in r.warnings[0] and "cut by the end of the excerpt" in r.warnings[0]
+        if cut > header2:
+            assert "CASSCF ZFS block (effective Hamiltonian)" in r.warnings[0]
+    f.write_text("\n".join(lines[:last + 1]) + "\n")        # complete: no warning
+    r = parse_file(f)
+    assert len(r.zfs) == 2 and r.warnings == []
+    assert r.zfs[1].D == pytest.approx(-61.5 * 1.05, abs=1e-5)
+    # cut inside the only block: nothing complete, an error naming the block and the line
+    for cut in (4, 10, n_first - 3):
+        f.write_text("\n".join(lines[:cut]) + "\n")
+        with pytest.raises(DataFileError, match="nothing complete to read: line 2: the CASSCF ZFS "
+                                                r"block \(2nd order\) is cut"):
+            parse_file(f)
+    # a block that is wrong before the end of the file stays an error (not a "cut")
+    bad = (first + second).replace(f"{1.05 * d_tensor[1, 1]:11.6f}", "   nonsense")
+    f.write_text(bad)
+    with pytest.raises(DataFileError, match="raw D matrix"):
+        parse_file(f)
+    # `molmag parse --json` carries the warning; the table shows it
+    cut = header2 + 12
+    f.write_text("\n".join(lines[:cut]) + "\n")
+    res = CliRunner().invoke(app, ["parse", str(f), "--json"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.stdout)
+    assert js["zfs"]["D"] == pytest.approx(-61.5, abs=1e-5)
+    assert js["warnings"] == [f"line {header2}: the CASSCF ZFS block (effective Hamiltonian) is "
+                              f"cut by the end of the excerpt (line {cut}) and was not read"]
+    res = CliRunner().invoke(app, ["parse", str(f)])
+    assert res.exit_code == 0 and "warning" in res.output and "effective" in res.output
+
+
+def test_orca_excerpt_cut_inside_the_spin_orbit_table(tmp_path, d_tensor):
+    """A spin-orbit eigenvalue table running into the end of an excerpt may miss states: it is
+    not read and says so; ended by a blank line it is read."""
+    rows = "".join(f"  {i:2d}:   {e:12.2f}     0.0000     1.00e-01\n"
+                   for i, e in enumerate([0, 0, 150.5, 150.5, 410.25, 410.25]))
+    table = "Eigenvalues:     cm-1         eV      Boltzmann populations at T =  300.000 K\n"
+    f = tmp_path / "so.out"
+    f.write_text(orca_casscf_zfs_block(d_tensor) + table + rows + "\n")
+    r = parse_file(f)
+    np.testing.assert_allclose(r.so_energies, [0, 0, 150.5, 150.5, 410.25, 410.25])
+    assert r.warnings == []
+    f.write_text(orca_casscf_zfs_block(d_tensor) + table + "".join(rows.splitlines(True)[:3]))
+    r = parse_file(f)
+    assert r.so_energies is None and len(r.zfs) == 1
+    n = len(orca_casscf_zfs_block(d_tensor).splitlines()) + 1
+    assert r.warnings == [f"line {n}: the spin-orbit eigenvalue table runs into the end of the "
+                          f"excerpt (line {n + 3}), so states may be missing: not read"]

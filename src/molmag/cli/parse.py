@@ -46,6 +46,8 @@ def _summary(r: QCResult) -> Table:
                                f"charge {r.charge}, multiplicity {r.multiplicity}")
     else:
         t.add_row("structure", "none in the file (cannot become a dataset row)")
+    for w in r.warnings:
+        t.add_row("[yellow]warning[/]", w)
     return t
 
 

@@ -10,7 +10,8 @@ energies and D in cm-1, g dimensionless, coordinates in Angstrom, charges in e.
      "so_energies": [...], "kd_energies": [...], "g_tensors": [[gx, gy, gz], ...], "g_axes",
      "cf_parameters": {"convention": "stevens", "values": {"k,q": B}, "multiplet"},
      "cf_parameters_ito": {"convention": "ito", ...},
-     "structure": {"symbols", "positions", "charge", "multiplicity", "point_charges"}}
+     "structure": {"symbols", "positions", "charge", "multiplicity", "point_charges"},
+     "warnings": ["..."]}
 
 Keys whose quantity the file does not hold are omitted.  Principal axes (``zfs.axes``,
 ``g_axes``) are *columns*, as in :func:`molmag.physics.zfs.zfs_from_tensor`.  When SINGLE_ANISO
@@ -104,6 +105,9 @@ class QCResult:
     multiplicity: int | None = None
     point_charges: np.ndarray | None = None
     calculation: dict[str, Any] = field(default_factory=dict)
+    #: What the parser read around or left out, one line each naming the block and the line
+    #: (e.g. a ZFS block cut by the end of an excerpt); ``to_json`` gives them as "warnings".
+    warnings: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------------------ JSON
     def structure_dict(self) -> dict[str, Any] | None:
@@ -123,6 +127,8 @@ class QCResult:
         out["kinds"] = list(self.kinds)
         if self.calculation:
             out["calculation"] = self.calculation
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         if self.zfs:
             blocks = [z.as_dict() for z in self.zfs]
             out["zfs"] = blocks[0] if len(blocks) == 1 else blocks

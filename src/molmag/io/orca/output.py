@@ -20,8 +20,13 @@ What is read (units: cm-1, Angstrom, e):
 
 A complete ORCA output (one that prints the ORCA banner) must end with
 ``****ORCA TERMINATED NORMALLY****``; otherwise :class:`molmag.io.errors.DataFileError` says the
-run is truncated or failed.  Files without the banner are read as excerpts: each block they
-contain must be complete.
+run is truncated or failed.  Files without the banner are read as excerpts (a piece cut out of
+an output): a block that the end of the excerpt cuts (a ZFS block without its closing ``E/D =``
+line, a spin-orbit eigenvalue table running into the end of the file, a SINGLE_ANISO output
+without its end, a coordinate block without its closing blank line) is left out and named with
+its line in :attr:`QCResult.warnings` (``"warnings"`` in ``molmag parse --json``), so that an
+excerpt never loses a block silently; when nothing complete is left the excerpt is an error
+naming the cut block.  Blocks that are wrong before the end of the file are errors as always.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ _SO_EIGEN = re.compile(r"^\s*Eigenvalues:\s+cm-1\s+eV\s+Boltzmann")
 _SO_ROW = re.compile(r"^\s*(\d+)\s*:\s*(" + FLOAT + r")\s+(" + FLOAT + r")")
 _ANISO = re.compile(r"Calling the SINGLE_ANISO program")
 _ANISO_END = re.compile(r"SINGLE_ANISO (?:ENDED|finished)")
+_ZFS_CLOSE = re.compile(r"^\s*E/D\s+=")       # the last line of every ZFS block
 _G_MATRIX = re.compile(r"^\s*ELECTRONIC G-MATRIX\s*$")
 _COORDS = re.compile(r"^\s*CARTESIAN COORDINATES \(ANGSTROEM\)\s*$")
 _COORDS_AU = re.compile(r"^\s*CARTESIAN COORDINATES \(A\.U\.\)\s*$")
@@ -144,6 +150,22 @@ def _dft_g(scan: TextScan, h: int, stop: int) -> tuple[np.ndarray, np.ndarray, n
     axes = np.array([scan.floats(ori + 1 + r, f"orientation of the {what}", 3, field="g_tensors")
                      for r in range(3)])
     return matrix, values, axes
+
+
+def _zfs_block_name(scan: TextScan, h: int, levels: list[tuple[int, str]]) -> str:
+    """'CASSCF ZFS block (effective Hamiltonian)'-style name of the block whose header is at h."""
+    title = " ".join(scan.lines[j].strip() for j in (h, h + 1) if j < len(scan)).upper()
+    treatment = ("effective Hamiltonian" if "EFFECTIVE HAMILTONIAN" in title
+                 else "2nd order" if "2ND ORDER" in title else "unknown treatment")
+    return f"{_level_at(levels, h, 'CASSCF')} ZFS block ({treatment})"
+
+
+def _table_end(scan: TextScan, h: int) -> int:
+    """Index of the first blank line after line h (len(scan) when the table runs to the end)."""
+    j = h + 1
+    while j < len(scan) and scan.lines[j].strip():
+        j += 1
+    return j
 
 
 def _so_spectrum(scan: TextScan, h: int) -> np.ndarray:
@@ -279,11 +301,19 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
     for n, h in enumerate(heads):
         stop = heads[n + 1] if n + 1 < len(heads) else len(scan)
         job = _job_at(jobs, h)
-        if h in cas_heads:
-            level = _level_at(levels, h, "CASSCF")
-            result.zfs.append(_casscf_zfs(scan, h, stop, level, active, job))
-        else:
-            result.zfs.append(_dft_zfs(scan, h, stop, job))
+        try:
+            if h in cas_heads:
+                level = _level_at(levels, h, "CASSCF")
+                result.zfs.append(_casscf_zfs(scan, h, stop, level, active, job))
+            else:
+                result.zfs.append(_dft_zfs(scan, h, stop, job))
+        except DataFileError:
+            # an excerpt may end inside its last block: that block has no closing "E/D ="
+            if banner or n + 1 < len(heads) or scan.find(_ZFS_CLOSE, h) is not None:
+                raise
+            name = "DFT ZFS tensor" if h in dft_heads else _zfs_block_name(scan, h, levels)
+            result.warnings.append(f"line {h + 1}: the {name} is cut by the end of the excerpt "
+                                   f"(line {len(scan)}) and was not read")
     if result.zfs:
         result.check_zfs_consistency()
         for z in result.zfs:
@@ -301,6 +331,11 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
 
     # QDPT spin-orbit spectra (the last one printed: the most correlated level comes last)
     so = scan.find_all(_SO_EIGEN)
+    if so and not banner and _table_end(scan, so[-1]) >= len(scan):
+        result.warnings.append(f"line {so[-1] + 1}: the spin-orbit eigenvalue table runs into the "
+                               f"end of the excerpt (line {len(scan)}), so states may be missing: "
+                               f"not read")
+        so = so[:-1]
     if so:
         result.so_energies = _so_spectrum(scan, so[-1])
         level = _level_at(levels, so[-1], "CASSCF")
@@ -311,14 +346,27 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
     a = scan.find_all(_ANISO)
     if a:
         end = scan.find(_ANISO_END, a[-1])
-        if end is None:
+        if end is None and not banner:
+            result.warnings.append(f"line {a[-1] + 1}: the SINGLE_ANISO output is cut by the end "
+                                   f"of the excerpt (line {len(scan)}) and was not read")
+            a = []
+        elif end is None:
             raise scan.error("SINGLE_ANISO output started but did not finish (no 'SINGLE_ANISO "
                              "ENDED OK'): the file is truncated", a[-1])
+    if a:
         data = parse_single_aniso(scan, a[-1], end)
         level = _level_at(levels, a[-1], "CASSCF")
         base = f"{level}{active if level in ('CASSCF', 'NEVPT2') else ''}/QDPT-SOC SINGLE_ANISO"
         result.add_single_aniso(data, base)
-    atoms, pcs = _geometry(scan)
+    try:
+        atoms, pcs = _geometry(scan)
+    except DataFileError:
+        coords = scan.find_all(_COORDS)
+        if banner or not coords or _table_end(scan, coords[-1] + 1) < len(scan):
+            raise
+        result.warnings.append(f"line {coords[-1] + 1}: the coordinate block is cut by the end of "
+                               f"the excerpt (line {len(scan)}) and was not read")
+        atoms, pcs = None, None
     result.charge = _last_int(scan, _CHARGE)
     result.multiplicity = _last_int(scan, _MULT)
     if atoms is not None:
@@ -327,6 +375,8 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
     result.finish_spin_orbit()
     if not (result.zfs or result.g_tensors is not None or result.so_energies is not None
             or result.cf_parameters is not None):
+        if result.warnings:
+            raise DataFileError(path, "nothing complete to read: " + "; ".join(result.warnings))
         raise DataFileError(path, "no zero-field splitting, g tensor, spin-orbit spectrum or "
                                   "SINGLE_ANISO output found: not a calculation molmag reads "
                                   "(or the file is truncated before them)")
