@@ -129,36 +129,46 @@ def _column_ok(kind: str, text: str) -> bool:
     return True
 
 
-def _diagnose(path: Path, frame: int) -> tuple[str | None, int | None]:
+def _diagnose(path: Path, frame: int | None) -> tuple[str | None, int | None]:
     """Find which field of an (ext)xyz frame ASE could not parse: a key of the comment line,
     the atom count, or a value of an atom line (named by its property, e.g. ``pos``).
-    Returns (field, 1-based line number); (None, None) when nothing is found."""
+    Returns (field, 1-based line number); (None, None) when nothing is found.  With
+    ``frame=None`` every frame is checked and the first problem is returned as
+    (field, line, frame) instead."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return None, None
+        return (None, None) if frame is not None else (None, None, None)
     i, f = 0, 0
+
+    def found(field, line):
+        return (field, line) if frame is not None else (field, line, f)
+
     while i < len(lines):
-        if f > frame:
+        if frame is not None and f > frame:
             break
-        if not lines[i].strip() and f == frame:
-            return "atom count", i + 1
+        mine = frame is None or f == frame
+        if not lines[i].strip():
+            if frame is None and not any(x.strip() for x in lines[i:]):
+                break  # trailing blank lines
+            if mine:
+                return found("atom count", i + 1)
         try:
             natoms = int(lines[i].split()[0])
             if natoms < 0:
                 raise ValueError
         except (ValueError, IndexError):
-            return ("atom count", i + 1) if f == frame else (None, None)
-        if f == frame:
+            return found("atom count", i + 1) if mine else (None, None)
+        if mine:
             comment = lines[i + 1] if i + 1 < len(lines) else ""
             for key, value in _PAIR.findall(comment):
                 try:
                     key_val_str_to_dict(f"{key}={value}")
                 except Exception:
-                    return key, i + 2
+                    return found(key, i + 2)
             body = lines[i + 2:i + 2 + natoms]
             if len(body) < natoms:
-                return "atom lines", i + 2 + len(body) + 1
+                return found("atom lines", i + 2 + len(body) + 1)
             try:
                 props = str(key_val_str_to_dict(comment).get("Properties", "species:S:1:pos:R:3"))
                 parts = props.split(":")
@@ -170,24 +180,25 @@ def _diagnose(path: Path, frame: int) -> tuple[str | None, int | None]:
                         raise ValueError
                     cols += [(name, kind)] * int(count)
             except Exception:
-                return "Properties", i + 2
+                return found("Properties", i + 2)
             for k, line in enumerate(body):
                 values = line.split()
                 if len(values) != len(cols):
-                    return "atom lines", i + 3 + k
+                    return found("atom lines", i + 3 + k)
                 for (name, kind), text in zip(cols, values):
                     if not _column_ok(kind, text):
-                        return name, i + 3 + k
+                        return found(name, i + 3 + k)
             after = i + 2 + natoms
-            if after < len(lines) and lines[after].strip():
+            if frame is not None and after < len(lines) and lines[after].strip():
                 try:
                     int(lines[after].split()[0])
                 except ValueError:
-                    return "atom count", after + 1
-            return None, None
+                    return found("atom count", after + 1)
+            if frame is not None:
+                return None, None
         i += natoms + 2
         f += 1
-    return None, None
+    return (None, None) if frame is not None else (None, None, None)
 
 
 def iter_frames(path, format: str | None = None) -> Iterator[tuple[int, Atoms]]:
@@ -217,6 +228,12 @@ def iter_frames(path, format: str | None = None) -> Iterator[tuple[int, Atoms]]:
             where = f" (line {line})" if line else ""
             raise DataFileError(path, f"malformed frame{where}: {_reason(exc)}",
                                 frame, field) from None
+        if frame == 0 and format == "extxyz":
+            # ASE passes over some faults (extra columns, a count that skips an atom line):
+            # one pass over the text finds them before any frame is used
+            field, line, bad = _diagnose(path, None)
+            if field is not None:
+                raise DataFileError(path, f"malformed frame (line {line})", bad, field)
         yield frame, atoms
         frame += 1
     if frame == 0:
