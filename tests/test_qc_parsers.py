@@ -602,3 +602,58 @@ def test_orca_excerpt_cut_inside_the_spin_orbit_table(tmp_path, d_tensor):
     n = len(orca_casscf_zfs_block(d_tensor).splitlines()) + 1
     assert r.warnings == [f"line {n}: the spin-orbit eigenvalue table runs into the end of the "
                           f"excerpt (line {n + 3}), so states may be missing: not read"]
+
+
+# ------------------------------------------------------------------ SINGLE_ANISO data files
+def _dy_aniso_data_file(mult_line: str, header: str = "1 16") -> tuple[str, np.ndarray]:
+    """A molcas-8 ASCII data file for the Dy3+ J = 15/2 multiplet in the |J, mJ> basis, ordered
+    as the doublets ±15/2, ±13/2, ..., ±1/2 (energies rising with falling |mJ|), with the
+    magnetic moment M = -g_J J and the spin moment S = (g_J - 1) J (g_J = 4/3)."""
+    from molmag.physics.spin_hamiltonian import spin_matrices
+    j = 7.5
+    jx, jy, jz = (np.asarray(a, dtype=complex) for a in spin_matrices(j))
+    m = np.real(np.diag(jz))
+    order = [i for k in np.argsort(-np.abs(m), kind="stable").reshape(-1, 2) for i in k]
+    p = np.eye(16)[order]
+    jx, jy, jz = (p @ a @ p.T for a in (jx, jy, jz))
+    gj = 4.0 / 3.0
+    energies = np.repeat([0.0, 120.5, 260.25, 410.0, 555.75, 700.0, 810.5, 905.125], 2)
+    lines = [header, " ".join(f"{e:.4f}" for e in energies), mult_line]
+    for block in ([-gj * a for a in (jx, jy, jz)], [(gj - 1) * a for a in (jx, jy, jz)]):
+        for a in block:
+            for row in a:
+                lines.append(" ".join(f"{z.real:.14f} {z.imag:.14f}" for z in row))
+    return "\n".join(lines) + "\n", energies
+
+
+def test_aniso_data_file_whose_multiplicities_do_not_sum_to_nss(tmp_path):
+    """OpenMolcas writes Dy3+ files with header '1 16' and multiplicity line '1': read from nss
+    and the matrices with a warning; g of a pure ±mJ doublet is 2 g_J |mJ| along z, and of
+    ±1/2 g_J (J + 1/2) across it."""
+    text, energies = _dy_aniso_data_file("1")
+    f = tmp_path / "dy.txt"
+    f.write_text(text)
+    r = parse_file(f)
+    assert r.program == "openmolcas" and "g-tensors" in r.kinds
+    np.testing.assert_allclose(r.kd_energies, energies[::2])
+    assert len(r.g_tensors) == 8
+    gj = 4.0 / 3.0
+    for k, mj in enumerate(np.arange(7.5, 0, -1)):
+        expected = [0, 0, 2 * gj * mj] if mj > 0.5 else [2 * gj * 0.5, gj * 8, gj * 8]
+        np.testing.assert_allclose(r.g_tensors[k], expected, atol=1e-9)
+    assert r.g_tensors[0][2] == pytest.approx(20.0)
+    np.testing.assert_allclose(np.abs(r.g_axes[0][:, 2]), [0, 0, 1], atol=1e-9)
+    assert r.calculation["multiplicities"] == [1]
+    assert r.warnings == ["line 3: the spin multiplicities [1] sum to 1, not nss = 16: read from "
+                          "nss and the 16 x 16 matrices (the multiplicities are not used)"]
+    assert r.to_json()["warnings"] == r.warnings
+    # a list that does add up gives no warning and the same numbers
+    f.write_text(_dy_aniso_data_file("16")[0])
+    r2 = parse_file(f)
+    assert r2.warnings == [] and r2.calculation["multiplicities"] == [16]
+    np.testing.assert_allclose(r2.g_tensors, r.g_tensors)
+    # the counts still decide what belongs to which block: two multiplicities under nstate = 1
+    # push every later number one place and the file is refused, not misread
+    f.write_text(_dy_aniso_data_file("1 1")[0])
+    with pytest.raises(DataFileError, match="expected the file to end"):
+        parse_file(f)

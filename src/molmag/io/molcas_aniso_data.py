@@ -8,6 +8,12 @@ Layout (free format, whitespace-separated numbers)::
     Re Im  (3 x nss x nss)           magnetic moment M_a(i, j), a = x, y, z, row-major in i, j
     Re Im  (3 x nss x nss)           spin moment S_a(i, j)
 
+The multiplicities normally add up to nss (each spin-free state of multiplicity 2S+1 gives
+2S+1 spin-orbit states).  OpenMolcas also writes files whose multiplicity list does not (e.g. a
+Dy3+ file with header ``1 16`` and the multiplicity line ``1``): the energies and the matrices
+still have the full size nss, which is all the doublets and g factors need, so such a file is
+read from nss and the matrices, and the mismatch is reported in :attr:`QCResult.warnings`.
+
 The magnetic moment is in Bohr magnetons, ``M = -(L + g_e S)`` (SINGLE_ANISO's convention).
 For a Kramers doublet {i, j} the pseudospin-1/2 g tensor follows from
 
@@ -65,7 +71,8 @@ def _numbers(scan: TextScan, start: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read(path: str | Path, scan: TextScan | None = None):
-    """(nstate, nss, energies, multiplicities, magnetic moment (3,nss,nss), spin (3,nss,nss))."""
+    """(nstate, nss, energies, multiplicities, magnetic moment (3,nss,nss), spin (3,nss,nss),
+    warnings)."""
     scan = scan or TextScan.read(path)
     first = next((i for i, line in enumerate(scan.lines) if line.strip()), None)
     if first is None or not is_aniso_data_file(scan):
@@ -91,9 +98,11 @@ def _read(path: str | Path, scan: TextScan | None = None):
     if np.any(mults < 1) or np.any(mults != np.round(mults)):
         raise DataFileError(path, f"spin multiplicities must be positive integers, got {mults}",
                             field="spin multiplicities")
+    warnings = []
     if int(np.sum(mults)) != nss:
-        raise DataFileError(path, f"the multiplicities sum to {int(np.sum(mults))}, not nss = {nss}",
-                            field="spin multiplicities")
+        warnings.append(f"line {where[nss] + 1}: the spin multiplicities {[int(x) for x in mults]} "
+                        f"sum to {int(np.sum(mults))}, not nss = {nss}: read from nss and the "
+                        f"{nss} x {nss} matrices (the multiplicities are not used)")
     off = nss + nstate
     blocks = []
     for name in ("magnetic moment", "spin moment"):
@@ -105,25 +114,26 @@ def _read(path: str | Path, scan: TextScan | None = None):
                                       f"{err:.2e}): the file is garbled or misaligned", field=name)
         blocks.append(m)
         off += 2 * 3 * nss * nss
-    return nstate, nss, energies, mults, blocks[0], blocks[1]
+    return nstate, nss, energies, mults, blocks[0], blocks[1], warnings
 
 
 def _matrices(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Magnetic-moment and spin-moment matrices (3, nss, nss) of a data file."""
-    return _read(path)[4:]
+    return _read(path)[4:6]
 
 
 def read_aniso_data(path: str | Path, scan: TextScan | None = None) -> QCResult:
     """Read the ASCII data file; Kramers-doublet energies and g tensors of every doublet.
 
     Raises :class:`DataFileError` naming what is missing for a truncated file."""
-    nstate, nss, energies, mults, moment, _ = _read(path, scan)
+    nstate, nss, energies, mults, moment, _, warnings = _read(path, scan)
     order = np.argsort(energies, kind="stable")
     result = QCResult(file=str(path), program="openmolcas", kinds=["aniso-data", "so-spectrum"])
     result.so_energies = energies[order] - energies[order][0]
     result.so_method = "SINGLE_ANISO ab initio data file"
     result.calculation = {"nstate": nstate, "nss": nss,
                           "multiplicities": [int(x) for x in mults]}
+    result.warnings.extend(warnings)
     if nss % 2 == 0:
         pairs = order.reshape(-1, 2)
         kd = result.so_energies.reshape(-1, 2).mean(axis=1)
