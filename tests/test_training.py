@@ -159,10 +159,14 @@ def test_cli_train_evaluate_predict_learning_curve(dataset, tmp_path):
     ase.io.write(xyz, [rec.atoms for rec in Dataset(dataset).select("id<4")])
     r = runner.invoke(app, ["predict", str(model), str(xyz), "--json"])
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    rows = out["predictions"]
     assert len(rows) == 3 and np.shape(rows[0]["zfs_tensor"]) == (3, 3)
+    assert out["summary"]["n"] == 3
+    assert out["summary"]["zfs_D"]["mean"] == pytest.approx(np.mean([x["zfs_D"] for x in rows]))
+    assert all(x["trusted"] for x in rows)  # training structures: inside the domain
     r = runner.invoke(app, ["predict", str(model), str(xyz)])
-    assert r.exit_code == 0 and "zfs_D" in r.output
+    assert r.exit_code == 0 and "zfs_D" in r.output and "flagged: 0 of 3" in r.output
     r = runner.invoke(app, ["learning-curve", str(cfgp), "--sizes", "20,60",
                             "--output", str(tmp_path / "lc")])
     assert r.exit_code == 0, r.output

@@ -33,8 +33,32 @@ def _metrics_table(title: str, target: str, per_split: dict) -> Table:
                 unit = "°" if c.startswith("axis") else ""
                 t.add_column(c + (f" ({unit})" if unit else ""), justify="right")
         n = _count(m)
-        t.add_row(name, str(n), *(f"{h[c]:.4g}" for c in cols))
+        cal = _coverage_cells(target, m.get("calibration") or {})
+        if cal and len(t.columns) == 2 + len(cols):
+            for label in cal:
+                t.add_column(label, justify="right")
+        t.add_row(name, str(n), *(f"{h[c]:.4g}" for c in cols), *cal.values())
     return t
+
+
+#: the quantity whose calibration a metrics table shows, per target
+_MAIN = {"zfs_tensor": ("zfs_D", "D"), "energy": ("forces", "F"),
+         "kd_energies": ("kd_energies", "KD"), "cf_parameters": ("cf_parameters", "B_kq")}
+
+
+def _coverage_cells(target: str, cal: dict) -> dict[str, str]:
+    """Coverage of +-1/+-2 calibrated sigma (expected 0.68/0.95) and Spearman rho of the
+    table's main quantity."""
+    key, short = _MAIN[target]
+    c = cal.get(key) or (cal.get("energy") if target == "energy" else None)
+    if target == "energy" and key not in cal:
+        short = "E"
+    if not c or not c.get("n"):
+        return {}
+    rho = c.get("spearman_abs_error_sigma")
+    return {f"±1σ {short} (0.68)": f"{c['coverage_1sigma']:.2f}",
+            f"±2σ {short} (0.95)": f"{c['coverage_2sigma']:.2f}",
+            f"ρ(|err|,σ) {short}": "-" if rho is None or rho != rho else f"{rho:.2f}"}
 
 
 def _count(m: dict) -> int | str:
@@ -83,8 +107,10 @@ def train(
                                     f", {res.seconds:.1f} s"),
                                  target, {k: res.metrics[k] for k in ("train", "val", "test")
                                           if k in res.metrics}))
+    console.print(f"uncertainty: {res.model.calibration_note}", highlight=False)
     console.print(f"model: {res.output / 'model.npz'}\nmetrics: {res.output / 'metrics.json'}"
-                  f"\nparity plot: {res.output / 'parity.png'}", highlight=False)
+                  f"\nparity plot: {res.output / 'parity.png'}"
+                  f"\nreliability diagram: {res.output / 'reliability.png'}", highlight=False)
 
 
 def evaluate(
@@ -92,9 +118,12 @@ def evaluate(
     dataset: str = typer.Argument(..., help="Labelled dataset."),
     selection: Optional[str] = typer.Option(None, "--select", help="ASE selection of rows."),
     as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a parity plot (PNG)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a parity plot (PNG) and "
+                                        "a reliability diagram beside it (*_reliability.png)."),
 ):
-    """Errors of MODEL on the labelled rows of DATASET, per split.
+    """Errors of MODEL on the labelled rows of DATASET, per split, and how well its
+    calibrated uncertainty covers them (share of errors within ±1σ and ±2σ; expected 0.68 and
+    0.95; ρ = Spearman correlation of |error| with σ).
 
     D tensors: MAE/RMSE per component, of D_ij, D and E (cm-1) and the easy-axis angle;
     energies: meV/atom and forces eV/Å; Kramers doublets and CF parameters: cm-1."""
@@ -106,8 +135,9 @@ def evaluate(
         print_json(res)
         return
     console.print(_metrics_table(f"{res['model']} on {dataset}", res["target"], res["metrics"]))
-    if plot:
-        console.print(f"parity plot: {plot}")
+    console.print(f"uncertainty: {res['calibration_note']}", highlight=False)
+    for path in res["plots"]:
+        console.print(f"plot: {path}", highlight=False)
 
 
 def predict(
@@ -117,34 +147,76 @@ def predict(
     metal: Optional[int] = typer.Option(None, "--metal", help="Metal atom index (default: "
                                         "the only d/f-block atom)."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    summary_only: bool = typer.Option(False, "--summary-only",
+                                      help="Print only the summary (n, mean, std, min, max, "
+                                      "share flagged), not a row per structure."),
 ):
-    """Predict with MODEL for every structure of STRUCTURES (with committee uncertainty)."""
-    from molmag.training import predict as run_predict
+    """Predict with MODEL for every structure of STRUCTURES, each value ± its calibrated
+    standard deviation.
+
+    A structure is flagged (column `flag`, JSON `flags`) when atoms lie outside the model's
+    training domain or its σ exceeds the calibration's threshold: do not trust those numbers.
+    Progress goes to stderr; a summary closes the output."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from molmag.models.committee import Committee
+    from molmag.training.run import predict as run_predict
+    from molmag.training.run import prediction_summary
 
     with user_errors():
         frames = read_frames(structures, index)
         if metal is not None:
             for a in frames:
                 a.info["metal_index"] = metal
-        rows = run_predict(model, frames)
+        committee = Committee.load(model)
+        with Progress("predict", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True,
+                      disable=len(frames) < 128) as bar:
+            task = bar.add_task("predict", total=len(frames))
+            rows = run_predict(committee, frames, source=str(structures),
+                               progress=lambda done, total: bar.update(task, completed=done))
+    summary = prediction_summary(rows)
+    if not committee.calibration.fitted:
+        err_console.print(f"[yellow]warning:[/] {committee.calibration_note}",
+                          highlight=False)
     if as_json:
-        print_json(rows)
+        print_json({"summary": summary, "calibration_note": committee.calibration_note}
+                   if summary_only else
+                   {"predictions": rows, "summary": summary,
+                    "calibration_note": committee.calibration_note})
         return
-    keys = [k for k in rows[0] if k not in ("index", "formula") and not k.endswith("_std")]
-    t = Table(title=f"{model} on {structures}", title_justify="left")
-    t.add_column("#", justify="right")
-    t.add_column("formula")
+    keys = [k for k in rows[0] if k not in ("index", "formula", "flags", "trusted")
+            and not k.endswith("_std")]
     scalar = [k for k in keys if not isinstance(rows[0][k], (list, dict))]
-    for k in scalar:
-        t.add_column(k, justify="right")
-    if "kd_energies" in keys:
-        t.add_column("KD energies (cm-1)")
-    for r in rows:
-        cells = [_with_std(r[k], r[k + "_std"]) for k in scalar]
+    if not summary_only:
+        t = Table(title=f"{model} on {structures} (value ± calibrated σ)",
+                  title_justify="left")
+        t.add_column("#", justify="right")
+        t.add_column("formula")
+        for k in scalar:
+            t.add_column(k, justify="right")
         if "kd_energies" in keys:
-            cells.append(" ".join(f"{x:.0f}" for x in r["kd_energies"]))
-        t.add_row(str(r["index"]), r["formula"], *cells)
-    console.print(t)
+            t.add_column("KD energies (cm-1)")
+        t.add_column("flag")
+        for r in rows:
+            cells = [_with_std(r[k], r[k + "_std"]) for k in scalar]
+            if "kd_energies" in keys:
+                cells.append(" ".join(f"{x:.0f}" for x in r["kd_energies"]))
+            cells.append("; ".join(r["flags"]) if r["flags"] else "")
+            t.add_row(str(r["index"]), r["formula"], *cells)
+        console.print(t)
+    st = Table(title=f"summary of {summary['n']} structure(s)", title_justify="left")
+    for c in ("quantity", "mean", "std", "min", "max"):
+        st.add_column(c, justify="left" if c == "quantity" else "right")
+    for k in scalar + [k + "_std" for k in scalar]:
+        if k in summary:
+            v = summary[k]
+            st.add_row(k if k.endswith("_std") else k, *(f"{v[c]:.4g}" for c in
+                                                        ("mean", "std", "min", "max")))
+    console.print(st)
+    console.print(f"flagged: {summary['flagged']} of {summary['n']} "
+                  f"({100 * summary['flagged_share']:.1f} %); uncertainty: "
+                  f"{committee.calibration_note}", highlight=False)
 
 
 def _with_std(value: float, std: float) -> str:

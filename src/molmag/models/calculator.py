@@ -1,7 +1,10 @@
 """Any trained molmag model (committee) as an ASE calculator.
 
-Property names are molmag's (ARCHITECTURE.md), each with its committee uncertainty
-(Zaverkin et al. 2022, eq. 12) as ``<property>_std``:
+Property names are molmag's (ARCHITECTURE.md), each with its uncertainty as ``<property>_std``:
+a standard deviation in the property's own unit, the committee spread (Zaverkin et al. 2022,
+eq. 12) calibrated on the model's validation split (:mod:`molmag.models.calibration`; a model
+file without a calibration gives the raw spread, and ``calculator.model.calibration_note``
+says so):
 
 * D-tensor models: ``zfs_tensor`` (3x3, cm-1), ``zfs_D``, ``zfs_E`` (cm-1);
 * energy models: ``energy`` (eV), ``forces`` (eV/Angstrom);
@@ -10,7 +13,9 @@ Property names are molmag's (ARCHITECTURE.md), each with its committee uncertain
   with ``cf_parameters_std`` in the same form.
 
 The metal is ``metal_index`` when given, else ``atoms.info['metal_index']``, else the
-structure's only d/f-block atom.
+structure's only d/f-block atom.  Every structure passes
+:func:`molmag.io.validation.validate_structure` first (non-finite coordinates, atoms on top of
+each other: a :class:`~molmag.io.errors.StructureError`, never a number).
 """
 
 from __future__ import annotations
@@ -41,8 +46,11 @@ class ModelCalculator(Calculator):
         self.metal_index = metal_index
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        from molmag.io.validation import validate_structure
+
         super().calculate(atoms, properties or self.implemented_properties[:1], system_changes)
         a = self.atoms.copy()
+        validate_structure(a)
         if self.metal_index is not None:
             a.info["metal_index"] = int(self.metal_index)
         target = self.model.target

@@ -8,10 +8,26 @@ the query-by-committee uncertainty of Zaverkin et al. 2022, eq. 12,
 
 for every predicted quantity (``<property>_std``): per tensor element and for D and E, for the
 energy and per force component, per Kramers-doublet level, per crystal-field parameter.
-Members differ by their training subset (a random ``subsample`` fraction each; 0.9 by default
-for the deterministic ridge models, all data for the networks) and by their seed (``seed + k``
-for member k: the networks' initial weights and batches).  A committee of identical members
-reports exactly zero uncertainty.
+Members differ for a reason (``resample``):
+
+* ``"bootstrap"`` (the default of the deterministic ridge kinds): member k trains on a bootstrap
+  resample of the training rows (n draws with replacement, seed ``seed + k``), so the spread
+  estimates the sampling variance of the fit (Efron's bootstrap; Lakshminarayanan et al. 2017
+  found it the right kind of diversity for models with no random initialisation);
+* ``"none"`` (the default of the networks): every member trains on all rows; members differ by
+  their initial weights and the order of their mini-batches (seed ``seed + k``), the deep
+  ensemble of Lakshminarayanan et al. 2017 and the committee of Zaverkin et al. 2022;
+* ``"subsample"``: a random ``subsample`` fraction of the rows without replacement (molmag
+  <= 0.2's only choice; 0.9 gave members so alike that their spread was 7.5x too small).
+
+A committee of identical members reports exactly zero raw spread.
+
+The raw spread says how much the members disagree, not how large the error is: after training,
+:meth:`Committee.calibrate` fits, on the validation split, one map from raw spread to a
+calibrated standard deviation per predicted quantity (:mod:`molmag.models.calibration`), stored
+in the model file; every ``<property>_std`` that :meth:`Committee.predict` returns is the
+calibrated one.  Model files without a calibration load with the identity map (scale 1) and
+say so (``calibration_note``).
 
 A model file (``.npz``, no pickles) holds every member's arrays and a JSON header with the
 model kind, target, hyperparameters, the descriptor type and settings, the training
@@ -34,6 +50,9 @@ from ase import Atoms
 import molmag
 from molmag.io.atomic import read_npz_model, write_npz_atomic
 from molmag.models.base import Log
+from molmag.models.calibration import (Calibration, CalibrationSet, calibration_report,
+                                       fit_calibration)
+from molmag.models.domain import TrainingDomain
 from molmag.physics.zfs import zfs_from_tensor
 
 #: model kind -> "module:Class"; the module is imported when the kind is first used.
@@ -51,6 +70,10 @@ DETERMINISTIC = {"covariant-ridge", "equivariant-ridge", "snap-energy", "kd-gap-
                  "cf-ridge"}
 FORMAT = "molmag-model"
 FORMAT_VERSION = 2
+RESAMPLING = ("bootstrap", "subsample", "none")
+#: the quantities a target's committee calibrates (keys of ``predict`` with a ``_std``).
+CALIBRATED = {"zfs_tensor": ("zfs_tensor", "zfs_D", "zfs_E"), "energy": ("energy", "forces"),
+              "kd_energies": ("kd_energies",), "cf_parameters": ("cf_parameters",)}
 
 
 def member_class(kind: str):
@@ -162,18 +185,28 @@ class Committee:
 
     def __init__(self, kind: str, descriptor_settings: dict, *, n_members: int = 3,
                  subsample: float | None = None, seed: int = 0, config: dict | None = None,
-                 **hyper):
+                 resample: str | None = None, **hyper):
         cls = member_class(kind)
         if n_members < 1:
             raise ValueError("a committee needs at least one member")
+        if resample is None:
+            resample = ("subsample" if subsample is not None and subsample < 1
+                        else "bootstrap" if kind in DETERMINISTIC else "none")
+        if resample not in RESAMPLING:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, not "
+                             f"{resample!r}")
         if subsample is None:
-            subsample = 0.9 if kind in DETERMINISTIC else 1.0
+            subsample = 0.9 if resample == "subsample" else 1.0
         if not 0 < subsample <= 1:
             raise ValueError("subsample must be in (0, 1]")
         self.kind, self.member_cls = kind, cls
         self.target, self.descriptor_type = cls.target, cls.descriptor_type
         self.descriptor_settings = dict(descriptor_settings)
         self.n_members, self.subsample, self.seed = int(n_members), float(subsample), int(seed)
+        self.resample = resample
+        self.calibration = CalibrationSet()
+        self.calibration_note = "not calibrated (no validation split yet)"
+        self.domain: TrainingDomain | None = None
         self.hyper = dict(hyper)
         self.config = dict(config or {})
         self.metrics: dict[str, Any] = {}
@@ -198,14 +231,9 @@ class Committee:
         """Train every member (on its own ``subsample`` of ``frames``, with seed ``seed+k``).
         ``member_hyper`` (one dict per member) adds per-member options, e.g. checkpoints."""
         frames = list(frames)
-        rng = np.random.default_rng(self.seed)
         self.members = []
         for k in range(self.n_members):
-            if self.n_members == 1 or self.subsample >= 1:
-                idx = np.arange(len(frames))
-            else:
-                n = max(2, int(round(self.subsample * len(frames))))
-                idx = np.sort(rng.choice(len(frames), n, replace=False))
+            idx = self.member_rows(k, len(frames))
             sub_t = {key: _take(v, idx) for key, v in targets.items()}
             extra = dict(member_hyper[k]) if member_hyper else {}
             m = self.member_cls(self.descriptor, seed=self.seed + k, **self.hyper, **extra)
@@ -214,7 +242,69 @@ class Committee:
             m.fit([frames[i] for i in idx], sub_t, list(val_frames), val_targets,
                   **({"log": log} if log else {}))
             self.members.append(m)
+        self.calibration = CalibrationSet()
+        self.calibration_note = "not calibrated (no validation split yet)"
+        self.domain = TrainingDomain.fit(frames)
         return self
+
+    def flags(self, frames: Sequence[Atoms], pred: dict[str, Any]) -> list[list[str]]:
+        """Per structure, why its prediction should not be trusted (empty: no reason known):
+        atoms outside the training domain (:class:`~molmag.models.domain.TrainingDomain`)
+        and calibrated sigmas above the calibration's threshold (twice the 95th percentile of
+        the validation sigmas)."""
+        out = []
+        for n, a in enumerate(frames):
+            why = list(self.domain.problems(a)) if self.domain is not None else []
+            for key in CALIBRATED[self.target]:
+                cal = self.calibration.get(key)
+                if f"{key}_std" not in pred or not np.isfinite(cal.threshold):
+                    continue
+                s = float(np.max(pred[f"{key}_std"][n]))
+                if s > cal.threshold:
+                    why.append(f"{key} sigma {s:.3g} > {cal.threshold:.3g} (uncertain)")
+            out.append(why)
+        return out
+
+    def member_rows(self, k: int, n: int) -> np.ndarray:
+        """Indices of the ``n`` training rows member ``k`` trains on (``resample``)."""
+        if self.n_members == 1 or self.resample == "none" or (
+                self.resample == "subsample" and self.subsample >= 1):
+            return np.arange(n)
+        rng = np.random.default_rng([self.seed, k])
+        if self.resample == "bootstrap":
+            idx = np.sort(rng.integers(0, n, n))
+            if len(np.unique(idx)) < 2:  # a resample of one distinct row cannot be fitted
+                idx = np.arange(n)
+            return idx
+        m = max(2, int(round(self.subsample * n)))
+        return np.sort(rng.choice(n, m, replace=False))
+
+    # -- calibration --------------------------------------------------------------------------
+    def calibrate(self, frames: Sequence[Atoms], targets: dict[str, Any],
+                  method: str = "scale-floor") -> dict[str, Calibration]:
+        """Fit the calibration of every quantity (``CALIBRATED[target]``) on held-out
+        ``frames`` and their reference ``targets`` (the validation split; never the test
+        split): raw committee spreads against the errors of the committee mean.  Returns the
+        calibrations, which :meth:`predict` applies from now on and :meth:`save` stores."""
+        frames = list(frames)
+        if not frames:
+            raise ValueError("calibration needs held-out structures (a validation split)")
+        raw = self.predict(frames, calibrated=False)
+        errs = reference_errors(self.target, raw, targets, frames)
+        self.calibration = CalibrationSet({
+            key: fit_calibration(e, s, method) for key, (e, s) in errs.items()})
+        self.calibration_note = (f"calibrated ({method}) on {len(frames)} validation "
+                                 "structures")
+        return dict(self.calibration.by_key)
+
+    def calibration_metrics(self, pred: dict[str, Any], targets: dict[str, Any],
+                            frames: Sequence[Atoms]) -> dict[str, dict[str, Any]]:
+        """Coverage of +-1 and +-2 sigma, Spearman rho(|error|, sigma), NLL and the
+        calibration's scale, per quantity, of calibrated predictions ``pred`` against
+        ``targets`` (see :func:`molmag.models.calibration.calibration_report`)."""
+        errs = reference_errors(self.target, pred, targets, list(frames))
+        return {key: calibration_report(e, s, self.calibration.get(key))
+                for key, (e, s) in errs.items()}
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_members(self, frames: Sequence[Atoms], forces: bool = True
@@ -228,8 +318,10 @@ class Committee:
                     for m in self.members]
         return [m.predict(frames) for m in self.members]
 
-    def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
-        """Mean predictions and their committee standard deviations (eq. 12).
+    def predict(self, frames: Sequence[Atoms], forces: bool = True,
+                calibrated: bool = True) -> dict[str, Any]:
+        """Mean predictions and their standard deviations: the committee spread of eq. 12
+        mapped by the calibration of each quantity (``calibrated=False``: the raw spread).
 
         zfs_tensor: ``zfs_tensor`` (n,3,3), ``zfs_D``, ``zfs_E`` (n,) cm-1 (D and E of the
         mean tensor), and ``*_std`` (D and E spread over the members' own D and E);
@@ -252,13 +344,12 @@ class Committee:
         elif self.target == "energy":
             e_mean, e_std = committee_stats(np.stack([p["energy"] for p in preds]))
             out = {"energy": e_mean, "energy_std": e_std}
-            if not forces and any("forces" not in p for p in preds):
-                return out
-            out.update({"forces": [], "forces_std": []})
-            for n in range(len(e_mean)):
-                f_mean, f_std = committee_stats(np.stack([p["forces"][n] for p in preds]))
-                out["forces"].append(f_mean)
-                out["forces_std"].append(f_std)
+            if forces or all("forces" in p for p in preds):
+                out.update({"forces": [], "forces_std": []})
+                for n in range(len(e_mean)):
+                    f_mean, f_std = committee_stats(np.stack([p["forces"][n] for p in preds]))
+                    out["forces"].append(f_mean)
+                    out["forces_std"].append(f_std)
         else:
             key = self.target
             mean, std = committee_stats(np.stack([p[key] for p in preds]))
@@ -266,6 +357,13 @@ class Committee:
             if key == "cf_parameters":
                 out["cf_keys"] = list(self.members[0].cf_keys)
                 out["cf_convention"] = self.members[0].cf_convention
+        if calibrated:
+            for key in CALIBRATED[self.target]:
+                if f"{key}_std" in out:
+                    cal = self.calibration.get(key)
+                    std = out[f"{key}_std"]
+                    out[f"{key}_std"] = ([cal.apply(x) for x in std] if isinstance(std, list)
+                                         else cal.apply(std))
         return out
 
     # -- files --------------------------------------------------------------------------------
@@ -279,6 +377,8 @@ class Committee:
                   "descriptor": {"type": self.descriptor_type,
                                  "settings": self.descriptor_settings},
                   "n_members": self.n_members, "subsample": self.subsample, "seed": self.seed,
+                  "resample": self.resample, "calibration": self.calibration.as_dict(),
+                  "domain": None if self.domain is None else self.domain.as_dict(),
                   "hyper": self.hyper, "config": self.config, "metrics": self.metrics,
                   "members": []}
         arrays: dict[str, np.ndarray] = {}
@@ -309,10 +409,18 @@ class Committee:
             raise ValueError(f"{path}: descriptor settings differ from the model's "
                              f"({', '.join(diff)}); a model only works with the descriptor it "
                              "was trained with")
+        # files of molmag <= 0.2 have no "resample": their members were subsamples
         c = cls(header["kind"], stored, n_members=header["n_members"],
                 subsample=header["subsample"], seed=header["seed"], config=header["config"],
-                **header["hyper"])
+                resample=header.get("resample", "subsample"), **header["hyper"])
         c.metrics = header.get("metrics", {})
+        c.calibration = CalibrationSet.from_dict(header.get("calibration"))
+        c.domain = TrainingDomain.from_dict(header.get("domain"))
+        c.calibration_note = (
+            "calibrated on the validation split" if c.calibration.fitted else
+            f"{path}: the model file has no calibration; uncertainties are the raw committee "
+            "spread (scale 1), which usually underestimates the error -- retrain, or run "
+            "`molmag calibrate`")
         with np.load(path, allow_pickle=False) as data:
             for k, meta in enumerate(header["members"]):
                 prefix = f"m{k}/"
@@ -321,6 +429,52 @@ class Committee:
                 c.members.append(c.member_cls.from_state(c.descriptor, meta, arrays))
         c.header = header
         return c
+
+
+def reference_errors(target: str, pred: dict[str, Any], targets: dict[str, Any],
+                     frames: Sequence[Atoms]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Errors (prediction - reference) and predicted sigmas of every calibrated quantity
+    of ``target``, flattened: ``{key: (errors, sigmas)}``.  D and E of the reference tensors
+    come from :func:`molmag.physics.zfs.zfs_from_tensor`; the ground Kramers doublet (0 by
+    definition) is left out; crystal-field references are converted to the prediction's
+    convention.  Rows whose reference lacks a quantity (energies without forces) are
+    skipped."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if target == "zfs_tensor":
+        t_r = np.asarray(targets["zfs_tensor"], float)
+        zr = [zfs_from_tensor(t) for t in t_r]
+        refs = {"zfs_tensor": t_r, "zfs_D": np.array([z.D for z in zr]),
+                "zfs_E": np.array([z.E for z in zr])}
+        for key, ref in refs.items():
+            out[key] = (np.ravel(np.asarray(pred[key]) - ref), np.ravel(pred[f"{key}_std"]))
+    elif target == "energy":
+        out["energy"] = (np.asarray(pred["energy"]) - np.asarray(targets["energy"], float),
+                         np.asarray(pred["energy_std"]))
+        ref_f = targets.get("forces")
+        if ref_f is not None and "forces" in pred:
+            pairs = [(p - np.asarray(r, float), s) for p, r, s in
+                     zip(pred["forces"], ref_f, pred["forces_std"]) if r is not None]
+            if pairs:
+                out["forces"] = (np.concatenate([np.ravel(e) for e, _ in pairs]),
+                                 np.concatenate([np.ravel(s) for _, s in pairs]))
+    elif target == "kd_energies":
+        p, r = np.asarray(pred["kd_energies"]), np.asarray(targets["kd_energies"], float)
+        out["kd_energies"] = (np.ravel(p[:, 1:] - r[:, 1:]),
+                              np.ravel(np.asarray(pred["kd_energies_std"])[:, 1:]))
+    else:
+        from molmag.models.cf_ridge import _ion_of
+        from molmag.physics.crystal_field import convert_cf_parameters
+
+        keys, conv = pred["cf_keys"], pred["cf_convention"]
+        ref = []
+        for lab, a in zip(targets["cf_parameters"], frames):
+            vals = lab["values"]
+            if lab["convention"] != conv:
+                vals = convert_cf_parameters(lab, conv, _ion_of(a))["values"]
+            ref.append([float(vals.get(k, 0.0)) for k in keys])
+        out["cf_parameters"] = (np.ravel(np.asarray(pred["cf_parameters"]) - np.array(ref)),
+                                np.ravel(pred["cf_parameters_std"]))
+    return out
 
 
 def _take(v, idx):
@@ -336,5 +490,6 @@ def load_model(path: str | Path, descriptor_settings: dict | None = None) -> Com
     return Committee.load(path, descriptor_settings)
 
 
-__all__ = ["Committee", "KINDS", "DETERMINISTIC", "member_class", "committee_stats",
+__all__ = ["Committee", "KINDS", "DETERMINISTIC", "RESAMPLING", "CALIBRATED", "member_class",
+           "committee_stats", "reference_errors",
            "make_descriptor", "default_descriptor_settings", "load_model"]

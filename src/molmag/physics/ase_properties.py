@@ -14,6 +14,9 @@ name                       shape           unit
 ``g_tensors``              (n_kd, 3)       principal g values per Kramers doublet
 ``cf_energies``            (n_cf_states,)  cm-1, ground = 0, all 2J+1 states
 ``easy_axis``              (3,)            unit vector, ground Kramers doublet
+``<name>_std``             as ``<name>``   calibrated standard deviation of a model's
+                                           ``zfs_tensor``, ``zfs_D``, ``zfs_E``, ``energy``
+                                           (eV), ``forces`` (eV/Å), ``kd_energies``, same unit
 =========================  ==============  =======================================
 
 ``cf_parameters`` (a dict with its convention) is available through ``get_property`` only,
@@ -39,6 +42,12 @@ _PROPERTIES = [
     ("g_tensors", float, ("n_kd", 3)),
     ("cf_energies", float, ("n_cf_states",)),
     ("easy_axis", float, (3,)),
+    ("zfs_tensor_std", float, (3, 3)),
+    ("zfs_D_std", float, ()),
+    ("zfs_E_std", float, ()),
+    ("energy_std", float, ()),
+    ("forces_std", float, ("natoms", 3)),
+    ("kd_energies_std", float, ("n_kd",)),
 ]
 
 

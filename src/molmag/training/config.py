@@ -6,7 +6,9 @@
       kind: covariant-ridge      # covariant-ridge | equivariant-ridge | gmnn-tensor |
                                  # gmnn-energy | snap-energy | kd-gap-ridge | cf-ridge
       committee: 3               # members (query-by-committee uncertainty, eq. 12)
-      subsample: null            # fraction of the training set per member
+      resample: null             # bootstrap (ridge default) | none (networks) | subsample
+      subsample: null            # fraction of the training set per member (resample: subsample)
+      calibration: scale-floor   # scale | scale-floor | conformal | none (on the validation split)
       hyper: {env_cutoff: 3.5}   # hyperparameters of the kind
     descriptor: {}               # overrides of the default descriptor settings
     data:
@@ -37,8 +39,15 @@ class _Strict(BaseModel):
 class ModelSection(_Strict):
     kind: str = Field("covariant-ridge", description="model kind")
     committee: int = Field(3, ge=1, description="committee members")
+    resample: Literal["bootstrap", "none", "subsample"] | None = Field(
+        None, description="how members differ: bootstrap resamples of the training rows "
+        "(default of the ridge kinds), none (all rows; seeds differ; default of the networks) "
+        "or a random subsample fraction")
     subsample: float | None = Field(None, gt=0, le=1,
                                     description="training fraction per member")
+    calibration: Literal["scale", "scale-floor", "conformal", "none"] = Field(
+        "scale-floor", description="post-hoc calibration of the committee spread on the "
+        "validation split (molmag.models.calibration)")
     hyper: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

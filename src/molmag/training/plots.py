@@ -23,7 +23,7 @@ def _parity(ax, ref, pred, label: str, unit: str, std=None) -> None:
     ref, pred = np.ravel(ref), np.ravel(pred)
     if std is not None and np.any(np.ravel(std) > 0):
         sc = ax.scatter(ref, pred, s=6, c=np.ravel(std), cmap="viridis", alpha=0.8)
-        ax.figure.colorbar(sc, ax=ax, label=f"committee std ({unit})")
+        ax.figure.colorbar(sc, ax=ax, label=f"calibrated committee std ({unit})")
     else:
         ax.scatter(ref, pred, s=6, alpha=0.6)
     lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
@@ -98,4 +98,57 @@ def learning_curve_plot(path: str | Path, sizes: Sequence[int],
     return path
 
 
-__all__ = ["parity_plot", "learning_curve_plot"]
+
+
+_UNITS = {"zfs_tensor": "cm-1", "zfs_D": "cm-1", "zfs_E": "cm-1", "energy": "eV",
+          "forces": "eV/Å", "kd_energies": "cm-1", "cf_parameters": "cm-1"}
+
+
+def reliability_plot(path: str | Path, errors: dict[str, tuple], title: str = "") -> Path:
+    """Reliability diagram: for each calibrated quantity, the observed share of errors
+    inside the central Gaussian interval of the predicted sigma against the expected share
+    (the diagonal is perfect calibration; below it, sigmas are too small).  ``errors`` maps a
+    quantity to (errors, calibrated sigmas), as
+    :func:`molmag.models.committee.reference_errors` returns them.  A second panel bins the
+    structures by sigma and plots the RMSE of each bin against its RMS sigma."""
+    from molmag.models.calibration import calibration_report, reliability_curve
+
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.6))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    lim = 0.0
+    for key, (e, s) in errors.items():
+        p, obs = reliability_curve(e, s)
+        rep = calibration_report(e, s)
+        ax.plot(p, obs, "o-", ms=3,
+                label=f"{key}: ±1σ {rep['coverage_1sigma']:.2f}, ±2σ {rep['coverage_2sigma']:.2f}")
+        e, s = np.abs(np.ravel(e)), np.ravel(s)
+        order = np.argsort(s)
+        bins = [b for b in np.array_split(order, min(10, max(1, len(order) // 20))) if len(b)]
+        rms_s = np.array([np.sqrt(np.mean(s[b] ** 2)) for b in bins])
+        rmse = np.array([np.sqrt(np.mean(e[b] ** 2)) for b in bins])
+        scale = max(float(rms_s.max()), float(rmse.max()), 1e-300)
+        ax2.plot(rms_s / scale, rmse / scale, "o-", ms=3,
+                 label=f"{key} (unit {scale:.3g} {_UNITS.get(key, '')})")
+        lim = 1.05
+    ax.set_xlabel("expected coverage (Gaussian)")
+    ax.set_ylabel("observed coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("reliability")
+    ax2.plot([0, lim], [0, lim], "k--", lw=0.8)
+    ax2.set_xlabel("RMS predicted σ of the bin (scaled)")
+    ax2.set_ylabel("RMSE of the bin (scaled)")
+    ax2.set_title("error against σ (10 bins by σ)")
+    ax2.legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["parity_plot", "learning_curve_plot", "reliability_plot"]

@@ -7,6 +7,7 @@ Outputs of :func:`train` in the configuration's ``output`` folder:
   configuration, the descriptor settings, the row ids of every split and the metrics;
 * ``metrics.json``  the metrics of every split (:mod:`molmag.training.metrics`);
 * ``parity.png``    the test-set parity plot (validation set when there is no test set);
+* ``reliability.png`` the reliability diagram of the calibrated committee sigma on that set;
 * ``train.log``     one line per training event; ``checkpoints/`` for networks.
 
 A finished model with the same configuration is not trained again; a network interrupted
@@ -29,7 +30,7 @@ from molmag.models.committee import (DETERMINISTIC, Committee, default_descripto
 from molmag.training.config import TrainConfig
 from molmag.training.data import (frame_of, labelled_records, split_records, targets_of)
 from molmag.training.metrics import headline, metrics
-from molmag.training.plots import learning_curve_plot, parity_plot
+from molmag.training.plots import learning_curve_plot, parity_plot, reliability_plot
 
 Log = Callable[[str], None]
 
@@ -127,9 +128,28 @@ def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, di
         idx = [rows[r.id if r.id is not None else id(r)] for r in recs]
         ref = targets_of(recs, model.target)
         p = _subset(p_all, idx)
-        out[name] = metrics(model.target, p, ref, [frames[i] for i in idx])
-        preds[name] = (p, ref)
+        fr = [frames[i] for i in idx]
+        out[name] = metrics(model.target, p, ref, fr)
+        out[name]["calibration"] = model.calibration_metrics(p, ref, fr)
+        preds[name] = (p, ref, fr)
     return out, preds
+
+
+def calibrate(model: Committee, frames: Sequence[Atoms], targets: dict[str, Any],
+              method: str, log: Log) -> None:
+    """Calibrate ``model`` on the validation structures (``method`` "none" keeps the raw
+    spread and says so)."""
+    if method == "none":
+        log("calibration: none (the uncertainties are the raw committee spread)")
+        return
+    if not frames:
+        log("calibration: no validation split, so the uncertainties are the raw committee "
+            "spread (usually far too small); give data.split.val > 0")
+        return
+    cals = model.calibrate(frames, targets, method)
+    log(f"calibration ({method}) on {len(frames)} validation structures: " + ", ".join(
+        f"{k} x{c.scale:.3g}" + (f" + {c.floor:.3g}" if c.floor else "")
+        for k, c in cals.items()))
 
 
 def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> TrainResult:
@@ -171,12 +191,13 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
         config = {"train_config": _config_key(cfg), "dataset": cfg.data.dataset,
                   "split_ids": {name: [r.id for r in recs] for name, recs in split.items()}}
         model = Committee(kind, settings, n_members=cfg.model.committee,
-                          subsample=cfg.model.subsample, seed=cfg.data.seed, config=config,
-                          **cfg.model.hyper)
-        model.fit(train_frames, targets_of(split.train, target), val_frames,
-                  targets_of(split.val, target) if split.val else None, log=say,
+                          subsample=cfg.model.subsample, resample=cfg.model.resample,
+                          seed=cfg.data.seed, config=config, **cfg.model.hyper)
+        val_t = targets_of(split.val, target) if split.val else None
+        model.fit(train_frames, targets_of(split.train, target), val_frames, val_t, log=say,
                   member_hyper=_member_hyper(kind, cfg.model.committee,
                                              out / "checkpoints" / _config_hash(_config_key(cfg))))
+        calibrate(model, val_frames, val_t, cfg.model.calibration, say)
         seconds = time.perf_counter() - t0
         say(f"trained in {seconds:.1f} s; evaluating")
         m, preds = evaluate_splits(model, dict(split.items()))
@@ -187,9 +208,10 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
         (out / "metrics.json").write_text(json.dumps(m, indent=2))
         files.append(out / "metrics.json")
         which = "test" if "test" in preds else ("val" if "val" in preds else "train")
-        p, ref = preds[which]
+        p, ref, fr = preds[which]
         files.append(parity_plot(out / "parity.png", target, p, ref,
                                  f"{kind}, {which} set ({sizes[which]} structures)"))
+        files.append(_reliability(model, out / "reliability.png", p, ref, fr, which))
         for name in ("train", "val", "test"):
             if name in m:
                 say(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in
@@ -224,33 +246,88 @@ def evaluate(model: Committee | str | Path, dataset: str, selection: str | None 
                 splits.setdefault(r.split, []).append(r)
     splits["all"] = records
     m, preds = evaluate_splits(model, splits)
+    plots = []
     if plot is not None:
         which = "test" if "test" in preds else "all"
-        p, ref = preds[which]
-        parity_plot(plot, model.target, p, ref, f"{model.kind} on {Path(dataset).name}, "
-                    f"{which} ({len(splits[which])} structures)")
+        p, ref, fr = preds[which]
+        plots.append(str(parity_plot(plot, model.target, p, ref,
+                                     f"{model.kind} on {Path(dataset).name}, "
+                                     f"{which} ({len(splits[which])} structures)")))
+        plot = Path(plot)
+        plots.append(str(_reliability(model, plot.with_name(plot.stem + "_reliability.png"),
+                                      p, ref, fr, which)))
     return {"model": model.kind, "target": model.target, "dataset": dataset,
-            "splits": {k: len(v) for k, v in splits.items()}, "metrics": m}
+            "splits": {k: len(v) for k, v in splits.items()},
+            "calibration": model.calibration.as_dict(),
+            "calibration_note": model.calibration_note, "metrics": m, "plots": plots}
 
 
-def predict(model: Committee | str | Path, frames: Sequence[Atoms]) -> list[dict[str, Any]]:
-    """Per-structure predictions (with committee uncertainties) as JSON-ready dicts."""
+def _reliability(model: Committee, path: Path, pred: dict, ref: dict, frames: list,
+                 which: str) -> Path:
+    from molmag.models.committee import reference_errors
+
+    errs = reference_errors(model.target, pred, ref, frames)
+    return reliability_plot(path, errs, f"{model.kind}, {which} set ({len(frames)} "
+                            f"structures); {model.calibration_note}")
+
+
+def predict(model: Committee | str | Path, frames: Sequence[Atoms], source: str | None = None,
+            progress: Callable[[int, int], None] | None = None, chunk: int = 64
+            ) -> list[dict[str, Any]]:
+    """Per-structure predictions with calibrated uncertainties, as JSON-ready dicts.
+
+    Every structure first passes :func:`molmag.io.validation.validate_structure` (errors name
+    ``source`` and the frame).  Each row carries ``flags``: why the prediction should not be
+    trusted (atoms outside the model's training domain, a sigma above the calibration's
+    threshold; see :meth:`Committee.flags`), and ``trusted`` (no flags).  ``progress(done,
+    total)`` is called after every ``chunk`` structures."""
+    from molmag.io.validation import validate_structure
+
     if not isinstance(model, Committee):
         model = Committee.load(model)
-    p = model.predict(list(frames))
-    rows = []
+    frames = list(frames)
     for n, a in enumerate(frames):
-        row: dict[str, Any] = {"index": n, "formula": a.get_chemical_formula()}
-        for key, v in p.items():
-            if key in ("cf_keys", "cf_convention"):
-                continue
-            row[key] = np.asarray(v[n]).tolist()
-        if model.target == "cf_parameters":
-            row["cf_parameters"] = {"convention": p["cf_convention"],
-                                    "values": dict(zip(p["cf_keys"], row["cf_parameters"]))}
-            row["cf_parameters_std"] = dict(zip(p["cf_keys"], row["cf_parameters_std"]))
-        rows.append(row)
+        validate_structure(a, source=source, frame=n)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(frames), max(1, int(chunk))):
+        part = frames[start:start + chunk]
+        p = model.predict(part)
+        flags = model.flags(part, p)
+        for j, a in enumerate(part):
+            row: dict[str, Any] = {"index": start + j, "formula": a.get_chemical_formula()}
+            for key, v in p.items():
+                if key in ("cf_keys", "cf_convention"):
+                    continue
+                row[key] = np.asarray(v[j]).tolist()
+            if model.target == "cf_parameters":
+                row["cf_parameters"] = {"convention": p["cf_convention"],
+                                        "values": dict(zip(p["cf_keys"], row["cf_parameters"]))}
+                row["cf_parameters_std"] = dict(zip(p["cf_keys"], row["cf_parameters_std"]))
+            row["flags"] = flags[j]
+            row["trusted"] = not flags[j]
+            rows.append(row)
+        if progress:
+            progress(len(rows), len(frames))
     return rows
+
+
+def prediction_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """n, mean, std, min and max of every scalar prediction (and of its sigma) over the
+    rows of :func:`predict`, and the number and share of flagged structures."""
+    out: dict[str, Any] = {"n": len(rows)}
+    if not rows:
+        return out
+    for key, v in rows[0].items():
+        if key in ("index", "flags", "trusted") or not isinstance(v, (int, float)) \
+                or isinstance(v, bool):
+            continue
+        x = np.array([r[key] for r in rows], float)
+        out[key] = {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()),
+                    "max": float(x.max())}
+    flagged = sum(1 for r in rows if r["flags"])
+    out["flagged"] = flagged
+    out["flagged_share"] = flagged / len(rows)
+    return out
 
 
 def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = None
@@ -292,16 +369,19 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
             continue
         t0 = time.perf_counter()
         model = Committee(kind, settings, n_members=cfg.model.committee,
-                          subsample=cfg.model.subsample, seed=cfg.data.seed, **cfg.model.hyper)
+                          subsample=cfg.model.subsample, resample=cfg.model.resample,
+                          seed=cfg.data.seed, **cfg.model.hyper)
         recs = split.train[:n]
         model.fit([frame_of(r) for r in recs], targets_of(recs, target), val_frames, val_t,
                   member_hyper=_member_hyper(kind, cfg.model.committee,
                                              out / "checkpoints" / f"{_config_hash(key)}-n{n}"))
+        calibrate(model, val_frames, val_t, cfg.model.calibration, log)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         p = model.predict(test_frames)
         pred_s = time.perf_counter() - t1
         m = metrics(target, p, test_t, test_frames)
+        m["calibration"] = model.calibration_metrics(p, test_t, test_frames)
         done[str(n)] = {"metrics": m, "headline": headline(target, m), "fit_seconds": fit_s,
                         "predictions_per_second": len(test_frames) / pred_s}
         path.write_text(json.dumps({"config": key, "results": done}, indent=2))
@@ -320,5 +400,5 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
             "results": {n: done[str(n)] for n in ns}, "png": str(png), "json": str(path)}
 
 
-__all__ = ["train", "evaluate", "predict", "learning_curve", "TrainResult",
+__all__ = ["train", "evaluate", "predict", "prediction_summary", "learning_curve", "TrainResult",
            "descriptor_settings", "evaluate_splits"]

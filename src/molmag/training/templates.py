@@ -10,7 +10,11 @@ _HEAD = """\
 model:
   kind: {kind}
   committee: {committee}           # members; their spread is the uncertainty (eq. 12)
-  subsample: null        # training fraction per member (default: 0.9 ridge, 1.0 networks)
+  resample: null         # how members differ: bootstrap (ridge default) | none (networks:
+                         # all rows, own seeds) | subsample (a `subsample` fraction each)
+  subsample: null        # training fraction per member when resample: subsample
+  calibration: scale-floor   # spread -> calibrated sigma on the validation split:
+                             # scale | scale-floor | conformal | none
   hyper:
 {hyper}
 descriptor:              # overrides of the default descriptor settings

@@ -224,10 +224,16 @@ def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) 
     ctx.log(f"training {kind} (committee of {committee})")
     res = train(cfg, log=lambda t: _train_log(ctx, t))
     m = res.model.metrics
+    cal = (m.get("test") or {}).get("calibration") or {}
     return {"kind": kind, "committee": committee, "sizes": res.sizes,
             "seconds": float(m.get("train_seconds", res.seconds)),
             "test": headline(res.model.target, m["test"]) if "test" in m else {},
-            "model": f"models/{name}/model.npz", "parity": f"models/{name}/parity.png"}
+            "coverage": {k: {c: v.get(c) for c in ("coverage_1sigma", "coverage_2sigma",
+                                                    "spearman_abs_error_sigma", "n")}
+                         for k, v in cal.items() if k in ("zfs_D", "energy", "forces")},
+            "calibration": res.model.calibration_note,
+            "model": f"models/{name}/model.npz", "parity": f"models/{name}/parity.png",
+            "reliability": f"models/{name}/reliability.png"}
 
 
 def stage_train(ctx: Context) -> dict:
@@ -310,10 +316,16 @@ def _corner(res, calc: str) -> dict:
     i0, j0 = len(res.values1) // 2, len(res.values2) // 2
     d0 = res.reference[calc]["zfs_D"]
     q1, q2 = res.values1[i0], res.values2[j0]
-    return {"D_ref": float(d0), "D_corner": float(g[0, 0]),
-            "rel_q1": float(res.values1[0] / q1 - 1), "rel_q2": float(res.values2[0] / q2 - 1),
-            "rel_D": float(g[0, 0] / d0 - 1), "D_far": float(g[-1, -1]),
-            "rel_D_far": float(g[-1, -1] / d0 - 1)}
+    out = {"D_ref": float(d0), "D_corner": float(g[0, 0]),
+           "rel_q1": float(res.values1[0] / q1 - 1), "rel_q2": float(res.values2[0] / q2 - 1),
+           "rel_D": float(g[0, 0] / d0 - 1), "D_far": float(g[-1, -1]),
+           "rel_D_far": float(g[-1, -1] / d0 - 1)}
+    if "energy" in res.data.get(calc, {}):
+        ge = res.grid(calc, "energy")  # relative to the start structure (scan.RELATIVE)
+        # the energy cost of the distortion (eV): what the D gain at the corner costs
+        out["dE_corner_eV"] = float(ge[0, 0])
+        out["dE_far_eV"] = float(ge[-1, -1])
+    return out
 
 
 def stage_correlate(ctx: Context) -> dict:

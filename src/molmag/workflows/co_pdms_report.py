@@ -31,6 +31,42 @@ def five_percent_effect(slope_r: float, slope_a: float, r0: float, a0: float, d0
             "both": (slope_r * dr + slope_a * da) / d0}
 
 
+#: the convention of every "% change in D" in the report
+PCT_CONVENTION = ("Percent changes of D are relative to the start, (D − D₀)/D₀; D₀ < 0 here, so "
+                  "a positive change means a more negative D (stronger easy-axis anisotropy).")
+
+
+def _cost(e_eV) -> str:
+    return "" if e_eV is None else f" at an energy cost of {e_eV:+.2f} eV"
+
+
+def slope_disagreements(slopes: dict, reference: str = "reference") -> list[str]:
+    """Plain statements of where a model's scan slopes disagree with the reference's: a
+    different sign, or a magnitude that differs by more than 50 % of the reference's."""
+    ref = slopes.get(reference)
+    if not ref:
+        return []
+    out = []
+    names = {"d_dq1": ("dD/dr", "cm⁻¹/Å"), "d_dq2": ("dD/dθ", "cm⁻¹/deg")}
+    for calc, s in slopes.items():
+        if calc == reference:
+            continue
+        bad = []
+        for k, (label, unit) in names.items():
+            r, m = ref.get(k), s.get(k)
+            if r is None or m is None or not (math.isfinite(r) and math.isfinite(m)):
+                continue
+            if r * m < 0:
+                bad.append(f"{label} {m:+.3g} against {r:+.3g} {unit} (opposite sign)")
+            elif abs(m - r) > 0.5 * abs(r):
+                bad.append(f"{label} {m:+.3g} against {r:+.3g} {unit} "
+                           f"({100 * (m - r) / abs(r):+.0f} %)")
+        if bad:
+            out.append(f"the {calc} model's scan disagrees with the reference: "
+                       + "; ".join(bad))
+    return out
+
+
 def findings(res: dict) -> tuple[list[str], dict]:
     """The headline bullets (which coordinates drive D and the comparison with the paper)
     and the numbers behind them."""
@@ -71,13 +107,23 @@ def findings(res: dict) -> tuple[list[str], dict]:
                "The paper finds the opposite (shorter Co–N, more negative D); Zaverkin et al.'s "
                "MD correlation r(D, d_CoN) = −0.22 has our sign, so the two papers disagree on "
                "the distance and molmag's engine sides with Zaverkin et al."))
+        corner = ref.get("corner") or {}
         bullets.append(
             f"**5 % reduction of both coordinates** (the paper: about +50 % anisotropy): "
             f"{_pct(e['both'])} in D by the linear slopes"
-            + (f"; at the scan's corner ({_pct(ref['corner']['rel_q1'])} Co–N, "
-               f"{_pct(ref['corner']['rel_q2'])} angle) D = {ref['corner']['D_corner']:.1f} "
-               f"cm⁻¹ ({_pct(ref['corner']['rel_D'])})" if ref.get("corner") else "")
-            + ". The angle alone gives " + _pct(e["angle"]) + " for 5 %.")
+            + (f"; at the scan's corner ({_pct(corner['rel_q1'])} Co–N, "
+               f"{_pct(corner['rel_q2'])} angle) D = {corner['D_corner']:.1f} "
+               f"cm⁻¹ ({_pct(corner['rel_D'])}){_cost(corner.get('dE_corner_eV'))}"
+               if corner else "")
+            + ". The angle alone gives " + _pct(e["angle"]) + " for 5 %. " + PCT_CONVENTION)
+        dis = slope_disagreements(slopes)
+        if dis:
+            bullets.append("**Where the ML models disagree with the reference:** "
+                           + "; ".join(dis) + ". Read their scans and PSO optima with care; "
+                           "more training data (the full campaign) is the remedy.")
+        elif len(slopes) > 1 and "reference" in slopes:
+            bullets.append("The ML models' scan slopes agree with the reference's in sign and "
+                           "within 50 %.")
     pso = res.get("pso", {}).get("rows", [])
     if pso:
         top = max(pso, key=lambda r: r["gamma_eV_per_cm-1"])
@@ -86,7 +132,8 @@ def findings(res: dict) -> tuple[list[str], dict]:
         nums["pso"] = top
         bullets.append(
             f"**PSO** (GM-NN D + SNAP energy, γ = {top['gamma_eV_per_cm-1']:g} eV/cm⁻¹): D "
-            f"{top['zfs_D_start_cm-1']:.1f} → {top['zfs_D_cm-1']:.1f} cm⁻¹ at "
+            f"{top['zfs_D_start_cm-1']:.1f} → {top['zfs_D_cm-1']:.1f} ± "
+            f"{_num(top.get('zfs_D_std_cm-1'))} cm⁻¹ (calibrated σ) at an energy cost of "
             f"{1000 * top['energy_eV']:.0f} meV (xTB: "
             f"{_num(1000 * top['xtb_energy_eV'] if top.get('xtb_energy_eV') is not None else None, '.0f')}"
             f" meV); the swarm moved the mean N–Co–N angle by {_pct(rc['angle_NCoN_deg'])} "
@@ -143,13 +190,25 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         rows = []
         for name, m in tr.items():
             t = m["test"]
+            cov = m.get("coverage") or {}
+            c = cov.get("zfs_D") or cov.get("forces") or cov.get("energy") or {}
             rows.append([m["kind"], m["committee"], m["sizes"].get("train"),
                          m["sizes"].get("test"),
-                         "; ".join(f"{k} {v:.3g}" for k, v in t.items()), m["seconds"]])
+                         "; ".join(f"{k} {v:.3g}" for k, v in t.items()),
+                         _num(c.get("coverage_1sigma"), ".2f"),
+                         _num(c.get("coverage_2sigma"), ".2f"),
+                         _num(c.get("spearman_abs_error_sigma"), ".2f"), m["seconds"]])
         rep.table(["model", "members", "n train", "n test", "test errors (cm⁻¹, °, meV/atom, eV/Å)",
-                   "fit (s)"], rows)
+                   "±1σ (0.68)", "±2σ (0.95)", "ρ(|err|, σ)", "fit (s)"], rows,
+                  caption="σ is the committee spread calibrated on the validation split; the "
+                          "coverage columns give the share of test errors (D; forces for the "
+                          "energy model) within ±1σ and ±2σ, ρ the rank correlation of |error| "
+                          "with σ")
         for name, m in tr.items():
             rep.figure(ctx.out / m["parity"], f"{m['kind']}: parity on the test set")
+            if m.get("reliability"):
+                rep.figure(ctx.out / m["reliability"],
+                           f"{m['kind']}: reliability of the calibrated σ on the test set")
     pso = res.get("pso")
     if pso:
         rep.heading("Particle-swarm optimisation of χ = E − E₀ + γD")
@@ -184,11 +243,20 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
                  f"±{s.scan_angle}°, arms moved rigidly and symmetrically (paper Fig. 4). "
                  "Slopes are central differences at the start structure.")
         rep.table(["D from", "D₀ (cm⁻¹)", "dD/dr (cm⁻¹/Å)", "dD/dθ (cm⁻¹/deg)", "D range",
-                   "corner −r −θ", "corner +r +θ"],
+                   "corner −r −θ", "ΔE (eV)", "corner +r +θ", "ΔE (eV) "],
                   [[c, v["reference"], v["d_dq1"], v["d_dq2"],
                     f"{v['range'][0]:.1f} … {v['range'][1]:.1f}",
-                    _pct(sc["corners"][c]["rel_D"]), _pct(sc["corners"][c]["rel_D_far"])]
-                   for c, v in sc["slopes"].items()])
+                    _pct(sc["corners"][c]["rel_D"]),
+                    _num(sc["corners"][c].get("dE_corner_eV"), ".2f"),
+                    _pct(sc["corners"][c]["rel_D_far"]),
+                    _num(sc["corners"][c].get("dE_far_eV"), ".2f")]
+                   for c, v in sc["slopes"].items()],
+                  caption="ΔE: the energy of the corner structure relative to the start (the "
+                          "cost of the distortion; SNAP for GM-NN, xTB for the reference). "
+                          + PCT_CONVENTION)
+        dis = slope_disagreements(sc["slopes"])
+        if dis:
+            rep.text("**The ML scans disagree with the reference:** " + "; ".join(dis) + ".")
         if sc.get("n_errors"):
             rep.text(f"{sc['n_errors']} grid points failed (NaN): {sc['errors'][0]}")
         for p in sc["plots"]:
@@ -213,9 +281,13 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
               [[k, v.get("status"), v.get("seconds")] for k, v in state["stages"].items()
                if k != "report"])
     rep.table(["setting", "value"], [[k, str(v)] for k, v in s.as_dict().items()])
+    n_tr = {m["kind"]: m["sizes"].get("train") for m in (tr or {}).values()}
     rep.text("Caveats: the reference D comes from molmag's ligand-field engine (AOM calibrated "
-             "on [Co(pdms)2]2-), not CASSCF; the quick run's models are trained on a few "
-             "hundred structures and their committee spread says where to trust them.")
+             "on [Co(pdms)2]2-), not CASSCF; the models are trained on "
+             + ", ".join(f"{n} ({k})" for k, n in n_tr.items())
+             + " structures; their σ is the committee spread calibrated on the validation "
+             "split, and the coverage columns above say how far it can be trusted on the test "
+             "set.")
     return rep.write(ctx.out, "report")
 
 
