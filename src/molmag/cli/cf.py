@@ -187,7 +187,17 @@ def _read_structure(path: Path, frame: int | None, metal_index: int | None):
     if len(frames) > 1:
         raise ValueError(f"{path} has {len(frames)} frames: choose one with --frame "
                          f"(0..{len(frames) - 1}); `molmag cf spectrum` treats one structure")
-    return frames[0][1]
+    frame, atoms = frames[0]
+    from molmag.io.validation import validate_structure
+
+    lns = [i for i, z in enumerate(atoms.numbers) if 57 <= z <= 71]
+    ln = metal_index if metal_index is not None else (lns[0] if len(lns) == 1 else None)
+    if ln is not None and 57 <= atoms.numbers[ln] <= 71 and atoms.info.get("multiplicity") is not None:
+        # the engine treats trivalent ions: the file's multiplicity must fit Ln3+ (4f^n)
+        validate_structure(atoms, source=path, frame=frame, charge=atoms.info.get("charge"),
+                           multiplicity=atoms.info.get("multiplicity"), metal_index=ln,
+                           oxidation_state=3, min_distance=0)
+    return atoms
 
 
 def _read_charges(spec: str, natoms: int):

@@ -49,11 +49,15 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def user_errors():
     """Turn the library's input errors into one clear line and exit status 1."""
+    import zipfile
+
     try:
         yield
     except (ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         fail(str(msg))
+    except zipfile.BadZipFile as exc:  # a damaged .npz model file
+        fail(f"not a readable .npz file: {exc}")
 
 
 def _default(o):
