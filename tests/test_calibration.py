@@ -271,3 +271,24 @@ def test_predict_flags_structures_outside_the_training_domain(trained, tmp_path)
                             str(_xyz(tmp_path, [rec.atoms, far])), "--summary-only"])
     assert r.exit_code == 0, r.output
     assert "flagged: 1 of 2 (50.0 %)" in r.output and "summary of 2" in r.output
+
+
+@needs_snap
+def test_calibrate_command_restores_an_uncalibrated_file(trained, tmp_path):
+    res, folder = trained
+    model = Committee.load(folder / "model" / "model.npz")
+    from molmag.models.calibration import CalibrationSet
+
+    model.calibration = CalibrationSet()
+    old = model.save(tmp_path / "old.npz")
+    r = runner.invoke(app, ["calibrate", str(old), str(folder / "cocl4.db"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    # the model's own validation split: the same calibration the training run fitted
+    assert out["n"] == len(res.model.config["split_ids"]["val"])
+    assert out["calibration"]["zfs_D"]["scale"] == pytest.approx(
+        res.model.calibration.get("zfs_D").scale, rel=1e-9)
+    assert Committee.load(old).calibration.fitted
+    r = runner.invoke(app, ["calibrate", str(old), str(folder / "cocl4.db"),
+                            "--select", "id<5"])
+    assert r.exit_code == 1 and "training rows" in r.output

@@ -140,6 +140,45 @@ def evaluate(
         console.print(f"plot: {path}", highlight=False)
 
 
+def calibrate(
+    model: Path = typer.Argument(..., help="Model file (model.npz)."),
+    dataset: str = typer.Argument(..., help="Labelled dataset with held-out rows."),
+    selection: Optional[str] = typer.Option(None, "--select", help="ASE selection of the "
+                                            "held-out rows (default: the model's validation "
+                                            "split, or rows with split = val)."),
+    method: str = typer.Option("scale-floor", "--method",
+                               help="scale | scale-floor | conformal."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the calibrated model here (default: "
+                                          "in place)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+):
+    """Calibrate MODEL's uncertainties on held-out rows of DATASET and store the calibration
+    in the model file (for model files trained without one, or to re-calibrate on new
+    data)."""
+    from molmag.models.calibration import METHODS
+    from molmag.training.run import calibrate_model
+
+    with user_errors():
+        if method not in METHODS:
+            raise ValueError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+        res = calibrate_model(model, existing_db(dataset), selection, method, output, _log)
+    if as_json:
+        print_json(res)
+        return
+    t = Table(title=f"{res['model']}: calibrated ({method}) on {res['n']} held-out structures",
+              title_justify="left")
+    for c in ("quantity", "scale", "floor", "±1σ (0.68)", "±2σ (0.95)", "ρ(|err|,σ)"):
+        t.add_column(c, justify="left" if c == "quantity" else "right")
+    for key, c in res["calibration"].items():
+        cov = res["coverage"].get(key, {})
+        t.add_row(key, f"{c['scale']:.4g}", f"{c['floor']:.4g}",
+                  f"{cov.get('coverage_1sigma', float('nan')):.2f}",
+                  f"{cov.get('coverage_2sigma', float('nan')):.2f}",
+                  f"{cov.get('spearman_abs_error_sigma', float('nan')):.2f}")
+    console.print(t)
+
+
 def predict(
     model: Path = typer.Argument(..., help="Model file (model.npz)."),
     structures: Path = typer.Argument(..., help="Structure file (xyz/extxyz/any ASE format)."),

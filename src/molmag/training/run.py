@@ -221,16 +221,9 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
         logfile.close()
 
 
-def evaluate(model: Committee | str | Path, dataset: str, selection: str | None = None,
-             plot: str | Path | None = None) -> dict[str, Any]:
-    """Metrics of a model on the labelled rows of a dataset, per split.
-
-    On the dataset the model was trained on, the splits are the training run's (row ids
-    stored in the model); elsewhere rows are grouped by their ``split`` field, and all rows
-    together form ``all``."""
-    if not isinstance(model, Committee):
-        model = Committee.load(model)
-    records = labelled_records(dataset, model.target, selection)
+def _model_splits(model: Committee, dataset: str, records: list) -> dict[str, list]:
+    """The splits of ``records``: the training run's (row ids stored in the model) on the
+    dataset it was trained on, else the rows' ``split`` field."""
     ids = model.config.get("split_ids") or {}
     trained_on = str(model.config.get("dataset", ""))
     same = bool(ids) and (trained_on == dataset if "://" in dataset
@@ -244,6 +237,54 @@ def evaluate(model: Committee | str | Path, dataset: str, selection: str | None 
         for r in records:
             if r.split:
                 splits.setdefault(r.split, []).append(r)
+    return splits
+
+
+def calibrate_model(model: str | Path, dataset: str, selection: str | None = None,
+                    method: str = "scale-floor", output: str | Path | None = None,
+                    log: Log | None = None) -> dict[str, Any]:
+    """Calibrate (or re-calibrate) a model file on held-out rows of ``dataset`` and write it
+    (to ``output``, default: in place).  The rows: the model's validation split on the
+    dataset it was trained on, else rows whose ``split`` is ``val``; with ``selection``, the
+    rows it selects (they must not be training rows).  Returns the calibrations and the
+    coverage on the calibration rows."""
+    log = log or (lambda s: None)
+    path = Path(model)
+    committee = Committee.load(path)
+    records = labelled_records(dataset, committee.target, selection)
+    if selection is not None:
+        rows = records
+        train_ids = set((committee.config.get("split_ids") or {}).get("train", []))
+        if train_ids and Path(str(committee.config.get("dataset", ""))).resolve() == \
+                Path(dataset).resolve() and any(r.id in train_ids for r in rows):
+            raise ValueError(f"--select {selection!r} picks training rows of the model; "
+                             "calibrate on held-out rows only")
+    else:
+        rows = _model_splits(committee, dataset, records).get("val", [])
+        if not rows:
+            raise ValueError(f"{dataset}: no validation rows for {path} (neither the model's "
+                             "validation split nor rows with split = val); give --select")
+    frames = [frame_of(r) for r in rows]
+    targets = targets_of(rows, committee.target)
+    calibrate(committee, frames, targets, method, log)
+    pred = committee.predict(frames)
+    report = committee.calibration_metrics(pred, targets, frames)
+    out = committee.save(output or path)
+    return {"model": str(out), "n": len(rows), "method": method,
+            "calibration": committee.calibration.as_dict(), "coverage": report}
+
+
+def evaluate(model: Committee | str | Path, dataset: str, selection: str | None = None,
+             plot: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a model on the labelled rows of a dataset, per split.
+
+    On the dataset the model was trained on, the splits are the training run's (row ids
+    stored in the model); elsewhere rows are grouped by their ``split`` field, and all rows
+    together form ``all``."""
+    if not isinstance(model, Committee):
+        model = Committee.load(model)
+    records = labelled_records(dataset, model.target, selection)
+    splits = _model_splits(model, dataset, records)
     splits["all"] = records
     m, preds = evaluate_splits(model, splits)
     plots = []
@@ -400,5 +441,5 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
             "results": {n: done[str(n)] for n in ns}, "png": str(png), "json": str(path)}
 
 
-__all__ = ["train", "evaluate", "predict", "prediction_summary", "learning_curve", "TrainResult",
+__all__ = ["train", "evaluate", "calibrate_model", "predict", "prediction_summary", "learning_curve", "TrainResult",
            "descriptor_settings", "evaluate_splits"]
