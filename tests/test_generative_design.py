@@ -232,3 +232,74 @@ def test_vocabulary_encodes(memorised):
     assert voc.encodes("[O-]c1ccccc1") and voc.encodes("O=P(C)(C)C")
     assert not voc.encodes("O=P[PH](C)(C)C")          # token never seen in training
     assert not voc.encodes("C" * (voc.max_len + 1))   # longer than the model's strings
+
+
+# -- LP sampling table: re-encoding, sanity, seed checks -------------------------------------
+PH_LIGANDS = ["O=P(C)CCCC", "O=P(C)(C)C", "OC", "[O-]c1ccccc1", "O=S(C)C", "n1ccccc1"]
+
+
+@pytest.fixture(scope="module")
+def ph_model():
+    """A model that memorises 'O=P(C)CCCC': RDKit writes its donor-first form 'O=[PH](C)CCCC'
+    with the token '[PH]', which this vocabulary never saw (issue 16: fatal in vae sample)."""
+    cfg = VAEConfig(latent_dim=8, encoder_hidden=(32, 32, 16), decoder_hidden=(64, None),
+                    n_properties=4)
+    props = np.array([[8, -0.5, 1.0, 1.0], [8, -0.6, 1.2, 0.9], [8, -0.4, 0.5, 0.8],
+                      [8, -0.9, 0.3, 1.1], [8, -0.7, 1.5, 1.0], [7, -0.3, 0.8, 1.2]] * 8)
+    return train_vae(PH_LIGANDS * 8, config=cfg, properties=props, max_epochs=80, batch_size=16,
+                     lr=3e-3, seed=0, min_delta=0.0)
+
+
+def test_sample_table_counts_samples_it_cannot_reencode(ph_model):
+    from molmag.generative.runs import sample_table
+    from molmag.generative.sampling import decode, encode
+
+    assert not ph_model.vocab.encodes("O=[PH](C)CCCC")
+    assert decode(ph_model, encode(ph_model, ["O=P(C)CCCC"]))[0] == "O=P(C)CCCC"
+    metrics, rows = sample_table(ph_model, ["O=P(C)CCCC", "[O-]c1ccccc1"], 0.0, 20)
+    m = metrics[0]
+    assert m["n_samples"] == 20 and m["n_valid"] == 20 and m["n_valid_sane"] == 20
+    assert m["valid_sane_rate"] == 1.0 and m["n_not_reencodable"] == 1
+    row = next(r for r in rows if r["seed"] == "O=P(C)CCCC")
+    assert row["smiles"] == "O=[PH](C)CCCC" and row["reencodable"] is False
+    assert row["count"] == 20 and row["sane"] and row["donor_kind"] == "phosphoryl O"
+    # its properties are predicted from the decoded string, the same latent point as the seed
+    pred = ph_model.predict_properties(encode(ph_model, ["O=P(C)CCCC"]), None)[0]
+    assert row["pred_donor_Z"] == pytest.approx(float(pred[0]), rel=1e-5)
+    assert metrics[1]["n_not_reencodable"] == 0
+    # wider sampling: every valid sample is counted sane or not; the counts add up
+    metrics, rows = sample_table(ph_model, ["O=P(C)CCCC"], 1.5, 300, rng_seed=4)
+    m = metrics[0]
+    assert m["n_valid_sane"] <= m["n_valid"] <= 300
+    assert m["n_valid_sane"] == sum(r["count"] for r in rows if r["sane"])
+    assert m["n_valid"] == sum(r["count"] for r in rows)
+    assert m["n_not_reencodable"] == sum(1 for r in rows if not r["reencodable"])
+    for r in rows:
+        assert r["sane"] == (r["valence_problems"] == "")
+
+
+def test_vae_sample_cli_refuses_bad_seeds_and_reports_sanity(ph_model, tmp_path):
+    from molmag.generative.runs import check_seeds
+    from molmag.generative.training import save_vae
+
+    with pytest.raises(ValueError, match=r"seed 'C1CC\(O' is not a SMILES that RDKit can read"):
+        check_seeds(ph_model, ["OC", "C1CC(O"])
+    with pytest.raises(ValueError, match=r"seed 'OCl': the model cannot encode it"):
+        check_seeds(ph_model, ["OCl"])
+    assert check_seeds(ph_model, ["O=P(C)CCCC", "[O-]C1=CC=CC=C1", "CO"]) == [
+        "O=P(C)CCCC", "[O-]c1ccccc1", "CO"]      # corpus form when readable, else as written
+    path = save_vae(ph_model, tmp_path / "ph.npz")
+    res = runner.invoke(app, ["vae", "sample", str(path), "-s", "C1CC(O", "--n", "10"])
+    assert res.exit_code == 1 and "C1CC(O" in res.output and "valid" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(app, ["vae", "sample", str(path), "-s", "O=P(C)CCCC", "--n", "30",
+                              "--sigma", "0", "-o", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    assert "valid & sane" in res.output and "100.0%" in res.output
+    assert "1 unique molecule(s) the model cannot re-encode" in res.output
+    text = (tmp_path / "s.csv").read_text()
+    assert "O=[PH](C)CCCC" in text and "reencodable" in text.splitlines()[0]
+    res = runner.invoke(app, ["vae", "sample", str(path), "-s", "O=P(C)CCCC", "--n", "30",
+                              "--json"])
+    m = json.loads(res.stdout)["metrics"][0]
+    assert m["n_valid_sane"] <= m["n_valid"] and "n_not_reencodable" in m

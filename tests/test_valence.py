@@ -15,7 +15,7 @@ INSANE = {
                         "P1-S2: bond between P and S with a hypervalent partner"],
     "[O-]C1=CC=C1": ["ring CCCC (atoms 1, 2, 3, 4): antiaromatic 4-membered ring with 4 pi"],
     "O=P[PH](C)(C)C(C)C": ["P1: P=O/P=S on a three-valent phosphorus",
-                           "P2: P-H on a five-valent phosphorus",
+                           "P2: phosphorus of valence 5 with 0 double bond(s)",
                            "P1-P2: bond between P and P with a hypervalent partner"],
 }
 
@@ -53,7 +53,7 @@ def test_other_problems(smiles, expected):
 
 @pytest.mark.parametrize("smiles", [
     "O=P(NC(C)C)(NC(C)C)C(C)(C)C",     # tBuPO(NHiPr)2, the GAUSS-II template ligand
-    "O=P(C)(C)C", "O=P(O)(O)O", "S=P(C)(C)C", "O=P(N)(N)N", "CP(C)C",
+    "O=P(C)(C)C", "O=P(O)(O)O", "O=[PH](C)CCCC", "S=P(C)(C)C", "O=P(N)(N)N", "CP(C)C",
     "O=S(C)C", "O=S(=O)(C)C", "[O-]S(=O)(=O)C", "O=S(=O)(N)c1ccccc1", "CSC", "S",
     "[O-]c1ccccc1", "c1ccncc1", "N#CC", "O=C1C=C1",            # cyclopropenone: 2 pi, fine
     "O=C1C(=O)C=C1", "[O-]C1CCC1", "C1CCN1",

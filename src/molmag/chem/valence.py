@@ -23,9 +23,9 @@ Rules (on the kekulised molecule, after RDKit sanitisation):
   from S=O double bonds, with no hydrogen on the S.  Sulfoximine-/sulfonimide-type S=N bonds
   count like S=O.
 * **Phosphorus**: valence 3 with single bonds only (phosphines, phosphites, P-N); or valence 5
-  as phosphoryl ``P(=O)X3`` / thiophosphoryl ``P(=S)X3`` with exactly one such double bond and
-  no hydrogen on the P.  A P=O on a three-valent P (``O=P-X``), five single bonds, P=C and a
-  P-H on P(V) are flagged.
+  as phosphoryl ``P(=O)X3`` / thiophosphoryl ``P(=S)X3`` with exactly one such double bond (X
+  may be H: secondary phosphine oxides ``O=[PH]R2`` are real compounds).  A P=O on a
+  three-valent P (``O=P-X``), five single bonds (``[PH](C)4``) and P=C are flagged.
 * **Chains**: no single bond between two atoms of S/P of which one is hypervalent (valence above 2
   for S, above 3 for P): ``O=P[PH](C)(C)C(C)C``, ``CS(=O)(=O)S(=O)(=O)C``.
 * **Antiaromatic small rings**: a 3- or 4-membered ring in which every atom takes part in the
@@ -135,12 +135,10 @@ def _phosphorus(atom) -> str | None:
     oxo = _doubles_to(atom, ("O", "S"))
     if v == 3 and doubles == 0:
         return None
-    if v == 5 and oxo == 1 and doubles == 1 and atom.GetTotalNumHs() == 0:
-        return None
+    if v == 5 and oxo == 1 and doubles == 1:
+        return None                        # phosphoryl, H included (secondary phosphine oxides)
     if v == 3 and oxo:
         return f"{_label(atom)}: P=O/P=S on a three-valent phosphorus (not a phosphoryl P(=O)X3)"
-    if v == 5 and atom.GetTotalNumHs():
-        return f"{_label(atom)}: P-H on a five-valent phosphorus"
     return (f"{_label(atom)}: phosphorus of valence {v} with {doubles} double bond(s) (only "
             f"phosphines PX3 and phosphoryl P(=O)X3 are accepted)")
 

@@ -91,8 +91,10 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
-    """Local-perturbation sampling z' = z(seed) + sigma * eps: validity, uniqueness, novelty
-    and the new ligands (donor atom first) with the head's predicted properties."""
+    """Local-perturbation sampling z' = z(seed) + sigma * eps: validity (RDKit, and RDKit plus
+    the valence sanity filter), uniqueness, novelty and the new ligands (donor atom first) with
+    the head's predicted properties.  A seed RDKit cannot read is refused; samples the model
+    cannot re-encode are counted, never fatal."""
     from molmag.generative.runs import sample_table, write_rows
     from molmag.generative.training import load_vae
 
@@ -110,13 +112,22 @@ def sample(
         print_json({"metrics": metrics, "out": str(out) if out else None})
         return
     t = Table(title=f"LP sampling, sigma = {sigma:g}, {n} samples per seed")
-    for c in ("seed", "valid", "unique", "novel", "ligands", "new ligands"):
+    for c in ("seed", "valid", "valid & sane", "unique", "novel", "ligands", "new ligands",
+              "new sane ligands"):
         t.add_column(c, justify="left" if c == "seed" else "right")
     for m in metrics:
-        t.add_row(m["seed"], f"{m['valid_rate']:.1%}", str(m["n_unique"]),
-                  str(m["n_unique_novel"]), str(m["unique_ligands"]),
-                  str(m["unique_novel_ligands"]))
+        t.add_row(m["seed"], f"{m['valid_rate']:.1%}", f"{m['valid_sane_rate']:.1%}",
+                  str(m["n_unique"]), str(m["n_unique_novel"]), str(m["unique_ligands"]),
+                  str(m["unique_novel_ligands"]), str(m["unique_novel_sane_ligands"]))
     console.print(t)
+    console.print("valid: RDKit reads it; sane: also no hypervalent S/P outside S(=O), S(=O)2, "
+                  "P(=O), no antiaromatic small ring, no stray charge (molmag.chem.valence)",
+                  highlight=False)
+    unread = sum(m["n_not_reencodable"] for m in metrics)
+    if unread:
+        console.print(f"{unread} unique molecule(s) the model cannot re-encode (tokens outside "
+                      f"its vocabulary): properties predicted from the decoded string, "
+                      f"reencodable = False in the CSV", highlight=False)
     if out is not None:
         console.print(f"wrote {len(molecules)} unique molecules to {out}")
 

@@ -296,30 +296,69 @@ def run_vae_train(cfg: VAETrainConfig, *, log: Callable[[str], None] = lambda s:
 
 
 # -- sampling --------------------------------------------------------------------------------
+def check_seeds(model, seeds: Sequence[str]) -> list[str]:
+    """The seed SMILES of LP sampling, checked: each must be a molecule RDKit reads and one the
+    model can encode (known tokens, not longer than its ``max_len``), in its donor-first corpus
+    form or else as written; returns the form encoded for each.  Raises ValueError with a
+    one-line message naming the first bad seed; an unparsable seed such as ``'C1CC(O'`` would
+    otherwise be encoded token by token and sampled as if it were a molecule."""
+    from .corpus import as_ligand
+    from .sampling import canonical_smiles
+
+    if not seeds:
+        raise ValueError("give at least one seed ligand")
+    out = []
+    for seed in seeds:
+        if not isinstance(seed, str) or canonical_smiles(seed) is None:
+            raise ValueError(f"seed {seed!r} is not a SMILES that RDKit can read (unclosed ring "
+                             f"or bracket, bad valence?)")
+        lig = as_ligand(seed)
+        # the corpus (donor-first) form when the model can read it, else the seed as written
+        forms = [lig.smiles, seed] if lig and lig.smiles != seed else [seed]
+        readable = [f for f in forms if model.vocab.encodes(f)]
+        if not readable:
+            try:
+                model.vocab.indices([model.vocab.to_repr(forms[-1])])
+            except ValueError as exc:
+                raise ValueError(f"seed {seed!r}: the model cannot encode it ({exc})") from None
+        out.append(readable[0])
+    return out
+
+
 def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed: int = 0,
                  training_set: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
     """LP samples around each seed (a SMILES ligand): per seed, the paper's metrics
-    (validity, uniqueness, novelty) and the unique valid molecules found, with whether each
-    is a ligand (donor first, :func:`as_ligand`), novel (not a training ligand) and the
-    head's predicted properties.  Returns (metrics rows, molecule rows)."""
+    (validity, uniqueness, novelty, and validity with the valence sanity filter) and the unique
+    valid molecules found, with whether each is a ligand (donor first, :func:`as_ligand`),
+    novel (not a training ligand), sane (:func:`molmag.chem.valence.valence_problems`, with
+    the problems named) and the head's predicted properties.  Returns (metrics rows,
+    molecule rows).
+
+    The seeds are checked first (:func:`check_seeds`): an unreadable seed is an error.  A
+    sample whose donor-first SMILES the model cannot re-encode (a token the vocabulary lacks,
+    e.g. ``[PH]`` after RDKit's canonicalisation) is never fatal: its properties are predicted
+    from the string the decoder produced, it is marked ``reencodable = False`` and counted per
+    seed in ``n_not_reencodable``."""
+    from molmag.chem.valence import valence_problems
+
     from .corpus import as_ligand
     from .sampling import canonical_smiles, decode, encode, generation_metrics, perturb
 
+    reps = check_seeds(model, seeds)
     train = [model.vocab.to_smiles(s) for s in model.training_strings] \
         if training_set is None else list(training_set)
     train_canon = {c for c in map(canonical_smiles, train) if c is not None}
     train_lig = set(train)
     names = _head_names(model)
     metrics, molecules = [], []
-    for k, seed in enumerate(seeds):
-        lig = as_ligand(seed)
-        rep = model.vocab.to_repr(lig.smiles if lig else seed)
-        z = encode(model, [rep])[0]
+    for k, (seed, rep_smiles) in enumerate(zip(seeds, reps)):
+        z = encode(model, [model.vocab.to_repr(rep_smiles)])[0]
         strings = decode(model, perturb(z, sigma, n, seed=[rng_seed, k]))
         m = generation_metrics(strings, train_canon, model.vocab.kind, training_is_canonical=True)
         novel = m.pop("novel")
         counts: dict[str, int] = {}
         first: dict[str, str] = {}
+        decoded: dict[str, str] = {}
         for s in strings:
             smi = model.vocab.to_smiles(s) if model.vocab.kind == "selfies" else s
             c = canonical_smiles(smi) if smi else None
@@ -327,15 +366,21 @@ def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed:
                 continue
             counts[c] = counts.get(c, 0) + 1
             first.setdefault(c, smi)
-        rows = []
+            decoded.setdefault(c, s)
+        rows, inputs = [], []
         for c, cnt in counts.items():
             g = as_ligand(first[c])
-            rows.append({"seed": seed, "smiles": g.smiles if g else first[c],
+            smiles = g.smiles if g else first[c]
+            problems = valence_problems(smiles)
+            reencodable = model.vocab.encodes(smiles)
+            rows.append({"seed": seed, "smiles": smiles,
                          "ligand": g is not None, "donor_kind": g.kind if g else "",
                          "novel": c in novel and (g is None or g.smiles not in train_lig),
-                         "count": cnt})
+                         "sane": not problems, "valence_problems": "; ".join(problems),
+                         "reencodable": reencodable, "count": cnt})
+            inputs.append(model.vocab.to_repr(smiles) if reencodable else decoded[c])
         if names and rows:
-            zz = encode(model, [model.vocab.to_repr(r["smiles"]) for r in rows])
+            zz = encode(model, inputs)
             try:
                 pred = model.predict_properties(zz, None)
             except ValueError:
@@ -345,8 +390,11 @@ def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed:
                     r.update({f"pred_{nm}": float(v) for nm, v in zip(names, p)})
         n_lig = sum(1 for r in rows if r["ligand"])
         n_lig_novel = sum(1 for r in rows if r["ligand"] and r["novel"])
+        n_lig_novel_sane = sum(1 for r in rows if r["ligand"] and r["novel"] and r["sane"])
         metrics.append({"seed": seed, "sigma": sigma, **m, "unique_ligands": n_lig,
-                        "unique_novel_ligands": n_lig_novel})
+                        "unique_novel_ligands": n_lig_novel,
+                        "unique_novel_sane_ligands": n_lig_novel_sane,
+                        "n_not_reencodable": sum(1 for r in rows if not r["reencodable"])})
         molecules += rows
     return metrics, molecules
 
@@ -442,7 +490,7 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
 
 
 __all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",
-           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table",
+           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table", "check_seeds",
            "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms", "fit_vae",
            "on_epoch_log",
            "DEFAULT_MAX_HEAVY_ATOMS"]

@@ -9,7 +9,9 @@
 * Metrics on kekulised canonical SMILES (RDKit; aromaticity and stereochemistry removed, as
   in the paper's Methods): a string is *valid* when RDKit parses it into a molecule with at
   least one atom (a SELFIES model's strings are decoded to SMILES first); *novel* when its
-  canonical SMILES is not that of any training molecule; see :func:`generation_metrics`.
+  canonical SMILES is not that of any training molecule; *valid and sane* when it is valid and
+  also passes the valence sanity filter (:mod:`molmag.chem.valence`); see
+  :func:`generation_metrics`.
 * :func:`reconstruction_accuracy`: fraction of strings whose greedy decoding of ``mu`` is
   exactly the input string.
 * :func:`sampling_curve` / :func:`plot_sampling_curve`: the paper's Fig. 2c over sigma in [0, 1].
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from molmag.chem.builders import quiet_rdkit
+from molmag.chem.valence import is_sane
 
 from .vae import MoleculeVAE
 
@@ -117,7 +120,11 @@ def generation_metrics(samples: Sequence[str], training_set: Iterable[str] | set
     decoded to SMILES first); ``training_set`` are SMILES (or, with
     ``training_is_canonical=True``, a set of :func:`canonical_smiles`).
 
-    Returns ``n_samples``; ``n_valid`` (RDKit parses); ``n_novel`` (valid and not in the
+    Returns ``n_samples``; ``n_valid`` (RDKit parses); ``n_valid_sane`` (valid and passing the
+    valence sanity filter :func:`molmag.chem.valence.valence_problems`: no hypervalent S/P
+    outside sulfinyl/sulfonyl/phosphoryl groups, no antiaromatic small ring, no stray charge;
+    RDKit alone accepts such strings) with ``valid_sane_rate = n_valid_sane/n`` and
+    ``n_unique_sane`` (distinct valid and sane molecules); ``n_novel`` (valid and not in the
     training set, repeats counted); ``n_unique`` (distinct valid molecules); ``n_unique_novel``
     (distinct valid molecules not in the training set); the paper's per-sample rates
     ``valid_rate = n_valid/n``, ``novel_rate = n_novel/n``, ``unique_rate = n_unique_novel/n``
@@ -135,8 +142,12 @@ def generation_metrics(samples: Sequence[str], training_set: Iterable[str] | set
     valid = [c for c in canon if c is not None]
     novel = [c for c in valid if c not in train]
     uniq, uniq_novel = set(valid), set(novel)
+    sane = {c for c in uniq if is_sane(c)}
+    n_sane = sum(1 for c in valid if c in sane)
     n = len(samples)
-    return {"n_samples": n, "n_valid": len(valid), "n_novel": len(novel),
+    return {"n_samples": n, "n_valid": len(valid), "n_valid_sane": n_sane,
+            "valid_sane_rate": n_sane / n if n else 0.0, "n_unique_sane": len(sane),
+            "n_novel": len(novel),
             "n_unique": len(uniq), "n_unique_novel": len(uniq_novel),
             "valid_rate": len(valid) / n if n else 0.0,
             "novel_rate": len(novel) / n if n else 0.0,
