@@ -128,15 +128,18 @@ def select_frames(n: int, index, path) -> list[int]:
 
     try:
         idx = string2index(index) if isinstance(index, str) else index
-    except ValueError:
+        if isinstance(idx, slice):
+            sel = list(range(n))[idx]
+            if not sel:
+                raise ValueError(f"{path}: index {index!r} selects none of its {n} frame(s)")
+            return sel
+        idx = int(idx)
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: index {index!r} is not a frame number or slice "
                          "(e.g. 0, -1, 0:10, ::2)") from None
-    if isinstance(idx, slice):
-        sel = list(range(n))[idx]
-        if not sel:
-            raise ValueError(f"{path}: index {index!r} selects none of its {n} frame(s)")
-        return sel
-    if not -n <= int(idx) < n:
+    if not -n <= idx < n:
         raise ValueError(f"{path}: cannot read frame {idx}: the file has {n} frame(s) "
                          f"(0..{n - 1})")
     return [int(idx) % n]
