@@ -172,6 +172,16 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     html = (out / "report.html").read_text()
     assert "Targeted repopulation" in html and 'src="data:image/png;base64,' in html
     assert 'src="figures' not in html
+    md = (out / "report.md").read_text()
+    # R^2 with its interval (or a plain "too few"), the per-seed table, the valence filter
+    ci = res["seeds"]["r2_dE01_interval"]
+    assert ci is None or ci["n_pairs"] == res["seeds"]["n_labelled"]
+    assert "too few" in md or "bootstrap interval" in md
+    assert "novel and sane" in md and "valence sanity filter" in md
+    per = res["repopulate"]["per_seed"]
+    assert len(per) == len(res["repopulate"]["top_seeds"])
+    for r in per:
+        assert r["n_novel_sane"] <= r["n_novel"] <= r["n_unique"] <= r["n_valid"] <= r["draws"]
     state = json.loads((out / "campaign.json").read_text())
     assert all(v["status"] == "done" for v in state["stages"].values())
     # a second run skips every stage but the report
@@ -303,3 +313,48 @@ def test_vae_sample_cli_refuses_bad_seeds_and_reports_sanity(ph_model, tmp_path)
                               "--json"])
     m = json.loads(res.stdout)["metrics"][0]
     assert m["n_valid_sane"] <= m["n_valid"] and "n_not_reencodable" in m
+
+
+# -- dy-ligands report numbers ---------------------------------------------------------------
+def test_seed_sample_r2_interval_by_hand():
+    """Two seeds A (0 cm-1) and B (10 cm-1), two samples each.  Resampling whole seeds gives AB
+    or BA (R^2 = 1 - 4/104) or AA / BB (samples scatter +-1 around their own seed: R^2 = 0),
+    each half the time: the 95 % interval is [0, 1 - 4/104]."""
+    from molmag.generative.analysis import seed_sample_r2_interval
+
+    y0, y = [0, 0, 10, 10.0], [1, -1, 9, 11.0]
+    ci = seed_sample_r2_interval(y0, y, groups=["A", "A", "B", "B"], n_boot=4000)
+    assert ci["r2"] == pytest.approx(1 - 4 / 104)
+    assert ci["low"] == pytest.approx(0.0, abs=1e-12)
+    assert ci["high"] == pytest.approx(1 - 4 / 104)
+    assert (ci["n_pairs"], ci["n_groups"], ci["n_boot"], ci["level"]) == (4, 2, 4000, 0.95)
+    # a perfect predictor: every resample has R^2 = 1
+    perfect = seed_sample_r2_interval([1, 2, 3, 4, 5.0], [1, 2, 3, 4, 5.0])
+    assert perfect["low"] == perfect["high"] == 1.0 and perfect["n_groups"] == 5
+    # one seed only: no interval, said so in the report's words
+    from molmag.workflows.dy_ligands_report import r2_interval
+
+    one = seed_sample_r2_interval([3, 3, 3.0], [1, 2, 4.0], groups=[0, 0, 0])
+    assert one["low"] is None and one["n_groups"] == 1
+    assert r2_interval({"r2_dE01_interval": one}) == \
+        "(3 pairs from 1 seeds: too few for a bootstrap interval)"
+    assert r2_interval({"r2_dE01_interval": ci}) == \
+        "(95 % bootstrap interval 0.00 to 0.96, seeds resampled; 4 pairs from 2 seeds)"
+    assert r2_interval({"n_labelled": 1}) == "(1 pairs: too few for an interval)"
+
+
+def test_per_seed_table_and_generated_stats(memorised):
+    from molmag.chem.valence import is_sane
+    from molmag.workflows.dy_ligands_report import per_seed_rows
+
+    g = generate_ligands(memorised, "[O-]c1ccccc1", 5, sigmas=(0.5, 1.0), draws_per_sigma=200,
+                         exclude=set(LIGANDS), rng_seed=1)
+    st = g.stats()
+    assert st["draws"] == g.draws and st["n_valid"] == g.n_valid
+    assert len(g.ligands) <= st["n_unique"] <= st["n_valid"] <= st["draws"]
+    assert st["n_novel"] == len(g.ligands)
+    assert st["n_novel_sane"] == sum(1 for x in g.ligands if is_sane(x))
+    rows = per_seed_rows([{"bin": 2, "seed": "X", "draws": 200, "n_valid": 150,
+                           "n_unique": 30, "n_novel": 12, "n_novel_sane": 11,
+                           "sigmas": [0.1, 0.2]}, {"bin": 3, "seed": "Y"}], "bin")
+    assert rows == [[2, "`X`", "0.1, 0.2", 200, "75.0 %", "30 (20.0 %)", 12, 11]]

@@ -132,13 +132,24 @@ def neighbour_correlation(coords: np.ndarray, values: np.ndarray, k: int = 5) ->
 class Generated:
     """Ligands generated around one seed: ``ligands`` (corpus-form SMILES, in order found),
     ``draws`` (latent samples decoded), ``sigmas`` (the widths used) and ``n_valid``
-    (strings RDKit parses)."""
+    (strings RDKit parses); ``n_unique`` distinct valid molecules among the draws and
+    ``insane`` the found ligands that fail the valence sanity filter
+    (:func:`molmag.chem.valence.valence_problems`), which are kept in ``ligands`` but flagged."""
 
     seed: str
     ligands: list[str]
     draws: int
     sigmas: list[float]
     n_valid: int
+    n_unique: int = 0
+    insane: list[str] | None = None
+
+    def stats(self) -> dict:
+        """Validity, uniqueness and novelty of this seed's draws (for the per-seed tables)."""
+        return {"draws": self.draws, "n_valid": self.n_valid, "n_unique": self.n_unique,
+                "n_novel": len(self.ligands),
+                "n_novel_sane": len(self.ligands) - len(self.insane or []),
+                "sigmas": list(self.sigmas)}
 
 
 def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, *,
@@ -158,10 +169,15 @@ def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, 
     from rdkit import Chem
 
     z = encode(model, [seed])[0] if isinstance(seed, str) else np.asarray(seed)
+    from molmag.chem.valence import is_sane
+
+    from .sampling import canonical_smiles
+
     excluded = set(exclude)
     found: list[str] = []
     draws = n_valid = 0
     used: list[float] = []
+    distinct: set[str] = set()
     mha = max_heavy_atoms or DEFAULT_MAX_HEAVY_ATOMS
     with quiet_rdkit():
         for k, sigma in enumerate(sigmas):
@@ -176,12 +192,17 @@ def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, 
                 for s in strings:
                     smi = model.vocab.to_smiles(s) if model.vocab.kind == "selfies" else s
                     lig = as_ligand(smi, max_heavy_atoms=mha) if smi else None
-                    n_valid += lig is not None or bool(smi and Chem.MolFromSmiles(smi))
+                    ok = lig is not None or bool(smi and Chem.MolFromSmiles(smi))
+                    n_valid += ok
+                    if ok:
+                        distinct.add(lig.smiles if lig is not None else
+                                     (canonical_smiles(smi) or smi))
                     if lig is not None and lig.smiles not in excluded and len(found) < n_target:
                         excluded.add(lig.smiles)
                         found.append(lig.smiles)
     name = seed_name if seed_name is not None else (seed if isinstance(seed, str) else "")
-    return Generated(name, found, draws, used, n_valid)
+    return Generated(name, found, draws, used, n_valid, len(distinct),
+                     [g for g in found if not is_sane(g)])
 
 
 # -- seed bins and R^2 ---------------------------------------------------------------------
@@ -215,6 +236,44 @@ def seed_sample_r2(seed_values: Sequence[float], sample_values: Sequence[float])
         raise ValueError("seed_sample_r2 needs matching seed/sample values, at least two")
     ss = ((y - y.mean()) ** 2).sum()
     return float(1.0 - ((y - y0) ** 2).sum() / ss) if ss > 0 else float("nan")
+
+
+def seed_sample_r2_interval(seed_values: Sequence[float], sample_values: Sequence[float],
+                            groups: Sequence | None = None, *, n_boot: int = 2000,
+                            level: float = 0.95, rng_seed: int = 0) -> dict:
+    """:func:`seed_sample_r2` with a bootstrap ``level`` percentile interval.
+
+    With ``groups`` (the seed of each pair) whole seeds are resampled with their samples
+    (cluster bootstrap): pairs of one seed share its value, so resampling pairs alone would
+    pretend to more independent evidence than there is.  Resamples whose samples all have
+    one value (R^2 undefined) are dropped.  Returns ``r2``, ``low``, ``high`` (None when
+    fewer than 3 pairs or 2 groups), ``n_pairs``, ``n_groups``, ``n_boot`` (resamples kept)
+    and ``level``."""
+    y0 = np.asarray(seed_values, dtype=float)
+    y = np.asarray(sample_values, dtype=float)
+    r2 = seed_sample_r2(y0, y)
+    keys = list(range(len(y))) if groups is None else list(groups)
+    if len(keys) != len(y):
+        raise ValueError("groups must give one seed per pair")
+    names = list(dict.fromkeys(keys))
+    members = [np.flatnonzero([k == g for k in keys]) for g in names]
+    out = {"r2": r2, "low": None, "high": None, "n_pairs": int(len(y)),
+           "n_groups": len(names), "n_boot": 0, "level": level}
+    if len(y) < 3 or len(names) < 2:
+        return out
+    rng = np.random.default_rng(rng_seed)
+    vals = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
+        yy = y[idx]
+        ss = ((yy - yy.mean()) ** 2).sum()
+        if ss > 0 and len(idx) >= 2:
+            vals.append(1.0 - ((yy - y0[idx]) ** 2).sum() / ss)
+    if vals:
+        a = (1.0 - level) / 2.0
+        out.update(low=float(np.quantile(vals, a)), high=float(np.quantile(vals, 1.0 - a)),
+                   n_boot=len(vals))
+    return out
 
 
 def plot_seed_vs_sample(pairs: Sequence[tuple[float, float]], path: str | Path, *,

@@ -241,21 +241,25 @@ def stage_map(ctx: Context) -> dict:
 
 
 def _generate(ctx: Context, model, seeds: list[str], n_each: int, sigmas, exclude: set,
-              draws_per_sigma: int, rng0: int) -> dict[str, list[str]]:
+              draws_per_sigma: int, rng0: int) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """New ligands around each seed and, per seed, the validity/uniqueness/novelty of its
+    draws (:meth:`Generated.stats`)."""
     from molmag.generative.analysis import generate_ligands
 
     s: DyLigandSettings = ctx.settings
-    out, taken = {}, set(exclude)
+    out, stats, taken = {}, {}, set(exclude)
     for k, seed in enumerate(seeds):
         g = generate_ligands(model, seed, n_each, sigmas=sigmas, draws_per_sigma=draws_per_sigma,
                              exclude=taken, rng_seed=rng0 + k, max_heavy_atoms=s.max_heavy_atoms)
         out[seed] = g.ligands
+        stats[seed] = g.stats()
         taken.update(g.ligands)
-    return out
+    return out, stats
 
 
 def stage_seeds(ctx: Context) -> dict:
-    from molmag.generative.analysis import plot_seed_vs_sample, seed_bins, seed_sample_r2
+    from molmag.generative.analysis import (plot_seed_vs_sample, seed_bins, seed_sample_r2,
+                                            seed_sample_r2_interval)
     from molmag.generative.labels import gap_table
 
     s: DyLigandSettings = ctx.settings
@@ -266,46 +270,64 @@ def stage_seeds(ctx: Context) -> dict:
     corpus = set(_read_list(ctx, "train.json")) | set(_read_list(ctx, "val.json"))
     path = ctx.out / "seed_bins.json"
     if path.exists():
-        gen = json.loads(path.read_text())["generated"]
+        doc = json.loads(path.read_text())
+        gen, stats = doc["generated"], doc.get("stats", {})   # no stats: an older campaign
     else:
-        gen = _generate(ctx, model, [p[1] for p in picks], s.samples_per_seed, s.bin_sigmas,
-                        corpus | set(subset), s.bin_draws, rng0=1000)
-        _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen})
+        gen, stats = _generate(ctx, model, [p[1] for p in picks], s.samples_per_seed,
+                               s.bin_sigmas, corpus | set(subset), s.bin_draws, rng0=1000)
+        _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen, "stats": stats})
     new = [g for lst in gen.values() for g in lst]
     ctx.log(f"{len(picks)} seeds in {s.n_bins} bins -> {len(new)} new ligands")
     table = _label(ctx, "gaps", new, "seed-bin samples")
-    pairs01, pairs07, rows = [], [], []
+    pairs01, pairs07, rows, owners = [], [], [], []
     for b, seed in picks:
         for g in gen.get(seed, []):
             if g in table:
                 pairs01.append((labelled[seed]["dE01"], table[g]["dE01"]))
                 pairs07.append((labelled[seed]["dE07"], table[g]["dE07"]))
+                owners.append(seed)
                 rows.append({"bin": b, "seed": seed, "sample": g,
                              "seed_dE01": labelled[seed]["dE01"], "dE01": table[g]["dE01"]})
     r2_01 = seed_sample_r2(*zip(*pairs01)) if len(pairs01) >= 2 else None
     r2_07 = seed_sample_r2(*zip(*pairs07)) if len(pairs07) >= 2 else None
+    ci01 = seed_sample_r2_interval(*zip(*pairs01), groups=owners, rng_seed=s.seed) \
+        if len(pairs01) >= 2 else None
+    ci07 = seed_sample_r2_interval(*zip(*pairs07), groups=owners, rng_seed=s.seed) \
+        if len(pairs07) >= 2 else None
     fig = plot_seed_vs_sample(pairs01, ctx.path("figures", "seed_vs_sample.png"), r2=r2_01)
     pr = np.array(pairs01) if pairs01 else np.zeros((0, 2))
+    per_seed = [{"bin": b, "seed": seed, **stats.get(seed, {}),
+                 "n_labelled": sum(1 for o in owners if o == seed)} for b, seed in picks]
     return {"n_seeds": len(picks), "n_generated": len(new), "n_labelled": len(pairs01),
-            "r2_dE01": r2_01, "r2_dE07": r2_07,
+            "n_seeds_with_pairs": len(set(owners)),
+            "r2_dE01": r2_01, "r2_dE07": r2_07, "r2_dE01_interval": ci01,
+            "r2_dE07_interval": ci07,
             "pearson_dE01": float(np.corrcoef(pr.T)[0, 1]) if len(pr) > 2 else None,
-            "rows": rows, "figure": str(fig.relative_to(ctx.out))}
+            "per_seed": per_seed, "rows": rows, "figure": str(fig.relative_to(ctx.out))}
 
 
 def _discovery_curve(model, seed: str, sigma: float, n_draws: int, training: set,
                      labelled: set, max_heavy_atoms: int, rng_seed: int) -> dict:
     """Unique novel ligands around one seed against draws (Fig. 10a): novel against the
-    training corpus, and against the corpus and the labelled subset."""
+    training corpus, and against the corpus and the labelled subset; with the validity
+    (RDKit), uniqueness (distinct valid molecules) and sanity
+    (:func:`molmag.chem.valence.is_sane`) of the draws for the per-seed table."""
+    from molmag.chem.valence import is_sane
     from molmag.generative.corpus import as_ligand
-    from molmag.generative.sampling import decode, encode, perturb
+    from molmag.generative.sampling import canonical_smiles, decode, encode, perturb
 
     z = encode(model, [seed])[0]
     seen_corpus: set[str] = set()
     seen_both: list[str] = []
+    distinct: set[str] = set()
     draws, curve = 0, []
-    n_valid = 0
+    n_valid = n_valid_mol = 0
     for b in range(int(np.ceil(n_draws / 100))):
         for smi in decode(model, perturb(z, sigma, 100, seed=[rng_seed, b])):
+            canon = canonical_smiles(smi) if smi else None
+            if canon is not None:
+                n_valid_mol += 1
+                distinct.add(canon)
             lig = as_ligand(smi, max_heavy_atoms=max_heavy_atoms) if smi else None
             if lig is None:
                 continue
@@ -316,7 +338,11 @@ def _discovery_curve(model, seed: str, sigma: float, n_draws: int, training: set
                     seen_both.append(lig.smiles)
         draws += 100
         curve.append((draws, len(seen_corpus), len(seen_both)))
-    return {"seed": seed, "curve": curve, "ligands": seen_both, "valid_ligand_draws": n_valid}
+    return {"seed": seed, "curve": curve, "ligands": seen_both, "valid_ligand_draws": n_valid,
+            "stats": {"draws": draws, "n_valid": n_valid_mol, "n_unique": len(distinct),
+                      "n_novel": len(seen_corpus),
+                      "n_novel_sane": sum(1 for g in seen_corpus if is_sane(g)),
+                      "sigmas": [sigma]}}
 
 
 def stage_repopulate(ctx: Context) -> dict:
@@ -365,7 +391,8 @@ def stage_repopulate(ctx: Context) -> dict:
                              ("generated", gen)], ctx.path("figures", "repopulation.png"))
     curve_fig = _plot_curves(doc["curves"], ctx.path("figures", "discovery.png"))
     per_min = doc["unique_new"] / max(doc["sampling_seconds"], 1e-9) * 60.0
-    return {"top_seeds": tops, "n_draws_per_seed": s.repop_draws, "sigma": s.repop_sigma,
+    per_seed = [{"seed": c["seed"], **c["stats"]} for c in doc["curves"] if "stats" in c]
+    return {"top_seeds": tops, "per_seed": per_seed, "n_draws_per_seed": s.repop_draws, "sigma": s.repop_sigma,
             "unique_new": doc["unique_new"], "sampling_seconds": doc["sampling_seconds"],
             "unique_new_per_minute": per_min, "chosen": len(doc["chosen"]),
             "labelled": len(gen), "generated": distribution_summary(gen),

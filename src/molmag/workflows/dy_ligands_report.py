@@ -14,6 +14,37 @@ def _f(x, fmt: str = ".0f"):
     return "–" if x is None else format(x, fmt)
 
 
+def r2_interval(sd: dict, key: str = "r2_dE01_interval") -> str:
+    """'(95 % bootstrap interval a to b; n pairs from k seeds)' for a seeds-stage result;
+    says plainly when there are too few pairs or seeds for an interval."""
+    ci = sd.get(key)
+    if not ci:
+        return f"({sd.get('n_labelled', 0)} pairs: too few for an interval)"
+    pairs = f"{ci['n_pairs']} pairs from {ci['n_groups']} seeds"
+    if ci.get("low") is None:
+        return f"({pairs}: too few for a bootstrap interval)"
+    return (f"({100 * ci['level']:.0f} % bootstrap interval {ci['low']:.2f} to {ci['high']:.2f}, "
+            f"seeds resampled; {pairs})")
+
+
+def per_seed_rows(per_seed: list[dict], first: str) -> list[list]:
+    """Rows of the per-seed validity/uniqueness/novelty table (rates of the draws)."""
+    rows = []
+    for r in per_seed:
+        d = r.get("draws")
+        if not d:
+            continue
+        rows.append([r.get(first, "–"), f"`{r['seed']}`", ", ".join(f"{x:g}" for x in r["sigmas"]),
+                     d, f"{100 * r['n_valid'] / d:.1f} %",
+                     f"{r['n_unique']} ({100 * r['n_unique'] / max(r['n_valid'], 1):.1f} %)",
+                     r["n_novel"], r["n_novel_sane"]])
+    return rows
+
+
+PER_SEED_HEADER = ["σ", "draws", "valid", "unique (of valid)", "novel ligands",
+                   "novel and sane"]
+
+
 def findings(res: dict) -> list[str]:
     """The headline numbers: order of the latent space, seed-bin R^2, repopulation shift."""
     out = []
@@ -27,8 +58,9 @@ def findings(res: dict) -> list[str]:
     sd = res.get("seeds") or {}
     if sd.get("r2_dE01") is not None:
         out.append(f"**Seed bins**: {sd['n_labelled']} generated ligands follow their seeds' "
-                   f"ΔE01 with R² = {sd['r2_dE01']:.2f} (ΔE07: {_f(sd.get('r2_dE07'), '.2f')}; "
-                   f"the paper's GAUSS-II on CASSCF: {PAPER['seed_sample_r2']}).")
+                   f"ΔE01 with R² = {sd['r2_dE01']:.2f} {r2_interval(sd)} (ΔE07: "
+                   f"{_f(sd.get('r2_dE07'), '.2f')}; the paper's GAUSS-II on CASSCF: "
+                   f"{PAPER['seed_sample_r2']}).")
     rp = res.get("repopulate") or {}
     if rp.get("generated", {}).get("n"):
         g, r, sh = rp["generated"], rp["random"], rp["shift_vs_random"]
@@ -122,9 +154,20 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         rep.text(f"{sd['n_seeds']} seeds from {s.n_bins} bins of ΔE01, up to "
                  f"{s.samples_per_seed} new ligands each (σ from {s.bin_sigmas[0]:g}); "
                  f"{sd['n_labelled']} labelled. R²(sample vs seed) ΔE01 = "
-                 f"{_f(sd['r2_dE01'], '.2f')}, ΔE07 = {_f(sd['r2_dE07'], '.2f')}; Pearson r "
-                 f"ΔE01 = {_f(sd['pearson_dE01'], '.2f')}.")
+                 f"{_f(sd['r2_dE01'], '.2f')} {r2_interval(sd)}, ΔE07 = "
+                 f"{_f(sd['r2_dE07'], '.2f')} {r2_interval(sd, 'r2_dE07_interval')}; Pearson r "
+                 f"ΔE01 = {_f(sd['pearson_dE01'], '.2f')}. The samples of one seed share its "
+                 f"value, so the interval resamples whole seeds: with few seeds it is wide, "
+                 f"and an R² from a handful of pairs says little.")
         rep.figure(ctx.out / sd["figure"], "ΔE01 of generated ligands against their seeds")
+        rows = per_seed_rows(sd.get("per_seed") or [], "bin")
+        if rows:
+            rep.table(["bin", "seed"] + PER_SEED_HEADER, rows,
+                      caption="LP draws per seed: valid = RDKit reads the string; unique = "
+                              "distinct valid molecules; novel = new ligands (not in the "
+                              "corpus, the labelled subset or earlier seeds' samples; sampling "
+                              "stops when enough are found); sane = passing the valence filter "
+                              "(molmag.chem.valence)")
     rp = res.get("repopulate")
     if rp:
         rep.heading("Targeted repopulation (Fig. 10)")
@@ -142,12 +185,29 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         rep.figure(ctx.out / rp["figure"], "ΔE01: random subset, top seeds, generated ligands")
         rep.figure(ctx.out / rp["curve_figure"], "unique novel ligands against LP samples "
                    "per seed (mean and range over the top seeds)")
-        best = best_ligands(ctx)
-        if best:
+        rows = per_seed_rows(rp.get("per_seed") or [], "rank")
+        if rows:
+            rep.table(["rank", "seed"] + PER_SEED_HEADER,
+                      [[k + 1] + r[1:] for k, r in enumerate(rows)],
+                      caption=f"validity, uniqueness and novelty of the {rp['n_draws_per_seed']} "
+                              f"LP draws around each top seed (novel = not in the training "
+                              f"corpus; sane = passing the valence filter)")
+        best, flagged = best_ligands(ctx, with_flagged=True)
+        if best or flagged:
             rep.heading("Best generated ligands", 3)
+            rep.text("Before ranking, every labelled generated ligand goes through the valence "
+                     "sanity filter (molmag.chem.valence: RDKit sanitisation plus no hypervalent "
+                     "S/P outside S(=O), S(=O)2 and P(=O) groups, no S/P chains, no antiaromatic "
+                     "3-/4-membered rings, no charge away from the donor). Flagged ligands are "
+                     f"left out of the ranking: {len(flagged)} of the {rp['labelled']} labelled "
+                     f"generated ligands" + (":" if flagged else "."))
+            if flagged:
+                rep.table(["left out (donor first)", "ΔE01", "why"], flagged)
+        if best:
             rep.table(["ligand (donor first)", "ΔE01", "ΔE07", "donor q (e)", "donor μ (e Å)",
                        "α (Å³)", "novel"], best,
-                      caption="novel = not in the training corpus nor the labelled subset")
+                      caption="novel = not in the training corpus nor the labelled subset; "
+                              "only ligands that pass the valence filter are ranked")
     st = ctx.out / "campaign.json"
     if st.exists():
         import json
@@ -158,25 +218,34 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
     return rep.write(ctx.out)
 
 
-def best_ligands(ctx: Context, n: int = 10) -> list[list]:
+def best_ligands(ctx: Context, n: int = 10, with_flagged: bool = False):
+    """The ``n`` labelled generated ligands of the repopulation with the largest ΔE01, among
+    those that pass the valence sanity filter (:func:`molmag.chem.valence.valence_problems`).
+    With ``with_flagged`` also the rows of the flagged ligands (ligand, ΔE01, problems) that
+    were left out: returns (best rows, flagged rows)."""
     import json
 
+    from molmag.chem.valence import valence_problems
     from molmag.generative.labels import gap_table, proxy_table
 
     path = ctx.out / "repopulation.json"
     if not path.exists():
-        return []
+        return ([], []) if with_flagged else []
     chosen = json.loads(path.read_text())["chosen"]
     gaps = gap_table(ctx.out / "complexes.db")
     prox = proxy_table(ctx.out / "proxies.db")
-    rows = sorted((g for g in chosen if g in gaps), key=lambda g: -gaps[g]["dE01"])[:n]
+    ranked = sorted((g for g in chosen if g in gaps), key=lambda g: -gaps[g]["dE01"])
+    problems = {g: valence_problems(g) for g in ranked}
+    flagged = [[f"`{g}`", _f(gaps[g]["dE01"]), "; ".join(problems[g])]
+               for g in ranked if problems[g]]
+    rows = [g for g in ranked if not problems[g]][:n]
     out = []
     for g in rows:
         p = prox.get(g, {})
         out.append([f"`{g}`", _f(gaps[g]["dE01"]), _f(gaps[g]["dE07"]),
                     _f(p.get("donor_charge"), ".3f"), _f(p.get("donor_dipole"), ".3f"),
                     _f(p.get("donor_polarizability"), ".2f"), "yes"])
-    return out
+    return (out, flagged) if with_flagged else out
 
 
-__all__ = ["write_report", "findings", "best_ligands"]
+__all__ = ["write_report", "findings", "best_ligands", "r2_interval", "per_seed_rows"]
