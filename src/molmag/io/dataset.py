@@ -248,6 +248,7 @@ class Dataset:
     def __init__(self, url: str | Path, busy_timeout: float | None = None):
         self.url = str(url)
         kind = self._type(self.url)
+        self._is_sql = kind in ("db", "postgresql")
         if kind == "db":
             self.db = _SQLiteStore(os.path.abspath(os.path.expanduser(self.url)),
                                    use_lock_file=False)
@@ -455,6 +456,12 @@ class Dataset:
         return self.retrying(write)
 
     # -- leases (who is working on what; see the module's notes) ---------------------------
+    @property
+    def _sql(self) -> bool:
+        """SQLite or PostgreSQL (leases need SQL); a JSON file has a single writer, and
+        there every claim succeeds."""
+        return self._is_sql
+
     def _lease_table(self) -> None:
         self._cursor().execute("CREATE TABLE IF NOT EXISTS molmag_leases (key TEXT PRIMARY KEY, "
                                "holder TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)")
@@ -464,6 +471,8 @@ class Dataset:
         ``holder``'s are taken (and returned, in the order given); those another holder keeps
         alive are left."""
         keys = list(dict.fromkeys(keys))
+        if not self._sql:
+            return keys
 
         def take() -> list[str]:
             self._lease_table()
@@ -488,6 +497,9 @@ class Dataset:
 
     def renew(self, holder: str, seconds: float) -> int:
         """Extend every lease of ``holder`` to ``seconds`` from now; returns how many."""
+        if not self._sql:
+            return 0
+
         def extend() -> int:
             self._lease_table()
             cur = self._cursor()
@@ -498,6 +510,8 @@ class Dataset:
         return self.retrying(extend)
 
     def _release(self, holder: str, keys: list[str] | None) -> None:
+        if not self._sql:
+            return
         self._lease_table()
         cur = self._cursor()
         if keys is None:
@@ -512,6 +526,9 @@ class Dataset:
 
     def leases(self) -> dict[str, tuple[str, float]]:
         """Every lease: key -> (holder, expiry as a Unix time); expired ones included."""
+        if not self._sql:
+            return {}
+
         def read() -> dict[str, tuple[str, float]]:
             self._lease_table()
             cur = self._cursor()
@@ -524,7 +541,10 @@ class Dataset:
     def _metadata(self) -> dict:
         """The metadata as stored now (ASE caches what it read first, which another writer
         may have changed since)."""
-        if not isinstance(self.db, SQLite3Database):  # JSON files: ASE's own
+        if not self._is_sql:  # JSON files: ASE's own
+            name = getattr(self.db, "filename", None)
+            if isinstance(name, str) and not os.path.exists(name):
+                return {}  # not written yet
             return dict(self.db.metadata or {})
         with self.db.managed_connection() as con:
             cur = con.cursor()
