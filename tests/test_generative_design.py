@@ -177,7 +177,8 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     ci = res["seeds"]["r2_dE01_interval"]
     assert ci is None or ci["n_pairs"] == res["seeds"]["n_labelled"]
     assert "too few" in md or "bootstrap interval" in md
-    assert "novel and sane" in md and "valence sanity filter" in md
+    assert "novel and sane" in md and "| bin | seed | σ | draws | valid |" in md
+    assert ("valence sanity filter" in md) == bool(res["repopulate"]["labelled"])
     per = res["repopulate"]["per_seed"]
     assert len(per) == len(res["repopulate"]["top_seeds"])
     for r in per:
