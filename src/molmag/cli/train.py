@@ -203,7 +203,7 @@ def predict(
     from molmag.training.run import prediction_summary
 
     with user_errors():
-        frames = read_frames(structures, index)
+        frames = read_frames(structures, index, metal_index=metal)
         if metal is not None:
             for a in frames:
                 a.info["metal_index"] = metal
