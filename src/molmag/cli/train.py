@@ -241,7 +241,7 @@ def predict(
             cells = [_with_std(r[k], r[k + "_std"]) for k in scalar]
             if "kd_energies" in keys:
                 cells.append(" ".join(f"{x:.0f}" for x in r["kd_energies"]))
-            cells.append("; ".join(r["flags"]) if r["flags"] else "")
+            cells.append(_flag_cell(r["flags"]))
             t.add_row(str(r["index"]), r["formula"], *cells)
         console.print(t)
     st = Table(title=f"summary of {summary['n']} structure(s)", title_justify="left")
@@ -256,6 +256,14 @@ def predict(
     console.print(f"flagged: {summary['flagged']} of {summary['n']} "
                   f"({100 * summary['flagged_share']:.1f} %); uncertainty: "
                   f"{committee.calibration_note}", highlight=False)
+
+
+def _flag_cell(flags: list[str]) -> str:
+    """The table's short form of a structure's flags (``--json`` has them all)."""
+    if not flags:
+        return ""
+    more = f" (+{len(flags) - 1} more, see --json)" if len(flags) > 1 else ""
+    return flags[0] + more
 
 
 def _with_std(value: float, std: float) -> str:
