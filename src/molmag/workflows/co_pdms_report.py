@@ -67,6 +67,31 @@ def slope_disagreements(slopes: dict, reference: str = "reference") -> list[str]
     return out
 
 
+def _trust(m: dict) -> str:
+    """One model's size and test coverage, with a plain verdict on its sigma."""
+    cov = m.get("coverage") or {}
+    key = "zfs_D" if "zfs_D" in cov else "forces" if "forces" in cov else "energy"
+    c = cov.get(key) or {}
+    what = {"zfs_D": "D", "forces": "forces", "energy": "energies"}[key]
+    text = f"{m['kind']} on {m['sizes'].get('train')} structures"
+    if not c.get("n"):
+        return text + " (no test coverage)"
+    c1, c2 = c["coverage_1sigma"], c["coverage_2sigma"]
+    rho = c.get("spearman_abs_error_sigma")
+    text += (f": {100 * c1:.0f} % of its test errors of {what} within ±1σ and "
+             f"{100 * c2:.0f} % within ±2σ (68 and 95 % if calibrated)")
+    if c1 < 0.58 or c2 < 0.85:
+        text += ", so its σ **understates** the error"
+    elif c1 > 0.78 and c2 < 0.9:
+        text += (", so its errors are heavy-tailed: σ overstates most of them but a few lie "
+                 "far outside it")
+    elif c1 > 0.78 or c2 > 0.99:
+        text += ", so its σ is cautious (overstates the error)"
+    if rho is not None and math.isfinite(rho) and rho < 0.3:
+        text += f"; ρ(|error|, σ) = {rho:.2f}: σ does **not** rank its errors"
+    return text
+
+
 def findings(res: dict) -> tuple[list[str], dict]:
     """The headline bullets (which coordinates drive D and the comparison with the paper)
     and the numbers behind them."""
@@ -144,6 +169,10 @@ def findings(res: dict) -> tuple[list[str], dict]:
             f"{_num(top.get('reference_zfs_D_cm-1'))} cm⁻¹ at the optimum "
             f"({'—' if err is None else f'{100 * err:.1f} %'} from the ML value; the paper: "
             "~7 % against CASSCF).")
+    tr = res.get("train") or {}
+    if tr:
+        bullets.append("**How far the models can be trusted** (test set, σ calibrated on the "
+                       "validation split): " + "; ".join(_trust(m) for m in tr.values()) + ".")
     corr = res.get("correlate", {}).get("reference", {}).get("table", [])
     if corr:
         parts = [f"r(D, {FEATURE_NAMES.get(t['feature'], t['feature'])}) = {t['r']:+.2f}"
