@@ -292,3 +292,17 @@ def test_calibrate_command_restores_an_uncalibrated_file(trained, tmp_path):
     r = runner.invoke(app, ["calibrate", str(old), str(folder / "cocl4.db"),
                             "--select", "id<5"])
     assert r.exit_code == 1 and "training rows" in r.output
+
+
+@needs_snap
+def test_pso_flags_default_to_the_calibration_threshold(trained):
+    from molmag.explore.calculators import RoutedCalculator
+    from molmag.explore.runs import calibrated_threshold
+
+    res, folder = trained
+    calc = ModelCalculator(folder / "model" / "model.npz")
+    thr = res.model.calibration.get("zfs_D").threshold
+    assert np.isfinite(thr) and thr > 0
+    assert calibrated_threshold(calc, "zfs_D") == pytest.approx(thr)
+    assert calibrated_threshold(RoutedCalculator([calc]), "zfs_D") == pytest.approx(thr)
+    assert calibrated_threshold(LigandFieldCalculator(), "zfs_D") is None

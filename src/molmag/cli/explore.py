@@ -60,7 +60,7 @@ def optimize(
 ):
     """Particle-swarm optimisation of chi = E - E0 + gamma D for every gamma of CONFIG.
 
-    Prints one row per gamma (D, E/D, energy cost, committee spread, the reference D at the
+    Prints one row per gamma (D, E/D, energy cost, calibrated committee σ, the reference D at the
     optimum and the internal coordinates that changed most) and writes them, the paths and
     the optima to the output folder.  An interrupted run resumes from its checkpoints."""
     from molmag.explore.runs import load_optimize_config, run_optimize

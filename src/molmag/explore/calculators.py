@@ -9,7 +9,7 @@ A **calculator** is one of
 
 * ``{model: path/model.npz}`` — a trained molmag committee
   (:class:`~molmag.models.calculator.ModelCalculator`: ``energy`` or ``zfs_D`` with its
-  committee spread ``*_std``);
+  calibrated committee sigma ``*_std``, see molmag.models.calibration);
 * ``{xtb: {accuracy: 1.0, ...}}`` — GFN2-xTB (tblite), energy and forces (eV, eV/Angstrom);
 * ``{ligand_field: {ion: null, ...}}`` — molmag's ligand-field engine, ``zfs_D`` (cm-1).  The
   donors default to those of the start structure, so a displaced structure keeps its donor set;

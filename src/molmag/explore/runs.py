@@ -208,6 +208,23 @@ def plot_pso_convergence(results, path: str | Path) -> Path:
     return path
 
 
+def calibrated_threshold(calc, prop: str) -> float | None:
+    """The calibration's flag threshold (twice the validation's 95th percentile of the
+    calibrated sigma, :class:`molmag.models.calibration.Calibration`) of the model behind
+    ``calc`` that gives ``prop``; ``None`` for a reference engine or an uncalibrated model."""
+    import math
+
+    from molmag.explore.calculators import RoutedCalculator
+    from molmag.models.calculator import ModelCalculator
+
+    if isinstance(calc, RoutedCalculator):
+        calc = next((c for c in calc.calculators if prop in c.implemented_properties), None)
+    if not isinstance(calc, ModelCalculator):
+        return None
+    thr = calc.model.calibration.get(prop).threshold
+    return float(thr) if math.isfinite(thr) else None
+
+
 def run_optimize(cfg: OptimizeConfig, *, start=None, progress: bool = False,
                  log: Callable[[str], None] | None = None) -> OptimizeRun:
     """PSO for every gamma of ``cfg`` (common random numbers, one checkpoint per gamma) and
@@ -225,6 +242,13 @@ def run_optimize(cfg: OptimizeConfig, *, start=None, progress: bool = False,
     ref = make_calculator(cfg.reference, atoms) if cfg.reference is not None else None
     p = cfg.pso.model_dump()
     seed = p.pop("seed")
+    for key, calc, prop, unit in (("std_threshold_E", e_calc, "energy", "eV"),
+                                  ("std_threshold_D", d_calc, "zfs_D", "cm-1")):
+        if p[key] is None:
+            p[key] = calibrated_threshold(calc, prop)
+            if p[key] is not None:
+                log(f"flagging steps whose {prop} sigma exceeds {p[key]:.3g} {unit} (the "
+                    "model's calibration threshold)")
     log(f"PSO on {atoms.get_chemical_formula()}: {p['n_particles']} particles x "
         f"{p['n_steps']} steps for gamma = {cfg.gammas} eV/cm-1")
     scan = pso_gamma_scan(atoms, e_calc, d_calc, cfg.gammas, seed=seed,

@@ -36,7 +36,8 @@ pso:
   clash_factor: 0.7      # penalty when d_ij < 0.7 (R_i + R_j) ...
   clash_strength: 100.0  # ... of 100 eV * (1 - d/d0)^2
   seed: 0
-  std_threshold_E: null  # eV: flag steps whose committee spread of E exceeds this
+  std_threshold_E: null  # eV: flag steps whose calibrated committee sigma of E exceeds this
+                         # (null: the model's own calibration threshold)
   std_threshold_D: null  # cm-1: the same for D
 
 top: 5                   # internal coordinates listed per gamma, ranked by change
