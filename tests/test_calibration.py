@@ -306,3 +306,10 @@ def test_pso_flags_default_to_the_calibration_threshold(trained):
     assert calibrated_threshold(calc, "zfs_D") == pytest.approx(thr)
     assert calibrated_threshold(RoutedCalculator([calc]), "zfs_D") == pytest.approx(thr)
     assert calibrated_threshold(LigandFieldCalculator(), "zfs_D") is None
+
+
+def test_domain_of_a_structure_with_two_metals_skips_the_metal_distance():
+    a = Atoms("Co2Cl2", positions=[[0, 0, 0], [3.0, 0, 0], [1.5, 1.5, 0], [1.5, -1.5, 0]])
+    dom = TrainingDomain.fit([a])
+    assert dom.problems(a) == []
+    assert dom.ranges["Cl"]["metal"] is None

@@ -563,7 +563,7 @@ def test_cli_spectrum_errors(tmp_path):
     pc.write_text("-1 0 0 2\n")
     bad = tmp_path / "bad.txt"
     bad.write_text("-1 0 0\n")
-    cases = [([empty], "cannot read"), ([water], "no lanthanide"), ([], "either STRUCTURE"),
+    cases = [([empty], "contains no structures"), ([water], "no lanthanide"), ([], "either STRUCTURE"),
              ([water, "--point-charges", pc], "either STRUCTURE"),
              (["--point-charges", pc], "needs --ion"),
              (["--point-charges", empty, "--ion", "Dy3+"], "no point charges"),

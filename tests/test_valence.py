@@ -82,3 +82,12 @@ def test_built_in_corpus_passes():
     flagged = [(g.smiles, valence_problems(g.smiles)) for g in ligands[::4]]
     flagged = [f for f in flagged if f[1]]
     assert flagged == []
+
+
+def test_iminophosphoranes_are_sane_ligands():
+    """R3P=NR (phosphinimides, a ligand class of Dy SMMs) is five-valent P with one P=N."""
+    from molmag.chem.valence import is_sane
+
+    for smi in ("CN=P(C)(C)C", "[N-]=P(c1ccccc1)(c1ccccc1)c1ccccc1", "N=P(C)(C)C"):
+        assert is_sane(smi), smi
+    assert not is_sane("CN=P(=O)(C)C")   # two double bonds on P: refused

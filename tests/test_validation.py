@@ -109,8 +109,11 @@ def test_multiplicity_rules_with_the_metal():
     e = raises(a, r"multiplicity 3 is impossible with 97 electrons \(charge -2\): an odd count "
                   r"needs an even multiplicity", charge=-2, multiplicity=3)
     assert e.field == "multiplicity"
-    e = raises(a, r"multiplicity 8 needs 7 unpaired electrons; the metal 0 \(Co\) can hold at "
-                  r"most 5", charge=-2, multiplicity=8)
+    # Co can hold 5 unpaired electrons, radical ligands 2 more: multiplicity 8 passes, 10 not
+    validate_structure(a, charge=-2, multiplicity=8)
+    e = raises(a, r"multiplicity 10 needs 9 unpaired electrons; the metal 0 \(Co\) can hold at "
+                  r"most 5 in any oxidation state, plus 2 on radical ligands", charge=-2,
+               multiplicity=10)
     assert e.atoms == (0,)
     # with the oxidation state: Co2+ is d7 (at most 3 unpaired: 2S+1 <= 4)
     validate_structure(a, charge=-2, multiplicity=4, oxidation_state=2)
@@ -141,7 +144,7 @@ def test_record_uses_the_gate():
     with pytest.raises(StructureError, match=r"atoms 0 \(Co\) and 1 \(Cl\)"):
         Record(a, charge=-2, multiplicity=4)
     with pytest.raises(StructureError, match="at most 5"):
-        Record(cocl4(), charge=-2, multiplicity=8)
+        Record(cocl4(), charge=-2, multiplicity=10)
     b = cocl4()
     b.positions[0, 0] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
@@ -189,3 +192,20 @@ def test_point_charge_records_stay_apart_in_a_dataset(tmp_path):
     assert kd == [200.0, 300.0]
     for r in ds.select():  # read back, the hash (with its point charges) is the stored one
         assert ds.find(r) == r.id
+
+
+def test_rows_of_a_dataset_written_before_the_gate_are_read_not_refused(tmp_path):
+    """A row stored by molmag <= 0.2 with two atoms 0.3 Angstrom apart: reading the dataset
+    must not fail (the gate guards what enters, not what is already there)."""
+    from molmag.io.dataset import Dataset
+
+    db = Dataset(tmp_path / "old.db")
+    db.add(Record(cocl4(), charge=-2, multiplicity=4))     # creates the schema
+    bad = cocl4()
+    bad.positions[2] = bad.positions[1] + [0.3, 0.0, 0.0]
+    db.db.write(bad, total_charge=-2, multiplicity=4, metal_index=0,
+                structure_hash="old-row-with-a-clash")
+    recs = list(db.select())
+    assert len(recs) == 2 and np.allclose(recs[1].atoms.positions, bad.positions)
+    with pytest.raises(ValueError, match="0.300"):   # but it cannot be written again as new
+        Record(recs[1].atoms, charge=-2, multiplicity=4)

@@ -133,14 +133,17 @@ def _phosphorus(atom) -> str | None:
     v = _valence(atom)
     doubles = sum(1 for b in atom.GetBonds() if b.GetBondTypeAsDouble() >= 2.0)
     oxo = _doubles_to(atom, ("O", "S"))
+    imino = _doubles_to(atom, ("N",))
     if v == 3 and doubles == 0:
         return None
     if v == 5 and oxo == 1 and doubles == 1:
         return None                        # phosphoryl, H included (secondary phosphine oxides)
+    if v == 5 and imino == 1 and doubles == 1 and not atom.GetIsAromatic():
+        return None                        # iminophosphoranes / phosphinimides R3P=NR
     if v == 3 and oxo:
         return f"{_label(atom)}: P=O/P=S on a three-valent phosphorus (not a phosphoryl P(=O)X3)"
     return (f"{_label(atom)}: phosphorus of valence {v} with {doubles} double bond(s) (only "
-            f"phosphines PX3 and phosphoryl P(=O)X3 are accepted)")
+            f"phosphines PX3, phosphoryl P(=O)X3 and iminophosphoranes R3P=NR are accepted)")
 
 
 def _ring_pi_electrons(mol, ring) -> int | None:

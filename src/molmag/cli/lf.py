@@ -69,9 +69,12 @@ def _check_charge(model, atoms, structure, frame, charge, multiplicity, ion) -> 
     where = f"{structure}, frame {frame}, field 'charge'"
     if ion is not None:
         ion_ox = int(model.ion[len(el):].rstrip("+") or 0)
-        if ion_ox != ox:
-            raise ValueError(f"{where}: charge {q:+d} minus the donors' formal charges "
-                             f"({donor_q:+d}) makes the metal {el}{ox:+d}, not the given {ion}")
+        if ion_ox != ox:  # the explicit --ion wins (donor formal charges may be mistyped)
+            from molmag.cli.common import err_console
+
+            err_console.print(f"[yellow]warning:[/] {where}: charge {q:+d} minus the donors' "
+                              f"formal charges ({donor_q:+d}) makes the metal {el}{ox:+d}, "
+                              f"not the given {ion}; using {ion}", highlight=False)
         return
     validate_structure(atoms, source=structure, frame=frame, charge=q, multiplicity=m,
                        metal_index=model.metal, oxidation_state=ox, min_distance=0)

@@ -250,8 +250,8 @@ def predict(
     for k in scalar + [k + "_std" for k in scalar]:
         if k in summary:
             v = summary[k]
-            st.add_row(k if k.endswith("_std") else k, *(f"{v[c]:.4g}" for c in
-                                                        ("mean", "std", "min", "max")))
+            st.add_row(k, *(f"{v[c]:.4g}" for c in
+                                          ("mean", "std", "min", "max")))
     console.print(st)
     console.print(f"flagged: {summary['flagged']} of {summary['n']} "
                   f"({100 * summary['flagged_share']:.1f} %); uncertainty: "

@@ -302,7 +302,7 @@ class Dataset:
                       multiplicity=kvp.get("multiplicity", 1),
                       metal_index=kvp.get("metal_index"), split=kvp.get("split"),
                       labels=labels, provenance=dict(data.get("provenance", {})), id=row.id,
-                      tags=tags)
+                      tags=tags, gate=False)
 
     # -- transactions -----------------------------------------------------------------------
     @contextmanager

@@ -138,6 +138,9 @@ class Record:
     provenance: dict[str, Provenance] = field(default_factory=dict)
     id: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    #: False for rows read back from a dataset: they passed the gate when they were written
+    #: (rows of datasets written before the gate are read as they are, not refused)
+    gate: bool = field(default=True, repr=False, compare=False)
 
     def __post_init__(self):
         n = len(self.atoms)
@@ -163,8 +166,9 @@ class Record:
             if not 0 <= self.metal_index < n:
                 raise LabelError("metal_index", f"{self.metal_index} is not an atom index (0..{n - 1})")
         # the one gate for structures: finite, sane, no clashes, a multiplicity the metal can hold
-        validate_structure(self.atoms, charge=self.charge, multiplicity=self.multiplicity,
-                           metal_index=self.metal_index)
+        if self.gate:
+            validate_structure(self.atoms, charge=self.charge, multiplicity=self.multiplicity,
+                               metal_index=self.metal_index)
         if self.split is not None:
             self.split = str(self.split).strip()
             if not self.split.isidentifier():
@@ -202,4 +206,5 @@ class Record:
         new_labels = {**self.labels, **labels}
         new_prov = {**self.provenance, **provenance}
         return Record(self.atoms.copy(), self.charge, self.multiplicity, self.metal_index,
-                      self.split, new_labels, new_prov, self.id, dict(self.tags))
+                      self.split, new_labels, new_prov, self.id, dict(self.tags),
+                      gate=self.gate)

@@ -13,7 +13,9 @@ Checked, in this order, each failure a :class:`~molmag.io.errors.StructureError`
   (3 per non-metal atom, 8 per metal), the multiplicity an integer >= 1, the electron count
   (sum of Z - charge) is >= 0 and its parity fits the multiplicity (odd count <-> even 2S+1);
 * with a d/f metal, the multiplicity does not exceed what the metal's shell can hold
-  unpaired (d: 2S+1 <= 6, f: 2S+1 <= 9 for any oxidation state), and, when the metal's
+  unpaired (d: 2S+1 <= 6, f: 2S+1 <= 9 for any oxidation state) plus
+  :data:`LIGAND_RADICALS` unpaired electrons per metal on radical ligands (semiquinonates,
+  nitronyl nitroxides, N2^3- bridges couple ferromagnetically to the metal), and, when the metal's
   oxidation state is known (``oxidation_state``), its d^n/f^n count exists (0 <= n <= 10 or 14)
   and 2S+1 <= min(n, 10 - n (14 - n)) + 1 plus one per other unpaired-capable metal.
 """
@@ -38,8 +40,12 @@ MAX_COORDINATE = 1.0e5
 #: their sum over the atoms bounds |charge|.
 MAX_ATOM_CHARGE = 3
 MAX_METAL_CHARGE = 8
-#: Multiplicity bound for any oxidation state: d^5 (2S+1 = 6), f^7 d^1 (2S+1 = 9, e.g. Gd2+).
+#: Multiplicity bound for any oxidation state: d^5 (2S+1 = 6), f^7 d^1 (2S+1 = 9, e.g. Gd2+
+#: as 4f^7 5d^1; with an explicit oxidation state the f count is taken as f^n, Gd2+ = f^8).
 _MAX_MULT_ANY_OX = {"d": 6, "f": 9}
+#: Unpaired electrons allowed on radical ligands per metal when no oxidation state is known
+#: (Fe3+ or Gd3+ with one or two coupled radicals are real high-spin molecules).
+LIGAND_RADICALS = 2
 
 
 def _sym(atoms: Atoms, i: int) -> str:
@@ -230,12 +236,14 @@ def validate_structure(atoms: Atoms, *, source=None, frame: int | None = None,
                  f"unpaired electrons), which cannot have multiplicity {multiplicity} "
                  f"(at most {bound + others + 1})", "multiplicity", (m,))
         return
-    bound = sum(max_unpaired(numbers[k]) for k in metal_indices(atoms))
-    if multiplicity - 1 > bound:
-        names = ", ".join(_sym(atoms, k) for k in metal_indices(atoms))
+    metal_idx = metal_indices(atoms)
+    bound = sum(max_unpaired(numbers[k]) for k in metal_idx)
+    if multiplicity - 1 > bound + LIGAND_RADICALS * len(metal_idx):
+        names = ", ".join(_sym(atoms, k) for k in metal_idx)
         fail(f"multiplicity {multiplicity} needs {multiplicity - 1} unpaired electrons; the "
-             f"metal {names} can hold at most {bound} in any oxidation state",
-             "multiplicity", tuple(metal_indices(atoms)))
+             f"metal {names} can hold at most {bound} in any oxidation state, plus "
+             f"{LIGAND_RADICALS * len(metal_idx)} on radical ligands",
+             "multiplicity", tuple(metal_idx))
 
 
 def _closest_pair_below(atoms: Atoms, pos: np.ndarray, cutoff: float,

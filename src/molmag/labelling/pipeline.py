@@ -196,7 +196,7 @@ class LeaseKeeper:
         ds = None
         while not self._stop.wait(self.seconds / 3.0):
             try:
-                ds = ds or Dataset(self.url)
+                ds = ds if ds is not None else Dataset(self.url)
                 ds.renew(self.holder, self.seconds)
                 self.renewals += 1
             except Exception:  # retried at the next tick
@@ -382,12 +382,15 @@ class LabelRun:
             got = set(self.ds.claim([f"row:{it['id']}" for it in cands], self.holder,
                                     self.lease_seconds))
             done_now = []
+            # failures recorded by other runs since this one started (a row another run
+            # failed and released is not tried again here unless retry_failed)
+            current = {**self.ds.failures(), **failures} if got else failures
             for it in cands:
                 if f"row:{it['id']}" not in got:
                     deferred.append(it)
                     continue
                 # re-read after the claim: another run may have labelled it meanwhile
-                fresh = self._item(self.ds.get(it["id"]), failures, count=False)
+                fresh = self._item(self.ds.get(it["id"]), current, count=False)
                 if fresh is None:
                     done_now.append(f"row:{it['id']}")
                 else:

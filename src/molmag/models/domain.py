@@ -44,7 +44,10 @@ def _features(atoms: Atoms) -> tuple[np.ndarray, np.ndarray | None]:
         nn = d.min(axis=1)
     m = atoms.info.get("metal_index")
     if m is None:
-        m = find_metal_index(atoms)
+        try:
+            m = find_metal_index(atoms)
+        except ValueError:  # several metals and none named: no metal-distance check
+            m = None
     metal = None if m is None else np.linalg.norm(pos - pos[int(m)], axis=1)
     return nn, metal
 

@@ -118,8 +118,10 @@ def reliability_plot(path: str | Path, errors: dict[str, tuple], title: str = ""
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
     lim = 0.0
     for key, (e, s) in errors.items():
-        p, obs = reliability_curve(e, s)
         rep = calibration_report(e, s)
+        if not rep.get("n"):
+            continue
+        p, obs = reliability_curve(e, s)
         ax.plot(p, obs, "o-", ms=3,
                 label=f"{key}: ±1σ {rep['coverage_1sigma']:.2f}, ±2σ {rep['coverage_2sigma']:.2f}")
         e, s = np.abs(np.ravel(e)), np.ravel(s)

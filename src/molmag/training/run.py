@@ -254,11 +254,16 @@ def calibrate_model(model: str | Path, dataset: str, selection: str | None = Non
     records = labelled_records(dataset, committee.target, selection)
     if selection is not None:
         rows = records
-        train_ids = set((committee.config.get("split_ids") or {}).get("train", []))
-        if train_ids and Path(str(committee.config.get("dataset", ""))).resolve() == \
-                Path(dataset).resolve() and any(r.id in train_ids for r in rows):
-            raise ValueError(f"--select {selection!r} picks training rows of the model; "
-                             "calibrate on held-out rows only")
+        ids = committee.config.get("split_ids") or {}
+        same = Path(str(committee.config.get("dataset", ""))).resolve() == \
+            Path(dataset).resolve()
+        for split in ("train", "test"):
+            if same and set(ids.get(split, [])) & {r.id for r in rows}:
+                raise ValueError(
+                    f"--select {selection!r} picks test rows of the model; calibrate on "
+                    "held-out rows that are not its test split" if split == "test" else
+                    f"--select {selection!r} picks training rows of the model; calibrate on "
+                    "held-out rows only")
     else:
         rows = _model_splits(committee, dataset, records).get("val", [])
         if not rows:
@@ -269,6 +274,9 @@ def calibrate_model(model: str | Path, dataset: str, selection: str | None = Non
     calibrate(committee, frames, targets, method, log)
     pred = committee.predict(frames)
     report = committee.calibration_metrics(pred, targets, frames)
+    for split_metrics in committee.metrics.values():   # coverage of the old calibration
+        if isinstance(split_metrics, dict):
+            split_metrics.pop("calibration", None)
     out = committee.save(output or path)
     return {"model": str(out), "n": len(rows), "method": method,
             "calibration": committee.calibration.as_dict(), "coverage": report}
