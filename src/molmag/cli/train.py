@@ -146,8 +146,8 @@ def calibrate(
     selection: Optional[str] = typer.Option(None, "--select", help="ASE selection of the "
                                             "held-out rows (default: the model's validation "
                                             "split, or rows with split = val)."),
-    method: str = typer.Option("scale-floor", "--method",
-                               help="scale | scale-floor | conformal."),
+    method: str = typer.Option("conformal", "--method",
+                               help="conformal | scale | scale-floor."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write the calibrated model here (default: "
                                           "in place)."),

@@ -281,7 +281,7 @@ class Committee:
 
     # -- calibration --------------------------------------------------------------------------
     def calibrate(self, frames: Sequence[Atoms], targets: dict[str, Any],
-                  method: str = "scale-floor") -> dict[str, Calibration]:
+                  method: str = "conformal") -> dict[str, Calibration]:
         """Fit the calibration of every quantity (``CALIBRATED[target]``) on held-out
         ``frames`` and their reference ``targets`` (the validation split; never the test
         split): raw committee spreads against the errors of the committee mean.  Returns the

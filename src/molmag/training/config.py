@@ -8,7 +8,7 @@
       committee: 3               # members (query-by-committee uncertainty, eq. 12)
       resample: null             # bootstrap (ridge default) | none (networks) | subsample
       subsample: null            # fraction of the training set per member (resample: subsample)
-      calibration: scale-floor   # scale | scale-floor | conformal | none (on the validation split)
+      calibration: conformal     # conformal | scale | scale-floor | none (on the validation split)
       hyper: {env_cutoff: 3.5}   # hyperparameters of the kind
     descriptor: {}               # overrides of the default descriptor settings
     data:
@@ -46,7 +46,7 @@ class ModelSection(_Strict):
     subsample: float | None = Field(None, gt=0, le=1,
                                     description="training fraction per member")
     calibration: Literal["scale", "scale-floor", "conformal", "none"] = Field(
-        "scale-floor", description="post-hoc calibration of the committee spread on the "
+        "conformal", description="post-hoc calibration of the committee spread on the "
         "validation split (molmag.models.calibration)")
     hyper: dict[str, Any] = Field(default_factory=dict)
 

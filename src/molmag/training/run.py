@@ -241,7 +241,7 @@ def _model_splits(model: Committee, dataset: str, records: list) -> dict[str, li
 
 
 def calibrate_model(model: str | Path, dataset: str, selection: str | None = None,
-                    method: str = "scale-floor", output: str | Path | None = None,
+                    method: str = "conformal", output: str | Path | None = None,
                     log: Log | None = None) -> dict[str, Any]:
     """Calibrate (or re-calibrate) a model file on held-out rows of ``dataset`` and write it
     (to ``output``, default: in place).  The rows: the model's validation split on the

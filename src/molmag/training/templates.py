@@ -13,8 +13,8 @@ model:
   resample: null         # how members differ: bootstrap (ridge default) | none (networks:
                          # all rows, own seeds) | subsample (a `subsample` fraction each)
   subsample: null        # training fraction per member when resample: subsample
-  calibration: scale-floor   # spread -> calibrated sigma on the validation split:
-                             # scale | scale-floor | conformal | none
+  calibration: conformal     # spread -> calibrated sigma on the validation split:
+                             # conformal | scale | scale-floor | none
   hyper:
 {hyper}
 descriptor:              # overrides of the default descriptor settings
