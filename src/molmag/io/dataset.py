@@ -60,6 +60,28 @@ from ase.db import connect
 from ase.db.sqlite import SQLite3Database
 
 from molmag.io.labels import LABELS, labels_equal
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether a lease holder named ``host:pid:suffix`` (as ``molmag label`` names its runs)
+    is a process of this host that no longer exists: its leases need not wait for their
+    expiry (a run killed with kill -9 and restarted on the same machine continues at once).
+    Holders on other hosts, or not in that form, are judged by expiry alone."""
+    import socket
+
+    parts = str(holder).split(":")
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, another user's
+        return False
+    return False
 from molmag.io.provenance import Provenance
 from molmag.io.records import Record
 from molmag.physics.zfs import zfs_from_tensor
@@ -485,7 +507,7 @@ class Dataset:
                 if row is None:
                     cur.execute("INSERT INTO molmag_leases VALUES (?, ?, ?)",
                                 (key, holder, now + seconds))
-                elif row[0] == holder or row[1] < now:
+                elif row[0] == holder or row[1] < now or holder_is_dead(row[0]):
                     cur.execute("UPDATE molmag_leases SET holder=?, expires=? WHERE key=?",
                                 (holder, now + seconds, key))
                 else:

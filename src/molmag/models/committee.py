@@ -189,8 +189,8 @@ class Committee:
         cls = member_class(kind)
         if n_members < 1:
             raise ValueError("a committee needs at least one member")
-        if resample is None:
-            resample = ("subsample" if subsample is not None and subsample < 1
+        if resample is None:  # an explicit subsample fraction keeps its meaning (1: all rows)
+            resample = (("subsample" if subsample < 1 else "none") if subsample is not None
                         else "bootstrap" if kind in DETERMINISTIC else "none")
         if resample not in RESAMPLING:
             raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, not "
