@@ -342,6 +342,9 @@ def test_seed_sample_r2_interval_by_hand():
     assert r2_interval({"r2_dE01_interval": ci}) == \
         "(95 % bootstrap interval 0.00 to 0.96, seeds resampled; 4 pairs from 2 seeds)"
     assert r2_interval({"n_labelled": 1}) == "(1 pairs: too few for an interval)"
+    wide = dict(ci, low=-1021.34, high=0.89)
+    assert r2_interval({"r2_dE01_interval": wide}) == \
+        "(95 % bootstrap interval below −1 to 0.89, seeds resampled; 4 pairs from 2 seeds)"
 
 
 def test_per_seed_table_and_generated_stats(memorised):

@@ -91,3 +91,15 @@ def test_iminophosphoranes_are_sane_ligands():
     for smi in ("CN=P(C)(C)C", "[N-]=P(c1ccccc1)(c1ccccc1)c1ccccc1", "N=P(C)(C)C"):
         assert is_sane(smi), smi
     assert not is_sane("CN=P(=O)(C)C")   # two double bonds on P: refused
+
+
+def test_nested_quiet_rdkit_blocks_stay_quiet(capfd):
+    from rdkit import Chem
+
+    from molmag.chem.builders import quiet_rdkit
+    from molmag.chem.valence import is_sane
+
+    with quiet_rdkit():
+        is_sane("C1CC(O")           # an inner block (the filter) that ends ...
+        assert Chem.MolFromSmiles("[NH-]c1cccc()cc1") is None   # ... must not re-enable logs
+    assert "SMILES Parse Error" not in capfd.readouterr().err

@@ -276,14 +276,17 @@ def build_cocl4(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = 
 # ======================================================================================
 @contextmanager
 def quiet_rdkit():
-    """Silence RDKit's logger inside the block (parse failures are reported by the caller)."""
-    from rdkit import RDLogger
+    """Silence RDKit's logger inside the block (parse failures are reported by the caller).
+    Nesting-safe: RDKit's ``BlockLogs`` restores the state it found, so an inner block (the
+    valence filter inside a sampling loop) does not switch the logs back on for the outer one
+    (which, with Disable/EnableLog, printed 43,000 parse errors in a dy-ligands campaign)."""
+    from rdkit import rdBase
 
-    RDLogger.DisableLog("rdApp.*")
+    block = rdBase.BlockLogs()
     try:
         yield
     finally:
-        RDLogger.EnableLog("rdApp.*")
+        del block
 
 
 def _embed(mol, *, seed: int = SEED, n_conformers: int = 1):

@@ -23,7 +23,10 @@ def r2_interval(sd: dict, key: str = "r2_dE01_interval") -> str:
     pairs = f"{ci['n_pairs']} pairs from {ci['n_groups']} seeds"
     if ci.get("low") is None:
         return f"({pairs}: too few for a bootstrap interval)"
-    return (f"({100 * ci['level']:.0f} % bootstrap interval {ci['low']:.2f} to {ci['high']:.2f}, "
+    # R^2 has no lower bound: a resample of a few pairs can reach -1000, which says only
+    # "worse than the mean"; below -1 is shown as such
+    low = "below −1" if ci["low"] < -1 else f"{ci['low']:.2f}"
+    return (f"({100 * ci['level']:.0f} % bootstrap interval {low} to {ci['high']:.2f}, "
             f"seeds resampled; {pairs})")
 
 
