@@ -70,7 +70,11 @@ def _seeds(seeds: Optional[List[str]], seeds_file: Optional[Path]) -> list[str]:
     if seeds_file is not None:
         from molmag.generative.corpus import read_smiles
 
-        out += read_smiles(seeds_file)
+        try:
+            out += read_smiles(seeds_file)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{seeds_file}: not a text file of SMILES (byte {exc.start} is not "
+                             "UTF-8)") from None
     if not out:
         raise ValueError("give at least one seed ligand (--seeds SMILES or --seeds-file FILE)")
     return out

@@ -37,6 +37,8 @@ def read_npz_model(path: str | Path, fmt: str, version: int, what: str = "model"
     """(header, arrays) of an ``.npz`` model file whose JSON ``header`` has ``format == fmt``
     and ``version <= version``; ``arrays=False`` reads the header only.  Errors name the file:
     FileNotFoundError, or ValueError for another kind of file or a newer version."""
+    import zipfile
+
     import molmag
 
     path = Path(path)
@@ -46,7 +48,7 @@ def read_npz_model(path: str | Path, fmt: str, version: int, what: str = "model"
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
             out = {k: data[k] for k in data.files if k != "header"} if arrays else {}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: not a molmag {what} file ({exc})") from None
     if header.get("format") != fmt:
         raise ValueError(f"{path}: not a molmag {what} file (format {header.get('format')!r})")
