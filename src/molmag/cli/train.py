@@ -305,11 +305,17 @@ def learning_curve(
     t.add_column("n_train", justify="right")
     for c in res["columns"]:
         t.add_column(c, justify="right")
+    cov = {n: _coverage_cells(res["target"], res["results"][n]["metrics"].get("calibration")
+                              or {}) for n in res["sizes"]}
+    cov_cols = next((list(c) for c in cov.values() if c), [])
+    for c in cov_cols:
+        t.add_column(c, justify="right")
     t.add_column("fit (s)", justify="right")
     t.add_column("pred/s", justify="right")
     for n in res["sizes"]:
         r = res["results"][n]
         t.add_row(str(n), *(f"{r['headline'][c]:.4g}" for c in res["columns"]),
+                  *(cov[n].get(c, "-") for c in cov_cols),
                   f"{r['fit_seconds']:.1f}", f"{r['predictions_per_second']:.0f}")
     console.print(t)
     console.print(f"plot: {res['png']}\nresults: {res['json']}", highlight=False)
