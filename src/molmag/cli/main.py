@@ -22,6 +22,7 @@ from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
 from molmag.cli.magnetism import magnetism
+from molmag.cli.relaxation import relaxation
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
 from molmag.cli.zfs import zfs
 
@@ -60,6 +61,7 @@ app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("calibrate")(calibrate)
 app.command("magnetism")(magnetism)
+app.command("relaxation")(relaxation)
 app.command("learning-curve")(learning_curve)
 app.command("correlate")(correlate)
 app.command("optimize")(optimize)

@@ -1,0 +1,203 @@
+"""`molmag relaxation`: normal modes, ZFS spin-phonon couplings and tau(T) of a 3d complex (a
+thin layer over molmag.dynamics.spin_phonon and molmag.physics.relaxation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from molmag.cli.common import console, err_console, print_json, read_frames, user_errors
+
+
+def _calculator(spec: str, what: str, atoms):
+    if spec == "xtb" and what == "potential":
+        from molmag.chem.xtb import XTBCalculator
+
+        return XTBCalculator()
+    if spec == "lf" and what == "tensor":
+        from molmag.physics.ligand_field import LigandFieldCalculator
+
+        return LigandFieldCalculator(charge=atoms.info.get("charge"),
+                                     multiplicity=atoms.info.get("multiplicity"))
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--{what} {spec!r}: neither "
+                         f"{'xtb' if what == 'potential' else 'lf'} nor a model file")
+    from molmag.models.calculator import ModelCalculator
+
+    calc = ModelCalculator(path)
+    need = "energy" if what == "potential" else "zfs_tensor"
+    if calc.model.target != need:
+        raise ValueError(f"--{what} {spec}: a {calc.model.target} model, not a {need} model")
+    return calc
+
+
+def relaxation(
+    structure: Path = typer.Argument(..., help="Structure of the complex (xyz/extxyz/...)."),
+    potential: str = typer.Option("xtb", "--potential", help="xtb or an energy model file "
+                                  "(the vibrations)."),
+    tensor: str = typer.Option("lf", "--tensor", help="lf (molmag's ligand-field engine) or a "
+                               "D-tensor model file (the spin Hamiltonian and couplings)."),
+    charge: Optional[int] = typer.Option(None, "--charge", help="Total charge (default: the "
+                                         "file's)."),
+    multiplicity: Optional[int] = typer.Option(None, "--multiplicity",
+                                               help="2S+1 (default: the file's)."),
+    relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax with the potential "
+                               "first (fmax 0.005 eV/Å): normal modes need a minimum."),
+    exclude_imaginary: bool = typer.Option(False, "--exclude-imaginary",
+                                           help="Leave imaginary modes out instead of "
+                                           "refusing."),
+    temperatures: str = typer.Option("2:100:50", "--temperatures",
+                                     help="Temperatures (K): start:stop:n or a list."),
+    field: float = typer.Option(0.1, "--field", help="Field (T) along the easy axis; lifts "
+                                "the Kramers degeneracy."),
+    linewidth: float = typer.Option(10.0, "--linewidth", help="FWHM of the phonon lines "
+                                    "(cm-1)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for tau.csv, modes.extxyz, "
+                                       "relaxation.png and relaxation.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+):
+    """Magnetic relaxation time tau(T) from one-phonon (direct and Orbach) processes.
+
+    Normal modes of STRUCTURE with the potential, first-order couplings dD/dQ of every mode by
+    central differences with the tensor calculator, the spin Hamiltonian S.D.S + mu_B B.g.S
+    (g = 2), rates by the golden rule with Bose-Einstein occupations and Gaussian lines, tau as
+    the slowest rate of the master equation; Arrhenius fit (U_eff, tau_0) of the warmest third
+    and power-law fit (C, n) of the coldest third of the temperatures."""
+    from molmag.chem.sampling import normal_modes
+    from molmag.dynamics.spin_phonon import (real_modes, relaxation_times, spin_of,
+                                             zfs_couplings)
+    from molmag.physics.magnetism import temperature_grid
+    from molmag.physics.relaxation import fit_arrhenius, fit_power_law
+
+    with user_errors():
+        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
+        if len(frames) != 1:
+            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
+        atoms = frames[0]
+        if charge is not None:
+            atoms.info["charge"] = charge
+        if multiplicity is not None:
+            atoms.info["multiplicity"] = multiplicity
+        spin = spin_of(atoms)
+        temps = temperature_grid(temperatures)
+        if not (np.isfinite(linewidth) and linewidth > 0):
+            raise ValueError(f"--linewidth {linewidth}: must be a positive number of cm-1")
+        if not (np.isfinite(field) and field > 0):
+            raise ValueError(f"--field {field}: must be > 0 T (it lifts the Kramers "
+                             "degeneracy)")
+        pot = _calculator(potential, "potential", atoms)
+        ten = _calculator(tensor, "tensor", atoms)
+        if relax:
+            from molmag.chem.xtb import relax as run_relax
+
+            info = dict(atoms.info)
+            atoms = run_relax(atoms, calculator=pot, fmax=0.005, steps=2000).atoms
+            atoms.info = info
+        err_console.print(f"[dim]normal modes of {atoms.get_chemical_formula()} "
+                          f"({6 * len(atoms) + 1} force calls) ...[/]", highlight=False)
+        modes = normal_modes(atoms, pot, delta=0.005, imaginary="ignore")
+        imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
+        if imag.size and not exclude_imaginary:
+            raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
+                             f"({', '.join(f'{abs(f):.1f}i' for f in imag)} cm-1); relax the "
+                             "structure or give --exclude-imaginary")
+        modes = real_modes(modes)
+        err_console.print(f"[dim]couplings of {modes.n_modes} modes ...[/]", highlight=False)
+        coup = zfs_couplings(modes, ten)
+        tau, info = relaxation_times(coup, spin, temps, field_T=field, linewidth=linewidth)
+        third = max(2, len(temps) // 3)
+        arr = fit_arrhenius(temps[-third:], tau[-third:]) if len(temps) >= 2 else None
+        raman = fit_power_law(temps[:third], tau[:third]) if len(temps) >= 2 else None
+    from molmag.physics.zfs import zfs_from_tensor
+
+    z = zfs_from_tensor(coup.d0)
+    top = coup.strongest(10)
+    res = {"structure": str(structure), "formula": atoms.get_chemical_formula(),
+           "spin": spin, "D_cm-1": z.D, "E_cm-1": z.E,
+           "gap": float(info["levels_cm-1"][2]) if len(info["levels_cm-1"]) > 2 else None,
+           "n_modes": modes.n_modes, "excluded_imaginary": int(imag.size),
+           "tau": [[float(t), float(x)] for t, x in zip(temps, tau)],
+           "U_eff": None if arr is None else arr["U_eff"],
+           "tau0": None if arr is None else arr["tau0"],
+           "raman": None if raman is None else {"C": raman["C"], "n": raman["n"]},
+           "strongest_modes": [{"mode": k, "wavenumber_cm-1": float(coup.frequencies_cm1[k]),
+                                "coupling_cm-1": float(coup.norms[k])} for k in top],
+           "field_T": field, "linewidth_cm-1": linewidth,
+           "potential": potential, "tensor": tensor}
+    if out is not None:
+        res["files"] = [str(p) for p in _write(out, res, modes, temps, tau)]
+    if as_json:
+        print_json(res)
+        return
+    console.print(f"[bold]{res['formula']}[/]: S = {spin:g}, D = {z.D:.2f} cm-1, E = {z.E:.2f} "
+                  f"cm-1; {modes.n_modes} modes; field {field:g} T, lines {linewidth:g} cm-1",
+                  highlight=False)
+    t = Table(title="strongest spin-phonon couplings (|dD/dQ| x zero-point amplitude)",
+              title_justify="left")
+    for c in ("mode", "wavenumber (cm-1)", "coupling (cm-1)"):
+        t.add_column(c, justify="right")
+    for m in res["strongest_modes"]:
+        t.add_row(str(m["mode"]), f"{m['wavenumber_cm-1']:.1f}", f"{m['coupling_cm-1']:.3f}")
+    console.print(t)
+    tt = Table(title="tau(T)", title_justify="left")
+    tt.add_column("T (K)", justify="right")
+    tt.add_column("tau (s)", justify="right")
+    for k in sorted(set(np.linspace(0, len(temps) - 1, min(len(temps), 10)).round().astype(int))):
+        tt.add_row(f"{temps[k]:.4g}", f"{tau[k]:.3e}")
+    console.print(tt)
+    if arr is not None:
+        console.print(f"Arrhenius ({len(temps[-third:])} warmest points): U_eff = "
+                      f"{arr['U_eff']:.1f} cm-1, tau0 = {arr['tau0']:.3e} s; spin-level gap "
+                      f"{res['gap']:.1f} cm-1", highlight=False)
+        console.print(f"power law ({len(temps[:third])} coldest points): 1/tau = "
+                      f"{raman['C']:.3e} T^{raman['n']:.2f}", highlight=False)
+    for f in res.get("files", []):
+        console.print(f"wrote {f}", highlight=False)
+
+
+def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
+    import json
+
+    import ase.io
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "tau.csv", out / "modes.extxyz", out / "relaxation.png",
+             out / "relaxation.json"]
+    np.savetxt(files[0], np.column_stack([temps, tau]), delimiter=",", header="T/K,tau/s",
+               comments="")
+    frames = []
+    for k in range(modes.n_modes):     # each mode as a frame: the displacement in 'mode'
+        a = modes.atoms.copy()
+        a.arrays["mode"] = modes.cartesian_vectors[k]
+        a.info = {"mode": k, "wavenumber_cm-1": float(modes.frequencies_cm1[k])}
+        frames.append(a)
+    ase.io.write(str(files[1]), frames, format="extxyz")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.semilogy(1.0 / temps, tau, "o", ms=3, label="one-phonon tau")
+    if res.get("U_eff") is not None:
+        from molmag.physics.magnetism import K_B_CM
+
+        x = 1.0 / temps
+        ax.semilogy(x, res["tau0"] * np.exp(res["U_eff"] / (K_B_CM * temps)), "--",
+                    label=f"Arrhenius U_eff = {res['U_eff']:.0f} cm⁻¹")
+    ax.set_xlabel("1/T (K⁻¹)")
+    ax.set_ylabel("τ (s)")
+    ax.set_title(res["formula"])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(files[2], dpi=120)
+    plt.close(fig)
+    files[3].write_text(json.dumps({k: v for k, v in res.items() if k != "files"}, indent=1))
+    return files
+
+
+__all__ = ["relaxation"]

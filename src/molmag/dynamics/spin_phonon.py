@@ -1,0 +1,141 @@
+r"""Spin-phonon couplings of the zero-field-splitting tensor and the relaxation time they give.
+
+For the harmonic normal modes of a structure (:func:`molmag.chem.sampling.normal_modes`:
+mass-weighted coordinates Q_alpha in Angstrom sqrt(amu), wavenumbers nu_alpha in cm-1) and any
+ASE calculator of ``zfs_tensor`` (molmag's ligand-field engine, a trained tensor model), the
+first-order couplings are central finite differences along each mode,
+
+.. math::  \frac{\partial D}{\partial Q_\alpha} \approx
+   \frac{D(Q_\alpha = +h_\alpha) - D(Q_\alpha = -h_\alpha)}{2 h_\alpha} ,            (1)
+
+with the step a quarter of the mode's zero-point amplitude, h_alpha = Q_zp / 4,
+Q_zp = sqrt(hbar / (2 omega_alpha)) (Lunghi & Sanvito, Sci. Adv. 2019, eq. 2: the coupling
+"per zero-point amplitude" is dD/dQ Q_zp, in cm-1).  The spin-phonon operator of mode alpha in
+the spin Hamiltonian H_s = S.D.S + mu_B B.g.S is V_alpha = S.(dD/dQ_alpha Q_zp).S (cm-1), which
+:mod:`molmag.physics.relaxation` turns into one-phonon rates and tau(T).
+
+The Frobenius norm of a coupling tensor is invariant under rotation of the molecule (D
+rotates as R D R^T), so the sum over modes of |dD/dQ Q_zp| is an exact check of the
+implementation's equivariance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+
+from molmag.chem.sampling import NormalModes, mode_variance
+
+
+@dataclass
+class ZFSCouplings:
+    """D at the reference (3x3, cm-1) and per mode: wavenumbers (cm-1), zero-point amplitudes
+    Q_zp (Angstrom sqrt(amu)) and dD/dQ (M, 3, 3) in cm-1 per Angstrom sqrt(amu)."""
+
+    d0: np.ndarray
+    frequencies_cm1: np.ndarray
+    zero_point: np.ndarray
+    d_dq: np.ndarray
+
+    @property
+    def per_zero_point(self) -> np.ndarray:
+        """dD/dQ_alpha Q_zp,alpha (M, 3, 3), cm-1."""
+        return self.d_dq * self.zero_point[:, None, None]
+
+    @property
+    def norms(self) -> np.ndarray:
+        """Frobenius norm of each mode's coupling per zero-point amplitude, cm-1."""
+        return np.linalg.norm(self.per_zero_point, axis=(1, 2))
+
+    def strongest(self, n: int = 10) -> list[int]:
+        return [int(k) for k in np.argsort(-self.norms)[:n]]
+
+
+def zfs_couplings(modes: NormalModes, tensor_calculator, *, step_fraction: float = 0.25,
+                  progress: Callable[[int, int], None] | None = None) -> ZFSCouplings:
+    """Eq. (1) for every real mode of ``modes`` with ``tensor_calculator`` (``zfs_tensor``,
+    cm-1).  Imaginary modes are refused: exclude them from ``modes`` first (they have no
+    zero-point amplitude)."""
+    freqs = np.asarray(modes.frequencies_cm1, float)
+    if np.any(freqs <= 0):
+        bad = ", ".join(f"{abs(f):.1f}{'i' if f < 0 else ''}" for f in freqs[freqs <= 0])
+        raise ValueError(f"imaginary or zero modes ({bad} cm-1): relax the structure with the "
+                         "potential first, or exclude them explicitly")
+    if not 0 < step_fraction <= 1:
+        raise ValueError(f"step_fraction must be in (0, 1], got {step_fraction}")
+    base = modes.atoms
+
+    def d_of(pos) -> np.ndarray:
+        a = base.copy()
+        a.info = dict(base.info)
+        a.positions = pos
+        return np.asarray(tensor_calculator.get_property("zfs_tensor", a), float)
+
+    d0 = d_of(base.positions)
+    qzp = np.sqrt(mode_variance(freqs, 0.0))
+    vecs = modes.cartesian_vectors
+    out = np.empty((len(freqs), 3, 3))
+    for k, (h, v) in enumerate(zip(step_fraction * qzp, vecs)):
+        plus = d_of(base.positions + h * v)
+        minus = d_of(base.positions - h * v)
+        out[k] = (plus - minus) / (2.0 * h)
+        if progress:
+            progress(k + 1, len(freqs))
+    return ZFSCouplings(d0, freqs, qzp, out)
+
+
+def real_modes(modes: NormalModes) -> NormalModes:
+    """``modes`` without its imaginary (and zero) modes."""
+    keep = modes.frequencies_cm1 > 0
+    return NormalModes(modes.atoms, modes.masses, modes.hessian, modes.force_constants[keep],
+                       modes.vectors[keep], modes.frequencies_cm1[keep], modes.linear,
+                       modes.delta_A)
+
+
+def spin_operators(spin: float) -> np.ndarray:
+    from molmag.physics.angular_momentum import spin_matrices
+
+    return np.stack([np.asarray(x, complex) for x in spin_matrices(spin)])
+
+
+def relaxation_times(couplings: ZFSCouplings, spin: float, temperatures, *,
+                     field_T: float = 0.1, g=2.0, linewidth: float = 10.0,
+                     shape: str = "gaussian") -> tuple[np.ndarray, dict]:
+    """tau (s) at ``temperatures`` (K) of H_s = S.D0.S + mu_B B.g.S with one-phonon rates from
+    V_alpha = S.(dD/dQ_alpha Q_zp).S (:mod:`molmag.physics.relaxation`); the field (tesla)
+    points along the easy axis of D0.  Returns tau and a summary (spin, gap of the spin
+    levels, field direction)."""
+    from molmag.physics.magnetism import MU_B_CM, g_matrix
+    from molmag.physics.relaxation import tau_of_t
+    from molmag.physics.zfs import zfs_from_tensor
+
+    s = spin_operators(spin)
+    d0 = 0.5 * (couplings.d0 + couplings.d0.T)
+    axis = zfs_from_tensor(d0).axes[:, 2]
+    h = np.einsum("ab,aij,bjk->ik", d0, s, s)
+    h = h + MU_B_CM * field_T * np.einsum("a,ab,bij->ij", axis, g_matrix(g), s)
+    v = np.einsum("kab,aij,bjl->kil", 0.5 * (couplings.per_zero_point
+                                             + couplings.per_zero_point.transpose(0, 2, 1)),
+                  s, s)
+    tau = tau_of_t(h, v, couplings.frequencies_cm1, temperatures, linewidth, shape)
+    e = np.linalg.eigvalsh(h)
+    return tau, {"spin": spin, "levels_cm-1": (e - e[0]).tolist(),
+                 "field_T": field_T, "field_axis": axis.tolist()}
+
+
+def spin_of(atoms: Atoms) -> float:
+    """S from ``atoms.info['multiplicity']`` (2S + 1)."""
+    m = atoms.info.get("multiplicity")
+    if m is None:
+        raise ValueError(f"{atoms.get_chemical_formula()}: give the multiplicity (2S+1) of the "
+                         "complex (extxyz info 'multiplicity=' or --multiplicity)")
+    s = (int(m) - 1) / 2
+    if s < 1:
+        raise ValueError(f"multiplicity {m}: S = {s:g} has no zero-field splitting (S >= 1)")
+    return s
+
+
+__all__ = ["ZFSCouplings", "zfs_couplings", "real_modes", "relaxation_times", "spin_of"]
