@@ -106,3 +106,40 @@ def test_cli_relaxation(tmp_path, relaxed):
                       (["--temperatures", "-3,4"], "positive kelvin")):
         r = runner.invoke(app, ["relaxation", str(f), "--no-relax", *args])
         assert r.exit_code == 1 and msg in r.output, (args, r.output)
+
+
+def test_vibrations_match_ase_and_are_invariant(tmp_path, relaxed):
+    """molmag's projected modes against ASE's Vibrations on the same calculator (<= 1 cm-1),
+    and unchanged by a rotation plus translation of the molecule."""
+    from ase.vibrations import Vibrations
+
+    from molmag.dynamics.vibrations import vibrations
+
+    modes = vibrations(relaxed, XTBCalculator(), relax=False)
+    a = relaxed.copy()
+    a.calc = XTBCalculator()
+    vib = Vibrations(a, name=str(tmp_path / "ase-vib"), delta=0.005, nfree=2)
+    vib.run()
+    ase_f = np.sort(np.real(vib.get_frequencies()))[-9:]      # the 9 vibrations of 5 atoms
+    np.testing.assert_allclose(modes.frequencies_cm1, ase_f, atol=1.0)
+    moved = relaxed.copy()
+    moved.positions = relaxed.positions @ Rotation.random(random_state=2).as_matrix().T + 3.7
+    # to the finite differences' and the SCF's noise (0.2 cm-1 in a degenerate triplet)
+    np.testing.assert_allclose(vibrations(moved, XTBCalculator(), relax=False).frequencies_cm1,
+                               modes.frequencies_cm1, atol=0.5)
+
+
+def test_cli_vibrations(tmp_path, relaxed):
+    import ase.io
+
+    f = tmp_path / "cocl4.xyz"
+    ase.io.write(str(f), relaxed, format="extxyz")
+    r = runner.invoke(app, ["vibrations", str(f), "--no-relax", "--json", "--out",
+                            str(tmp_path / "v")])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n_modes"] == 9 and res["n_imaginary"] == 0
+    frames = ase.io.read(str(tmp_path / "v" / "modes.extxyz"), ":")
+    assert [fr.info["wavenumber_cm-1"] for fr in frames] == pytest.approx(
+        [m["wavenumber_cm-1"] for m in res["modes"]])
+    assert frames[0].arrays["mode"].shape == (5, 3)

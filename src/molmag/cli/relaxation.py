@@ -36,6 +36,55 @@ def _calculator(spec: str, what: str, atoms):
     return calc
 
 
+def vibrations_cmd(
+    structure: Path = typer.Argument(..., help="Structure (xyz/extxyz/...)."),
+    calculator: str = typer.Option("xtb", "--calculator", help="xtb or an energy model file."),
+    charge: Optional[int] = typer.Option(None, "--charge", help="Total charge (default: the "
+                                         "file's)."),
+    multiplicity: Optional[int] = typer.Option(None, "--multiplicity",
+                                               help="2S+1 (default: the file's)."),
+    relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax first (fmax 0.005 "
+                               "eV/Å)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for modes.extxyz and "
+                                       "vibrations.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print the modes as JSON."),
+):
+    """Normal modes and wavenumbers (cm-1; imaginary ones negative and flagged): the
+    mass-weighted Hessian by central differences of the forces, translations and rotations
+    projected out; the modes as an extxyz trajectory to animate."""
+    from molmag.dynamics.vibrations import modes_table, vibrations, write_modes
+
+    with user_errors():
+        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
+        if len(frames) != 1:
+            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
+        atoms = frames[0]
+        for key, v in (("charge", charge), ("multiplicity", multiplicity)):
+            if v is not None:
+                atoms.info[key] = v
+        modes = vibrations(atoms, _calculator(calculator, "potential", atoms), relax=relax)
+    rows = modes_table(modes)
+    res = {"structure": str(structure), "formula": modes.atoms.get_chemical_formula(),
+           "n_modes": modes.n_modes, "n_imaginary": int(sum(r["imaginary"] for r in rows)),
+           "modes": rows, "calculator": calculator}
+    if out is not None:
+        import json
+
+        out.mkdir(parents=True, exist_ok=True)
+        res["files"] = [str(write_modes(out / "modes.extxyz", modes)),
+                        str(out / "vibrations.json")]
+        (out / "vibrations.json").write_text(json.dumps(res, indent=1))
+    if as_json:
+        print_json(res)
+        return
+    f = modes.frequencies_cm1
+    console.print(f"[bold]{res['formula']}[/]: {modes.n_modes} modes, {res['n_imaginary']} "
+                  "imaginary; wavenumbers in cm-1 (imaginary as 'i'):", highlight=False)
+    console.print(" ".join(f"{abs(x):.1f}{'i' if x < 0 else ''}" for x in f), highlight=False)
+    for p in res.get("files", []):
+        console.print(f"wrote {p}", highlight=False)
+
+
 def relaxation(
     structure: Path = typer.Argument(..., help="Structure of the complex (xyz/extxyz/...)."),
     potential: str = typer.Option("xtb", "--potential", help="xtb or an energy model file "
@@ -68,10 +117,10 @@ def relaxation(
     (g = 2), rates by the golden rule with Bose-Einstein occupations and Gaussian lines, tau as
     the slowest rate of the master equation; Arrhenius fit (U_eff, tau_0) of the warmest third
     and power-law fit (C, n) of the coldest third of the temperatures."""
-    from molmag.chem.sampling import normal_modes
     from molmag.dynamics.spin_phonon import (real_modes, relaxation_times, spin_of,
                                              zfs_couplings)
     from molmag.physics.magnetism import temperature_grid
+    from molmag.dynamics.vibrations import vibrations
     from molmag.physics.relaxation import fit_arrhenius, fit_power_law
 
     with user_errors():
@@ -92,15 +141,9 @@ def relaxation(
                              "degeneracy)")
         pot = _calculator(potential, "potential", atoms)
         ten = _calculator(tensor, "tensor", atoms)
-        if relax:
-            from molmag.chem.xtb import relax as run_relax
-
-            info = dict(atoms.info)
-            atoms = run_relax(atoms, calculator=pot, fmax=0.005, steps=2000).atoms
-            atoms.info = info
         err_console.print(f"[dim]normal modes of {atoms.get_chemical_formula()} "
                           f"({6 * len(atoms) + 1} force calls) ...[/]", highlight=False)
-        modes = normal_modes(atoms, pot, delta=0.005, imaginary="ignore")
+        modes = vibrations(atoms, pot, relax=relax)
         imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
         if imag.size and not exclude_imaginary:
             raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
@@ -163,7 +206,6 @@ def relaxation(
 def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
     import json
 
-    import ase.io
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,13 +216,9 @@ def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
              out / "relaxation.json"]
     np.savetxt(files[0], np.column_stack([temps, tau]), delimiter=",", header="T/K,tau/s",
                comments="")
-    frames = []
-    for k in range(modes.n_modes):     # each mode as a frame: the displacement in 'mode'
-        a = modes.atoms.copy()
-        a.arrays["mode"] = modes.cartesian_vectors[k]
-        a.info = {"mode": k, "wavenumber_cm-1": float(modes.frequencies_cm1[k])}
-        frames.append(a)
-    ase.io.write(str(files[1]), frames, format="extxyz")
+    from molmag.dynamics.vibrations import write_modes
+
+    write_modes(files[1], modes)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.semilogy(1.0 / temps, tau, "o", ms=3, label="one-phonon tau")
     if res.get("U_eff") is not None:
@@ -200,4 +238,4 @@ def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
     return files
 
 
-__all__ = ["relaxation"]
+__all__ = ["relaxation", "vibrations_cmd"]
