@@ -136,3 +136,34 @@ def test_cli_json_files_and_errors(tmp_path):
                       (["--spin", "3/2", "--order", "1"], "--order")):
         r = runner.invoke(app, ["magnetism", *args])
         assert r.exit_code == 1 and msg in r.output, (args, r.output)
+
+
+def test_cli_from_a_structure_uses_the_ligand_field_d_and_g(tmp_path):
+    """[CoCl4]2- squeezed along z: the ligand-field engine's D and g give the spin system;
+    the high-temperature chi*T is the Curie value of that g (S = 3/2)."""
+    import ase.io
+    from ase import Atoms
+
+    from molmag.physics.ligand_field import LigandFieldCalculator
+
+    v = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    a = Atoms("CoCl4", positions=np.vstack([[0, 0, 0], 2.28 * v * [1, 1, 0.9]]),
+              info={"charge": -2, "multiplicity": 4})
+    f = tmp_path / "cocl4.xyz"
+    ase.io.write(str(f), a, format="extxyz")
+    r = runner.invoke(app, ["magnetism", "--structure", str(f), "--temperatures", "2,2000",
+                            "--fields", "0,1", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert "ligand-field engine" in out["source"]
+    calc = LigandFieldCalculator(charge=-2, multiplicity=4)
+    g = calc.get_property("g_tensor", a)
+    d = calc.get_property("zfs_tensor", a)
+    ref = powder_chi_t(spin_system("3/2", d_tensor=d, g=g), [2.0, 2000.0])
+    np.testing.assert_allclose([c for _, c in out["chi_T"]], ref, rtol=1e-6)  # extxyz digits
+    curie = CURIE_CONSTANT * np.trace(g @ g.T) / 3 * 3.75
+    assert out["chi_T"][1][1] == pytest.approx(curie, rel=0.02)
+    r = runner.invoke(app, ["magnetism", "--structure", str(f), "--spin", "1/2"])
+    assert r.exit_code == 1 and "one source" in r.output
+    r = runner.invoke(app, ["magnetism", "--structure", str(f), "--tensor", "nope.npz"])
+    assert r.exit_code == 1 and "neither lf nor a model file" in r.output

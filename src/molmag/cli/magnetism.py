@@ -13,12 +13,56 @@ from rich.table import Table
 from molmag.cli.common import console, print_json, user_errors
 
 
+def _from_structure(path: Path, tensor: str):
+    """The system of a structure: a lanthanide through molmag's crystal-field engine (REC
+    point charges), a 3d ion through the ligand-field engine's D and g (``--tensor lf``) or a
+    D-tensor model's D with g = 2.0 (``--tensor MODEL``); S from the multiplicity."""
+    from molmag.cli.common import read_frames
+    from molmag.physics.crystal_field import LANTHANIDE_NUMBERS, crystal_field_from_structure
+    from molmag.physics.magnetism import crystal_field_system, spin_system
+
+    frames = read_frames(path, ":")
+    if len(frames) != 1:
+        raise ValueError(f"{path}: {len(frames)} frames; give a file with one")
+    atoms = frames[0]
+    if any(int(z) in LANTHANIDE_NUMBERS for z in atoms.numbers):
+        ion, _, levels = crystal_field_from_structure(atoms)
+        return crystal_field_system(ion, levels.stevens_parameters()), {
+            "source": f"{path}: crystal-field engine (REC point charges)"}
+    mult = atoms.info.get("multiplicity")
+    if mult is None:
+        raise ValueError(f"{path}: the file gives no multiplicity (2S+1); write it in the "
+                         "extxyz header (multiplicity=4)")
+    spin = (int(mult) - 1) / 2
+    if tensor == "lf":
+        from molmag.physics.ligand_field import LigandFieldCalculator
+
+        calc = LigandFieldCalculator(charge=atoms.info.get("charge"), multiplicity=int(mult))
+        d = calc.get_property("zfs_tensor", atoms)
+        g = calc.get_property("g_tensor", atoms)
+        src = f"{path}: ligand-field engine (D and g)"
+    else:
+        if not Path(tensor).is_file():
+            raise ValueError(f"--tensor {tensor!r}: neither lf nor a model file")
+        from molmag.models.calculator import ModelCalculator
+
+        calc = ModelCalculator(tensor)
+        if calc.model.target != "zfs_tensor":
+            raise ValueError(f"--tensor {tensor}: a {calc.model.target} model, not a D-tensor "
+                             "model")
+        d = calc.get_property("zfs_tensor", atoms)
+        g = 2.0
+        src = (f"{path}: D from {tensor} (D σ {calc.get_property('zfs_D_std', atoms):.2g} "
+               "cm-1, calibrated), g = 2.0")
+    return spin_system(spin, d_tensor=d, g=g), {"source": src}
+
+
 def _system(spin, D, E, g, ion, params, convention):
     from molmag.physics.magnetism import crystal_field_system, spin_system
 
     if (spin is None) == (ion is None):
-        raise ValueError("give either --spin S (a spin Hamiltonian) or --ion ION (a lanthanide "
-                         "J multiplet)")
+        raise ValueError("give either --spin S (a spin Hamiltonian), --ion ION (a lanthanide "
+                         "J multiplet) or --structure FILE")
     if spin is not None:
         if params:
             raise ValueError("--param goes with --ion (crystal-field parameters)")
@@ -63,6 +107,11 @@ def magnetism(
                                         help="Temperatures (K) of the M(H) curves."),
     order: int = typer.Option(17, "--order", help="Lebedev grid order of the powder average "
                               "of M(H) (17: 110 directions)."),
+    structure: Optional[Path] = typer.Option(None, "--structure", help="A complex: its "
+                                             "lanthanide crystal field, or its 3d ion's D and g "
+                                             "(with --tensor)."),
+    tensor: str = typer.Option("lf", "--tensor", help="With --structure of a 3d complex: lf "
+                               "(the ligand-field engine) or a D-tensor model file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for chi_T.csv, "
                                        "magnetisation.csv, magnetism.png and magnetism.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -76,7 +125,13 @@ def magnetism(
                                           temperature_grid)
 
     with user_errors():
-        system = _system(spin, D, E, g, ion, param or [], convention)
+        extra = {}
+        if structure is not None:
+            if spin is not None or ion is not None or param:
+                raise ValueError("--structure replaces --spin/--ion/--param; give one source")
+            system, extra = _from_structure(structure, tensor)
+        else:
+            system = _system(spin, D, E, g, ion, param or [], convention)
         temps = temperature_grid(temperatures)
         hs = field_grid(fields)
         mh_t = temperature_grid(mh_temperatures)
@@ -85,7 +140,7 @@ def magnetism(
         chi = powder_chi_t(system, temps)
         mh = {f"{t:g}": magnetisation(system, hs, t, order=order) for t in mh_t}
         energies, gvals = (kramers_g(system) if system.kramers else (None, None))
-    res = {"system": system.name, "chi_T_unit": "cm3 K mol-1", "magnetisation_unit": "mu_B",
+    res = {"system": system.name, **extra, "chi_T_unit": "cm3 K mol-1", "magnetisation_unit": "mu_B",
            "chi_T": [[float(t), float(c)] for t, c in zip(temps, chi)],
            "magnetisation": {t: [[float(h), float(m)] for h, m in zip(hs, v)]
                              for t, v in mh.items()},
@@ -99,7 +154,7 @@ def magnetism(
         print_json(res)
         return
     console.print(f"[bold]{system.name}[/]: chi*T in cm3 K mol-1, M in mu_B per molecule "
-                  f"(powder)", highlight=False)
+                  f"(powder)" + (f"; {extra['source']}" if extra else ""), highlight=False)
     t = Table(title="chi*T", title_justify="left")
     t.add_column("T (K)", justify="right")
     t.add_column("chi*T (cm3 K mol-1)", justify="right")
