@@ -143,3 +143,21 @@ def test_cli_vibrations(tmp_path, relaxed):
     assert [fr.info["wavenumber_cm-1"] for fr in frames] == pytest.approx(
         [m["wavenumber_cm-1"] for m in res["modes"]])
     assert frames[0].arrays["mode"].shape == (5, 3)
+
+
+def test_cli_spin_phonon(tmp_path, relaxed):
+    import ase.io
+
+    f = tmp_path / "cocl4.xyz"
+    ase.io.write(str(f), relaxed, format="extxyz")
+    r = runner.invoke(app, ["spin-phonon", str(f), "--no-relax", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n_modes"] == 9 and len(res["modes"]) == 9
+    m = res["modes"][res["strongest"][0]]
+    # the per-zero-point coupling is dD/dQ times the amplitude, and its norm is reported
+    np.testing.assert_allclose(np.array(m["dD_per_zero_point"]),
+                               np.array(m["dD_dQ"]) * m["zero_point_amplitude"], rtol=1e-12)
+    assert m["coupling_cm-1"] == pytest.approx(np.linalg.norm(m["dD_per_zero_point"]))
+    r = runner.invoke(app, ["spin-phonon", str(f), "--no-relax"])
+    assert r.exit_code == 0 and "strongest" in r.output

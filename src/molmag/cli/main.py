@@ -22,7 +22,7 @@ from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
 from molmag.cli.magnetism import magnetism
-from molmag.cli.relaxation import relaxation, vibrations_cmd
+from molmag.cli.relaxation import relaxation, spin_phonon_cmd, vibrations_cmd
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
 from molmag.cli.zfs import zfs
 
@@ -63,6 +63,7 @@ app.command("calibrate")(calibrate)
 app.command("magnetism")(magnetism)
 app.command("relaxation")(relaxation)
 app.command("vibrations")(vibrations_cmd)
+app.command("spin-phonon")(spin_phonon_cmd)
 app.command("learning-curve")(learning_curve)
 app.command("correlate")(correlate)
 app.command("optimize")(optimize)

@@ -85,6 +85,65 @@ def vibrations_cmd(
         console.print(f"wrote {p}", highlight=False)
 
 
+def spin_phonon_cmd(
+    structure: Path = typer.Argument(..., help="Structure of the complex (xyz/extxyz/...)."),
+    potential: str = typer.Option("xtb", "--potential", help="xtb or an energy model file."),
+    tensor: str = typer.Option("lf", "--tensor", help="lf or a D-tensor model file."),
+    charge: Optional[int] = typer.Option(None, "--charge", help="Total charge."),
+    multiplicity: Optional[int] = typer.Option(None, "--multiplicity", help="2S+1."),
+    relax: bool = typer.Option(True, "--relax/--no-relax", help="Relax first (fmax 0.005)."),
+    exclude_imaginary: bool = typer.Option(False, "--exclude-imaginary",
+                                           help="Leave imaginary modes out."),
+    top: int = typer.Option(10, "--top", help="Modes listed in the table (JSON: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every mode's coupling as JSON."),
+):
+    """First-order spin-phonon couplings of the D tensor: dD/dQ along every normal mode
+    (cm-1 per Å sqrt(amu)) and per zero-point amplitude sqrt(hbar / 2 omega) (cm-1), by
+    central differences of the tensor calculator."""
+    from molmag.dynamics.spin_phonon import real_modes, zfs_couplings
+    from molmag.dynamics.vibrations import vibrations
+
+    with user_errors():
+        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
+        if len(frames) != 1:
+            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
+        atoms = frames[0]
+        for key, v in (("charge", charge), ("multiplicity", multiplicity)):
+            if v is not None:
+                atoms.info[key] = v
+        modes = vibrations(atoms, _calculator(potential, "potential", atoms), relax=relax)
+        imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
+        if imag.size and not exclude_imaginary:
+            raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
+                             f"({', '.join(f'{abs(f):.1f}i' for f in imag)} cm-1); relax the "
+                             "structure or give --exclude-imaginary")
+        modes = real_modes(modes)
+        coup = zfs_couplings(modes, _calculator(tensor, "tensor", modes.atoms))
+    rows = [{"mode": k, "wavenumber_cm-1": float(coup.frequencies_cm1[k]),
+             "zero_point_amplitude": float(coup.zero_point[k]),
+             "coupling_cm-1": float(coup.norms[k]),
+             "dD_dQ": coup.d_dq[k].tolist(), "dD_per_zero_point": coup.per_zero_point[k].tolist()}
+            for k in range(len(coup.norms))]
+    res = {"structure": str(structure), "formula": modes.atoms.get_chemical_formula(),
+           "D_tensor_cm-1": coup.d0.tolist(), "n_modes": len(rows),
+           "units": {"dD_dQ": "cm-1 / (Angstrom sqrt(amu))", "dD_per_zero_point": "cm-1",
+                     "zero_point_amplitude": "Angstrom sqrt(amu)"},
+           "strongest": coup.strongest(top), "modes": rows}
+    if as_json:
+        print_json(res)
+        return
+    t = Table(title=f"{res['formula']}: the {min(top, len(rows))} strongest of {len(rows)} "
+                    "modes", title_justify="left")
+    for c in ("mode", "wavenumber (cm-1)", "|dD/dQ| Q_zp (cm-1)", "dD_zz/dQ Q_zp (cm-1)"):
+        t.add_column(c, justify="right")
+    for k in coup.strongest(top):
+        t.add_row(str(k), f"{coup.frequencies_cm1[k]:.1f}", f"{coup.norms[k]:.3f}",
+                  f"{coup.per_zero_point[k][2, 2]:+.3f}")
+    console.print(t)
+    console.print(f"sum over modes of |dD/dQ| Q_zp: {coup.norms.sum():.2f} cm-1",
+                  highlight=False)
+
+
 def relaxation(
     structure: Path = typer.Argument(..., help="Structure of the complex (xyz/extxyz/...)."),
     potential: str = typer.Option("xtb", "--potential", help="xtb or an energy model file "
@@ -238,4 +297,4 @@ def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
     return files
 
 
-__all__ = ["relaxation", "vibrations_cmd"]
+__all__ = ["relaxation", "vibrations_cmd", "spin_phonon_cmd"]
