@@ -104,7 +104,8 @@ def test_five_percent_effect_and_findings_follow_the_signs():
 
 TINY = dict(n_per_delta=5, workers=1, covariant_committee=2, gmnn_committee=2, gmnn_epochs=2,
             energy_committee=2, gammas=(0.0, 0.1), pso_particles=3, pso_steps=2,
-            scan_points=3, n_bootstrap=20)
+            scan_points=3, n_bootstrap=20, relax_temperatures=(5.0, 60.0, 6),
+            relax_optimum=False)
 
 
 def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
@@ -112,7 +113,7 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     logs: list[str] = []
     res = run_co_pdms(out, CoPdmsSettings.quick(**TINY), log=logs.append)
     assert list(res) == ["build", "sample", "label", "train", "pso", "scan", "correlate",
-                         "report"]
+                         "magnetism", "report"]
     assert res["label"]["rows"] == 16 and res["label"]["failures"] == 0
     assert res["build"]["zfs_D_cm-1"] < -50          # [Co(pdms)2]2- is strongly axial
     assert set(res["train"]) == {"covariant", "gmnn", "energy"}
@@ -121,10 +122,17 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "## Which coordinates drive D" in report and "dD/dθ" in report
     assert "Zaverkin" in report
+    mag = res["magnetism"]["start"]
+    # the Orbach barrier of the start structure is its spin gap (2|D| for S = 3/2)
+    assert mag["U_eff_cm-1"] == pytest.approx(mag["gap_cm-1"], rel=0.1)
+    assert mag["gap_cm-1"] == pytest.approx(2 * abs(mag["D_cm-1"]), rel=0.02)
+    assert "## Spin–phonon relaxation and magnetic observables" in report
+    assert 2.0 < res["magnetism"]["chi_T"][-1][1] < 4.0     # Co(II), S = 3/2 with orbital g
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 8
     for f in ("start.xyz", "copdms.db", "models/gmnn/model.npz", "pso/gamma_table.csv",
-              "scan/scan_zfs_D.png", "correlations/reference.json"):
+              "scan/scan_zfs_D.png", "correlations/reference.json", "magnetism/magnetism.png",
+              "magnetism/tau_start.csv"):
         assert (out / f).exists(), f
     # a second run skips every stage but the report and gives the same summaries
     before = json.loads((out / "campaign.json").read_text())

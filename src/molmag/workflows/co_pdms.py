@@ -67,6 +67,10 @@ class CoPdmsSettings:
     scan_angle: float = 5.0                          # +- degrees
     scan_reference: bool = True                      # xTB + LF beside the ML models
     n_bootstrap: int = 1000
+    relax_temperatures: tuple[float, ...] = (2.0, 100.0, 50)   # K: start, stop, n
+    relax_linewidth: float = 10.0                    # cm-1, phonon line FWHM
+    relax_field: float = 0.1                         # T, along the easy axis
+    relax_optimum: bool = True                       # tau(T) also at the PSO optimum
 
     @classmethod
     def full(cls, **over) -> CoPdmsSettings:
@@ -349,6 +353,121 @@ def stage_correlate(ctx: Context) -> dict:
     return out
 
 
+def _relaxation_of(atoms, s: "CoPdmsSettings", *, relax: bool) -> tuple[dict, object]:
+    """Normal modes (xTB), ZFS couplings (ligand-field engine) and one-phonon tau(T) of one
+    structure (molmag.dynamics.spin_phonon); imaginary modes are left out and counted."""
+    from molmag.chem.xtb import XTBCalculator
+    from molmag.dynamics.spin_phonon import real_modes, relaxation_times, spin_of, zfs_couplings
+    from molmag.dynamics.vibrations import vibrations
+    from molmag.physics.ligand_field import LigandFieldCalculator
+    from molmag.physics.relaxation import fit_arrhenius
+    from molmag.physics.zfs import zfs_from_tensor
+
+    t0, t1, n = s.relax_temperatures
+    temps = np.linspace(float(t0), float(t1), int(n))
+    donors = atoms.info.get("donor_indices")
+    lf = LigandFieldCalculator(charge=atoms.info.get("charge"),
+                               multiplicity=atoms.info.get("multiplicity"),
+                               donors=None if donors is None else [int(i) for i in donors])
+    modes = vibrations(atoms, XTBCalculator(), relax=relax)
+    n_imag = int(np.sum(modes.frequencies_cm1 <= 0))
+    modes = real_modes(modes)
+    coup = zfs_couplings(modes, lf)
+    tau, info = relaxation_times(coup, spin_of(atoms), temps, field_T=s.relax_field,
+                                 linewidth=s.relax_linewidth)
+    third = max(2, len(temps) // 3)
+    arr = fit_arrhenius(temps[-third:], tau[-third:])
+    z = zfs_from_tensor(coup.d0)
+    return ({"D_cm-1": z.D, "E_cm-1": z.E, "gap_cm-1": info["levels_cm-1"][2],
+             "U_eff_cm-1": arr["U_eff"], "tau0_s": arr["tau0"], "n_modes": modes.n_modes,
+             "n_imaginary_excluded": n_imag,
+             "tau": [[float(t), float(x)] for t, x in zip(temps, tau)],
+             "strongest": [{"wavenumber_cm-1": float(coup.frequencies_cm1[k]),
+                            "coupling_cm-1": float(coup.norms[k])}
+                           for k in coup.strongest(5)]}, lf)
+
+
+def stage_magnetism(ctx: Context) -> dict:
+    """tau(T) and U_eff of the start structure (relaxed tightly with xTB) and of the PSO
+    optimum of the largest gamma (its own modes, imaginary ones left out: it is not a minimum
+    of xTB), chi*T(T) and M(H) of the start from the ligand-field engine's D and g."""
+    import ase.io
+
+    from molmag.physics.magnetism import magnetisation, powder_chi_t, spin_system
+
+    s: CoPdmsSettings = ctx.settings
+    folder = ctx.out / "magnetism"
+    folder.mkdir(exist_ok=True)
+    start = _read_start(ctx)
+    ctx.log("normal modes, spin-phonon couplings and tau(T) of the start structure")
+    out = {"start": _relaxation_of(start, s, relax=True)[0]}
+    pso = ctx.results.get("pso", {}).get("rows", [])
+    if s.relax_optimum and pso:
+        k = max(range(len(pso)), key=lambda i: pso[i]["gamma_eV_per_cm-1"])
+        opt = ase.io.read(ctx.out / "pso" / f"optimum_gamma_{k}.xyz", format="extxyz")
+        opt.calc = None
+        opt.info = {**start.info, **{key: v for key, v in opt.info.items()
+                                     if key in ("charge", "multiplicity")}}
+        ctx.log(f"the same at the PSO optimum (gamma = {pso[k]['gamma_eV_per_cm-1']:g})")
+        out["optimum"] = _relaxation_of(opt, s, relax=False)[0]
+        out["optimum"]["gamma_eV_per_cm-1"] = pso[k]["gamma_eV_per_cm-1"]
+    # observables of the start structure from the engine's D and g
+    from molmag.physics.ligand_field import LigandFieldCalculator
+
+    lf = LigandFieldCalculator(charge=start.info.get("charge"),
+                               multiplicity=start.info.get("multiplicity"))
+    system = spin_system((int(start.info["multiplicity"]) - 1) / 2,
+                         d_tensor=lf.get_property("zfs_tensor", start),
+                         g=lf.get_property("g_tensor", start))
+    temps = np.linspace(2.0, 300.0, 60)
+    fields = np.linspace(0.0, 7.0, 15)
+    chi = powder_chi_t(system, temps)
+    mh = {t: magnetisation(system, fields, t) for t in (2.0, 5.0)}
+    out["chi_T"] = [[float(t), float(c)] for t, c in zip(temps, chi)]
+    out["magnetisation"] = {f"{t:g}": [[float(h), float(m)] for h, m in zip(fields, v)]
+                            for t, v in mh.items()}
+    out["files"] = _magnetism_plots(folder, out, temps, chi, fields, mh)
+    return out
+
+
+def _magnetism_plots(folder: Path, out: dict, temps, chi, fields, mh) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from molmag.physics.magnetism import K_B_CM
+
+    np.savetxt(folder / "tau_start.csv", np.array(out["start"]["tau"]), delimiter=",",
+               header="T/K,tau/s", comments="")
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    for key, style in (("start", "o"), ("optimum", "s")):
+        if key not in out:
+            continue
+        t, tau = np.array(out[key]["tau"]).T
+        line = ax[0].semilogy(1 / t, tau, style, ms=3, label=f"{key}: U_eff "
+                              f"{out[key]['U_eff_cm-1']:.0f} cm⁻¹ (D {out[key]['D_cm-1']:.0f})")
+        fit = t[-max(2, len(t) // 3):]                  # the fitted (warmest) third
+        ax[0].semilogy(1 / fit, out[key]["tau0_s"] * np.exp(out[key]["U_eff_cm-1"]
+                                                            / (K_B_CM * fit)),
+                       "--", lw=0.8, color=line[0].get_color())
+    ax[0].set_xlabel("1/T (K⁻¹)")
+    ax[0].set_ylabel("τ (s), one-phonon")
+    ax[0].legend(fontsize=7)
+    ax[1].plot(temps, chi, "o-", ms=2)
+    ax[1].set_xlabel("T (K)")
+    ax[1].set_ylabel("χT (cm³ K mol⁻¹)")
+    for t, v in mh.items():
+        ax[2].plot(fields, v, "o-", ms=2, label=f"{t:g} K")
+    ax[2].set_xlabel("H (T)")
+    ax[2].set_ylabel("M (μB)")
+    ax[2].legend()
+    fig.tight_layout()
+    fig.savefig(folder / "magnetism.png", dpi=110)
+    plt.close(fig)
+    return ["magnetism/tau_start.csv", "magnetism/magnetism.png"]
+
+
 def stage_report(ctx: Context) -> dict:
     from molmag.workflows.co_pdms_report import write_report
 
@@ -364,6 +483,7 @@ STAGES = [
     Stage("pso", "particle-swarm optimisation of chi = E + gamma D", stage_pso),
     Stage("scan", "2D scan: Co-N distance x N-Co-N angle", stage_scan),
     Stage("correlate", "magneto-structural correlations", stage_correlate),
+    Stage("magnetism", "spin-phonon relaxation tau(T), chi*T and M(H)", stage_magnetism),
     Stage("report", "report (Markdown + HTML)", stage_report),
 ]
 

@@ -67,6 +67,12 @@ def slope_disagreements(slopes: dict, reference: str = "reference") -> list[str]
     return out
 
 
+def _tau_at(entry: dict, t: float) -> float:
+    """tau (s) at the tabulated temperature nearest to ``t``."""
+    rows = entry["tau"]
+    return min(rows, key=lambda r: abs(r[0] - t))[1]
+
+
 def _trust(m: dict) -> str:
     """One model's size and test coverage, with a plain verdict on its sigma."""
     cov = m.get("coverage") or {}
@@ -169,6 +175,26 @@ def findings(res: dict) -> tuple[list[str], dict]:
             f"{_num(top.get('reference_zfs_D_cm-1'))} cm⁻¹ at the optimum "
             f"({'—' if err is None else f'{100 * err:.1f} %'} from the ML value; the paper: "
             "~7 % against CASSCF).")
+    mag = res.get("magnetism") or {}
+    if mag.get("start"):
+        st = mag["start"]
+        text = (f"**Magnetic relaxation** (one-phonon direct + Orbach, xTB modes, ligand-field "
+                f"couplings): the start structure's τ(T) gives U_eff = {st['U_eff_cm-1']:.0f} "
+                f"cm⁻¹ (spin gap {st['gap_cm-1']:.0f} cm⁻¹), τ₀ = {st['tau0_s']:.1e} s; the "
+                "strongest couplings come from modes at "
+                + ", ".join(f"{m['wavenumber_cm-1']:.0f}" for m in st["strongest"][:3])
+                + " cm⁻¹.")
+        op = mag.get("optimum")
+        if op:
+            t_st, t_op = _tau_at(st, 10.0), _tau_at(op, 10.0)
+            text += (f" At the PSO optimum (γ = {op['gamma_eV_per_cm-1']:g}; D "
+                     f"{op['D_cm-1']:.1f} against {st['D_cm-1']:.1f} cm⁻¹) U_eff = "
+                     f"{op['U_eff_cm-1']:.0f} cm⁻¹ and τ(10 K) = {t_op:.2g} s against "
+                     f"{t_st:.2g} s: the more axial structure relaxes "
+                     + ("more slowly" if t_op > t_st else "faster")
+                     + f" ({op['n_imaginary_excluded']} imaginary modes of the non-stationary "
+                     "optimum left out).")
+        bullets.append(text)
     tr = res.get("train") or {}
     if tr:
         bullets.append("**How far the models can be trusted** (test set, σ calibrated on the "
@@ -305,6 +331,35 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
             for f in ("d_ML_mean_A", "q_tet", "angle_intra_mean_deg"):
                 rep.figure(ctx.out / "correlations" / f"{src}_{f}.png",
                            f"D ({src}) against the {FEATURE_NAMES[f]}")
+    mag = res.get("magnetism")
+    if mag:
+        rep.heading("Spin–phonon relaxation and magnetic observables")
+        rep.text("Normal modes from GFN2-xTB (the start structure relaxed to 0.005 eV/Å), "
+                 "first-order couplings dD/dQ by central differences of the ligand-field engine "
+                 "along every mode, one-phonon (direct and Orbach) rates with Bose–Einstein "
+                 f"occupations and {s.relax_linewidth:g} cm⁻¹ Gaussian lines in a "
+                 f"{s.relax_field:g} T field along the easy axis; τ is the slowest rate of the "
+                 "master equation, U_eff and τ₀ the Arrhenius fit of the warmest third. χT and "
+                 "M(H) (powder) from the engine's D and g of the start structure. No Raman "
+                 "(two-phonon) processes yet, so τ at low T is only the tail of the Orbach "
+                 "process.")
+        rows = []
+        for key in ("start", "optimum"):
+            e = mag.get(key)
+            if e:
+                rows.append([key, e["D_cm-1"], e["gap_cm-1"], e["U_eff_cm-1"], e["tau0_s"],
+                             _tau_at(e, 10.0), e["n_modes"], e["n_imaginary_excluded"],
+                             ", ".join(f"{m['wavenumber_cm-1']:.0f} ({m['coupling_cm-1']:.1f})"
+                                       for m in e["strongest"][:3])])
+        rep.table(["structure", "D (cm⁻¹)", "gap (cm⁻¹)", "U_eff (cm⁻¹)", "τ₀ (s)",
+                   "τ(10 K) (s)", "modes", "imaginary left out",
+                   "strongest modes, cm⁻¹ (coupling, cm⁻¹)"], rows)
+        chi = dict((round(t), c) for t, c in mag["chi_T"])
+        rep.text("χT (cm³ K mol⁻¹): " + ", ".join(
+            f"{t} K {chi[t]:.2f}" for t in sorted(chi) if t in (2, 12, 52, 98, 300)
+            or t == max(chi)) + ".")
+        rep.figure(ctx.out / "magnetism" / "magnetism.png",
+                   "τ(T) with the Arrhenius fits, powder χT(T) and M(H) at 2 and 5 K")
     rep.heading("Run")
     rep.table(["stage", "status", "time (s)"],
               [[k, v.get("status"), v.get("seconds")] for k, v in state["stages"].items()
