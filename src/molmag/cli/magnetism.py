@@ -17,14 +17,11 @@ def _from_structure(path: Path, tensor: str):
     """The system of a structure: a lanthanide through molmag's crystal-field engine (REC
     point charges), a 3d ion through the ligand-field engine's D and g (``--tensor lf``) or a
     D-tensor model's D with g = 2.0 (``--tensor MODEL``); S from the multiplicity."""
-    from molmag.cli.common import read_frames
+    from molmag.cli.relaxation import one_structure
     from molmag.physics.crystal_field import LANTHANIDE_NUMBERS, crystal_field_from_structure
     from molmag.physics.magnetism import crystal_field_system, spin_system
 
-    frames = read_frames(path, ":")
-    if len(frames) != 1:
-        raise ValueError(f"{path}: {len(frames)} frames; give a file with one")
-    atoms = frames[0]
+    atoms = one_structure(path)
     if any(int(z) in LANTHANIDE_NUMBERS for z in atoms.numbers):
         ion, _, levels = crystal_field_from_structure(atoms)
         return crystal_field_system(ion, levels.stevens_parameters()), {

@@ -36,6 +36,31 @@ def _calculator(spec: str, what: str, atoms):
     return calc
 
 
+def one_structure(structure: Path, charge=None, multiplicity=None):
+    """The single structure of a file (validated by read_frames), with the given charge and
+    multiplicity written into its info."""
+    frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
+    if len(frames) != 1:
+        raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
+    atoms = frames[0]
+    for key, v in (("charge", charge), ("multiplicity", multiplicity)):
+        if v is not None:
+            atoms.info[key] = v
+    return atoms
+
+
+def _real(modes, structure: Path, exclude_imaginary: bool):
+    """The real modes; imaginary ones are refused (naming them) unless excluded on request."""
+    from molmag.dynamics.spin_phonon import real_modes
+
+    imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
+    if imag.size and not exclude_imaginary:
+        raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
+                         f"({', '.join(f'{abs(f):.1f}i' for f in imag)} cm-1); relax the "
+                         "structure or give --exclude-imaginary")
+    return real_modes(modes), int(imag.size)
+
+
 def vibrations_cmd(
     structure: Path = typer.Argument(..., help="Structure (xyz/extxyz/...)."),
     calculator: str = typer.Option("xtb", "--calculator", help="xtb or an energy model file."),
@@ -55,13 +80,7 @@ def vibrations_cmd(
     from molmag.dynamics.vibrations import modes_table, vibrations, write_modes
 
     with user_errors():
-        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
-        if len(frames) != 1:
-            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
-        atoms = frames[0]
-        for key, v in (("charge", charge), ("multiplicity", multiplicity)):
-            if v is not None:
-                atoms.info[key] = v
+        atoms = one_structure(structure, charge, multiplicity)
         modes = vibrations(atoms, _calculator(calculator, "potential", atoms), relax=relax)
     rows = modes_table(modes)
     res = {"structure": str(structure), "formula": modes.atoms.get_chemical_formula(),
@@ -100,24 +119,13 @@ def spin_phonon_cmd(
     """First-order spin-phonon couplings of the D tensor: dD/dQ along every normal mode
     (cm-1 per Å sqrt(amu)) and per zero-point amplitude sqrt(hbar / 2 omega) (cm-1), by
     central differences of the tensor calculator."""
-    from molmag.dynamics.spin_phonon import real_modes, zfs_couplings
+    from molmag.dynamics.spin_phonon import zfs_couplings
     from molmag.dynamics.vibrations import vibrations
 
     with user_errors():
-        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
-        if len(frames) != 1:
-            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
-        atoms = frames[0]
-        for key, v in (("charge", charge), ("multiplicity", multiplicity)):
-            if v is not None:
-                atoms.info[key] = v
+        atoms = one_structure(structure, charge, multiplicity)
         modes = vibrations(atoms, _calculator(potential, "potential", atoms), relax=relax)
-        imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
-        if imag.size and not exclude_imaginary:
-            raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
-                             f"({', '.join(f'{abs(f):.1f}i' for f in imag)} cm-1); relax the "
-                             "structure or give --exclude-imaginary")
-        modes = real_modes(modes)
+        modes, n_imag = _real(modes, structure, exclude_imaginary)
         coup = zfs_couplings(modes, _calculator(tensor, "tensor", modes.atoms))
     rows = [{"mode": k, "wavenumber_cm-1": float(coup.frequencies_cm1[k]),
              "zero_point_amplitude": float(coup.zero_point[k]),
@@ -176,21 +184,13 @@ def relaxation(
     (g = 2), rates by the golden rule with Bose-Einstein occupations and Gaussian lines, tau as
     the slowest rate of the master equation; Arrhenius fit (U_eff, tau_0) of the warmest third
     and power-law fit (C, n) of the coldest third of the temperatures."""
-    from molmag.dynamics.spin_phonon import (real_modes, relaxation_times, spin_of,
-                                             zfs_couplings)
+    from molmag.dynamics.spin_phonon import relaxation_times, spin_of, zfs_couplings
     from molmag.physics.magnetism import temperature_grid
     from molmag.dynamics.vibrations import vibrations
     from molmag.physics.relaxation import fit_arrhenius, fit_power_law
 
     with user_errors():
-        frames = read_frames(structure, ":", charge=charge, multiplicity=multiplicity)
-        if len(frames) != 1:
-            raise ValueError(f"{structure}: {len(frames)} frames; give a file with one")
-        atoms = frames[0]
-        if charge is not None:
-            atoms.info["charge"] = charge
-        if multiplicity is not None:
-            atoms.info["multiplicity"] = multiplicity
+        atoms = one_structure(structure, charge, multiplicity)
         spin = spin_of(atoms)
         temps = temperature_grid(temperatures)
         if not (np.isfinite(linewidth) and linewidth > 0):
@@ -203,12 +203,7 @@ def relaxation(
         err_console.print(f"[dim]normal modes of {atoms.get_chemical_formula()} "
                           f"({6 * len(atoms) + 1} force calls) ...[/]", highlight=False)
         modes = vibrations(atoms, pot, relax=relax)
-        imag = modes.frequencies_cm1[modes.frequencies_cm1 <= 0]
-        if imag.size and not exclude_imaginary:
-            raise ValueError(f"{structure}: {imag.size} imaginary mode(s) "
-                             f"({', '.join(f'{abs(f):.1f}i' for f in imag)} cm-1); relax the "
-                             "structure or give --exclude-imaginary")
-        modes = real_modes(modes)
+        modes, n_imag = _real(modes, structure, exclude_imaginary)
         err_console.print(f"[dim]couplings of {modes.n_modes} modes ...[/]", highlight=False)
         coup = zfs_couplings(modes, ten)
         tau, info = relaxation_times(coup, spin, temps, field_T=field, linewidth=linewidth)
@@ -222,7 +217,7 @@ def relaxation(
     res = {"structure": str(structure), "formula": atoms.get_chemical_formula(),
            "spin": spin, "D_cm-1": z.D, "E_cm-1": z.E,
            "gap": float(info["levels_cm-1"][2]) if len(info["levels_cm-1"]) > 2 else None,
-           "n_modes": modes.n_modes, "excluded_imaginary": int(imag.size),
+           "n_modes": modes.n_modes, "excluded_imaginary": n_imag,
            "tau": [[float(t), float(x)] for t, x in zip(temps, tau)],
            "U_eff": None if arr is None else arr["U_eff"],
            "tau0": None if arr is None else arr["tau0"],

@@ -101,7 +101,39 @@ def translate_selection(selection: str | None) -> str | None:
 
 
 # -- database back ends that are safe with several writers -----------------------------------
-class _SQLiteStore(SQLite3Database):
+class _LockedTransactions:
+    """``with db:`` as one write transaction that holds the back end's writer lock
+    (``_lock``) from its start, committed on success and rolled back on any error; ASE's own
+    context manager neither locks first nor rolls back."""
+
+    def _lock(self, con) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        assert self.connection is None
+        self.change_count = 0
+        con = self._connect()
+        try:
+            self._initialize(con)
+            self._lock(con)
+        except BaseException:
+            con.close()
+            raise
+        self.connection = con
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb):
+        con, self.connection = self.connection, None
+        try:
+            if exc_type is None:
+                con.commit()
+            else:
+                con.rollback()
+        finally:
+            con.close()
+
+
+class _SQLiteStore(_LockedTransactions, SQLite3Database):
     """ASE's SQLite database with a long busy timeout and write transactions that take the
     write lock first (``BEGIN IMMEDIATE``).
 
@@ -126,28 +158,8 @@ class _SQLiteStore(SQLite3Database):
         if n == 0 and con.in_transaction:
             con.commit()
 
-    def __enter__(self):
-        assert self.connection is None
-        self.change_count = 0
-        con = self._connect()
-        try:
-            self._initialize(con)
-            con.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            con.close()
-            raise
-        self.connection = con
-        return self
-
-    def __exit__(self, exc_type, exc_value, tb):
-        con, self.connection = self.connection, None
-        try:
-            if exc_type is None:
-                con.commit()
-            else:
-                con.rollback()
-        finally:
-            con.close()
+    def _lock(self, con) -> None:
+        con.execute("BEGIN IMMEDIATE")
 
 
 _PG_LOCK = 0x6D6F6C6D61670001  # the advisory-lock key of molmag's writers ("molmag" + 1)
@@ -174,7 +186,7 @@ def _postgres_store(url: str):
         def rollback(self):
             self.con.rollback()
 
-    class _PostgresStore(PostgreSQLDatabase):
+    class _PostgresStore(_LockedTransactions, PostgreSQLDatabase):
         def _connect(self):
             return _Connection(psycopg2.connect(self.filename, connect_timeout=30))
 
@@ -188,28 +200,8 @@ def _postgres_store(url: str):
             cur.execute("SELECT currval(pg_get_serial_sequence('systems', 'id'))")
             return int(cur.fetchone()[0])
 
-        def __enter__(self):
-            assert self.connection is None
-            self.change_count = 0
-            con = self._connect()
-            try:
-                self._initialize(con)
-                con.cursor().execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
-            except BaseException:
-                con.close()
-                raise
-            self.connection = con
-            return self
-
-        def __exit__(self, exc_type, exc_value, tb):
-            con, self.connection = self.connection, None
-            try:
-                if exc_type is None:
-                    con.commit()
-                else:
-                    con.rollback()
-            finally:
-                con.close()
+        def _lock(self, con) -> None:
+            con.cursor().execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
 
     return _PostgresStore(url)
 
