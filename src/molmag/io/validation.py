@@ -260,25 +260,15 @@ def _closest_pair_below(atoms: Atoms, pos: np.ndarray, cutoff: float,
         k = int(np.lexsort((j, i, np.round(d, 9)))[0])
         a, b = sorted((int(i[k]), int(j[k])))
         return a, b, float(d[k])
-    n = len(pos)
-    if n <= 3000:
-        diff = pos[:, None, :] - pos[None, :, :]
-        dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        iu = np.triu_indices(n, 1)
-        dd = dist[iu]
-        close = np.flatnonzero(dd < cutoff)
-        if not close.size:
-            return None
-        k = close[np.argmin(dd[close])]
-        return int(iu[0][k]), int(iu[1][k]), float(dd[k])
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree   # O(N log N), no N^2 distance matrix
 
     pairs = cKDTree(pos).query_pairs(cutoff, output_type="ndarray")
     if not len(pairs):
         return None
+    pairs = np.sort(pairs, axis=1)
     d = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
-    k = int(np.argmin(d))
-    return int(min(pairs[k])), int(max(pairs[k])), float(d[k])
+    k = int(np.lexsort((pairs[:, 1], pairs[:, 0], np.round(d, 9)))[0])
+    return int(pairs[k, 0]), int(pairs[k, 1]), float(d[k])
 
 
 def checked_charge(value: Any, field: str = "charge", source=None) -> int:
