@@ -103,3 +103,13 @@ def test_nested_quiet_rdkit_blocks_stay_quiet(capfd):
         is_sane("C1CC(O")           # an inner block (the filter) that ends ...
         assert Chem.MolFromSmiles("[NH-]c1cccc()cc1") is None   # ... must not re-enable logs
     assert "SMILES Parse Error" not in capfd.readouterr().err
+
+
+def test_generation_metrics_judge_anionic_donors_on_the_generated_string():
+    """'[O-]C(C)(C)CC' is donor-first as generated; its canonical SMILES moves the charge off
+    atom 0, which must not make it 'insane' (the dy-ligands model showed 0 % valid & sane)."""
+    from molmag.generative.sampling import generation_metrics
+
+    m = generation_metrics(["[O-]C(C)(C)CC", "[O-]C(C)(C)CC", "[O-]C1=CC=C1", "C1CC("],
+                           ["OCC"])
+    assert m["n_valid"] == 3 and m["n_valid_sane"] == 2 and m["n_unique_sane"] == 1

@@ -135,15 +135,22 @@ def generation_metrics(samples: Sequence[str], training_set: Iterable[str] | set
     from .vocab import selfies_to_smiles
 
     train = set(training_set) if training_is_canonical else canonical_set(training_set)
-    canon = []
+    canon, sane_flags = [], []
+    verdict: dict[str, bool] = {}
     for s in samples:
         smi = selfies_to_smiles(s) if kind == "selfies" else s
-        canon.append(canonical_smiles(smi))
+        c = canonical_smiles(smi)
+        canon.append(c)
+        # judged on the generated, donor-first string: the filter allows a charge on the
+        # donor, atom 0, which canonical SMILES may move elsewhere
+        if c is not None and smi not in verdict:
+            verdict[smi] = is_sane(smi)
+        sane_flags.append(c is not None and verdict[smi])
     valid = [c for c in canon if c is not None]
     novel = [c for c in valid if c not in train]
     uniq, uniq_novel = set(valid), set(novel)
-    sane = {c for c in uniq if is_sane(c)}
-    n_sane = sum(1 for c in valid if c in sane)
+    sane = {c for c, ok in zip(canon, sane_flags) if ok}
+    n_sane = sum(sane_flags)
     n = len(samples)
     return {"n_samples": n, "n_valid": len(valid), "n_valid_sane": n_sane,
             "valid_sane_rate": n_sane / n if n else 0.0, "n_unique_sane": len(sane),
