@@ -1,0 +1,112 @@
+"""molmag.dynamics.md: Langevin NVT runs, bit-identical resumption, blow-up stops, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+from ase.io import read
+
+from molmag.dynamics.md import MDSettings, run_md
+from molmag.dynamics.md_files import RunFiles, append_frames, load_checkpoint
+
+
+def cluster():
+    a = Icosahedron("Cu", 2)  # Cu13, stable under EMT
+    a.center(vacuum=5.0)
+    a.pbc = False
+    a.info.update(charge=0, multiplicity=1)
+    return a
+
+
+def settings(**kw):
+    base = dict(temperature_K=300.0, n_steps=60, stride=5, checkpoint_every=20, seed=3)
+    base.update(kw)
+    return MDSettings(**base)
+
+
+def positions(path):
+    return np.array([a.positions for a in read(path, ":")])
+
+
+def test_run_writes_frames_sidecar_and_thermalises(tmp_path):
+    s = settings(n_steps=400, friction_per_fs=0.05)
+    r = run_md(cluster(), EMT(), s, tmp_path / "T300_run0", potential_label="emt")
+    assert r.status == "finished" and r.n_frames == 400 // 5 + 1
+    frames = read(r.trajectory, ":")
+    assert [a.info["step"] for a in frames] == list(range(0, 401, 5))
+    assert frames[3].info["time_fs"] == pytest.approx(15 * 0.5)
+    v = frames[10].get_velocities()  # momenta survive the extxyz round trip
+    assert np.abs(v).max() > 0
+    side = json.loads((tmp_path / "T300_run0.json").read_text())
+    assert side["format"] == "molmag-md/1" and side["status"] == "finished"
+    assert side["n_frames"] == len(frames) and side["ns_per_day"] > 0
+    # the thermostat holds the kinetic temperature near the target (13 atoms: wide)
+    t = np.array([a.info["temperature_K"] for a in frames[20:]])
+    assert 150 < t.mean() < 450
+    # the centre of mass does not move (FixCom)
+    com = np.array([a.get_center_of_mass() for a in frames])
+    assert np.abs(com - com[0]).max() < 1e-8
+
+
+def test_resume_after_a_crash_is_bit_identical(tmp_path):
+    s = settings()
+    ref = run_md(cluster(), EMT(), s, tmp_path / "ref", potential_label="emt")
+    # a run that "died" at step 40: stop early, then simulate frames written after the
+    # checkpoint (appended, checkpoint not yet replaced) as a kill between the two writes
+    part = run_md(cluster(), EMT(), settings(n_steps=40), tmp_path / "run",
+                  potential_label="emt")
+    assert part.steps_done == 40
+    files = RunFiles(tmp_path / "run")
+    append_frames(files, read(ref.trajectory, "-2:"))  # garbage beyond the checkpoint
+    assert load_checkpoint(files).step == 40
+    cont = run_md(cluster(), EMT(), s, tmp_path / "run", potential_label="emt")
+    assert cont.resumed_from == 40 and cont.status == "finished"
+    np.testing.assert_array_equal(positions(ref.trajectory), positions(files.trajectory))
+    a, b = read(ref.trajectory, -1), read(files.trajectory, -1)
+    np.testing.assert_array_equal(a.get_momenta(), b.get_momenta())
+    # a finished run is returned as it is
+    again = run_md(cluster(), EMT(), s, tmp_path / "run", potential_label="emt")
+    assert again.resumed_from == 0 and again.n_frames == ref.n_frames
+
+
+def test_blow_up_stops_and_keeps_the_last_good_frame(tmp_path):
+    s = settings(n_steps=200, max_temperature_factor=1.2, temperature_K=50.0)
+    a = cluster()
+    a.positions[0] += [0.6, 0, 0]  # a strained start: heats far above 1.2 x 50 K
+    r = run_md(a, EMT(), s, tmp_path / "hot", potential_label="emt")
+    assert r.status == "stopped" and "temperature" in r.stop_reason
+    assert "_last_good.extxyz" in r.stop_reason
+    good = read(RunFiles(tmp_path / "hot").last_good)
+    assert good.info["step"] == r.steps_done
+    frames = read(r.trajectory, ":")
+    assert all(f.info["temperature_K"] <= 1.2 * 50 for f in frames)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(temperature_K=0.0), "temperature_K must be > 0"),
+    (dict(timestep_fs=2.5), "timestep_fs must be in"),
+    (dict(checkpoint_every=7), "multiple of stride"),
+])
+def test_bad_settings_fail_before_running(tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        run_md(cluster(), EMT(), settings(**kw), tmp_path / "x")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_potential_without_forces_and_other_structure_are_refused(tmp_path):
+    from molmag.physics.ligand_field import LigandFieldCalculator
+
+    with pytest.raises(ValueError, match="gives no forces"):
+        run_md(cluster(), LigandFieldCalculator(), settings(), tmp_path / "lf")
+    run_md(cluster(), EMT(), settings(n_steps=20), tmp_path / "run", potential_label="emt")
+    other = cluster()
+    other.positions[0] += 0.01
+    with pytest.raises(ValueError, match="another structure"):
+        run_md(other, EMT(), settings(n_steps=40), tmp_path / "run", potential_label="emt")
+    with pytest.raises(ValueError, match="temperature_K 300.0, not 200.0"):
+        run_md(cluster(), EMT(), settings(temperature_K=200.0), tmp_path / "run",
+               potential_label="emt")
