@@ -73,6 +73,12 @@ Builders (:data:`BUILDERS`; :func:`build` is the entry point by name):
     the water H (pyridine) tilts the waters in the free stage (O plane off by ~0.3 Angstrom,
     one gap 68.5 degrees).
 
+``co-l4``
+    Tetrahedral Co(II)L4 with monodentate donor-first ligands (one SMILES: CoL4; two joined
+    by '.': CoL2L'2; four: CoL1L2L3L4), the donor's lone pair pointing at Co; high spin
+    (multiplicity 4), charge +2 + the ligands' formal charges; GFN2-xTB relaxed, free.  The
+    genetic algorithm's Co(II) template (:mod:`molmag.screening`).
+
 ``relax=False`` returns the (deterministic) starting geometry without calling xTB.
 """
 
@@ -633,6 +639,82 @@ def build_free_ligand(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_
 
 
 # ======================================================================================
+# tetrahedral Co(II)L4 (monodentate donors; the GA's Co(II) template)
+# ======================================================================================
+#: Starting Co(II)-donor distances (Angstrom) by donor element, (anionic, neutral); xTB
+#: relaxes them.
+CO_DONOR_DISTANCES: dict[str, tuple[float, float]] = {
+    "O": (1.95, 2.05), "N": (2.00, 2.05), "S": (2.30, 2.40), "Se": (2.42, 2.50),
+    "P": (2.35, 2.40), "F": (1.95, 2.05), "Cl": (2.28, 2.35), "Br": (2.40, 2.48),
+    "I": (2.60, 2.68),
+}
+_TETRAHEDRON = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float) / math.sqrt(3)
+
+
+def co_l4_ligands(ligand: str) -> list[str]:
+    """The four ligand SMILES of ``co-l4`` from its ``ligand`` string: one SMILES (CoL4),
+    two joined by '.' (L1, L1, L2, L2) or four (L1..L4)."""
+    parts = [p.strip() for p in str(ligand).split(".")]
+    if any(not p for p in parts) or len(parts) not in (1, 2, 4):
+        raise ValueError(f"co-l4 ligand {ligand!r}: give 1, 2 or 4 donor-first SMILES joined "
+                         "by '.' (CoL4, CoL2L'2, CoL1L2L3L4)")
+    return parts * 4 if len(parts) == 1 else [parts[0], parts[0], parts[1], parts[1]] \
+        if len(parts) == 2 else parts
+
+
+def build_co_l4(ligand: str, *, relax: bool = True, fmax: float = DEFAULT_FMAX,
+                steps: int = DEFAULT_STEPS, seed: int = SEED,
+                max_ligand_charge: int | None = MAX_LIGAND_CHARGE,
+                max_heavy_atoms: int | None = MAX_LIGAND_HEAVY_ATOMS) -> Atoms:
+    """Tetrahedral Co(II)L4 (high spin: multiplicity 4; charge +2 + the ligands' formal
+    charges) with monodentate donor-first ligands (``ligand``: see :func:`co_l4_ligands`).
+
+    Atoms: Co, then the four ligands in order (RDKit order with H added).  Start: donor k on
+    the tetrahedral direction k at :data:`CO_DONOR_DISTANCES`, the donor's lone pair pointing
+    at Co, each ligand turned about its Co-donor axis to maximise its smallest distance to
+    the atoms already placed (as for ``dy-h2o5l2``); then GFN2-xTB, free.  Errors as for
+    ``dy-h2o5l2`` (ValueError for an unusable ligand, RelaxationError when xTB fails or a
+    donor leaves Co)."""
+    smiles = co_l4_ligands(ligand)
+    placed_z: list = [[27]]
+    placed_x: list = [np.zeros((1, 3))]
+    donors, q, contact, ffs = [], 0, float("inf"), []
+    cache: dict[str, tuple] = {}
+    for k, smi in enumerate(smiles):
+        if smi not in cache:
+            mol = parse_ligand(smi, max_charge=max_ligand_charge, max_heavy_atoms=max_heavy_atoms)
+            d = mol.GetAtomWithIdx(0)
+            with quiet_rdkit():
+                if mol.GetNumAtoms() == 1 and d.GetTotalNumHs() == 0:
+                    from rdkit import Chem
+                    mh, x, ff = Chem.AddHs(mol), np.zeros((1, 3)), "none"
+                else:
+                    mh, confs, ff = _embed(mol, seed=seed, n_conformers=1)
+                    x = confs[0]
+            r = CO_DONOR_DISTANCES[d.GetSymbol()][0 if d.GetFormalCharge() < 0 else 1]
+            local = (x - x[0]) @ _rotation_onto(_lone_pair_direction(x, mh, 0),
+                                                [0.0, 0.0, -1.0]).T
+            cache[smi] = (_numbers(mh), local + np.array([0.0, 0.0, r]),
+                          int(sum(a.GetFormalCharge() for a in mol.GetAtoms())), ff)
+        zl, local, ql, ff = cache[smi]
+        rot = _rotation_onto([0.0, 0.0, 1.0], _TETRAHEDRON[k])
+        rest_local = np.vstack(placed_x) @ rot          # the placed atoms in the ligand's frame
+        _, lig, dmin = _best_rotation(local, rest_local)
+        donors.append(sum(len(z) for z in placed_z))
+        placed_z.append(zl)
+        placed_x.append(lig @ rot.T)
+        q += ql
+        contact = min(contact, dmin)
+        ffs.append(ff)
+    atoms = Atoms(numbers=np.concatenate(placed_z), positions=np.vstack(placed_x))
+    label = f"Co(II)L4 with L = {'.'.join(smiles)}"
+    return _finish(atoms, name="co-l4", charge=2 + q, multiplicity=4, donors=donors,
+                   relax=relax, fmax=fmax, steps=steps, label=label, ligand=str(ligand).strip(),
+                   ligand_charge=q, ligand_force_field=",".join(sorted(set(ffs))),
+                   min_contact_A=float(contact))
+
+
+# ======================================================================================
 # registry
 # ======================================================================================
 #: Builders by name.  All take ``relax``, ``fmax`` and ``steps``; ``dy-h2o5l2`` and ``ligand``
@@ -644,9 +726,10 @@ BUILDERS: dict[str, Callable[..., Atoms]] = {
     "co-pdms": build_co_pdms,
     "dy-h2o5l2": build_dy_h2o5l2,
     "ligand": build_free_ligand,
+    "co-l4": build_co_l4,
 }
 #: Builders that need a ligand SMILES.
-LIGAND_BUILDERS = frozenset({"dy-h2o5l2", "ligand"})
+LIGAND_BUILDERS = frozenset({"dy-h2o5l2", "ligand", "co-l4"})
 
 
 def build(name: str, **options) -> Atoms:
@@ -669,6 +752,7 @@ def build(name: str, **options) -> Atoms:
 
 
 __all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
-           "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "parse_ligand", "ligand_charge",
+           "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "build_co_l4", "co_l4_ligands",
+           "CO_DONOR_DISTANCES", "parse_ligand", "ligand_charge",
            "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "MAX_LIGAND_CHARGE", "MAX_LIGAND_HEAVY_ATOMS", "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

@@ -18,6 +18,7 @@ from molmag.cli.correlate import correlate
 from molmag.cli.corpus import corpus
 from molmag.cli.explore import optimize, scan
 from molmag.cli.features import features
+from molmag.cli.ga import ga
 from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
@@ -69,6 +70,7 @@ app.command("correlate")(correlate)
 app.command("optimize")(optimize)
 app.command("scan")(scan)
 app.command("corpus")(corpus)
+app.command("ga")(ga)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")

@@ -89,3 +89,18 @@ def vae_template(
     from molmag.generative.templates import VAE_TRAIN
 
     _write(VAE_TRAIN, out, force)
+
+
+@app.command("ga")
+def ga_template(
+    system: str = typer.Option("dy-axial", "--system", help="dy-axial or co-chelate."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag ga` configuration (genetic-algorithm ligand screening)."""
+    from molmag.screening.templates import GA_TEMPLATES
+
+    if system not in GA_TEMPLATES:
+        fail(f"unknown system {system!r}; choose one of {', '.join(GA_TEMPLATES)}")
+    _write(GA_TEMPLATES[system], out, force)
