@@ -62,6 +62,44 @@ from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
 #: Default weight of the force rows (Angstrom); see the module docstring.
 DEFAULT_FORCE_WEIGHT = 0.1
+#: Designs with more elements than this (rows x columns) are fitted from the normal
+#: equations streamed over the frames (:func:`fit_ridge_gram`), not one SVD of the matrix.
+GRAM_ABOVE = 4e7
+
+
+def fit_ridge_gram(g: dict, gv: dict | None, lambdas: Sequence[float]) -> RidgeFit:
+    """Ridge fit from normal equations: the same solution as
+    :func:`molmag.models.ridge.fit_ridge` with ``intercept=False`` (columns scaled by their
+    RMS, lambda on the scaled coefficients, the validation RMSE of the weighted rows), from
+    X^T X = V diag(w) V^T of the scaled design: a(lambda) = V diag(1/(w + lambda)) V^T X^T y.
+    ``g``/``gv``: dicts of :meth:`SNAPEnergyRidge._gram`."""
+    n = g["n_rows"]
+    diag = np.diag(g["xtx"]).copy()
+    scale = np.sqrt(np.maximum(diag, 0.0) / n)
+    big = float(np.sqrt(diag.max(initial=0.0) / n))
+    scale[scale < 1e-12 * max(1.0, big)] = 1.0
+    gs = g["xtx"] / np.outer(scale, scale)
+    bs = g["xty"] / scale
+    w, v = np.linalg.eigh(gs)
+    w = np.clip(w, 0.0, None)
+    vtb = v.T @ bs
+    curve, best = [], None
+    for lam in lambdas:
+        coef = v @ (vtb / (w + lam))
+        fit = RidgeFit(coef[:, None], np.zeros(1), np.zeros(len(scale)), scale, float(lam),
+                       None, [])
+        rmse = np.nan
+        if gv is not None and gv["n_rows"]:
+            c = coef / scale
+            sse = float(c @ gv["xtx"] @ c - 2.0 * c @ gv["xty"] + gv["yty"])
+            rmse = float(np.sqrt(max(sse, 0.0) / gv["n_rows"]))
+        curve.append((float(lam), rmse))
+        if best is None or (np.isfinite(rmse) and rmse < best[0]):
+            best = (rmse, fit)
+    fit = best[1]
+    fit.val_rmse = best[0] if np.isfinite(best[0]) else None
+    fit.curve = curve
+    return fit
 
 
 class SNAPEnergyRidge:
@@ -159,6 +197,54 @@ class SNAPEnergyRidge:
             y = np.concatenate([y, w * np.concatenate(yf)])
         return x, y, n_f
 
+    def descriptor_columns(self) -> int:
+        """Columns of the design row: T counts + T * F descriptor sums."""
+        t = len(self.type_numbers)
+        return t + t * int(self.descriptor.n_components())
+
+    def _gram(self, frames, energies, forces, chunk: int = 32) -> dict:
+        """The weighted design of :meth:`_weighted` as normal equations, accumulated over
+        chunks of frames without ever holding the whole matrix: ``{"xtx" (P, P), "xty" (P,),
+        "yty", "n_rows", "n_f"}`` (the same weights: energy rows / sqrt(n_E), force rows
+        force_weight / sqrt(n_F))."""
+        energies = np.asarray(energies, float).reshape(-1)
+        if len(energies) != len(frames):
+            raise ValueError(f"{len(energies)} energies for {len(frames)} structures")
+        use_f = forces is not None and self.force_weight > 0
+        n_e = len(frames)
+        n_f = 0
+        if use_f:
+            n_f = 3 * sum(len(a) for a, f in zip(frames, forces) if f is not None)
+        p = self.descriptor_columns()
+        xtx = np.zeros((p, p))
+        xty = np.zeros(p)
+        yty = 0.0
+        we = 1.0 / np.sqrt(n_e)
+        wf = self.force_weight / np.sqrt(n_f) if n_f else 0.0
+        for c0 in range(0, len(frames), chunk):
+            xs, ys = [], []
+            for k in range(c0, min(c0 + chunk, len(frames))):
+                a = frames[k]
+                f_k = forces[k] if use_f else None
+                er, fr = self._rows(a, f_k is not None)
+                n_at = len(a)
+                xs.append(we * er[None, :] / n_at)
+                ys.append(np.atleast_1d(we * (energies[k] - self._counts(a) @ self.atom_energies)
+                                        / n_at))
+                if f_k is not None:
+                    f_k = np.asarray(f_k, float)
+                    if f_k.shape != (n_at, 3):
+                        raise ValueError(f"forces of structure {k} have shape {f_k.shape}, "
+                                         f"expected ({n_at}, 3)")
+                    xs.append(wf * fr)
+                    ys.append(wf * f_k.reshape(-1))
+            x = np.concatenate(xs)
+            y = np.concatenate(ys)
+            xtx += x.T @ x
+            xty += x.T @ y
+            yty += float(y @ y)
+        return {"xtx": xtx, "xty": xty, "yty": yty, "n_rows": n_e + n_f, "n_f": n_f}
+
     # -- member contract --------------------------------------------------------------------
     def fit(self, frames: Sequence[Atoms], targets: dict[str, Any],
             val_frames: Sequence[Atoms] = (), val_targets: dict[str, Any] | None = None,
@@ -175,18 +261,33 @@ class SNAPEnergyRidge:
         counts = np.stack([self._counts(a) for a in frames])
         self.atom_energies = np.linalg.lstsq(counts, energies, rcond=None)[0]
         forces = self._forces_list(targets.get("forces"), len(frames))
-        x, y, n_f = self._weighted(frames, energies, forces)
-        xv = yv = None
         val_frames = list(val_frames)
         if val_frames:
             if val_targets is None:
                 raise ValueError("val_frames given without val_targets")
             check_species(val_frames, self.species, self.kind)
-            # validation forces only when the training set has them: the validation RMSE
-            # is then the same weighted loss as the training one
-            vf = self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f else None
-            xv, yv, _ = self._weighted(val_frames, val_targets["energy"], vf)
-        self.fit_ = fit_ridge(x, y, xv, yv, self.lambdas, intercept=False)
+        use_f = forces is not None and self.force_weight > 0
+        n_rows = len(frames) * (1 + (3 * max(len(a) for a in frames) if use_f else 0))
+        if n_rows * self.descriptor_columns() > GRAM_ABOVE:
+            # large designs (quadratic SNAP): normal equations, streamed frame by frame
+            g = self._gram(frames, energies, forces)
+            n_f = g["n_f"]
+            gv = None
+            if val_frames:
+                vf = (self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f
+                      else None)
+                gv = self._gram(val_frames, val_targets["energy"], vf)
+            self.fit_ = fit_ridge_gram(g, gv, self.lambdas)
+        else:
+            x, y, n_f = self._weighted(frames, energies, forces)
+            xv = yv = None
+            if val_frames:
+                # validation forces only when the training set has them: the validation
+                # RMSE is then the same weighted loss as the training one
+                vf = (self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f
+                      else None)
+                xv, yv, _ = self._weighted(val_frames, val_targets["energy"], vf)
+            self.fit_ = fit_ridge(x, y, xv, yv, self.lambdas, intercept=False)
         self.info = {"n_train": len(frames), "n_force_rows": int(n_f), "lambda": self.fit_.lam,
                      "val_weighted_rmse": self.fit_.val_rmse,
                      "fit_seconds": time.perf_counter() - t0}
@@ -248,4 +349,4 @@ class SNAPEnergyRidge:
         return m
 
 
-__all__ = ["SNAPEnergyRidge", "DEFAULT_FORCE_WEIGHT"]
+__all__ = ["SNAPEnergyRidge", "DEFAULT_FORCE_WEIGHT", "GRAM_ABOVE", "fit_ridge_gram"]

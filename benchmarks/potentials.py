@@ -1,0 +1,281 @@
+"""ML potentials for MD on [Co(pdms)2]2- (issue 17, item 1): reference MD data and a comparison.
+
+Two stages, each rerunnable:
+
+``python benchmarks/potentials.py data --out DIR [--scale 1.0]``
+    GFN2-xTB (tblite, one thread) Langevin MD of the relaxed [Co(pdms)2]2- (ASE Langevin,
+    0.5 fs, friction 0.01/fs, Maxwell-Boltzmann start), one frame every ``stride`` steps after
+    ``equil`` steps of equilibration, each frame stored with its xTB energy and forces:
+
+    ==========  =====  =======  ======  =======  ========================================
+    run         T (K)  steps    stride  seed     use
+    ==========  =====  =======  ======  =======  ========================================
+    train100    100    2600     5       101      training/validation
+    train250    250    2200     5       102      training/validation (coverage)
+    test100     100    1400     20      103      held-out test (independent trajectory)
+    ==========  =====  =======  ======  =======  ========================================
+
+    Every run appends to ``DIR/<run>.extxyz`` and checkpoints positions, momenta and the
+    thermostat's RNG state after every stored frame (``DIR/<run>.ckpt.json``): kill -9 and
+    rerun continues where it stopped.  When all runs are complete the frames go into the
+    molmag dataset ``DIR/md.db`` (labels ``energy``/``forces`` with GFN2-xTB provenance;
+    tags ``run``, ``temperature_K``, ``step``; split ``train`` for the training runs and
+    ``test`` for test100), so every later training reads them like any other dataset.
+
+``python benchmarks/potentials.py compare --data DIR [--n-train 900] [--models ...] [--json]``
+    Trains committees on the training runs (10 % validation for calibration) and prints, per
+    model: n_train, force RMSE and energy RMSE on the held-out 100 K run, the coverage of the
+    calibrated force spread (fraction of |error| <= 1.96 sigma), the time to train, and the MD
+    steps/s of the committee as an ASE calculator (53 atoms, one energy+forces call per step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUNS = {  # name: (T/K, steps, stride, seed, split)
+    "train100": (100.0, 2600, 5, 101, "train"),
+    "train250": (250.0, 2200, 5, 102, "train"),
+    "test100": (100.0, 1400, 20, 103, "test"),
+}
+EQUIL_STEPS = 200
+TIMESTEP_FS = 0.5
+FRICTION_PER_FS = 0.01
+
+
+def start_structure(out: Path):
+    """The relaxed [Co(pdms)2]2- (molmag's builder, GFN2-xTB, fmax 0.01 eV/A), cached."""
+    import ase.io
+
+    path = out / "start.xyz"
+    if path.exists():
+        return ase.io.read(path)
+    from molmag.chem.builders import build
+
+    atoms = build("co-pdms", relax=True, fmax=0.01)
+    ase.io.write(path, atoms, format="extxyz")
+    return ase.io.read(path)
+
+
+def run_md(out: Path, name: str, scale: float = 1.0, log=print) -> int:
+    """One resumable xTB Langevin run; returns the number of stored frames."""
+    import ase.io
+    import ase.units as u
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from molmag.chem.xtb import XTBCalculator
+
+    temp, n_steps, stride, seed, _ = RUNS[name]
+    n_steps = int(round(n_steps * scale))
+    traj, ckpt = out / f"{name}.extxyz", out / f"{name}.ckpt.json"
+    atoms = start_structure(out)
+    info = dict(atoms.info)
+    rng = np.random.default_rng(seed)
+    step = 0
+    if ckpt.exists():
+        c = json.loads(ckpt.read_text())
+        atoms.positions = np.array(c["positions"])
+        atoms.set_momenta(np.array(c["momenta"]))
+        rng.bit_generator.state = c["rng"]
+        step = int(c["step"])
+        # frames written after the checkpoint (a kill between the two writes) are dropped
+        if traj.exists():
+            frames = [f for f in ase.io.read(traj, ":") if f.info["step"] <= step]
+            ase.io.write(traj, frames, format="extxyz")
+    else:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+        if traj.exists():
+            traj.unlink()
+    if step >= n_steps:
+        return sum(1 for _ in ase.io.iread(traj)) if traj.exists() else 0
+    atoms.calc = XTBCalculator()
+    dyn = Langevin(atoms, TIMESTEP_FS * u.fs, temperature_K=temp,
+                   friction=FRICTION_PER_FS / u.fs, rng=rng, fixcm=False)
+    t0 = time.perf_counter()
+    done0 = step
+    while step < n_steps:
+        dyn.run(stride)
+        step += stride
+        if step > EQUIL_STEPS:
+            f = atoms.copy()
+            f.info = {**info, "step": step, "time_fs": step * TIMESTEP_FS,
+                      "run": name, "temperature_target_K": temp,
+                      "temperature_K": float(atoms.get_temperature())}
+            f.calc = SinglePointCalculator(f, energy=atoms.get_potential_energy(),
+                                           forces=atoms.get_forces())
+            ase.io.write(traj, f, format="extxyz", append=True)
+        tmp = ckpt.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"step": step, "positions": atoms.positions.tolist(),
+                                   "momenta": atoms.get_momenta().tolist(),
+                                   "rng": rng.bit_generator.state}))
+        os.replace(tmp, ckpt)
+        if step % 100 == 0:
+            rate = (step - done0) / (time.perf_counter() - t0)
+            log(f"{name}: step {step}/{n_steps}, T = {atoms.get_temperature():.0f} K, "
+                f"{rate:.2f} xTB steps/s")
+    return sum(1 for _ in ase.io.iread(traj))
+
+
+def to_dataset(out: Path) -> Path:
+    """All stored frames into the molmag dataset ``out/md.db`` (idempotent)."""
+    import ase.io
+
+    from molmag.chem.xtb import METHOD, XTBCalculator, tblite_version
+    from molmag.io.dataset import Dataset
+    from molmag.io.provenance import Provenance
+    from molmag.io.records import Record
+
+    prov = Provenance(method=METHOD, program="tblite", version=tblite_version(),
+                      parameters=XTBCalculator().settings())
+    db = Dataset(str(out / "md.db"))
+    records = []
+    for name, (_, _, _, _, split) in RUNS.items():
+        for f in ase.io.iread(out / f"{name}.extxyz"):
+            e, forces = f.get_potential_energy(), f.get_forces()
+            a = f.copy()
+            a.calc = None
+            records.append(Record(a, charge=int(f.info["charge"]),
+                                  multiplicity=int(f.info["multiplicity"]), metal_index=0,
+                                  split=split, labels={"energy": e, "forces": forces},
+                                  provenance={"energy": prov, "forces": prov},
+                                  tags={"run": name, "step": int(f.info["step"]),
+                                        "temperature_K": float(f.info["temperature_target_K"])}))
+    s = db.add_many(records)
+    print(f"{out / 'md.db'}: {s.new} new rows, {len(db)} in all")
+    return out / "md.db"
+
+
+def cmd_data(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.runs or list(RUNS)
+    for name in names:
+        n = run_md(out, name, args.scale)
+        print(f"{name}: {n} frames")
+    if set(names) == set(RUNS):
+        to_dataset(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# comparison
+# ---------------------------------------------------------------------------------------------
+def load_split(data: Path, n_train: int | None, seed: int = 0):
+    """(train, val, test) frame lists with their targets from ``data/md.db``."""
+    from molmag.training.data import frame_of, targets_of
+    from molmag.io.dataset import Dataset
+
+    rows = list(Dataset(str(data / "md.db")).select())
+    train = [r for r in rows if r.split == "train"]
+    test = [r for r in rows if r.split == "test"]
+    rng = np.random.default_rng(seed)
+    train = [train[i] for i in rng.permutation(len(train))]
+    n_val = max(10, len(train) // 10)
+    val, train = train[:n_val], train[n_val:]
+    if n_train is not None:
+        train = train[:n_train]
+    out = []
+    for rs in (train, val, test):
+        out.append(([frame_of(r) for r in rs], targets_of(rs, "energy")))
+    return out
+
+
+def md_steps_per_s(calc, atoms, n_steps: int = 100) -> float:
+    """ASE Langevin steps/s with ``calc`` (0.5 fs, 100 K), after 5 warm-up steps."""
+    import ase.units as u
+    from ase.md.langevin import Langevin
+
+    a = atoms.copy()
+    a.calc = calc
+    dyn = Langevin(a, TIMESTEP_FS * u.fs, temperature_K=100.0, friction=FRICTION_PER_FS / u.fs,
+                   rng=np.random.default_rng(0), fixcm=False)
+    dyn.run(5)
+    t = time.perf_counter()
+    dyn.run(n_steps)
+    return n_steps / (time.perf_counter() - t)
+
+
+MODELS = {
+    # name: (kind, descriptor overrides, hyper, n_members)
+    "snap-linear": ("snap-energy", {}, {}, 3),
+    "snap-2j6-quadratic": ("snap-energy", {"twojmax": 6, "quadraticflag": True}, {}, 3),
+    "snap-2j8-quadratic": ("snap-energy", {"quadraticflag": True}, {}, 3),
+    "gmnn": ("gmnn-energy", {}, {}, 3),
+}
+
+
+def compare_one(name, train, val, test, log=print) -> dict:
+    from molmag.models.committee import Committee, default_descriptor_settings
+    from molmag.models.calculator import ModelCalculator
+
+    kind, desc, hyper, n_members = MODELS[name]
+    frames, targets = train
+    species = list(dict.fromkeys(frames[0].get_chemical_symbols()))
+    settings = {**default_descriptor_settings(kind, species), **desc}
+    t0 = time.perf_counter()
+    com = Committee(kind, settings, n_members=n_members, **hyper)
+    com.fit(frames, targets, val[0], val[1])
+    com.calibrate(val[0], val[1])
+    t_fit = time.perf_counter() - t0
+    pred = com.predict(test[0])
+    ef = np.concatenate([np.ravel(p - np.asarray(r)) for p, r in
+                         zip(pred["forces"], test[1]["forces"])])
+    sf = np.concatenate([np.ravel(s) for s in pred["forces_std"]])
+    ee = pred["energy"] - test[1]["energy"]
+    row = {"model": name, "kind": kind, "n_train": len(frames),
+           "force_rmse": float(np.sqrt(np.mean(ef**2))),
+           "energy_rmse": float(np.sqrt(np.mean(ee**2))),
+           "force_coverage95": float(np.mean(np.abs(ef) <= 1.96 * sf)),
+           "fit_s": t_fit,
+           "md_steps_per_s": md_steps_per_s(ModelCalculator(com), test[0][0])}
+    log(json.dumps(row))
+    return row
+
+
+def cmd_compare(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data)
+    train, val, test = load_split(data, args.n_train)
+    print(f"train {len(train[0])}, val {len(val[0])}, test {len(test[0])}", file=sys.stderr)
+    rows = [compare_one(m, train, val, test, log=lambda s: print(s, file=sys.stderr))
+            for m in args.models]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'model':22s} {'n_train':>7s} {'F RMSE eV/A':>12s} {'E RMSE eV':>10s} "
+          f"{'cov95 F':>8s} {'fit s':>7s} {'MD steps/s':>10s}")
+    for r in rows:
+        print(f"{r['model']:22s} {r['n_train']:7d} {r['force_rmse']:12.4f} "
+              f"{r['energy_rmse']:10.4f} {r['force_coverage95']:8.3f} {r['fit_s']:7.0f} "
+              f"{r['md_steps_per_s']:10.1f}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="xTB Langevin MD reference data (resumable)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--runs", nargs="*", choices=list(RUNS))
+    d.add_argument("--scale", type=float, default=1.0, help="multiply every run's length")
+    c = sub.add_parser("compare", help="train the candidate potentials and compare them")
+    c.add_argument("--data", required=True)
+    c.add_argument("--n-train", type=int, default=None)
+    c.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    {"data": cmd_data, "compare": cmd_compare}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
