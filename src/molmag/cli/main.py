@@ -15,6 +15,7 @@ from molmag.cli import template as template_cli
 from molmag.cli import vae as vae_cli
 from molmag.cli.build import build
 from molmag.cli.correlate import correlate
+from molmag.cli.dynamics_analysis import spectra, thermal
 from molmag.cli.corpus import corpus
 from molmag.cli.explore import optimize, scan
 from molmag.cli.features import features
@@ -23,6 +24,7 @@ from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
 from molmag.cli.magnetism import magnetism
+from molmag.cli.md import md
 from molmag.cli.relaxation import relaxation, spin_phonon_cmd, vibrations_cmd
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
 from molmag.cli.zfs import zfs
@@ -62,9 +64,12 @@ app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("calibrate")(calibrate)
 app.command("magnetism")(magnetism)
+app.command("md")(md)
 app.command("relaxation")(relaxation)
 app.command("vibrations")(vibrations_cmd)
 app.command("spin-phonon")(spin_phonon_cmd)
+app.command("thermal")(thermal)
+app.command("spectra")(spectra)
 app.command("learning-curve")(learning_curve)
 app.command("correlate")(correlate)
 app.command("optimize")(optimize)

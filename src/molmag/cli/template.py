@@ -91,6 +91,18 @@ def vae_template(
     _write(VAE_TRAIN, out, force)
 
 
+@app.command("md")
+def md_template(
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag md` configuration (Langevin NVT with committees)."""
+    from molmag.dynamics.templates import MD
+
+    _write(MD, out, force)
+
+
 @app.command("ga")
 def ga_template(
     system: str = typer.Option("dy-axial", "--system", help="dy-axial or co-chelate."),

@@ -1,0 +1,39 @@
+"""Commented example configurations of the dynamics commands (`molmag template md`)."""
+
+MD = """\
+# molmag md: Langevin NVT molecular dynamics of one complex, the D tensor of every stored
+# frame from a tensor model, and the committee spreads (query by committee).
+# Zaverkin et al. 2022, Sec. 4.2: 25-100 K, 2.5 ns, 0.5 fs, Maxwell-Boltzmann start.
+
+structure:                 # built (any `molmag build` name) or read: {file: x.xyz, charge: -2, ...}
+  builder: co-pdms
+  relax: true              # relaxed with GFN2-xTB first
+
+potential:                 # energy + forces (eV, eV/Angstrom)
+  model: energy.npz        # an energy committee (molmag train, kind gmnn-energy / snap-energy)
+  # xtb: {}                # or GFN2-xTB itself (the reference; ~3 steps/s for 53 atoms)
+
+tensor:                    # the D tensor of every stored frame (null: none)
+  model: dtensor.npz       # a D-tensor committee: D, E and their calibrated spreads
+  # ligand_field: {}       # or molmag's ligand-field engine (the reference, no spread)
+
+temperatures: [25, 50, 75, 100]   # K
+trajectories: 1            # independent runs per temperature (different seeds)
+time_ps: 20                # or n_steps: 40000
+timestep_fs: 0.5           # at most 2 fs
+friction_per_fs: 0.01      # Langevin friction (fs^-1): 100 fs velocity relaxation time
+stride: 20                 # steps between stored frames (10 fs)
+checkpoint_every: 1000     # steps between checkpoints: a killed run loses at most these
+seed: 0
+
+stop:                      # a run stops itself (keeping every good frame) when
+  max_temperature_factor: 3.0   # the kinetic temperature exceeds 3 x the target,
+  max_force: 25.0               # a force component exceeds 25 eV/Angstrom,
+  max_stretch: 1.6              # or an atom's nearest neighbour is 1.6 x as far as at start
+
+cluster:                   # where the runs go: local (Dask processes), address, slurm, serial
+  kind: local
+  n_workers: 2
+
+output: md                 # md/T100K_run0.extxyz + .json sidecar + checkpoint
+"""
