@@ -122,6 +122,7 @@ def test_cvv0_is_equipartition_on_maxwell_boltzmann_frames(tmp_path):
     write_run(tmp_path / "mb", CON4H4, pos, temperature_K=T, momenta=mom)
     res = spectra_analysis(read_trajectories([tmp_path / "mb.extxyz"]), max_lag_ps=0.05)["80"]
     three_nkt = 3 * len(m) * units.kB * T
+    assert res.dof == 3 * len(m)  # the centre of mass moves in these frames
     assert res.equipartition_eV == pytest.approx(three_nkt)
     # sum_i m_i <v_i.v_i> = 3 N k_B T within 4 standard errors (chi^2 with 3 N n dof)
     assert res.C_vv_mw_eV[0] == pytest.approx(three_nkt, rel=4 * np.sqrt(2 / (3 * len(m) * n)))
@@ -129,6 +130,13 @@ def test_cvv0_is_equipartition_on_maxwell_boltzmann_frames(tmp_path):
     # uncorrelated frames: C_vv(t > 0) is noise of size 1/sqrt(3 N n)
     assert np.max(np.abs(res.C_vv[1:])) < 5 / np.sqrt(3 * len(m) * n)
     assert res.C_DD is None  # no tensors in the run
+    # the centre of mass held fixed (molmag md's FixCom): 3 N - 3 degrees of freedom
+    mom -= m[None, :, None] * (mom.sum(axis=1) / m.sum())[:, None, :]
+    write_run(tmp_path / "com", CON4H4, pos, temperature_K=T, momenta=mom)
+    res = spectra_analysis(read_trajectories([tmp_path / "com.extxyz"]), max_lag_ps=0.05)["80"]
+    assert res.dof == 3 * len(m) - 3
+    assert res.C_vv_mw_eV[0] == pytest.approx(res.equipartition_eV,
+                                              rel=4 * np.sqrt(2 / (res.dof * n)))
 
 
 def test_langevin_spectrum_peaks_at_the_harmonic_frequency(tmp_path):
@@ -197,7 +205,7 @@ def test_cli_with_frequencies_file_and_bad_input(tmp_path):
     assert (out / "spectra.png").stat().st_size > 1000
     assert json.loads((out / "spectra.json").read_text())["temperatures"]["50"]["n_runs"] == 2
     r = runner.invoke(app, ["spectra", *runs])
-    assert r.exit_code == 0 and "3 N k_B T" in r.output
+    assert r.exit_code == 0 and "f k_B T" in r.output
     # bad input: not a vibrations JSON; runs stored at other intervals; too short
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"frequencies": [1, 2]}))

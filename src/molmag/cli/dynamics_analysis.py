@@ -3,7 +3,6 @@ layers over molmag.dynamics.thermal and molmag.dynamics.spectra)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -168,8 +167,12 @@ def spectra(
                       f"cm-1; Welch resolution {r['welch_resolution_cm-1']:.1f} cm-1; "
                       f"MESA order {r['mesa_order']['vv']['median']:.0f} (median)",
                       highlight=False)
-        console.print(f"  sum_i m_i <v_i.v_i> = {r['C_vv_mw_0_eV']:.4f} eV against 3 N k_B T = "
-                      f"{r['equipartition_3NkT_eV']:.4f} eV", highlight=False)
+        f = r["degrees_of_freedom"]
+        console.print(f"  sum_i m_i <v_i.v_i> = {r['C_vv_mw_0_eV']:.4f} eV against f k_B T = "
+                      f"{r['equipartition_fkT_eV']:.4f} eV (f = {f} degrees of freedom)",
+                      highlight=False)
+        for w in r["warnings"]:
+            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
         t = Table(title="spectral peaks (cm-1, highest first; relative height)",
                   title_justify="left")
         t.add_column("spectrum")

@@ -17,7 +17,8 @@ Correlation functions (eq. 15), per target temperature, pooled over independent 
   averaged with equal weights, exactly as in eq. 15.
 
 Also returned: the mass-weighted velocity autocorrelation sum_i m_i <v_i(0) . v_i(t)> (eV),
-whose t = 0 value is twice the mean kinetic energy, 3 N k_B T by equipartition.
+whose t = 0 value is twice the mean kinetic energy, f k_B T by equipartition (f = 3 N, or
+3 N - 3 when the runs keep the centre of mass fixed, detected from the stored momenta).
 
 Power spectra, by the Wiener-Khinchin theorem S(nu) = FT[C(t)]: every component series (each
 velocity component, each dD_ij) scaled to unit variance, its one-sided power spectral density
@@ -192,12 +193,15 @@ class SpectraResult:
     n_atoms: int
     welch_segment: int
     mesa_orders: dict = field(default_factory=dict)
+    dof: int = 0
+    warnings: list = field(default_factory=list)
 
     @property
     def equipartition_eV(self) -> float:
-        """3 N k_B T (eV): the value C_vv_mw(0) takes for a canonical ensemble at the target
+        """f k_B T (eV), f = 3 N degrees of freedom (3 N - 3 when the centre of mass is fixed,
+        as ``molmag md`` does): the value C_vv_mw(0) takes in a canonical ensemble at the target
         temperature."""
-        return 3 * self.n_atoms * units.kB * self.temperature
+        return (self.dof or 3 * self.n_atoms) * units.kB * self.temperature
 
     def peaks(self) -> dict[str, list[dict]]:
         out = {"vv_mesa": spectral_peaks(self.wavenumbers, self.S_vv_mesa),
@@ -218,8 +222,10 @@ class SpectraResult:
                                            / (self.welch_segment * self.frame_interval_fs)),
             "mesa_order": self.mesa_orders,
             "C_vv_mw_0_eV": float(self.C_vv_mw_eV[0]),
-            "equipartition_3NkT_eV": self.equipartition_eV,
+            "degrees_of_freedom": self.dof,
+            "equipartition_fkT_eV": self.equipartition_eV,
             "peaks": self.peaks(),
+            "warnings": self.warnings,
         }
 
 
@@ -302,13 +308,24 @@ def _group_spectra(runs: list[Trajectory], skip_ps: float, max_lag_ps: float | N
         sd_d = np.sqrt(np.concatenate(dD).var(axis=0))
         S_DD_mesa, orders["DD"] = _mesa_mean(dD, sd_d, dt, wn, mesa_max_order)
         _, S_DD_welch = _welch_mean(dD, sd_d, dt, seg)
+    # degrees of freedom: 3N, or 3N - 3 when every frame has zero total momentum
+    p_tot = [np.abs((x.reshape(len(x), -1, 3) * runs[0].masses[None, :, None]).sum(axis=1))
+             for x in v]
+    p_scale = max(float(np.sqrt(np.mean(acf_v[0] * m3 ** 2))), 1e-300)
+    fixed_com = max(float(p.max()) for p in p_tot) < 1e-5 * p_scale * np.sqrt(len(m3))
+    dof = len(m3) - 3 if fixed_com else len(m3)
+    warns = []
+    if nyq < 3300 and np.any(runs[0].numbers == 1):
+        warns.append(f"frames {dt:g} fs apart: the Nyquist wavenumber {nyq:.0f} cm-1 is below "
+                     "the X-H stretches (~2900-3500 cm-1), which fold back into the velocity "
+                     "spectrum; store a frame every <= 5 fs for spectra")
     return SpectraResult(
         temperature=runs[0].temperature, paths=[str(t.path) for t in runs],
         frame_interval_fs=dt, lag_ps=np.arange(max_lag + 1) * dt / 1000.0, C_vv=C_vv,
         C_vv_mw_eV=C_vv_mw, C_DD=C_DD, wavenumbers=wn, S_vv_mesa=S_vv_mesa,
         S_DD_mesa=S_DD_mesa, welch_wavenumbers=wwn, S_vv_welch=S_vv_welch,
         S_DD_welch=S_DD_welch, n_frames=[len(k) for k in keeps], n_atoms=runs[0].n_atoms,
-        welch_segment=seg, mesa_orders=orders)
+        welch_segment=seg, mesa_orders=orders, dof=dof, warnings=warns)
 
 
 def spectra_analysis(trajectories: list[Trajectory], *, skip_ps: float = 0.0,
