@@ -44,11 +44,78 @@ def data():
     return train, t_train, val, t_val, test, t_test
 
 
-@pytest.fixture(scope="module", params=["covariant-ridge", "equivariant-ridge"])
+@pytest.fixture(scope="module", params=[("covariant-ridge", {}),
+                                        ("covariant-ridge", {"features": "bispectrum"}),
+                                        ("equivariant-ridge", {})],
+                ids=["covariant-donors", "covariant-bispectrum", "equivariant"])
 def model(request, data):
     train, t_train, val, t_val, *_ = data
-    m = Committee(request.param, SETTINGS, n_members=3, subsample=0.9, seed=0, env_cutoff=3.5)
+    kind, hyper = request.param
+    m = Committee(kind, SETTINGS, n_members=3, subsample=0.9, seed=0, env_cutoff=3.5,
+                  **hyper)
     return m.fit(train, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
+
+
+def con4_frames(n: int, seed: int, delta: float = 0.08) -> tuple[list[Atoms], np.ndarray]:
+    """Co(II) with four pyridine-like N donors, each with two C substituents (so every
+    donor has a pi plane), randomly distorted; LF-engine tensors."""
+    v = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    pos, sym = [[0.0, 0.0, 0.0]], ["Co"]
+    for u in v:
+        perp = np.cross(u, [0.3, 0.5, 0.8])
+        perp /= np.linalg.norm(perp)
+        pos += [2.0 * u] + [2.0 * u + 1.4 * (0.5 * u + s * 0.866 * perp) for s in (1, -1)]
+        sym += ["N", "C", "C"]
+    base = np.array(pos)
+    rng = np.random.default_rng(seed)
+    frames, tensors = [], []
+    for _ in range(n):
+        a = Atoms(sym, positions=base + rng.uniform(-delta, delta, base.shape),
+                  info={"charge": 2, "multiplicity": 4})
+        frames.append(a)
+        tensors.append(LigandFieldCalculator().get_property("zfs_tensor", a))
+    return frames, np.array(tensors)
+
+
+def test_covariant_donor_features_learn_pi_planes_exactly_covariant():
+    """Donors with substituent planes: the donor-geometry covariant ridge (default) learns the
+    LF tensor far better than the mean, and stays exactly covariant (rotation, translation,
+    atom order) in float64."""
+    settings = SNAPSettings(species=("Co", "N", "C"), rcutfac=3.5, twojmax=4).as_dict()
+    train, t_train = con4_frames(120, 1)
+    val, t_val = con4_frames(25, 2)
+    test, t_test = con4_frames(25, 3)
+    m = Committee("covariant-ridge", settings, n_members=1, seed=0).fit(
+        train, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
+    assert m.members[0].features == "donors" and m.members[0].references[0].subs.shape == (4, 2)
+    rmse = np.sqrt(np.mean((m.predict(test)["zfs_tensor"] - t_test) ** 2))
+    base = np.sqrt(np.mean((t_train.mean(axis=0) - t_test) ** 2))
+    assert rmse < 0.3 * base, (rmse, base)
+    a = test[0]
+    r = Rotation.random(random_state=3).as_matrix()
+    b = a.copy()
+    b.positions = a.positions @ r.T + [1.0, 2.0, -3.0]
+    perm = np.random.default_rng(0).permutation(len(a))
+    t = [p["zfs_tensor"] for p in m.predict_members([a, b, a[perm]])]
+    for member in t:
+        np.testing.assert_allclose(member[1], r @ member[0] @ r.T, atol=1e-10)
+        np.testing.assert_allclose(member[2], member[0], atol=1e-10)
+
+
+def test_covariant_state_without_features_loads_as_the_bispectrum_model(data):
+    """Model files written before ``features`` existed hold the paper's bispectrum model."""
+    from molmag.models.covariant_ridge import CovariantRidge
+
+    train, t_train, val, t_val, test, _ = data
+    m = Committee("covariant-ridge", SETTINGS, n_members=1, env_cutoff=3.5,
+                  features="bispectrum").fit(train, {"zfs_tensor": t_train}, val,
+                                             {"zfs_tensor": t_val})
+    meta, arrays = m.members[0].state()
+    old = {k: v for k, v in meta.items() if k not in ("features", "degree")}
+    loaded = CovariantRidge.from_state(m.descriptor, old, arrays)
+    assert loaded.features == "bispectrum"
+    np.testing.assert_array_equal(loaded.predict(test)["zfs_tensor"],
+                                  m.members[0].predict(test)["zfs_tensor"])
 
 
 def test_ridge_recovers_a_linear_map():
