@@ -28,7 +28,8 @@ _BUILTIN = ["C", "N", "O", "C#C", "C#N", "C=O", "CC", "CO", "CC#C", "CC#N", "CC=
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as conftest
 
-TINY = dict(latent_dim=8, encoder_hidden=(16, 16, 8), decoder_hidden=(32, None))
+TINY = dict(latent_dim=8, encoder_hidden=(16, 16, 8), decoder_hidden=(32, None),
+            decoder="gauss")
 
 
 def _corpus(n: int = 200) -> list[str]:
@@ -86,7 +87,7 @@ def test_vocabulary_errors_name_the_string():
 # -- model and loss --------------------------------------------------------------------------
 def test_shapes_paper_size():
     v = Vocabulary.from_corpus(["CCO", "c1ccccc1Cl", "[O-]C=O"])
-    m = MoleculeVAE(v, VAEConfig.gauss1(n_extra=3))
+    m = MoleculeVAE(v, VAEConfig.gauss1(n_extra=3, decoder="gauss"))
     x = torch.as_tensor(v.one_hot(["CCO", "[O-]C=O"]))
     out = m(x, torch.zeros(2, 3))
     assert out["logits"].shape == (2, v.max_len, len(v))

@@ -1,4 +1,4 @@
-"""`molmag vae train|sample|map`: the GAUSS VAE for generative ligand design."""
+"""`molmag vae train|sample|evaluate|map`: the GAUSS VAE for generative ligand design."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rich.table import Table
 
 from molmag.cli.common import console, err_console, fail, print_json, user_errors
 
-app = typer.Typer(help="Generative ligand design: train the GAUSS VAE, sample it, map its "
-                  "latent space.", no_args_is_help=True)
+app = typer.Typer(help="Generative ligand design: train the GAUSS VAE, sample it (the "
+                  "pretrained gauss-ii-qm9 by default), evaluate it, map its latent space.", no_args_is_help=True)
 
 
 def _fmt(v) -> str:
@@ -80,42 +80,83 @@ def _seeds(seeds: Optional[List[str]], seeds_file: Optional[Path]) -> list[str]:
     return out
 
 
+MODEL_HELP = ("VAE model file (molmag vae train) or the name of a shipped model "
+              "(default: gauss-ii-qm9, the pretrained GAUSS-II model).")
+
+
 @app.command("sample")
 def sample(
-    model: Path = typer.Argument(..., help="VAE model file (molmag vae train)."),
+    model: Optional[str] = typer.Argument(None, help=MODEL_HELP),
     seeds: Optional[List[str]] = typer.Option(None, "--seeds", "-s",
                                               help="Seed ligand SMILES, donor atom first "
                                                    "(repeatable)."),
     seeds_file: Optional[Path] = typer.Option(None, "--seeds-file",
                                               help="File of seed SMILES (one per line or CSV)."),
+    prior: bool = typer.Option(False, "--prior", help="Sample z ~ N(0, I) instead of around "
+                               "seeds (multinomial decoding at --temperature)."),
     sigma: float = typer.Option(0.3, "--sigma", help="LP sampling width (latent units)."),
-    n: int = typer.Option(1000, "--n", help="Samples per seed."),
+    n: int = typer.Option(1000, "--n", help="Samples per seed (or prior samples)."),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help="Decoding temperature: 0 greedy (default around seeds), "
+        "1 the model's distribution (default with --prior)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="CSV of the unique valid molecules found."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ):
-    """Local-perturbation sampling z' = z(seed) + sigma * eps: validity (RDKit, and RDKit plus
-    the valence sanity filter), uniqueness, novelty and the new ligands (donor atom first) with
-    the head's predicted properties.  A seed RDKit cannot read is refused; samples the model
-    cannot re-encode are counted, never fatal."""
-    from molmag.generative.runs import sample_table, write_rows
+    """Sample new ligands: local perturbation z' = z(seed) + sigma * eps around seed ligands,
+    or --prior z ~ N(0, I).  Reports validity (RDKit, and RDKit plus the valence sanity
+    filter), uniqueness, novelty and the new ligands (donor atom first) with the head's
+    predicted properties.  A seed RDKit cannot read, or that is not a donor-first ligand, is
+    refused with the reason; samples the model cannot re-encode are counted, never fatal."""
+    from molmag.generative.runs import prior_table, sample_table, write_rows
     from molmag.generative.training import load_vae
 
     if sigma < 0:
         fail(f"--sigma must be >= 0, got {sigma}")
     if n < 1:
         fail(f"--n must be >= 1, got {n}")
+    if temperature is not None and temperature < 0:
+        fail(f"--temperature must be >= 0, got {temperature}")
     with user_errors():
-        seed_list = _seeds(seeds, seeds_file)
+        if prior and (seeds or seeds_file):
+            raise ValueError("--prior samples N(0, I): give no seeds with it")
+        seed_list = None if prior else _seeds(seeds, seeds_file)
         vae = load_vae(model)
-        metrics, molecules = sample_table(vae, seed_list, sigma, n, rng_seed=seed)
+        if prior:
+            summary, molecules = prior_table(vae, n, rng_seed=seed,
+                                             temperature=1.0 if temperature is None
+                                             else temperature)
+            metrics = None
+        else:
+            metrics, molecules = sample_table(vae, seed_list, sigma, n, rng_seed=seed,
+                                              temperature=temperature or 0.0)
         if out is not None:
             write_rows(molecules, out)
-    if as_json:
-        print_json({"metrics": metrics, "out": str(out) if out else None})
+    name = model or "gauss-ii-qm9"
+    if prior:
+        if as_json:
+            print_json({"model": name, "metrics": summary, "out": str(out) if out else None})
+            return
+        t = Table(title=f"{name}: {n} prior samples z ~ N(0, I), temperature "
+                        f"{summary['temperature']:g}")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k in ("valid_rdkit", "valid", "unique_1k", "unique_10k", "novel", "int_div",
+                  "ligand_share"):
+            t.add_row(k, _fmt(summary[k]))
+        t.add_row("new sane ligands (unique)", str(summary["n_novel_ligands"]))
+        console.print(t)
+        console.print("valid: RDKit reads it and it passes the valence sanity filter; unique@k "
+                      "and novel per valid molecule (MOSES); ligand_share: valid ones that are "
+                      "donor-first O/N ligands", highlight=False)
+        if out is not None:
+            console.print(f"wrote {len(molecules)} unique valid molecules to {out}")
         return
-    t = Table(title=f"LP sampling, sigma = {sigma:g}, {n} samples per seed")
+    if as_json:
+        print_json({"model": name, "metrics": metrics, "out": str(out) if out else None})
+        return
+    t = Table(title=f"{name}: LP sampling, sigma = {sigma:g}, {n} samples per seed")
     for c in ("seed", "valid", "valid & sane", "unique", "novel", "ligands", "new ligands",
               "new sane ligands"):
         t.add_column(c, justify="left" if c == "seed" else "right")
@@ -136,9 +177,80 @@ def sample(
         console.print(f"wrote {len(molecules)} unique molecules to {out}")
 
 
+@app.command("evaluate")
+def evaluate_(
+    model: Optional[str] = typer.Argument(None, help=MODEL_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Held-out ligands to "
+                                          "reconstruct (default: those stored in the model)."),
+    n: int = typer.Option(10000, "--n", help="Prior samples (unique@1k/@10k need 1000/10000)."),
+    lp_seeds: int = typer.Option(16, "--lp-seeds", help="Random training ligands for the LP "
+                                 "curve."),
+    lp_draws: int = typer.Option(1000, "--lp-draws", help="LP samples per seed and sigma."),
+    lp_temperature: float = typer.Option(0.0, "--lp-temperature", help="LP decoding "
+                                         "temperature (0: greedy, the paper's)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """MOSES-style metrics: held-out reconstruction (greedy), prior validity (RDKit + valence
+    sanity), unique@1k/@10k, novelty, internal diversity, the share of donor-first ligands and
+    the LP sampling curve (valid / unique / novel against sigma)."""
+    from molmag.generative.metrics import evaluate
+    from molmag.generative.training import load_vae
+
+    if n < 1:
+        fail(f"--n must be >= 1, got {n}")
+    with user_errors():
+        vae = load_vae(model)
+        held = None
+        if corpus is not None:
+            from molmag.generative.corpus import read_corpus
+
+            held, unknown = [], 0
+            for g in read_corpus(corpus):
+                try:
+                    rep = vae.vocab.to_repr(g.smiles)
+                    vae.vocab.indices([rep])
+                except ValueError:
+                    unknown += 1
+                    continue
+                held.append(rep)
+            if not held:
+                raise ValueError(f"{corpus}: none of its {unknown} ligands fits the model's "
+                                 "vocabulary")
+            if unknown:
+                err_console.print(f"{unknown} ligand(s) of {corpus} left out: tokens the model "
+                                  "does not know or longer than its max_len")
+        res = evaluate(vae, held_out=held, n=n, seed=seed, lp_seeds=lp_seeds,
+                       lp_draws=lp_draws, lp_temperature=lp_temperature)
+    if as_json:
+        print_json({"model": model or "gauss-ii-qm9", **res})
+        return
+    t = Table(title=f"{model or 'gauss-ii-qm9'} ({res['decoder']} decoder, "
+                    f"{res['representation']})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row(f"reconstruction ({res['n_held_out']} held out, greedy)",
+              _fmt(res["reconstruction"]))
+    t.add_row(f"valid ({n} prior samples; RDKit {_fmt(res['valid_rdkit'])})", _fmt(res["valid"]))
+    for k in ("unique_1k", "unique_10k", "novel", "int_div", "ligand_share"):
+        t.add_row(k, _fmt(res[k]))
+    console.print(t)
+    if res["lp_curve"]:
+        c = Table(title=f"LP sampling around {res['lp_curve'][0]['seeds']} training ligands, "
+                        f"{lp_draws} draws each (per-seed means)")
+        for col in ("sigma", "valid", "unique", "novel", "new ligands / 1000 (min-max)"):
+            c.add_column(col, justify="right")
+        for r in res["lp_curve"]:
+            c.add_row(f"{r['sigma']:g}", f"{r['valid']:.3f}", f"{r['unique']:.3f}",
+                      f"{r['novel']:.3f}", f"{r['unique_novel_per_1000']:.0f} "
+                      f"({r['unique_novel_per_1000_min']:.0f}-"
+                      f"{r['unique_novel_per_1000_max']:.0f})")
+        console.print(c)
+
+
 @app.command("map")
 def map_(
-    model: Path = typer.Argument(..., help="VAE model file (molmag vae train)."),
+    model: Optional[str] = typer.Argument(None, help=MODEL_HELP),
     out: Path = typer.Option(Path("latent-map"), "--out", "-o", help="Output folder."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="Ligands to map (default: "
                                           "the model's training ligands)."),

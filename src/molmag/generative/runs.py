@@ -313,6 +313,10 @@ def check_seeds(model, seeds: Sequence[str]) -> list[str]:
             raise ValueError(f"seed {seed!r} is not a SMILES that RDKit can read (unclosed ring "
                              f"or bracket, bad valence?)")
         lig = as_ligand(seed)
+        if lig is None:
+            raise ValueError(f"seed {seed!r} is not a donor-first ligand: atom 0 "
+                             f"({_first_atom(seed)}) must be an O or N donor by molmag's "
+                             "corpus rules (write the donor first; see molmag corpus)")
         # the corpus (donor-first) form when the model can read it, else the seed as written
         forms = [lig.smiles, seed] if lig and lig.smiles != seed else [seed]
         readable = [f for f in forms if model.vocab.encodes(f)]
@@ -325,8 +329,62 @@ def check_seeds(model, seeds: Sequence[str]) -> list[str]:
     return out
 
 
+def _first_atom(smiles: str) -> str:
+    from rdkit import Chem
+
+    from molmag.chem.builders import quiet_rdkit
+
+    with quiet_rdkit():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        return "?"
+    a = mol.GetAtomWithIdx(0)
+    q = a.GetFormalCharge()
+    return a.GetSymbol() + (f", charge {q:+d}" if q else "")
+
+
+def prior_table(model, n: int, *, rng_seed: int = 0, temperature: float = 1.0
+                ) -> tuple[dict, list[dict]]:
+    """``n`` samples from the prior ``z ~ N(0, I)``: the MOSES-style metrics of the draw
+    (:func:`molmag.generative.metrics.prior_metrics`) and one row per distinct valid molecule
+    (donor-first form where it is a ligand, novel, sane, count, the head's predictions)."""
+    from .corpus import as_ligand
+    from .metrics import Judged, prior_metrics
+    from .sampling import encode, sample_prior, training_canonical
+
+    strings = sample_prior(model, n, temperature=temperature, seed=rng_seed)
+    train = training_canonical(model)
+    judge = Judged()
+    summary = prior_metrics(strings, train, model.vocab.kind, judge)
+    rows: dict[str, dict] = {}
+    for s in strings:
+        smi = model.vocab.to_smiles(s)
+        c, sane, is_lig = judge(smi)
+        if c is None:
+            continue
+        if c in rows:
+            rows[c]["count"] += 1
+            continue
+        g = as_ligand(smi) if is_lig else None
+        rows[c] = {"smiles": g.smiles if g else smi, "ligand": g is not None,
+                   "donor_kind": g.kind if g else "", "novel": c not in train, "sane": sane,
+                   "count": 1, "_s": s}
+    out = list(rows.values())
+    names = _head_names(model)
+    if names and out:
+        pred = model.predict_properties(encode(model, [r["_s"] for r in out]))
+        for r, p in zip(out, pred):
+            r.update({f"pred_{nm}": float(v) for nm, v in zip(names, p)})
+    for r in out:
+        del r["_s"]
+    summary["temperature"] = temperature
+    summary["n_novel_ligands"] = sum(1 for r in out if r["ligand"] and r["novel"] and r["sane"])
+    return summary, out
+
+
 def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed: int = 0,
-                 training_set: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
+                 training_set: Sequence[str] | None = None, temperature: float = 0.0
+                 ) -> tuple[list[dict], list[dict]]:
     """LP samples around each seed (a SMILES ligand): per seed, the paper's metrics
     (validity, uniqueness, novelty, and validity with the valence sanity filter) and the unique
     valid molecules found, with whether each is a ligand (donor first, :func:`as_ligand`),
@@ -345,15 +403,21 @@ def sample_table(model, seeds: Sequence[str], sigma: float, n: int, *, rng_seed:
     from .sampling import canonical_smiles, decode, encode, generation_metrics, perturb
 
     reps = check_seeds(model, seeds)
-    train = [model.vocab.to_smiles(s) for s in model.training_strings] \
-        if training_set is None else list(training_set)
-    train_canon = {c for c in map(canonical_smiles, train) if c is not None}
-    train_lig = set(train)
+    from .sampling import training_canonical
+
+    if training_set is None:
+        train_lig = set(model.vocab.to_smiles(s) for s in model.training_strings)
+        train_canon = training_canonical(model)
+    else:
+        train_lig = set(training_set)
+        train_canon = {c for c in map(canonical_smiles, train_lig) if c is not None}
     names = _head_names(model)
     metrics, molecules = [], []
     for k, (seed, rep_smiles) in enumerate(zip(seeds, reps)):
         z = encode(model, [model.vocab.to_repr(rep_smiles)])[0]
-        strings = decode(model, perturb(z, sigma, n, seed=[rng_seed, k]))
+        zs = perturb(z, sigma, n, seed=[rng_seed, k])
+        strings = decode(model, zs, temperature=temperature, seed=[rng_seed, k, 1]) \
+            if temperature > 0 else decode(model, zs)
         m = generation_metrics(strings, train_canon, model.vocab.kind, training_is_canonical=True)
         novel = m.pop("novel")
         counts: dict[str, int] = {}
@@ -490,7 +554,8 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
 
 
 __all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",
-           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table", "check_seeds",
+           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table", "prior_table",
+           "check_seeds",
            "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms", "fit_vae",
            "on_epoch_log",
            "DEFAULT_MAX_HEAVY_ATOMS"]

@@ -48,17 +48,42 @@ def encode(model: MoleculeVAE, strings: Sequence[str], batch_size: int = 1000) -
 
 
 @torch.no_grad()
-def decode(model: MoleculeVAE, z: np.ndarray, batch_size: int = 1000) -> list[str]:
-    """Greedy (argmax) decoding of latent vectors ``(n, latent_dim)`` to strings."""
+def decode(model: MoleculeVAE, z: np.ndarray, batch_size: int = 1000, *,
+           temperature: float = 0.0, seed: int | Sequence[int] | None = None,
+           return_log_likelihood: bool = False):
+    """Decode latent vectors ``(n, latent_dim)`` to strings: greedy (argmax at every step,
+    ``temperature = 0``, the default: reconstruction) or multinomial sampling from
+    ``softmax(logits / temperature)`` (generation; reproducible with ``seed``). With
+    ``return_log_likelihood`` also the log-likelihood (nats) of each decoded string under
+    the model (:meth:`MoleculeVAE.generate`)."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, not {temperature}")
     was = model.training
     model.eval()
     z = np.asarray(z, dtype=np.float32).reshape(-1, model.config.latent_dim)
+    gen = None
+    if temperature > 0:
+        gen = torch.Generator().manual_seed(
+            int(np.random.default_rng(seed).integers(0, 2**62)))
     out: list[str] = []
+    ll: list[np.ndarray] = []
     for s in range(0, len(z), batch_size):
-        logits = model.decode(torch.as_tensor(z[s:s + batch_size]))
-        out += model.vocab.decode_indices(logits.argmax(-1).numpy())
+        tok, lp = model.generate(torch.as_tensor(z[s:s + batch_size]), temperature, gen)
+        out += model.vocab.decode_indices(tok.numpy())
+        ll.append(lp.numpy())
     model.train(was)
+    if return_log_likelihood:
+        return out, (np.concatenate(ll) if ll else np.zeros(0, np.float32))
     return out
+
+
+def sample_prior(model: MoleculeVAE, n: int, *, temperature: float = 1.0,
+                 seed: int | Sequence[int] = 0, batch_size: int = 1000) -> list[str]:
+    """``n`` strings decoded from ``z ~ N(0, I)`` (MOSES's prior sampling): multinomial at
+    ``temperature`` (1 = the model's distribution; 0 = greedy)."""
+    z = np.random.default_rng(seed).standard_normal((n, model.config.latent_dim))
+    return decode(model, z, batch_size, temperature=temperature, seed=[*np.atleast_1d(seed),
+                                                                          1])
 
 
 def perturb(z: np.ndarray, sigma: float, n: int,
@@ -73,10 +98,15 @@ def perturb(z: np.ndarray, sigma: float, n: int,
 
 
 def sample_around(model: MoleculeVAE, seed_point: str | np.ndarray, sigma: float, n: int,
-                  seed: int | None = None) -> list[str]:
-    """Decode ``n`` LP samples around a seed string (encoded to ``mu``) or latent vector."""
+                  seed: int | None = None, *, temperature: float = 0.0) -> list[str]:
+    """Decode ``n`` LP samples around a seed string (encoded to ``mu``) or latent vector
+    (greedy by default, as in the paper; ``temperature > 0`` samples each string)."""
     z = encode(model, [seed_point])[0] if isinstance(seed_point, str) else seed_point
-    return decode(model, perturb(z, sigma, n, seed))
+    zs = perturb(z, sigma, n, seed)
+    if temperature > 0:
+        return decode(model, zs, temperature=temperature,
+                      seed=[*np.atleast_1d(seed if seed is not None else 0), 2])
+    return decode(model, zs)
 
 
 def reconstruction_accuracy(model: MoleculeVAE, strings: Sequence[str]) -> float:
@@ -110,6 +140,17 @@ def canonical_smiles(smiles: str) -> str | None:
 def canonical_set(smiles: Iterable[str]) -> set[str]:
     """Canonical forms of the parsable SMILES in ``smiles`` (e.g. a training set)."""
     return {c for c in map(canonical_smiles, smiles) if c is not None}
+
+
+def training_canonical(model: MoleculeVAE) -> set[str]:
+    """The canonical SMILES (:func:`canonical_smiles`) of the model's training strings, what
+    novelty is judged against: read from the model file where :func:`save_vae` stored them,
+    else computed once and kept on the model."""
+    cached = getattr(model, "training_canonical", None)
+    if cached is None:
+        cached = canonical_set(model.vocab.to_smiles(s) for s in model.training_strings)
+        model.training_canonical = cached
+    return cached
 
 
 def generation_metrics(samples: Sequence[str], training_set: Iterable[str] | set[str],
@@ -175,9 +216,7 @@ def sampling_curve(model: MoleculeVAE, seed_point: str | np.ndarray,
     ``cumulative_unique_novel`` (distinct novel molecules over all sigmas so far, the paper's
     accumulated count). ``training_set`` defaults to the model's stored training strings
     (SMILES; converted for a SELFIES model)."""
-    if training_set is None:
-        training_set = [model.vocab.to_smiles(s) for s in model.training_strings]
-    train = canonical_set(training_set)
+    train = training_canonical(model) if training_set is None else canonical_set(training_set)
     z = encode(model, [seed_point])[0] if isinstance(seed_point, str) else seed_point
     rows, seen = [], set()
     for i, sigma in enumerate(sigmas):
@@ -223,6 +262,6 @@ def plot_sampling_curve(rows: Sequence[dict], path: str | Path, title: str | Non
     return path
 
 
-__all__ = ["encode", "decode", "perturb", "sample_around", "reconstruction_accuracy",
-           "canonical_smiles", "canonical_set", "generation_metrics", "sampling_curve",
+__all__ = ["encode", "decode", "sample_prior", "perturb", "sample_around", "reconstruction_accuracy",
+           "canonical_smiles", "canonical_set", "training_canonical", "generation_metrics", "sampling_curve",
            "plot_sampling_curve"]
