@@ -111,6 +111,9 @@ def dy_ligands(
     stop_after: Optional[str] = typer.Option(None, "--stop-after",
                                              help="Stop after this stage (corpus, proxies, "
                                                   "train, gaps, map, seeds, repopulate)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Start from the shipped "
+                                    "GAUSS-II model gauss-ii-qm9 (no proxies, no VAE "
+                                    "training; the budget goes into Kramers-gap labels)."),
 ):
     """The Dy(H2O)5L2 ligand-design campaign (Khatibi et al. 2026, GAUSS-II): corpus ->
     proxies (GFN2-xTB/D4) -> VAE -> Kramers gaps of a labelled subset (crystal field on
@@ -123,12 +126,17 @@ def dy_ligands(
     from molmag.workflows.dy_ligands_report import findings
 
     over = {"workers": workers}
+    if pretrained:
+        if corpus is not None:
+            fail("--pretrained uses the model's own corpus (QM9 ligands): give no --corpus")
+        over["pretrained"] = "gauss-ii-qm9"
     if corpus is not None:
         if not corpus.is_file():
             fail(f"--corpus {corpus}: no such file")
         over["corpus"] = str(corpus.resolve())
     settings = DyLigandSettings.quick(**over) if quick else DyLigandSettings.full(**over)
-    out = out or Path("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands")
+    out = out or Path(("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands")
+                      + ("-pretrained" if pretrained else ""))
     t0 = time.perf_counter()
     res = _run(run_dy_ligands, "dy-ligands", out, settings, stop_after)
     if "report" in res:
