@@ -189,3 +189,33 @@ def test_ase_calculator(model, data):
     assert a.calc.get_property("zfs_D_std", a) >= 0
     assert a.calc.get_property("zfs_D", a) == pytest.approx(
         model.predict([test[0]])["zfs_D"][0])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # LJ of the collapsed structure
+def test_pso_evaluates_the_swarm_as_one_batch(model, data, monkeypatch):
+    """ChiEvaluator.evaluate_many: the same numbers as particle by particle, with one
+    Committee.predict for the whole swarm; a particle that fails validation fails alone."""
+    from ase.calculators.lj import LennardJones
+
+    from molmag.explore.pso import ChiEvaluator, pso_optimize
+
+    *_, test, _ = data
+    ev = ChiEvaluator(test[0], LennardJones(), ModelCalculator(model))
+    pos = [a.positions for a in test[:6]]
+    pos.append(np.zeros_like(pos[0]))   # atoms on top of each other: refused
+    one = [ev(p) for p in pos]
+    calls = []
+    real = Committee.predict
+    monkeypatch.setattr(Committee, "predict",
+                        lambda self, *a, **k: calls.append(len(a[0])) or real(self, *a, **k))
+    many = ev.evaluate_many(pos)
+    assert calls == [6]
+    for a, b in zip(one[:6], many[:6]):
+        assert b.error is None
+        assert (a.energy, a.zfs_D, a.zfs_E, a.zfs_D_std) == pytest.approx(
+            (b.energy, b.zfs_D, b.zfs_E, b.zfs_D_std), rel=1e-12, abs=1e-12)
+    assert many[6].error and one[6].error
+    calls.clear()
+    res = pso_optimize(test[0], LennardJones(), ModelCalculator(model), 1e-3, n_particles=5,
+                       n_steps=2, seed=0)
+    assert res.n_evaluations == 1 + 4 + 2 * 5 and calls[1:] == [4, 5, 5]

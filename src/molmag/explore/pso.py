@@ -293,6 +293,84 @@ class ChiEvaluator:
         except Exception as exc:  # any calculator failure: this particle gets chi = inf
             return Evaluation(error=f"{type(exc).__name__}: {exc}")
 
+    def evaluate_many(self, positions: Sequence) -> list[Evaluation]:
+        """Evaluations of many conformers (a whole swarm step): where a calculator is a
+        molmag model calculator (``calc.model.predict``), one batched
+        :meth:`~molmag.models.committee.Committee.predict` over all of them (descriptors and
+        networks evaluated as one batch), else one call per conformer.  The same numbers as
+        calling the evaluator per conformer; a structure that fails validation gets its
+        error, and if the batch itself fails every conformer is retried on its own (so a bad
+        particle costs only itself)."""
+        positions = list(positions)
+        models = [_batch_model(c) for c in (self.energy_calc, self.d_calc)]
+        if len(positions) < 2 or all(m is None for m in models):
+            return [self(p) for p in positions]
+        from molmag.io.validation import validate_structure
+
+        out: list[Evaluation | None] = [None] * len(positions)
+        frames, ok = [], []
+        for i, p in enumerate(positions):
+            a = self.atoms(p)
+            try:
+                validate_structure(a)
+            except Exception as exc:
+                out[i] = Evaluation(error=f"{type(exc).__name__}: {exc}")
+                continue
+            frames.append(a)
+            ok.append(i)
+        if not frames:
+            return out
+        try:
+            em, dm = models
+            if em is not None:
+                pe = em.predict(_with_metal(frames, self.energy_calc), forces=False)
+                energy = np.asarray(pe["energy"], float)
+                e_std = np.asarray(pe.get("energy_std", np.full(len(frames), np.nan)), float)
+            else:
+                energy = np.array([float(self.energy_calc.get_property("energy", a))
+                                   for a in frames])
+                e_std = np.array([_optional(self.energy_calc, "energy_std", a) for a in frames])
+            if dm is not None:
+                pd = dm.predict(_with_metal(frames, self.d_calc))
+                d, ze, d_std = (np.asarray(pd[k], float) for k in ("zfs_D", "zfs_E",
+                                                                     "zfs_D_std"))
+            else:
+                d = np.array([float(self.d_calc.get_property("zfs_D", a)) for a in frames])
+                ze = np.array([_optional(self.d_calc, "zfs_E", a) for a in frames])
+                d_std = np.array([_optional(self.d_calc, "zfs_D_std", a) for a in frames])
+        except Exception:
+            return [out[i] if out[i] is not None else self(positions[i])
+                    for i in range(len(positions))]
+        for k, i in enumerate(ok):
+            if not (math.isfinite(energy[k]) and math.isfinite(d[k])):
+                out[i] = Evaluation(error=f"FloatingPointError: non-finite energy "
+                                          f"({energy[k]}) or D ({d[k]})")
+            else:
+                out[i] = Evaluation(float(energy[k]), float(d[k]), float(ze[k]),
+                                    float(e_std[k]), float(d_std[k]))
+        return out
+
+
+def _batch_model(calc):
+    """The committee behind a molmag model calculator (``calc.model.predict``), else None."""
+    model = getattr(calc, "model", None)
+    return model if callable(getattr(model, "predict", None)) and hasattr(model, "target") \
+        else None
+
+
+def _with_metal(frames: list[Atoms], calc) -> list[Atoms]:
+    """``frames`` with the calculator's ``metal_index`` (if it has one) in their info, as
+    the calculator itself would set it."""
+    m = getattr(calc, "metal_index", None)
+    if m is None:
+        return frames
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.info["metal_index"] = int(m)
+        out.append(b)
+    return out
+
 
 # ======================================================================================
 # internal coordinates
@@ -758,7 +836,9 @@ def pso_optimize(atoms: Atoms, energy_calc, d_calc, gamma: float, *,
     clash_factor, clash_strength : the clash penalty's f (0.7) and k (100 eV).
     include_start : particle 0 starts at r0 (so the result is never worse than r0).
     seed : int or numpy Generator (None: fresh entropy, not reproducible).
-    map : ``map(func, items)`` used for the particles of each step (builtin map).
+    map : ``map(func, items)`` used for the particles of each step (e.g. a Dask map); by
+        default the whole swarm of a step is evaluated as one batch
+        (:meth:`ChiEvaluator.evaluate_many`: one ``Committee.predict`` per model calculator).
     checkpoint, checkpoint_every : .npz file written every k steps and at the end; if it
         exists the run continues from it (settings must match; ``n_steps`` may grow; a
         checkpoint already past ``n_steps`` is returned as it is).
@@ -800,7 +880,10 @@ def pso_optimize(atoms: Atoms, energy_calc, d_calc, gamma: float, *,
         known = known or {}
         todo = [i for i in range(len(x)) if i not in known]
         evs = dict(known)
-        evs.update(zip(todo, list(mapper(evaluator, [x[i].copy() for i in todo]))))
+        if map is None:   # the whole swarm as one batch (model calculators)
+            evs.update(zip(todo, evaluator.evaluate_many([x[i].copy() for i in todo])))
+        else:
+            evs.update(zip(todo, list(mapper(evaluator, [x[i].copy() for i in todo]))))
         pen = penalties(x)
         vals = np.stack([_values(evs[i], swarm.energy_start, gamma, pen[i])
                          for i in range(len(x))])
