@@ -24,6 +24,7 @@ from molmag.cli.info import info
 from molmag.cli.label import label
 from molmag.cli.parse import parse
 from molmag.cli.magnetism import magnetism
+from molmag.cli.learn import learn
 from molmag.cli.md import md
 from molmag.cli.relaxation import relaxation, spin_phonon_cmd, vibrations_cmd
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
@@ -65,6 +66,7 @@ app.command("predict")(predict)
 app.command("calibrate")(calibrate)
 app.command("magnetism")(magnetism)
 app.command("md")(md)
+app.command("learn")(learn)
 app.command("relaxation")(relaxation)
 app.command("vibrations")(vibrations_cmd)
 app.command("spin-phonon")(spin_phonon_cmd)

@@ -116,3 +116,15 @@ def ga_template(
     if system not in GA_TEMPLATES:
         fail(f"unknown system {system!r}; choose one of {', '.join(GA_TEMPLATES)}")
     _write(GA_TEMPLATES[system], out, force)
+
+
+@app.command("learn")
+def learn_template(
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="File to write (default: print it)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
+):
+    """A `molmag learn` configuration (active learning from ML MD)."""
+    from molmag.dynamics.templates import LEARN
+
+    _write(LEARN, out, force)

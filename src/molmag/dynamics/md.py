@@ -185,6 +185,8 @@ def frame_atoms(atoms: Atoms, step: int, settings: MDSettings, forces: np.ndarra
                             axis=1)
         a.arrays["forces_std"] = fs
         info["forces_std_max"] = float(fs.max())
+        # the largest per-component sigma: what the calibration threshold is stated in
+        info["forces_std_component_max"] = float(np.max(results["forces_std"]))
     if "metal_index" in atoms.info:
         info["metal_index"] = int(atoms.info["metal_index"])
     a.info.update(info)

@@ -37,3 +37,52 @@ cluster:                   # where the runs go: local (Dask processes), address,
 
 output: md                 # md/T100K_run0.extxyz + .json sidecar + checkpoint
 """
+
+LEARN = """\
+# molmag learn: active learning of an ML potential and a D-tensor model where the molecule
+# goes at finite temperature. Each round: train both committees on every labelled row, run
+# Langevin MD with them, pick (farthest-point) among the frames whose calibrated spread is
+# above the thresholds, label those with the reference engines, repeat. Resumable.
+
+structure:
+  builder: co-pdms         # or {file: start.xyz, charge: -2, multiplicity: 4}
+
+dataset: labels.db         # every label (relative paths: inside output); created or extended
+
+initial:                   # round 0's labels
+  kind: normal-modes       # Boltzmann samples along the xTB normal modes (or displacements)
+  n: 40
+  temperature: null        # K (default: the highest MD temperature)
+
+labels:                    # the reference engines (as in molmag label)
+  xtb: {properties: [energy, forces]}
+  ligand_field: {}
+
+potential:                 # the energy committee (molmag train's model section)
+  kind: snap-energy
+  committee: 4
+
+tensor:                    # the D-tensor committee (null: energy only)
+  kind: covariant-ridge
+  committee: 4
+
+md:
+  temperatures: [100]      # K
+  time_ps: 5               # each round's run
+  timestep_fs: 0.5
+  friction_per_fs: 0.01
+  stride: 10               # steps between stored frames (candidates)
+
+select:                    # thresholds of the calibrated spreads
+  forces: calibration      # eV/Angstrom (largest per-component sigma) or 'calibration':
+  zfs_D: calibration       # cm-1         the model's own, 2 x its 95th-percentile sigma
+  batch: 10                # labels per round (farthest-point among the candidates)
+
+budget: 200                # labels the loop may add
+max_rounds: 10
+val_fraction: 0.15         # of the labels: validation split (calibrates the spreads)
+test: null                 # {dataset: test.db}: errors on an independent reference set per round
+
+cluster: {kind: serial}    # labelling: serial, local (Dask processes), address, slurm
+output: learn
+"""

@@ -1,0 +1,408 @@
+"""`molmag learn CONFIG.yaml`: active learning that keeps an ML potential and a D-tensor
+model right where the molecule goes at finite temperature.
+
+One round ``r`` (folder ``<output>/round<r>``):
+
+1. train the energy committee (``potential``) and the tensor committee (``tensor``) on every
+   row of the dataset (:func:`molmag.training.run.train`; the validation split calibrates
+   their spreads);
+2. run Langevin MD with them (:func:`molmag.dynamics.md.run_md`, every temperature of
+   ``md``), each stored frame with its calibrated force and D spreads;
+3. the frames above a threshold are candidates; a batch is chosen among them by
+   farthest-point selection (:mod:`molmag.dynamics.active_learning`); a run that stopped
+   (blow-up) adds its last stored frames as candidates;
+4. the batch is labelled by the reference engines through the labelling pipeline (xTB energy
+   and forces, ligand-field D tensor) into the dataset.
+
+The loop ends when a whole round of MD (every run finished, ``md.time_ps`` long) has no
+frame above the thresholds (converged), when ``budget`` labels have been added, or after
+``max_rounds``.  Round 0 starts from ``initial`` labels: Boltzmann samples along the start
+structure's normal modes at the MD temperature (or random displacements).
+
+Resumable: every step is idempotent (training skips a finished model, MD continues from its
+checkpoint, labelling skips labelled rows) and ``learn.json`` records finished rounds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from molmag.config_files import read_yaml, resolve, validate
+from molmag.dynamics.md import MAX_TIMESTEP_FS, MDSettings, run_md
+from molmag.dynamics.md_files import write_json_atomic
+from molmag.explore.calculators import StructureSpec, load_structure
+from molmag.labelling.config import ClusterConfig, LabelsConfig
+from molmag.training.config import ModelSection
+
+Log = Callable[[str], None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InitialConfig(_Strict):
+    """Round 0's labels: ``normal-modes`` (Boltzmann samples along the xTB normal modes of the
+    start structure at ``temperature``, quantum amplitudes) or ``displacements`` (uniform
+    random Cartesian displacements of +-``delta`` Å)."""
+
+    kind: Literal["normal-modes", "displacements"] = "normal-modes"
+    n: int = Field(40, ge=4)
+    temperature: float | None = Field(None, gt=0, description="K (default: the highest MD "
+                                                              "temperature)")
+    delta: float = Field(0.05, gt=0, le=0.5)
+    seed: int = 0
+
+
+class LearnMDConfig(_Strict):
+    temperatures: list[float] = Field(default_factory=lambda: [100.0], min_length=1)
+    time_ps: float = Field(5.0, gt=0, description="length of each round's run, ps")
+    timestep_fs: float = Field(0.5, gt=0, le=MAX_TIMESTEP_FS)
+    friction_per_fs: float = Field(0.01, gt=0)
+    stride: int = Field(10, ge=1)
+    seed: int = 0
+
+    @field_validator("temperatures")
+    @classmethod
+    def _positive(cls, v):
+        if any(not t > 0 for t in v):
+            raise ValueError("temperatures must be > 0 K")
+        return v
+
+
+Threshold = float | Literal["calibration"] | None
+
+
+class SelectConfig(_Strict):
+    """Thresholds of the calibrated spreads: a number (eV/Å for forces: the largest
+    per-component sigma of a frame; cm-1 for D), ``calibration`` (the model's own: twice the
+    95th percentile of its validation sigmas) or null (not used)."""
+
+    forces: Threshold = "calibration"
+    zfs_D: Threshold = "calibration"
+    batch: int = Field(10, ge=1, description="labels added per round")
+
+
+class TestSetConfig(_Strict):
+    dataset: str
+    selection: str | None = None
+
+
+def _default_labels() -> LabelsConfig:
+    return LabelsConfig.model_validate({"xtb": {"properties": ["energy", "forces"]},
+                                        "ligand_field": {}})
+
+
+class LearnConfig(_Strict):
+    structure: StructureSpec = Field(default_factory=lambda: StructureSpec(builder="co-pdms"))
+    dataset: str = Field("labels.db", description="all labels (initial + chosen): created "
+                                                  "or extended")
+    initial: InitialConfig = Field(default_factory=InitialConfig)
+    labels: LabelsConfig = Field(default_factory=_default_labels)
+    potential: ModelSection = Field(default_factory=lambda: ModelSection(kind="snap-energy"))
+    tensor: ModelSection | None = Field(default_factory=lambda: ModelSection(
+        kind="covariant-ridge"))
+    descriptors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="descriptor overrides per role: potential, tensor")
+    md: LearnMDConfig = Field(default_factory=LearnMDConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+    budget: int = Field(200, ge=1, description="labels added by the loop at most")
+    max_rounds: int = Field(10, ge=1)
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 0
+    test: TestSetConfig | None = None
+    cluster: ClusterConfig = Field(default_factory=lambda: ClusterConfig(kind="serial"))
+    output: str = "learn"
+
+
+def load_learn_config(path: str | Path, **overrides) -> LearnConfig:
+    """Read and validate a learn configuration; ``overrides``: ``output``, ``budget``,
+    ``max_rounds``."""
+    path = Path(path)
+    raw = read_yaml(path)
+    for key in ("output", "budget", "max_rounds"):
+        if overrides.get(key) is not None:
+            raw[key] = overrides[key]
+    cfg = validate(path, LearnConfig, raw)
+    base = path.resolve().parent
+    cfg.structure.file = resolve(cfg.structure.file, base)
+    cfg.output = resolve(cfg.output, base)
+    cfg.dataset = resolve(cfg.dataset if "://" in cfg.dataset or Path(cfg.dataset).is_absolute()
+                          else str(Path(cfg.output) / cfg.dataset), base)
+    if cfg.test is not None:
+        cfg.test.dataset = resolve(cfg.test.dataset, base)
+    return cfg
+
+
+# -- the steps of a round ---------------------------------------------------------------------
+def _label_frames(cfg: LearnConfig, frames: list[Atoms], path: Path, group: str,
+                  start: Atoms) -> dict[str, Any]:
+    """Label ``frames`` with the reference engines into the dataset (idempotent)."""
+    from ase.io import write
+
+    from molmag.labelling.config import LabelConfig, SourceConfig
+    from molmag.labelling.pipeline import run_labelling
+
+    clean = []
+    for a in frames:
+        b = Atoms(a.numbers, positions=a.positions)
+        b.info.update({k: start.info[k] for k in ("charge", "multiplicity", "metal_index",
+                                                  "donor_indices") if k in start.info})
+        clean.append(b)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, clean, format="extxyz")
+    src = SourceConfig(file=str(path), charge=int(start.info.get("charge", 0)),
+                       multiplicity=int(start.info.get("multiplicity", 1)),
+                       metal_index=start.info.get("metal_index"), group=group)
+    lc = LabelConfig(output=cfg.dataset, sources=[src], labels=cfg.labels,
+                     cluster=cfg.cluster)
+    return run_labelling(lc).as_dict()
+
+
+def initial_frames(cfg: LearnConfig, start: Atoms) -> list[Atoms]:
+    """Round 0's structures (see :class:`InitialConfig`)."""
+    from molmag.chem import sampling
+
+    ini = cfg.initial
+    if ini.kind == "displacements":
+        return sampling.random_displacements(start, ini.n, ini.delta, seed=ini.seed)
+    from molmag.chem.xtb import XTBCalculator
+
+    t = ini.temperature or max(cfg.md.temperatures)
+    modes = sampling.normal_modes(start, XTBCalculator())
+    return sampling.boltzmann_normal_mode_samples(start, modes, t, ini.n, seed=ini.seed)
+
+
+def _train(cfg: LearnConfig, section: ModelSection, role: str, folder: Path, log: Log) -> Path:
+    from molmag.training.config import TrainConfig
+    from molmag.training.run import train
+
+    tc = TrainConfig.model_validate({
+        "model": section.model_dump(), "descriptor": cfg.descriptors.get(role, {}),
+        "data": {"dataset": cfg.dataset, "seed": cfg.seed,
+                 "split": {"by": "fraction", "val": cfg.val_fraction, "test": 0.0}},
+        "output": str(folder)})
+    res = train(tc, log=lambda s: log(f"  {role}: {s}"))
+    return Path(res.output) / "model.npz"
+
+
+def thresholds(cfg: LearnConfig, potential, tensor) -> dict[str, float]:
+    """The thresholds of ``select`` in numbers (``calibration`` read from the models)."""
+    out = {}
+    for name, model, key in (("forces", potential, "forces"), ("zfs_D", tensor, "zfs_D")):
+        thr = getattr(cfg.select, name)
+        if thr is None or model is None:
+            continue
+        out[name] = float(model.calibration.get(key).threshold) if thr == "calibration" \
+            else float(thr)
+    return out
+
+
+def test_errors(cfg: LearnConfig, potential_path: Path, tensor_path: Path | None
+                ) -> dict[str, float]:
+    """RMSE and +-1 sigma coverage of both models on the independent test set."""
+    if cfg.test is None:
+        return {}
+    from molmag.training.run import evaluate
+
+    out: dict[str, float] = {}
+    ev = evaluate(potential_path, cfg.test.dataset, cfg.test.selection)["metrics"]["all"]
+    out["forces_rmse"] = ev["forces_eV_per_A"]["rmse"]
+    out["energy_rmse_meV_atom"] = ev["energy_meV_per_atom"]["rmse"]
+    cal = ev.get("calibration", {}).get("forces", {})
+    if cal:
+        out["forces_coverage_1sigma"] = cal.get("coverage_1sigma")
+    if tensor_path is not None:
+        ev = evaluate(tensor_path, cfg.test.dataset, cfg.test.selection)["metrics"]["all"]
+        out["D_ij_rmse"], out["D_rmse"] = ev["D_ij"]["rmse"], ev["D"]["rmse"]
+        cal = ev.get("calibration", {}).get("zfs_D", {})
+        if cal:
+            out["D_coverage_1sigma"] = cal.get("coverage_1sigma")
+    return out
+
+
+def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | None,
+              folder: Path, log: Log) -> tuple[list, list[Atoms]]:
+    from ase.io import read
+
+    from molmag.dynamics.frame_tensors import TensorSource
+    from molmag.models.calculator import ModelCalculator
+    from molmag.models.committee import load_model
+
+    pot = ModelCalculator(pot_path)
+    ten = TensorSource(model=load_model(ten_path), label=str(ten_path)) if ten_path else None
+    n_steps = max(1, int(round(cfg.md.time_ps * 1000 / cfg.md.timestep_fs)))
+    every = max(cfg.md.stride, (1000 // cfg.md.stride) * cfg.md.stride)
+    results, frames = [], []
+    for t in cfg.md.temperatures:
+        s = MDSettings(temperature_K=t, n_steps=n_steps, timestep_fs=cfg.md.timestep_fs,
+                       friction_per_fs=cfg.md.friction_per_fs, stride=cfg.md.stride,
+                       checkpoint_every=every, seed=cfg.md.seed)
+        r = run_md(start, pot, s, folder / f"T{t:g}K_run0", tensor=ten,
+                   potential_label=str(pot_path), tensor_label=str(ten_path) if ten_path
+                   else None)
+        log(f"  MD {t:g} K: {r.status}, {r.n_frames} frames, {r.ns_per_day:.3g} ns/day"
+            + (f" ({r.stop_reason})" if r.stop_reason else ""))
+        run_frames = read(r.trajectory, ":") if r.n_frames else []
+        for a in run_frames:
+            a.info["_stopped"] = False
+        if r.status == "stopped":  # where the potential failed: worth labelling
+            for a in run_frames[-3:]:
+                a.info["_stopped"] = True
+        results.append(r)
+        frames += run_frames
+    return results, frames
+
+
+# -- the loop ---------------------------------------------------------------------------------
+def _labelled_frames(dataset: str) -> list[Atoms]:
+    from molmag.io.dataset import Dataset
+
+    if "://" not in dataset and not Path(dataset).exists():
+        return []
+    return [r.atoms for r in Dataset(dataset).select()]
+
+
+def _state(path: Path, cfg: LearnConfig) -> dict[str, Any]:
+    if path.is_file():
+        st = json.loads(path.read_text())
+        if st.get("dataset") != cfg.dataset:
+            raise ValueError(f"{path}: this learning run writes to {st.get('dataset')}, not "
+                             f"{cfg.dataset}; use another output")
+        return st
+    return {"format": "molmag-learn/1", "dataset": cfg.dataset, "rounds": [],
+            "initial_labels": 0, "status": "running", "stop_reason": None}
+
+
+def _select_round(cfg: LearnConfig, frames: list[Atoms], pot_path: Path,
+                  ten_path: Path | None, budget_left: int, folder: Path) -> dict[str, Any]:
+    """The round's selection (stored in ``selection.json``, so a resumed round labels the
+    same frames)."""
+    from molmag.dynamics.active_learning import select_frames, spreads
+    from molmag.models.committee import load_model
+
+    done = folder / "selection.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    pot = load_model(pot_path)
+    ten = load_model(ten_path) if ten_path else None
+    thr = thresholds(cfg, pot, ten)
+    sel = select_frames(frames, thr, min(cfg.select.batch, budget_left),
+                        labelled=_labelled_frames(cfg.dataset))
+    picked = list(sel.picked)
+    forced = [i for i, a in enumerate(frames) if a.info.get("_stopped") and i not in picked]
+    room = max(0, min(cfg.select.batch, budget_left) - len(picked))
+    picked += forced[:room]
+    sp = spreads(frames)
+    out = {"n_frames": len(frames), "thresholds": sel.thresholds, "above": sel.above,
+           "candidates": len(set(sel.candidates) | set(forced)), "picked": picked,
+           "max_spread": sel.max_spread,
+           "mean_spread": {k: float(np.nanmean(v)) for k, v in sp.items()}}
+    write_json_atomic(done, out)
+    return out
+
+
+def run_learning(cfg: LearnConfig, log: Log | None = None,
+                 start: Atoms | None = None) -> dict[str, Any]:
+    """Run (or continue) the active-learning loop of ``cfg``; returns the state
+    (``learn.json``): one entry per round with the labels used, the MD outcome, the spreads,
+    the candidates, and the test-set errors when ``test`` is given."""
+    log = log or (lambda s: None)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "learn.json"
+    st = _state(state_path, cfg)
+    start = start if start is not None else load_structure(cfg.structure)
+    if st["initial_labels"] == 0:
+        frames = initial_frames(cfg, start)
+        log(f"round 0: labelling {len(frames)} initial structures ({cfg.initial.kind})")
+        _label_frames(cfg, frames, out / "initial.extxyz", "al-initial", start)
+        st["initial_labels"] = len(frames)
+        write_json_atomic(state_path, st)
+    used = sum(len(r["picked"]) for r in st["rounds"])
+    while st["status"] == "running":
+        r = len(st["rounds"])
+        if r >= cfg.max_rounds:
+            st.update(status="stopped", stop_reason=f"max_rounds ({cfg.max_rounds}) reached")
+            break
+        folder = out / f"round{r}"
+        log(f"round {r}: training on {len(_labelled_frames(cfg.dataset))} labelled structures")
+        pot_path = _train(cfg, cfg.potential, "potential", folder / "potential", log)
+        ten_path = (_train(cfg, cfg.tensor, "tensor", folder / "tensor", log)
+                    if cfg.tensor is not None else None)
+        errs = test_errors(cfg, pot_path, ten_path)
+        results, frames = _md_round(cfg, start, pot_path, ten_path, folder / "md", log)
+        sel = _select_round(cfg, frames, pot_path, ten_path, cfg.budget - used, folder)
+        row = {"round": r, "n_labels": st["initial_labels"] + used, "test": errs,
+               "md": [{"temperature_K": x.sidecar.get("temperature_K"), "status": x.status,
+                       "stop_reason": x.stop_reason, "n_frames": x.n_frames,
+                       "ns_per_day": x.ns_per_day} for x in results],
+               **{k: sel[k] for k in ("n_frames", "thresholds", "above", "candidates",
+                                      "max_spread", "mean_spread", "picked")}}
+        log(f"round {r}: {sel['candidates']} of {sel['n_frames']} frames above the thresholds "
+            + ", ".join(f"{k} {v:.3g}" for k, v in sel["thresholds"].items())
+            + (f"; test {_fmt(errs)}" if errs else ""))
+        all_finished = all(x.status == "finished" for x in results)
+        if all_finished and sel["candidates"] == 0:
+            st["rounds"].append(row)
+            st.update(status="converged", stop_reason=f"round {r}: a whole MD run stayed "
+                      "below the thresholds")
+            break
+        if not sel["picked"]:
+            st["rounds"].append(row)
+            st.update(status="stopped", stop_reason=f"label budget ({cfg.budget}) spent")
+            break
+        picked = [frames[i] for i in sel["picked"]]
+        log(f"round {r}: labelling {len(picked)} frames")
+        _label_frames(cfg, picked, folder / "selected.extxyz", f"al-round{r}", start)
+        used += len(picked)
+        st["rounds"].append(row)
+        write_json_atomic(state_path, st)
+    write_json_atomic(state_path, st)
+    return st
+
+
+def _fmt(errs: dict[str, float]) -> str:
+    names = {"forces_rmse": "F RMSE {:.3f} eV/Å", "D_ij_rmse": "D_ij RMSE {:.2f} cm-1"}
+    return ", ".join(f.format(errs[k]) for k, f in names.items() if errs.get(k) is not None)
+
+
+def plot_rounds(state: dict[str, Any], path: str | Path) -> Path:
+    """Spreads, candidates and test errors against the number of labels, per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = state["rounds"]
+    n = [r["n_labels"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for key, unit in (("forces", "eV/Å"), ("zfs_D", "cm-1")):
+        y = [r["max_spread"].get(key) for r in rows]
+        if any(v is not None for v in y):
+            ax[0].semilogy(n, y, "o-", label=f"max sigma {key} ({unit})")
+    ax[0].set_xlabel("labelled structures")
+    ax[0].set_ylabel("largest calibrated spread in the MD run")
+    ax[0].legend()
+    for key, label in (("forces_rmse", "force RMSE (eV/Å)"), ("D_ij_rmse", "D_ij RMSE (cm-1)")):
+        y = [r["test"].get(key) for r in rows]
+        if any(v is not None for v in y):
+            ax[1].semilogy(n, y, "s-", label=label)
+    ax[1].set_xlabel("labelled structures")
+    ax[1].set_ylabel("test-set error")
+    if ax[1].lines:
+        ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["LearnConfig", "load_learn_config", "run_learning", "thresholds", "initial_frames",
+           "test_errors", "plot_rounds"]
