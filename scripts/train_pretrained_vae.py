@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import sys
 import time
 from pathlib import Path
@@ -118,6 +118,115 @@ def cmd_train(a) -> None:
                           "epochs": len(model.history), "best_epoch": model.best_epoch})
 
 
+def fit_head(model, smiles, table, epochs: int = 300, seed: int = 0) -> dict:
+    """Fit the GAUSS-II head (z -> 32 -> 4 proxies) on the labelled ligands with the encoder
+    frozen: inputs ``z = mu + sigma * eps`` (fresh noise every epoch, as in joint training),
+    masked MSE on standardised targets, Adam 3e-3. Used when most labels arrived after the
+    VAE training started. Returns the head's R^2 per proxy (on mu) for the rows given."""
+    import numpy as np
+    import torch
+
+    from molmag.generative import labels as L
+    from molmag.generative.sampling import encode
+    from molmag.generative.training import _mean_std
+    from molmag.generative.vae import masked_mse
+
+    y = L.matrix(table, smiles, L.PROXY_NAMES).astype(np.float32)
+    ok = np.isfinite(y).all(1)
+    mean, std = _mean_std(y[ok], y.shape[1])
+    model.prop_mean.copy_(torch.as_tensor(mean))
+    model.prop_std.copy_(torch.as_tensor(std))
+    xs = [s for s, k in zip(smiles, ok) if k]
+    yt = model.standardise_properties(y[ok])
+    with torch.no_grad():
+        x = torch.nn.functional.one_hot(torch.as_tensor(model.vocab.indices(xs)),
+                                        len(model.vocab)).float()
+        mu, logvar = model.encode(x)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.head.parameters(), lr=3e-3)
+    model.head.train()
+    for _ in range(epochs):
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g)
+        loss = masked_mse(model.head(z), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return fitted_r2(model, xs, y[ok])
+
+
+def fitted_r2(model, xs, y) -> dict:
+    from molmag.generative import labels as L
+    from molmag.generative.sampling import encode
+
+    pred = model.predict_properties(encode(model, xs))
+    out = {}
+    for j, name in enumerate(L.PROXY_NAMES):
+        ss = ((y[:, j] - y[:, j].mean()) ** 2).sum()
+        out[name] = float(1 - ((y[:, j] - pred[:, j]) ** 2).sum() / ss) if ss > 0 else None
+    return out
+
+
+def cmd_ship(a) -> None:
+    """Write the shipped model from the checkpoint (best parameters, or --latest)."""
+    import numpy as np
+    import torch
+
+    from molmag.generative import labels as L
+    from molmag.generative.runs import labelled_subset
+    from molmag.generative.sampling import reconstruction_accuracy
+    from molmag.generative.training import save_vae
+    from molmag.generative.vae import MoleculeVAE, VAEConfig
+    from molmag.generative.vocab import Vocabulary
+
+    sp = split(a.work)
+    vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
+    model = MoleculeVAE(vocab, VAEConfig.gauss2(**MODEL))
+    c = torch.load(a.work / "gauss-ii-qm9.ckpt", weights_only=True)
+    state = c["model"] if a.latest or c["best_state"] is None else c["best_state"]
+    model.load_state_dict(state)
+    model.eval()
+    hist = list(c["history"])
+    part = c.get("partial")
+    frozen = json.loads((a.work / "labels-used.json").read_text())
+    table = L.proxy_table(a.work / "proxies.db")
+    rng = np.random.default_rng(1)
+    rec_val = reconstruction_accuracy(model, [sp.val[i] for i in
+                                              rng.choice(len(sp.val), 2000, replace=False)])
+    rec_train = reconstruction_accuracy(model, [sp.train[i] for i in
+                                                rng.choice(len(sp.train), 1000, replace=False)])
+    labelled_train = [s for s in sp.train if s in table]
+    labelled_val = [s for s in sp.val if s in table]
+    r2_train = fit_head(model, labelled_train, table) if labelled_train else {}
+    r2_val = fitted_r2(model, labelled_val, L.matrix(table, labelled_val, L.PROXY_NAMES)) \
+        if len(labelled_val) > 2 else {}
+    epochs_done = c["epoch"] + (part["step"] / math.ceil(len(sp.train) / TRAIN["batch_size"])
+                                if part else 0.0)
+    metrics = {"n_train": len(sp.train), "n_val": len(sp.val),
+               "labelled": len(labelled_train) + len(labelled_val),
+               "labels": {"head": "proxies", "labelled": len(labelled_train) + len(labelled_val),
+                          "labelled_during_vae_training": len(frozen),
+                          "head_fit": "encoder frozen, head refit on the labelled ligands"},
+               "epochs": len(hist), "epochs_done": round(epochs_done, 3),
+               "best_epoch": c["best_epoch"] if c["best_epoch"] >= 0 else None,
+               "converged": False, "train_seconds": float(c["seconds"]),
+               "parameters": "latest" if a.latest or c["best_state"] is None else "best",
+               "reconstruction_accuracy_val": rec_val,
+               "reconstruction_accuracy_train": rec_train,
+               "head_r2_train": r2_train, "head_r2_val": r2_val,
+               "config": MODEL, "training": TRAIN,
+               "command": "python scripts/train_pretrained_vae.py label|train|ship --work DIR"}
+    model.history, model.best_epoch = hist, metrics["best_epoch"]
+    model.header = {"training": {**TRAIN, "n_train": len(sp.train), "n_val": len(sp.val),
+                                 "epochs": len(hist), "epochs_done": metrics["epochs_done"],
+                                 "seconds": float(c["seconds"])}}
+    model.training_strings = sp.train
+    model.held_out_strings = sp.val
+    out = Path(__file__).resolve().parents[1] / "src/molmag/generative/pretrained/gauss-ii-qm9.npz"
+    save_vae(model, out, metrics=metrics)
+    print(json.dumps({"file": str(out), "MB": out.stat().st_size / 1e6, **metrics}, indent=1))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -128,6 +237,9 @@ def main(argv=None) -> None:
         if name == "train":
             s.add_argument("--hours", type=float, default=3.0)
             s.add_argument("--checkpoint-minutes", type=float, default=5.0)
+        if name == "ship":
+            s.add_argument("--latest", action="store_true",
+                           help="the latest parameters instead of the best on the held-out loss")
         if name == "label":
             s.add_argument("--n-labels", type=int, default=4000)
             s.add_argument("--workers", type=int, default=1)
@@ -136,7 +248,7 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    {"label": cmd_label, "train": cmd_train}[a.cmd](a)
+    {"label": cmd_label, "train": cmd_train, "ship": cmd_ship}[a.cmd](a)
 
 
 if __name__ == "__main__":

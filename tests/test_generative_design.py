@@ -295,10 +295,15 @@ def test_vae_sample_cli_refuses_bad_seeds_and_reports_sanity(ph_model, tmp_path)
 
     with pytest.raises(ValueError, match=r"seed 'C1CC\(O' is not a SMILES that RDKit can read"):
         check_seeds(ph_model, ["OC", "C1CC(O"])
-    with pytest.raises(ValueError, match=r"seed 'OCl': the model cannot encode it"):
+    with pytest.raises(ValueError, match=r"seed 'OCCCl': the model cannot encode it"):
+        check_seeds(ph_model, ["OCCCl"])
+    # methanol written carbon first, hypochlorous acid: not donor-first ligands
+    with pytest.raises(ValueError, match=r"seed 'CO' is not a donor-first ligand: atom 0 \(C\)"):
+        check_seeds(ph_model, ["CO"])
+    with pytest.raises(ValueError, match=r"seed 'OCl' is not a donor-first ligand"):
         check_seeds(ph_model, ["OCl"])
-    assert check_seeds(ph_model, ["O=P(C)CCCC", "[O-]C1=CC=CC=C1", "CO"]) == [
-        "O=P(C)CCCC", "[O-]c1ccccc1", "CO"]      # corpus form when readable, else as written
+    assert check_seeds(ph_model, ["O=P(C)CCCC", "[O-]C1=CC=CC=C1", "OC"]) == [
+        "O=P(C)CCCC", "[O-]c1ccccc1", "OC"]      # corpus form when readable, else as written
     path = save_vae(ph_model, tmp_path / "ph.npz")
     res = runner.invoke(app, ["vae", "sample", str(path), "-s", "C1CC(O", "--n", "10"])
     assert res.exit_code == 1 and "C1CC(O" in res.output and "valid" not in res.output
