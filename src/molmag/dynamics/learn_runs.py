@@ -61,6 +61,7 @@ class InitialConfig(_Strict):
 
 
 class LearnMDConfig(_Strict):
+    engine: Literal["auto", "ase", "lammps"] = "auto"
     temperatures: list[float] = Field(default_factory=lambda: [100.0], min_length=1)
     time_ps: float = Field(5.0, gt=0, description="length of each round's run, ps")
     timestep_fs: float = Field(0.5, gt=0, le=MAX_TIMESTEP_FS)
@@ -232,6 +233,7 @@ def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | N
     from ase.io import read
 
     from molmag.dynamics.frame_tensors import TensorSource
+    from molmag.dynamics.md_runs import use_lammps
     from molmag.models.calculator import ModelCalculator
     from molmag.models.committee import load_model
 
@@ -244,9 +246,14 @@ def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | N
         s = MDSettings(temperature_K=t, n_steps=n_steps, timestep_fs=cfg.md.timestep_fs,
                        friction_per_fs=cfg.md.friction_per_fs, stride=cfg.md.stride,
                        checkpoint_every=every, seed=cfg.md.seed)
-        r = run_md(start, pot, s, folder / f"T{t:g}K_run0", tensor=ten,
-                   potential_label=str(pot_path), tensor_label=str(ten_path) if ten_path
-                   else None)
+        kw = dict(tensor=ten, potential_label=str(pot_path),
+                  tensor_label=str(ten_path) if ten_path else None)
+        if use_lammps(cfg.md.engine, pot):
+            from molmag.dynamics.md_lammps import run_md_lammps
+
+            r = run_md_lammps(start, pot.model, s, folder / f"T{t:g}K_run0", **kw)
+        else:
+            r = run_md(start, pot, s, folder / f"T{t:g}K_run0", **kw)
         log(f"  MD {t:g} K: {r.status}, {r.n_frames} frames, {r.ns_per_day:.3g} ns/day"
             + (f" ({r.stop_reason})" if r.stop_reason else ""))
         run_frames = read(r.trajectory, ":") if r.n_frames else []

@@ -155,13 +155,15 @@ class Checkpoint:
     n_frames: int
     traj_bytes: int
     wall_s: float
+    velocities: np.ndarray | None = None  # LAMMPS runs continue from these exact values
 
 
 def save_checkpoint(files: RunFiles, ck: Checkpoint) -> None:
     tmp = files.checkpoint.with_name(files.checkpoint.name + ".tmp.npz")
     np.savez(tmp, step=ck.step, positions=ck.positions, momenta=ck.momenta,
              rng_state=json.dumps(ck.rng_state), n_frames=ck.n_frames,
-             traj_bytes=ck.traj_bytes, wall_s=ck.wall_s)
+             traj_bytes=ck.traj_bytes, wall_s=ck.wall_s,
+             **({} if ck.velocities is None else {"velocities": ck.velocities}))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, files.checkpoint)
@@ -176,7 +178,9 @@ def load_checkpoint(files: RunFiles) -> Checkpoint | None:
                               momenta=np.array(z["momenta"]),
                               rng_state=json.loads(str(z["rng_state"])),
                               n_frames=int(z["n_frames"]), traj_bytes=int(z["traj_bytes"]),
-                              wall_s=float(z["wall_s"]))
+                              wall_s=float(z["wall_s"]),
+                              velocities=np.array(z["velocities"]) if "velocities" in z
+                              else None)
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{files.checkpoint}: unreadable checkpoint ({exc}); delete it and "
                          "the run's trajectory to start again") from None

@@ -6,7 +6,7 @@ run in parallel on Dask (:mod:`molmag.labelling.cluster`), each one resumable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -37,6 +37,9 @@ class MDConfig(_Strict):
                                                        "{xtb: {}}")
     tensor: CalculatorSpec | None = Field(None, description="D tensor of every stored frame: "
                                           "{model: D.npz} or {ligand_field: {}}")
+    engine: Literal["auto", "ase", "lammps"] = Field(
+        "auto", description="lammps: the whole run inside LAMMPS (snap-energy models); "
+                            "auto: lammps for snap-energy models, ase otherwise")
     temperatures: list[float] = Field(default_factory=lambda: [100.0], min_length=1)
     trajectories: int = Field(1, ge=1, description="independent runs per temperature")
     time_ps: float | None = Field(None, gt=0)
@@ -141,9 +144,17 @@ def check_config(cfg: MDConfig, start: Atoms) -> None:
         if unseen:
             raise ValueError(f"potential {cfg.potential.model}: the structure has elements "
                              f"it was never trained on ({unseen[0]})")
+    if cfg.engine == "lammps" and getattr(model, "kind", None) != "snap-energy":
+        raise ValueError("engine: lammps runs snap-energy models only; use engine: ase")
     src = _tensor_source(cfg.tensor, start)
     if src is not None:
         src.check_structure(start)
+
+
+def use_lammps(engine: str, potential) -> bool:
+    """Whether a run with ``potential`` (an ASE calculator) goes to LAMMPS."""
+    kind = getattr(getattr(potential, "model", None), "kind", None)
+    return engine == "lammps" or (engine == "auto" and kind == "snap-energy")
 
 
 def run_one(start: Atoms, cfg: MDConfig, temperature: float, trajectory: int,
@@ -152,6 +163,13 @@ def run_one(start: Atoms, cfg: MDConfig, temperature: float, trajectory: int,
     pot = make_calculator(cfg.potential, start)
     settings = cfg.settings(temperature, trajectory)
     stem = run_stem(cfg.output, temperature, trajectory)
+    if use_lammps(cfg.engine, pot):
+        from molmag.dynamics.md_lammps import run_md_lammps
+
+        return run_md_lammps(start, pot.model, settings, stem,
+                             tensor=_tensor_source(cfg.tensor, start),
+                             potential_label=_label(cfg.potential) or "",
+                             tensor_label=_label(cfg.tensor), progress=progress)
     return run_md(start, pot, settings, stem, tensor=_tensor_source(cfg.tensor, start),
                   potential_label=_label(cfg.potential) or "", tensor_label=_label(cfg.tensor),
                   progress=progress)

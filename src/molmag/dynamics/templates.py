@@ -17,6 +17,9 @@ tensor:                    # the D tensor of every stored frame (null: none)
   model: dtensor.npz       # a D-tensor committee: D, E and their calibrated spreads
   # ligand_field: {}       # or molmag's ligand-field engine (the reference, no spread)
 
+engine: auto               # lammps: the whole run in LAMMPS (snap-energy models, the fast
+                           # path); ase: ASE's Langevin with any calculator; auto: lammps
+                           # for snap-energy models, ase otherwise
 temperatures: [25, 50, 75, 100]   # K
 trajectories: 1            # independent runs per temperature (different seeds)
 time_ps: 20                # or n_steps: 40000
@@ -67,6 +70,7 @@ tensor:                    # the D-tensor committee (null: energy only)
   committee: 4
 
 md:
+  engine: auto             # lammps for snap-energy potentials (fast), ase otherwise
   temperatures: [100]      # K
   time_ps: 5               # each round's run
   timestep_fs: 0.5
