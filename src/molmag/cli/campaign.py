@@ -73,11 +73,14 @@ def co_pdms(
                                           help="Labelling processes (default: one per core)."),
     stop_after: Optional[str] = typer.Option(None, "--stop-after",
                                              help="Stop after this stage (build, sample, "
-                                                  "label, train, pso, scan, correlate)."),
+                                                  "label, train, learn, md, thermal, pso, "
+                                                  "scan, correlate, magnetism)."),
 ):
-    """The [Co(pdms)2]2- campaign (Lunghi & Sanvito 2020): build -> sample -> label -> train
-    (covariant ridge, GM-NN committee, SNAP energy) -> PSO for several gamma -> 2D scans ->
-    correlations -> report.md + report.html in OUT.
+    """The [Co(pdms)2]2- campaign (Lunghi & Sanvito 2020; Zaverkin et al. 2022): build ->
+    sample -> label -> train (covariant ridge, GM-NN committee, SNAP energy) -> active
+    learning from ML MD -> MD at several temperatures -> thermal averages of D and E -> PSO
+    for several gamma -> 2D scans -> correlations -> spin-phonon relaxation and magnetism ->
+    report.md + report.html in OUT.
 
     Every stage is recorded in OUT/campaign.json; running the same command again skips the
     stages already done and resumes the one that was interrupted."""

@@ -16,7 +16,8 @@ One round ``r`` (folder ``<output>/round<r>``):
 
 The loop ends when a whole round of MD (every run finished, ``md.time_ps`` long) has no
 frame above the thresholds (converged), when ``budget`` labels have been added, or after
-``max_rounds``.  Round 0 starts from ``initial`` labels: Boltzmann samples along the start
+``max_rounds``; the last round's models, trained on every label, are the result
+(``learn.json``: ``final``).  Round 0 starts from ``initial`` labels: Boltzmann samples along the start
 structure's normal modes at the MD temperature (or random displacements).
 
 Resumable: every step is idempotent (training skips a finished model, MD continues from its
@@ -49,10 +50,11 @@ class _Strict(BaseModel):
 
 class InitialConfig(_Strict):
     """Round 0's labels: ``normal-modes`` (Boltzmann samples along the xTB normal modes of the
-    start structure at ``temperature``, quantum amplitudes) or ``displacements`` (uniform
-    random Cartesian displacements of +-``delta`` Å)."""
+    start structure at ``temperature``, quantum amplitudes), ``displacements`` (uniform
+    random Cartesian displacements of +-``delta`` Å) or ``none`` (the dataset has labels
+    already, e.g. a campaign's)."""
 
-    kind: Literal["normal-modes", "displacements"] = "normal-modes"
+    kind: Literal["normal-modes", "displacements", "none"] = "normal-modes"
     n: int = Field(40, ge=4)
     temperature: float | None = Field(None, gt=0, description="K (default: the highest MD "
                                                               "temperature)")
@@ -327,25 +329,30 @@ def run_learning(cfg: LearnConfig, log: Log | None = None,
     st = _state(state_path, cfg)
     start = start if start is not None else load_structure(cfg.structure)
     if st["initial_labels"] == 0:
-        frames = initial_frames(cfg, start)
-        log(f"round 0: labelling {len(frames)} initial structures ({cfg.initial.kind})")
-        _label_frames(cfg, frames, out / "initial.extxyz", "al-initial", start)
-        st["initial_labels"] = len(frames)
+        if cfg.initial.kind == "none":
+            st["initial_labels"] = len(_labelled_frames(cfg.dataset))
+            if not st["initial_labels"]:
+                raise ValueError(f"initial.kind none, but {cfg.dataset} has no rows")
+        else:
+            frames = initial_frames(cfg, start)
+            log(f"round 0: labelling {len(frames)} initial structures ({cfg.initial.kind})")
+            _label_frames(cfg, frames, out / "initial.extxyz", "al-initial", start)
+            st["initial_labels"] = len(frames)
         write_json_atomic(state_path, st)
     used = sum(len(r["picked"]) for r in st["rounds"])
     while st["status"] == "running":
         r = len(st["rounds"])
-        if r >= cfg.max_rounds:
-            st.update(status="stopped", stop_reason=f"max_rounds ({cfg.max_rounds}) reached")
-            break
         folder = out / f"round{r}"
         log(f"round {r}: training on {len(_labelled_frames(cfg.dataset))} labelled structures")
         pot_path = _train(cfg, cfg.potential, "potential", folder / "potential", log)
         ten_path = (_train(cfg, cfg.tensor, "tensor", folder / "tensor", log)
                     if cfg.tensor is not None else None)
+        st["final"] = {"potential": str(pot_path),
+                       "tensor": str(ten_path) if ten_path else None}
         errs = test_errors(cfg, pot_path, ten_path)
         results, frames = _md_round(cfg, start, pot_path, ten_path, folder / "md", log)
-        sel = _select_round(cfg, frames, pot_path, ten_path, cfg.budget - used, folder)
+        left = cfg.budget - used if r + 1 < cfg.max_rounds else 0
+        sel = _select_round(cfg, frames, pot_path, ten_path, left, folder)
         row = {"round": r, "n_labels": st["initial_labels"] + used, "test": errs,
                "md": [{"temperature_K": x.sidecar.get("temperature_K"), "status": x.status,
                        "stop_reason": x.stop_reason, "n_frames": x.n_frames,
@@ -355,21 +362,19 @@ def run_learning(cfg: LearnConfig, log: Log | None = None,
         log(f"round {r}: {sel['candidates']} of {sel['n_frames']} frames above the thresholds "
             + ", ".join(f"{k} {v:.3g}" for k, v in sel["thresholds"].items())
             + (f"; test {_fmt(errs)}" if errs else ""))
-        all_finished = all(x.status == "finished" for x in results)
-        if all_finished and sel["candidates"] == 0:
-            st["rounds"].append(row)
-            st.update(status="converged", stop_reason=f"round {r}: a whole MD run stayed "
-                      "below the thresholds")
-            break
-        if not sel["picked"]:
-            st["rounds"].append(row)
-            st.update(status="stopped", stop_reason=f"label budget ({cfg.budget}) spent")
-            break
-        picked = [frames[i] for i in sel["picked"]]
-        log(f"round {r}: labelling {len(picked)} frames")
-        _label_frames(cfg, picked, folder / "selected.extxyz", f"al-round{r}", start)
-        used += len(picked)
         st["rounds"].append(row)
+        if all(x.status == "finished" for x in results) and sel["candidates"] == 0:
+            st.update(status="converged", stop_reason=f"round {r}: every MD run stayed "
+                      "below the thresholds")
+        elif r + 1 >= cfg.max_rounds:
+            st.update(status="stopped", stop_reason=f"max_rounds ({cfg.max_rounds}) reached")
+        elif not sel["picked"]:
+            st.update(status="stopped", stop_reason=f"label budget ({cfg.budget}) spent")
+        else:
+            picked = [frames[i] for i in sel["picked"]]
+            log(f"round {r}: labelling {len(picked)} frames")
+            _label_frames(cfg, picked, folder / "selected.extxyz", f"al-round{r}", start)
+            used += len(picked)
         write_json_atomic(state_path, st)
     write_json_atomic(state_path, st)
     return st

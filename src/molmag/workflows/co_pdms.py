@@ -12,6 +12,9 @@ Stages (each resumable, in one output folder; :mod:`molmag.workflows.stages`):
 4. **train** — three committees on one split: the covariant bispectrum ridge of D (the
    paper's model), the Gaussian-moment network of D (Zaverkin et al. 2022) and the SNAP
    energy model (bispectrum ridge on energies and forces, the paper's energy model).
+4a. **learn**, **md**, **thermal** — active learning from ML MD, Langevin MD of the learned
+   committees at several temperatures and the thermal averages of D and E (Zaverkin et al.
+   2022, Sec. 4; :mod:`molmag.workflows.co_pdms_dynamics`).
 5. **pso** — particle-swarm optimisation of chi = E - E0 + gamma D on the ML committees for
    several gamma (eV per cm-1), every optimum re-computed with the ligand-field engine.
 6. **scan** — 2D scan of the mean Co-N distance and the mean intraligand N-Co-N angle (the
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from molmag.workflows.co_pdms_dynamics import stage_learn, stage_md, stage_thermal
 from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's finding (Lunghi & Sanvito 2020, Fig. 4 and text): shorter Co-N distances and
@@ -71,6 +75,17 @@ class CoPdmsSettings:
     relax_linewidth: float = 10.0                    # cm-1, phonon line FWHM
     relax_field: float = 0.1                         # T, along the easy axis
     relax_optimum: bool = True                       # tau(T) also at the PSO optimum
+    learn_temperatures: tuple[float, ...] = (100.0,)  # K: active-learning MD
+    learn_time_ps: float = 10.0                      # each round's MD
+    learn_batch: int = 20                            # labels per round
+    learn_budget: int = 200                          # labels added at most
+    learn_rounds: int = 10
+    md_temperatures: tuple[float, ...] = (25.0, 50.0, 75.0, 100.0)   # K (the paper's)
+    md_trajectories: int = 1
+    md_time_ps: float = 2500.0                       # the paper's 2.5 ns
+    md_stride: int = 100                             # steps between stored frames
+    thermal_skip_ps: float = 50.0                    # equilibration left out of the averages
+    spot_check_frames: int = 50                      # MD frames re-labelled by the reference
 
     @classmethod
     def full(cls, **over) -> CoPdmsSettings:
@@ -82,7 +97,9 @@ class CoPdmsSettings:
                     covariant_committee=3, gmnn_committee=2, gmnn_epochs=40,
                     energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
                     pso_steps=50, pso_max_displacement=0.1, scan_points=9,
-                    n_bootstrap=300)
+                    n_bootstrap=300, learn_time_ps=2.0, learn_batch=10, learn_budget=20,
+                    learn_rounds=3, md_temperatures=(50.0, 100.0), md_time_ps=20.0,
+                    md_stride=20, thermal_skip_ps=2.0, spot_check_frames=10)
         base.update(over)
         return cls(**base)
 
@@ -297,6 +314,10 @@ def stage_scan(ctx: Context) -> dict:
     calcs: dict[str, Any] = {
         "GM-NN": [{"model": _model_path(ctx, "energy")}, {"model": _model_path(ctx, "gmnn")}],
         "covariant": [{"model": _model_path(ctx, "covariant")}]}
+    final = (ctx.results.get("learn") or {}).get("final")
+    if final:  # the committees after active learning
+        calcs["covariant+AL"] = [{"model": str(ctx.out / final["potential"])},
+                                 {"model": str(ctx.out / final["tensor"])}]
     if s.scan_reference:
         calcs["reference"] = [{"xtb": {}}, {"ligand_field": {}}]
     cfg = ScanConfig.model_validate({
@@ -480,6 +501,9 @@ STAGES = [
     Stage("sample", "random displacements", stage_sample),
     Stage("label", "GFN2-xTB + ligand-field labels (Dask)", stage_label),
     Stage("train", "covariant ridge, GM-NN and SNAP energy committees", stage_train),
+    Stage("learn", "active learning from ML MD (query by committee)", stage_learn),
+    Stage("md", "Langevin MD with the learned committees", stage_md),
+    Stage("thermal", "thermal averages of D and E, spot check", stage_thermal),
     Stage("pso", "particle-swarm optimisation of chi = E + gamma D", stage_pso),
     Stage("scan", "2D scan: Co-N distance x N-Co-N angle", stage_scan),
     Stage("correlate", "magneto-structural correlations", stage_correlate),

@@ -331,6 +331,7 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
             for f in ("d_ML_mean_A", "q_tet", "angle_intra_mean_deg"):
                 rep.figure(ctx.out / "correlations" / f"{src}_{f}.png",
                            f"D ({src}) against the {FEATURE_NAMES[f]}")
+    _dynamics_sections(rep, ctx)
     mag = res.get("magnetism")
     if mag:
         rep.heading("Spin–phonon relaxation and magnetic observables")
@@ -373,6 +374,67 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
              "split, and the coverage columns above say how far it can be trusted on the test "
              "set.")
     return rep.write(ctx.out, "report")
+
+
+def _dynamics_sections(rep: Report, ctx: Context) -> None:
+    """Active learning, MD and the thermal averages beside Zaverkin et al. 2022, Sec. 4.2."""
+    from molmag.workflows.co_pdms_dynamics import PAPER_THERMAL
+
+    res = ctx.results
+    al = res.get("learn")
+    if al:
+        rep.heading("Active learning from ML molecular dynamics")
+        rep.text(f"Starting from the {al['initial_labels']} training and validation structures "
+                 "(the test rows stay out), each round trains the SNAP energy and covariant "
+                 "D committees, runs Langevin MD with them and labels (xTB + ligand field) the "
+                 "frames whose calibrated spread exceeds the model's own threshold (twice the "
+                 "95th percentile of its validation σ), chosen by farthest-point selection. "
+                 f"{al['labels_added']} labels added; {al['status']}: {al['stop_reason']}.")
+        rows = []
+        for r in al["rounds"]:
+            t = r.get("test") or {}
+            rows.append([r["round"], r["n_labels"], ", ".join(r["md"]),
+                         f"{r['candidates']}/{r['n_frames']}",
+                         _num(r["max_spread"].get("forces"), ".3f"),
+                         _num(r["max_spread"].get("zfs_D"), ".2f"),
+                         _num(t.get("forces_rmse"), ".3f"), _num(t.get("D_ij_rmse"), ".2f")])
+        rep.table(["round", "labels", "MD", "above threshold", "max σ_F (eV/Å)",
+                   "max σ_D (cm⁻¹)", "test F RMSE (eV/Å)", "test D_ij RMSE (cm⁻¹)"], rows,
+                  caption="test: the campaign's held-out displaced structures")
+        rep.figure(ctx.out / al["plot"], "spreads and test errors against the labels")
+    th = res.get("thermal")
+    if th:
+        rep.heading("Thermal averages of D and E (Zaverkin et al. 2022, Sec. 4.2)")
+        md = res.get("md") or {}
+        rep.text(f"Langevin NVT, 0.5 fs, friction 0.01 fs⁻¹, {md.get('time_ps', 0):g} ps per "
+                 f"temperature with the learned committees (first {ctx.settings.thermal_skip_ps:g} "
+                 "ps left out); D, E and their calibrated σ from the covariant committee at every "
+                 "stored frame. The paper: GM-NN committees trained on PBE+U AIMD and CASSCF/NEVPT2 "
+                 "D tensors, 2.5 ns per temperature; molmag's reference is its ligand-field "
+                 "engine, so the absolute D differs by what the engine differs from CASSCF; "
+                 "compare the trends (std of D growing with T, the sign and size of r).")
+        rows = []
+        for t, v in th["thermal"].items():
+            p = PAPER_THERMAL.get(str(int(float(t))), {})
+            rows.append([t, v["n_frames"], f"{_num(v['D_mean'])} ± {_num(v['D_std'])}",
+                         f"{_num(p.get('D_mean'))} ± {_num(p.get('D_std'))}" if p else "",
+                         f"{_num(v.get('E_abs_mean', v['E_mean']), '.2f')} ± {_num(v['E_std'], '.2f')}",
+                         f"{_num(p.get('E_mean'), '.1f')} ± {_num(p.get('E_std'), '.1f')}" if p
+                         else "", _num(v["r_D_dML"], "+.2f"), _num(p.get("r_D_dML"), "+.2f"),
+                         _num(v["r_D_q"], "+.2f"), _num(p.get("r_D_q"), "+.2f"),
+                         _num(v["sigma_D_mean"], ".2f")])
+        rep.table(["T (K)", "frames", "D (cm⁻¹)", "paper D", "|E| (cm⁻¹)", "paper E",
+                   "r(D, d_CoN)", "paper", "r(D, q)", "paper", "mean σ_D"], rows)
+        sc = th["spot_check"]
+        rep.text(f"Spot check: {sc['n_frames']} MD frames (every {sc['every']}-th) re-labelled "
+                 f"by the reference engines: D RMSE {sc['D_rmse']:.2f} cm⁻¹ with "
+                 f"{100 * sc['D_coverage_1sigma']:.0f} % inside ±1σ; force RMSE "
+                 f"{sc['forces_rmse']:.3f} eV/Å"
+                 + (f", {100 * sc['forces_coverage_atom']:.0f} % of the atoms inside their σ "
+                    f"(calibrated Gaussian errors: {100 * sc['forces_coverage_expected']:.0f} %)"
+                    if sc.get("forces_coverage_atom") is not None else "") + ".")
+        for p in th["plots"]:
+            rep.figure(ctx.out / p, Path(p).stem.replace("_", " "))
 
 
 __all__ = ["write_report", "findings", "five_percent_effect"]
