@@ -77,17 +77,21 @@ def con4_frames(n: int, seed: int, delta: float = 0.08) -> tuple[list[Atoms], np
     return frames, np.array(tensors)
 
 
-def test_covariant_donor_features_learn_pi_planes_exactly_covariant():
-    """Donors with substituent planes: the donor-geometry covariant ridge (default) learns the
-    LF tensor far better than the mean, and stays exactly covariant (rotation, translation,
-    atom order) in float64."""
+@pytest.fixture(scope="module")
+def con4_data():
+    return con4_frames(120, 1), con4_frames(25, 2), con4_frames(25, 3)
+
+
+@pytest.mark.parametrize("kind", ["covariant-ridge", "equivariant-ridge"])
+def test_donor_features_learn_pi_planes_exactly_covariant(kind, con4_data):
+    """Donors with substituent planes: the donor-feature ridges (default) learn the LF tensor
+    far better than the mean, and stay exactly covariant (rotation, translation, atom order)
+    in float64."""
     settings = SNAPSettings(species=("Co", "N", "C"), rcutfac=3.5, twojmax=4).as_dict()
-    train, t_train = con4_frames(120, 1)
-    val, t_val = con4_frames(25, 2)
-    test, t_test = con4_frames(25, 3)
-    m = Committee("covariant-ridge", settings, n_members=1, seed=0).fit(
+    (train, t_train), (val, t_val), (test, t_test) = con4_data
+    m = Committee(kind, settings, n_members=1, seed=0).fit(
         train, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
-    assert m.members[0].features == "donors" and m.members[0].references[0].subs.shape == (4, 2)
+    assert m.members[0].features == "donors"
     rmse = np.sqrt(np.mean((m.predict(test)["zfs_tensor"] - t_test) ** 2))
     base = np.sqrt(np.mean((t_train.mean(axis=0) - t_test) ** 2))
     assert rmse < 0.3 * base, (rmse, base)
@@ -102,17 +106,18 @@ def test_covariant_donor_features_learn_pi_planes_exactly_covariant():
         np.testing.assert_allclose(member[2], member[0], atol=1e-10)
 
 
-def test_covariant_state_without_features_loads_as_the_bispectrum_model(data):
+@pytest.mark.parametrize("kind", ["covariant-ridge", "equivariant-ridge"])
+def test_state_without_features_loads_as_the_bispectrum_model(kind, data):
     """Model files written before ``features`` existed hold the paper's bispectrum model."""
-    from molmag.models.covariant_ridge import CovariantRidge
+    from molmag.models.committee import member_class
 
     train, t_train, val, t_val, test, _ = data
-    m = Committee("covariant-ridge", SETTINGS, n_members=1, env_cutoff=3.5,
+    m = Committee(kind, SETTINGS, n_members=1, env_cutoff=3.5,
                   features="bispectrum").fit(train, {"zfs_tensor": t_train}, val,
                                              {"zfs_tensor": t_val})
     meta, arrays = m.members[0].state()
-    old = {k: v for k, v in meta.items() if k not in ("features", "degree")}
-    loaded = CovariantRidge.from_state(m.descriptor, old, arrays)
+    old = {k: v for k, v in meta.items() if k not in ("features", "degree", "donor_species")}
+    loaded = member_class(kind).from_state(m.descriptor, old, arrays)
     assert loaded.features == "bispectrum"
     np.testing.assert_array_equal(loaded.predict(test)["zfs_tensor"],
                                   m.members[0].predict(test)["zfs_tensor"])

@@ -176,7 +176,7 @@ def donor_environment(atoms: Atoms, metal: int) -> tuple[np.ndarray, np.ndarray]
     """(env, subs) of ``features="donors"``: env = the metal, then its donor atoms
     (:func:`~molmag.physics.ligand_field.find_donors`) by atomic number and distance; subs
     (n_donors, 2) = each donor's two substituents (bonded atoms other than the metal, heavy
-    atoms first, nearest first; -1 where there are fewer)."""
+    atoms first, heavier elements first, then nearest first; -1 where there are fewer)."""
     from molmag.physics.ligand_field import find_donors
 
     donors = np.asarray(find_donors(atoms, metal), dtype=int)
@@ -188,7 +188,8 @@ def donor_environment(atoms: Atoms, metal: int) -> tuple[np.ndarray, np.ndarray]
     subs = np.full((len(donors), 2), -1, dtype=int)
     for k, i in enumerate(donors):
         nb = bonded_neighbours(atoms, int(i), exclude={metal})
-        nb = sorted(nb, key=lambda j: (atoms.numbers[j] == 1, atoms.get_distance(int(i), j)))
+        nb = sorted(nb, key=lambda j: (atoms.numbers[j] == 1, -atoms.numbers[j],
+                                       atoms.get_distance(int(i), j)))
         subs[k, :len(nb[:2])] = nb[:2]
     return np.concatenate([[metal], donors]).astype(int), subs
 

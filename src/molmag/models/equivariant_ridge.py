@@ -14,6 +14,24 @@ an atom leaving the environment does not make the prediction jump (a choice of m
 review's equation has no radial weight).  The trace (l = 0) is an ordinary invariant ridge on
 the species sums of B.  No intercept is fitted for l = 2: the model is linear in the design
 rows, hence exactly equivariant without any reference orientation.
+
+``features="donors"`` (molmag's default; ``"bispectrum"`` is the model above, and model files
+written before ``features`` existed load as it): the same linear, exactly equivariant form
+with equivariant basis tensors and invariant coefficients built from the metal's donors
+(:func:`molmag.models.covariant_ridge.donor_environment`).  Donor k has the local frame
+u_k (unit bond vector metal -> donor), n_k (unit normal of its two substituents' plane; the
+perpendicular part of the direction to a single substituent; none without substituents) and
+m_k = u_k x n_k, and the five l = 2 tensors E_kb = Ybar^2(sym(a (x) b)) for
+(a, b) = (u, u), (n, n), (u, n), (u, m), (n, m), which span every symmetric traceless tensor.
+Then
+
+    T^2_m = sum_k sum_b E_kb,m sum_f w[Z_k, b, f] phi_f(k),
+
+with phi(k) all monomials up to ``degree`` of donor k's invariant view of the coordination
+sphere (deviations from the training mean): 1/r_k and, for every other donor j (ordered by
+decreasing u_k . u_j), 1/r_j and u_j and n_j in k's frame (their dot products with u_k, n_k,
+m_k).  The weights w are shared by donors of the same element, so the model is permutation
+invariant; the trace is an invariant ridge on the sum over donors of phi(k).
 """
 
 from __future__ import annotations
@@ -24,7 +42,8 @@ import numpy as np
 from ase import Atoms
 
 from molmag.models.base import check_species, metal_index
-from molmag.models.covariant_ridge import species_sums, tensor_from_parts, tensor_parts
+from molmag.models.covariant_ridge import (donor_environment, monomials, species_sums,
+                                           tensor_from_parts, tensor_parts)
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 from molmag.physics.tensors import real_spherical_from_cartesian
 
@@ -35,20 +54,88 @@ def _y2(unit: np.ndarray) -> np.ndarray:
     return real_spherical_from_cartesian(outer)
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n > 1e-12 else np.zeros(3)
+
+
+def donor_frames(atoms: Atoms, metal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Z of the donors (n,), 1/r (n,) 1/Angstrom, frames (n, 3, 3) rows u, n, m; n = m = 0
+    for a donor without substituents)."""
+    env, subs = donor_environment(atoms, metal)
+    pos = atoms.positions
+    z, inv_r, frames = [], [], []
+    for d, (a, b) in zip(env[1:], subs):
+        bond = pos[d] - pos[metal]
+        u = bond / np.linalg.norm(bond)
+        if a < 0:
+            nrm = np.zeros(3)
+        elif b < 0:
+            va = pos[a] - pos[d]
+            nrm = _unit(va - (va @ u) * u)
+        else:
+            nrm = _unit(np.cross(pos[a] - pos[d], pos[b] - pos[d]))
+        z.append(int(atoms.numbers[d]))
+        inv_r.append(1.0 / np.linalg.norm(bond))
+        frames.append(np.stack([u, nrm, np.cross(u, nrm)]))
+    return np.array(z), np.array(inv_r), np.stack(frames)
+
+
+_PAIRS = ((0, 0), (1, 1), (0, 1), (0, 2), (1, 2))
+
+
+def donor_views(inv_r: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(n, 1 + 7 (n - 1)) invariant view of the coordination sphere from every donor: 1/r_k,
+    then per other donor j (by decreasing u_k . u_j) 1/r_j, frame_k @ u_j, frame_k @ n_j."""
+    n = len(inv_r)
+    out = np.zeros((n, 1 + 7 * (n - 1)))
+    for k in range(n):
+        others = [j for j in range(n) if j != k]
+        others.sort(key=lambda j: -float(frames[k, 0] @ frames[j, 0]))
+        row = [inv_r[k]]
+        for j in others:
+            row += [inv_r[j], *(frames[k] @ frames[j, 0]), *(frames[k] @ frames[j, 1])]
+        out[k] = row
+    return out
+
+
+def donor_basis(frames: np.ndarray) -> np.ndarray:
+    """(n, 5, 5): the five l = 2 tensors E_kb (real components m = -2..2) of every donor."""
+    out = np.zeros((len(frames), 5, 5))
+    for b, (i, j) in enumerate(_PAIRS):
+        a, c = frames[:, i], frames[:, j]
+        sym = 0.5 * (a[:, :, None] * c[:, None, :] + c[:, :, None] * a[:, None, :])
+        out[:, b] = real_spherical_from_cartesian(sym)
+    return out
+
+
 class EquivariantRidge:
-    """Equivariant spherical-harmonic ridge model of a rank-2 tensor (cm-1)."""
+    """Equivariant ridge model of a rank-2 tensor (cm-1): spherical harmonics of the
+    environment weighted by bispectra (``features="bispectrum"``, Nguyen & Lunghi), or the
+    donors' local-frame tensors with invariant polynomial weights (``"donors"``, default)."""
 
     kind = "equivariant-ridge"
     target = "zfs_tensor"
     descriptor_type = "snap"
+    FEATURES = ("donors", "bispectrum")
 
     def __init__(self, descriptor, *, env_cutoff: float = 3.5,
-                 lambdas: Sequence[float] = DEFAULT_LAMBDAS, seed: int = 0):
+                 lambdas: Sequence[float] = DEFAULT_LAMBDAS, seed: int = 0,
+                 features: str = "donors", degree: int = 2):
         self.seed = int(seed)   # the fit is deterministic; kept for the member contract
+        if features not in self.FEATURES:
+            raise ValueError(f"features must be one of {', '.join(self.FEATURES)}, not "
+                             f"{features!r}")
+        if int(degree) != degree or not 1 <= int(degree) <= 3:
+            raise ValueError(f"degree must be an integer 1..3, got {degree!r}")
         self.descriptor = descriptor
         self.env_cutoff = float(env_cutoff)
         self.lambdas = tuple(float(x) for x in lambdas)
+        self.features = features
+        self.degree = int(degree)
         self.species: list[int] = []
+        self.donor_species: list[int] = []
+        self.centre: np.ndarray | None = None
         self.fit2: RidgeFit | None = None
         self.fit0: RidgeFit | None = None
 
@@ -69,7 +156,36 @@ class EquivariantRidge:
                 rows[:, k * f:(k + 1) * f] = y[sel].T @ b[nb[sel]]
         return rows, x0
 
+    def _views(self, frames):
+        out = []
+        for a in frames:
+            z, inv_r, fr = donor_frames(a, metal_index(a))
+            out.append((z, donor_views(inv_r, fr), donor_basis(fr)))
+        return out
+
+    def _donor_rows(self, views) -> tuple[np.ndarray, np.ndarray]:
+        n_s = len(self.donor_species)
+        rows, x0 = [], []
+        for z, phi, basis in views:
+            if phi.shape[1] != len(self.centre):
+                raise ValueError(f"a structure with {len(z)} donors; the model was trained on "
+                                 f"{(len(self.centre) + 6) // 7}")
+            feats = np.concatenate([np.ones((len(z), 1)),
+                                    monomials(phi - self.centre, self.degree)], axis=1)
+            nf = feats.shape[1]
+            row = np.zeros((5, n_s, 5, nf))
+            for k, zk in enumerate(z):
+                if zk not in self.donor_species:
+                    raise ValueError(f"donor element Z={zk} was never seen in training")
+                s = self.donor_species.index(int(zk))
+                row[:, s] += basis[k].T[:, :, None] * feats[k][None, None, :]
+            rows.append(row.reshape(5, -1))
+            x0.append(feats.sum(axis=0))
+        return np.stack(rows), np.stack(x0)
+
     def _design(self, frames):
+        if self.features == "donors":
+            return self._donor_rows(self._views(frames))
         rows, x0 = [], []
         for a in frames:
             m = metal_index(a)
@@ -83,9 +199,19 @@ class EquivariantRidge:
         """Fit on ``targets["zfs_tensor"]`` (cm-1); lambda from the validation set."""
         frames = list(frames)
         self.species = sorted({int(z) for a in frames for z in a.numbers})
+        if self.features == "donors":
+            views = self._views(frames)
+            self.donor_species = sorted({int(x) for z, _, _ in views for x in z})
+            shapes = {phi.shape[1] for _, phi, _ in views}
+            if len(shapes) != 1:
+                raise ValueError("the donor features need one number of donors in all "
+                                 "training structures")
+            self.centre = np.concatenate([phi for _, phi, _ in views]).mean(axis=0)
+            rows, x0 = self._donor_rows(views)
+        else:
+            rows, x0 = self._design(frames)
         t = np.stack([tensor_parts(x) for x in
                       np.asarray(targets["zfs_tensor"], float).reshape(-1, 3, 3)])
-        rows, x0 = self._design(frames)
         vr = vx = vt = None
         if len(val_frames):
             vr, vx = self._design(list(val_frames))
@@ -112,18 +238,26 @@ class EquivariantRidge:
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"kind": self.kind, "env_cutoff": self.env_cutoff, "lambdas": list(self.lambdas),
-                "seed": self.seed,
+                "seed": self.seed, "features": self.features, "degree": self.degree,
+                "donor_species": self.donor_species,
                 "species": self.species}
-        return meta, {**self.fit2.as_arrays("l2_"), **self.fit0.as_arrays("l0_")}
+        arrays = {**self.fit2.as_arrays("l2_"), **self.fit0.as_arrays("l0_")}
+        if self.centre is not None:
+            arrays["centre"] = self.centre
+        return meta, arrays
 
     @classmethod
     def from_state(cls, descriptor, meta, arrays) -> EquivariantRidge:
+        # files written before ``features`` existed hold the bispectrum model
         m = cls(descriptor, env_cutoff=meta["env_cutoff"], lambdas=meta["lambdas"],
-                seed=meta.get("seed", 0))
+                seed=meta.get("seed", 0), features=meta.get("features", "bispectrum"),
+                degree=meta.get("degree", 2))
         m.species = [int(z) for z in meta["species"]]
+        m.donor_species = [int(z) for z in meta.get("donor_species", [])]
+        m.centre = np.asarray(arrays["centre"]) if "centre" in arrays else None
         m.fit2 = RidgeFit.from_arrays(arrays, "l2_")
         m.fit0 = RidgeFit.from_arrays(arrays, "l0_")
         return m
 
 
-__all__ = ["EquivariantRidge"]
+__all__ = ["EquivariantRidge", "donor_frames", "donor_views", "donor_basis"]
