@@ -355,7 +355,10 @@ class CovariantRidge:
             mapped = (atoms.positions - com) @ r.T + com_ref
             for z in np.unique(ref.numbers[ref.subs[ref.subs >= 0]]):
                 cand = np.flatnonzero(atoms.numbers == z)
-                cand = cand[~np.isin(cand, ordered)]
+                outside = cand[~np.isin(cand, ordered)]
+                # a strongly distorted reference may count a neighbouring donor as a
+                # substituent: then the nearest atom of that element anywhere (not the metal)
+                cand = outside if len(outside) else cand[cand != metal]
                 sel = (ref.subs >= 0) & (ref.numbers[np.maximum(ref.subs, 0)] == z)
                 if not len(cand):
                     raise ValueError(f"{atoms.get_chemical_formula()}: no atom of Z={z} to "
