@@ -99,22 +99,39 @@ class Search:
     """All arms of one ``molmag ga`` run in ``out`` (resumable)."""
 
     def __init__(self, cfg: GAConfig, out: str | Path, *, log: Callable[[str], None] = print,
-                 reporter=None, library: Library | None = None, stop_after: int | None = None):
+                 reporter=None, library: Library | None = None, stop_after: int | None = None,
+                 dataset: str | Path | None = None):
         self.cfg = cfg
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.obj = objective_for(cfg.metal, cfg.objective, relax=cfg.relax, fmax=cfg.fmax)
-        self.library = library or load_library(cfg.library, cfg.max_heavy_atoms)
+        self.library = library or self._library()
         self.ops = Operators(cfg.genes, self.library, self.obj.n_sites, cfg.max_heavy_atoms,
                              neighbours=cfg.neighbours)
-        self.evaluator = Evaluator(self.obj, self.out / DATASET, workers=cfg.workers,
+        self.evaluator = Evaluator(self.obj, dataset or self.out / DATASET, workers=cfg.workers,
                                    reporter=reporter)
         self.fingerprint = cfg.model_dump(mode="json")
         self.arms = _load_state(self.out / STATE, self.fingerprint)
         self.outcomes: dict[str, dict] = {}
         self.stop_after = stop_after      # tests: stop after this many batches (a 'kill')
         self._batches = 0
+
+    def _library(self) -> Library:
+        """The library (``library.json`` in the output folder after the first run, so that a
+        rerun need not rebuild the corpus; the settings fingerprint guards it)."""
+        from molmag.io.atomic import write_text_atomic
+
+        path = self.out / "library.json"
+        if path.is_file() and (self.out / STATE).is_file():
+            doc = json.loads(path.read_text())
+            if doc.get("settings") == [self.cfg.library, self.cfg.max_heavy_atoms]:
+                return Library(doc["ligands"], source=self.cfg.library)
+        lib = load_library(self.cfg.library, self.cfg.max_heavy_atoms)
+        write_text_atomic(path, json.dumps({"settings": [self.cfg.library,
+                                                         self.cfg.max_heavy_atoms],
+                                            "ligands": lib.ligands}) + "\n")
+        return lib
 
     # evaluation ----------------------------------------------------------------------------
     def _evaluate(self, keys: list[str]) -> None:
