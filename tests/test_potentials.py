@@ -199,3 +199,15 @@ def test_bad_input_is_refused(data):
     gm = Committee("gmnn-energy", default_descriptor_settings("gmnn-energy", ["C", "H", "O"]))
     with pytest.raises(ValueError, match="SNAP energy models only"):
         LammpsSNAPCalculator(gm)
+
+
+def test_fix_com_keeps_the_molecule_at_rest(data):
+    frames, t = data
+    c = _committee(frames, t)
+    a = frames[0]
+    m = a.get_masses()[:, None]
+    r = run_lammps_langevin(a, c, 200.0, 0.5, 0.01, 400, 100, seed=2, fix_com=True)
+    p_com = (m * r.velocities).sum(0)
+    assert np.abs(p_com).max() < 1e-9 * np.abs(m * r.velocities).sum()
+    free = run_lammps_langevin(a, c, 200.0, 0.5, 0.01, 400, 100, seed=2)
+    assert np.abs((m * free.velocities).sum(0)).max() > 1e-3 * np.abs(m * free.velocities).sum()

