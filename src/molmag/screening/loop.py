@@ -111,7 +111,8 @@ class Search:
                              neighbours=cfg.neighbours)
         self.evaluator = Evaluator(self.obj, dataset or self.out / DATASET, workers=cfg.workers,
                                    reporter=reporter)
-        self.fingerprint = cfg.model_dump(mode="json")
+        # the settings that decide what is computed (not how many processes compute it)
+        self.fingerprint = cfg.model_dump(mode="json", exclude={"workers"})
         self.arms = _load_state(self.out / STATE, self.fingerprint)
         self.outcomes: dict[str, dict] = {}
         self.stop_after = stop_after      # tests: stop after this many batches (a 'kill')
