@@ -182,7 +182,7 @@ def cmd_ship(a) -> None:
     sp = split(a.work)
     vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
     model = MoleculeVAE(vocab, VAEConfig.gauss2(**MODEL))
-    c = torch.load(a.work / "gauss-ii-qm9.ckpt", weights_only=True)
+    c = torch.load(a.ckpt or a.work / "gauss-ii-qm9.ckpt", weights_only=True)
     state = c["model"] if a.latest or c["best_state"] is None else c["best_state"]
     model.load_state_dict(state)
     model.eval()
@@ -222,7 +222,14 @@ def cmd_ship(a) -> None:
                                  "seconds": float(c["seconds"])}}
     model.training_strings = sp.train
     model.held_out_strings = sp.val
-    out = Path(__file__).resolve().parents[1] / "src/molmag/generative/pretrained/gauss-ii-qm9.npz"
+    cache = a.work / "training-canonical.txt"   # RDKit over 346k ligands: computed once
+    if not cache.is_file():
+        from molmag.generative.sampling import canonical_set
+
+        cache.write_text("\n".join(sorted(canonical_set(sp.train))))
+    model.training_canonical = set(cache.read_text().split("\n"))
+    out = a.out or \
+        Path(__file__).resolve().parents[1] / "src/molmag/generative/pretrained/gauss-ii-qm9.npz"
     save_vae(model, out, metrics=metrics)
     print(json.dumps({"file": str(out), "MB": out.stat().st_size / 1e6, **metrics}, indent=1))
 
@@ -240,6 +247,10 @@ def main(argv=None) -> None:
         if name == "ship":
             s.add_argument("--latest", action="store_true",
                            help="the latest parameters instead of the best on the held-out loss")
+            s.add_argument("--ckpt", type=Path, default=None,
+                           help="another checkpoint (default WORK/gauss-ii-qm9.ckpt)")
+            s.add_argument("--out", type=Path, default=None,
+                           help="write here instead of the package's gauss-ii-qm9.npz")
         if name == "label":
             s.add_argument("--n-labels", type=int, default=4000)
             s.add_argument("--workers", type=int, default=1)

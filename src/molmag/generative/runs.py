@@ -58,6 +58,9 @@ class VAETrainConfig(_Strict):
     n_train: int | None = Field(None, ge=10)
     validation_fraction: float = Field(0.05, ge=0.0, lt=0.5)
     representation: Literal["smiles", "selfies"] = "smiles"
+    decoder: Literal["autoregressive", "gauss"] = "autoregressive"
+    kl_anneal_epochs: float = Field(1.0, ge=0.0)
+    augment: int = Field(0, ge=0, le=20)
     head: Literal["proxies", "gaps", "none"] = "proxies"
     labels: LabelSettings = Field(default_factory=LabelSettings)
     max_epochs: int = Field(200, ge=1)
@@ -208,7 +211,8 @@ def on_epoch_log(log: Callable[[str], None], every: int = 1) -> Callable[[dict],
 def fit_vae(train: Sequence[str], val: Sequence[str], head: str, table: dict[str, dict], *,
             representation: str = "smiles", max_epochs: int = 200, batch_size: int = 100,
             seed: int = 0, checkpoint: str | Path | None = None,
-            log: Callable[[dict], None] | None = None):
+            log: Callable[[dict], None] | None = None, decoder: str = "autoregressive",
+            kl_anneal_epochs: float | None = None, augment: int = 0):
     """Train the GAUSS VAE on ``train`` (SMILES) with the head ``head`` ('proxies', 'gaps' or
     'none') on the labels of ``table`` (NaN where a ligand has none), ``val`` held out.
     Returns (model, metrics): sizes, epochs, reconstruction accuracy (validation and up to
@@ -225,15 +229,19 @@ def fit_vae(train: Sequence[str], val: Sequence[str], head: str, table: dict[str
     train_s = [vocab.to_repr(s) for s in train]
     val_s = [vocab.to_repr(s) for s in val]
     if head == "proxies":
-        vcfg = VAEConfig.gauss2()
+        vcfg = VAEConfig.gauss2(decoder=decoder)
     elif head == "gaps":
-        vcfg = VAEConfig.gauss1(n_extra=len(L.STRUCTURE_FEATURES))
+        vcfg = VAEConfig.gauss1(n_extra=len(L.STRUCTURE_FEATURES), decoder=decoder)
     else:
-        vcfg = VAEConfig(n_properties=0)
+        vcfg = VAEConfig(n_properties=0, decoder=decoder)
+    if kl_anneal_epochs is None:
+        kl_anneal_epochs = 1.0 if decoder == "autoregressive" else 0.0
     model = train_vae(train_s, config=vcfg, vocab=vocab, kind=representation, properties=props,
                       extras=extras, val_strings=val_s or None, val_properties=vprops,
                       val_extras=vextras, max_epochs=max_epochs, batch_size=batch_size,
-                      seed=seed, checkpoint=checkpoint, log=log)
+                      seed=seed, checkpoint=checkpoint, log=log,
+                      kl_anneal_epochs=kl_anneal_epochs,
+                      augment=augment if representation == "smiles" else 0)
     labelled = 0 if props is None else int(np.isfinite(props).all(axis=1).sum())
     metrics = {"n_train": len(train_s), "n_val": len(val_s), "labelled": labelled,
                "epochs": len(model.history), "best_epoch": model.best_epoch,
@@ -284,7 +292,8 @@ def run_vae_train(cfg: VAETrainConfig, *, log: Callable[[str], None] = lambda s:
     out = Path(cfg.output)
     model, metrics = fit_vae(split.train, split.val, cfg.head, table,
                              representation=cfg.representation, max_epochs=cfg.max_epochs,
-                             batch_size=cfg.batch_size, seed=cfg.seed,
+                             batch_size=cfg.batch_size, seed=cfg.seed, decoder=cfg.decoder,
+                             kl_anneal_epochs=cfg.kl_anneal_epochs, augment=cfg.augment,
                              checkpoint=out.with_name(out.name + ".ckpt"), log=on_epoch_log(log))
     metrics["labelled"] = labelled           # of the training and validation ligands
     metrics["labels"] = {"head": cfg.head, "dataset": cfg.labels.dataset if labelled else None}

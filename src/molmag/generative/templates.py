@@ -12,6 +12,12 @@ max_heavy_atoms: 12          # keep ligands up to this many heavy atoms (null: a
 n_train: null                # at most this many training ligands (random subset; null: all)
 validation_fraction: 0.05    # held out for reconstruction accuracy and the head's R^2
 representation: smiles       # smiles | selfies
+# The decoder: autoregressive (GRU language model conditioned on z, teacher-forced in
+# training, greedy/multinomial in generation; KL annealed over kl_anneal_epochs, free bits)
+# | gauss (the paper's non-autoregressive decoder: z repeated into bidirectional GRUs)
+decoder: autoregressive
+kl_anneal_epochs: 1.0        # autoregressive: KL weight 0 -> alpha over this many epochs
+augment: 0                   # randomised donor-first SMILES per ligand (encoder input)
 
 # The property head: proxies (GAUSS-II: latent -> 32 -> 4 donor proxies of the free ligand,
 # GFN2-xTB charge, atomic dipole, D4 polarisability and Z) | gaps (GAUSS-I: latent +
