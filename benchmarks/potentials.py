@@ -170,22 +170,32 @@ def cmd_data(args) -> None:
 # ---------------------------------------------------------------------------------------------
 def load_split(data: Path, n_train: int | None, seed: int = 0):
     """(train, val, test) frame lists with their targets from ``data/md.db``."""
-    from molmag.training.data import frame_of, targets_of
-    from molmag.io.dataset import Dataset
+    if (data / "md.db").exists():
+        from molmag.io.dataset import Dataset
+        from molmag.training.data import frame_of
 
-    rows = list(Dataset(str(data / "md.db")).select())
-    train = [r for r in rows if r.split == "train"]
-    test = [r for r in rows if r.split == "test"]
+        rows = list(Dataset(str(data / "md.db")).select())
+        pairs = [(r.split, frame_of(r), r.labels["energy"], r.labels["forces"]) for r in rows]
+    else:  # runs still going: their frames so far
+        import ase.io
+
+        pairs = []
+        for name, (_, _, _, _, split) in RUNS.items():
+            for f in ase.io.iread(data / f"{name}.extxyz"):
+                e, fr = f.get_potential_energy(), f.get_forces()
+                f.calc = None
+                pairs.append((split, f, e, fr))
+    train = [p for p in pairs if p[0] == "train"]
+    test = [p for p in pairs if p[0] == "test"]
     rng = np.random.default_rng(seed)
     train = [train[i] for i in rng.permutation(len(train))]
     n_val = max(10, len(train) // 10)
     val, train = train[:n_val], train[n_val:]
     if n_train is not None:
         train = train[:n_train]
-    out = []
-    for rs in (train, val, test):
-        out.append(([frame_of(r) for r in rs], targets_of(rs, "energy")))
-    return out
+    return [([p[1] for p in ps], {"energy": np.array([p[2] for p in ps], float),
+                                  "forces": [np.asarray(p[3], float) for p in ps]})
+            for ps in (train, val, test)]
 
 
 def md_steps_per_s(calc, atoms, n_steps: int = 100) -> float:
@@ -206,15 +216,32 @@ def md_steps_per_s(calc, atoms, n_steps: int = 100) -> float:
 MODELS = {
     # name: (kind, descriptor overrides, hyper, n_members)
     "snap-linear": ("snap-energy", {}, {}, 3),
+    "snap-linear-rc3.5": ("snap-energy", {"rcutfac": 3.5}, {}, 3),
+    "snap-linear-rc4.0": ("snap-energy", {"rcutfac": 4.0}, {}, 3),
+    "snap-2j6-rc3.5": ("snap-energy", {"rcutfac": 3.5, "twojmax": 6}, {}, 3),
+    "snap-2j4-quadratic": ("snap-energy", {"twojmax": 4, "quadraticflag": True}, {}, 3),
+    "snap-2j4-quadratic-rc3.5": ("snap-energy", {"twojmax": 4, "quadraticflag": True,
+                                                  "rcutfac": 3.5}, {}, 3),
     "snap-2j6-quadratic": ("snap-energy", {"twojmax": 6, "quadraticflag": True}, {}, 3),
-    "snap-2j8-quadratic": ("snap-energy", {"quadraticflag": True}, {}, 3),
     "gmnn": ("gmnn-energy", {}, {}, 3),
+    "gmnn-1x60": ("gmnn-energy", {}, {"max_epochs": 60}, 1),
 }
+
+
+def calculator_of(com):
+    """The fastest ASE calculator of a committee: LAMMPS pair_style snap for SNAP models,
+    :class:`molmag.models.calculator.ModelCalculator` otherwise."""
+    if com.kind == "snap-energy":
+        from molmag.dynamics.lammps_snap import LammpsSNAPCalculator
+
+        return LammpsSNAPCalculator(com)
+    from molmag.models.calculator import ModelCalculator
+
+    return ModelCalculator(com)
 
 
 def compare_one(name, train, val, test, log=print) -> dict:
     from molmag.models.committee import Committee, default_descriptor_settings
-    from molmag.models.calculator import ModelCalculator
 
     kind, desc, hyper, n_members = MODELS[name]
     frames, targets = train
@@ -235,7 +262,7 @@ def compare_one(name, train, val, test, log=print) -> dict:
            "energy_rmse": float(np.sqrt(np.mean(ee**2))),
            "force_coverage95": float(np.mean(np.abs(ef) <= 1.96 * sf)),
            "fit_s": t_fit,
-           "md_steps_per_s": md_steps_per_s(ModelCalculator(com), test[0][0])}
+           "md_steps_per_s": md_steps_per_s(calculator_of(com), test[0][0])}
     log(json.dumps(row))
     return row
 

@@ -211,3 +211,15 @@ def test_fix_com_keeps_the_molecule_at_rest(data):
     assert np.abs(p_com).max() < 1e-9 * np.abs(m * r.velocities).sum()
     free = run_lammps_langevin(a, c, 200.0, 0.5, 0.01, 400, 100, seed=2)
     assert np.abs((m * free.velocities).sum(0)).max() > 1e-3 * np.abs(m * free.velocities).sum()
+
+
+def test_mean_only_calculator_gives_the_committee_mean(committee, data):
+    frames, _ = data
+    a = frames[22].copy()
+    calc = LammpsSNAPCalculator(committee, spread=False)
+    a.calc = calc
+    p = committee.predict([frames[22]])
+    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=1e-8, atol=1e-9)
+    assert "forces_std" not in calc.results
+    np.testing.assert_allclose(calc.get_property("forces_std", a), p["forces_std"][0],
+                               rtol=1e-6, atol=1e-9)

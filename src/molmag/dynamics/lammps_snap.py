@@ -273,24 +273,42 @@ class LammpsSNAPCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "energy_std", "forces_std"]
 
-    def __init__(self, committee, **kwargs):
+    def __init__(self, committee, spread: bool = True, **kwargs):
         super().__init__(**kwargs)
         _members(committee)
         self.committee = committee
+        self.spread = bool(spread)
         self._engines: list[LammpsSNAP] = []
+        self._mean: LammpsSNAP | None = None
         self._numbers: np.ndarray | None = None
 
+    def _ready(self, a: Atoms) -> None:
+        if self._numbers is None or not np.array_equal(self._numbers, a.numbers):
+            for e in self._engines + ([self._mean] if self._mean else []):
+                e.close()
+            self._engines, self._mean = [], None
+            self._numbers = a.numbers.copy()
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """``spread=True``: every call evaluates every member (mean and calibrated spread).
+        ``spread=False``: energy and forces from the committee-mean coefficients (the same
+        numbers for a linear model: one LAMMPS evaluation instead of one per member); the
+        members run only when ``energy_std``/``forces_std`` are asked for."""
         from molmag.models.committee import committee_stats
 
         super().calculate(atoms, properties, system_changes)
         a = self.atoms
-        if self._numbers is None or not np.array_equal(self._numbers, a.numbers):
-            for e in self._engines:
-                e.close()
+        self._ready(a)
+        want_std = self.spread or bool(set(properties) & {"energy_std", "forces_std"})
+        if not want_std:
+            if self._mean is None:
+                self._mean = LammpsSNAP(self.committee, a, member="mean")
+            e, f = self._mean.energy_forces(a.positions)
+            self.results = {"energy": e, "free_energy": e, "forces": f}
+            return
+        if not self._engines:
             self._engines = [LammpsSNAP(self.committee, a, member=k)
                              for k in range(len(_members(self.committee)))]
-            self._numbers = a.numbers.copy()
         es, fs = [], []
         for eng in self._engines:
             e, f = eng.energy_forces(a.positions)

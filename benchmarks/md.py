@@ -1,0 +1,223 @@
+"""MD speed on [Co(pdms)2]2- (53 atoms; issue 17, item 5): xTB, the ML potential, LAMMPS-native
+SNAP, and batched D-tensor predictions, all measured in one run (ratios are what carry over to
+another machine).
+
+    python benchmarks/md.py [--json] [--threads 2] [--data DIR] [--start start.xyz]
+
+1. ``xtb_steps_per_s``: ASE Langevin (0.5 fs, 100 K, friction 0.01/fs) with GFN2-xTB
+   (:class:`molmag.chem.xtb.XTBCalculator`); the same run (at 300 K, every 2nd step) gives
+   the training data of the small models below unless ``--data DIR`` names the reference MD
+   data of ``benchmarks/potentials.py`` (``DIR/md.db`` or its extxyz files).
+2. ``ml_steps_per_s``: ASE Langevin with the ML potential as an ASE calculator, one
+   energy+forces call per step, committee (3 members) and calibrated spreads included: the
+   shipped default energy model, a SNAP committee through LAMMPS ``pair_style snap``
+   (:class:`molmag.dynamics.lammps_snap.LammpsSNAPCalculator`).  Also reported:
+   ``ml_mean_steps_per_s`` (the committee-mean potential only, spreads on stored frames: what
+   a linear model needs per step), ``model_calculator_steps_per_s``
+   (:class:`molmag.models.calculator.ModelCalculator`: the descriptor-design route) and
+   ``gmnn_energy_steps_per_s`` (a 3-member GM-NN energy committee through ModelCalculator).
+3. ``lammps_snap_steps_per_s``: the whole Langevin run inside LAMMPS
+   (:func:`molmag.dynamics.lammps_snap.run_lammps_langevin`, committee-mean coefficients,
+   a frame handed to Python every 20 steps).
+4. ``d_predictions_per_s``: a 3-member GM-NN D-tensor committee (labels from molmag's
+   ligand-field engine, a short training: the speed does not depend on it), batched
+   ``Committee.predict`` of 1000 MD frames, descriptors included.
+
+Threads: ``--threads`` (default 2) for OpenMP (xTB) and torch; LAMMPS runs on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _threads() -> int:
+    for k, a in enumerate(sys.argv):
+        if a == "--threads" and k + 1 < len(sys.argv):
+            return int(sys.argv[k + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return 2
+
+
+# OpenMP reads this when tblite is loaded: set it before anything imports it
+os.environ["OMP_NUM_THREADS"] = str(_threads())
+
+import numpy as np  # noqa: E402
+
+TIMESTEP_FS = 0.5
+FRICTION = 0.01
+
+
+def langevin_rate(atoms, calc, n_steps: int, temperature_K: float = 100.0, warm: int = 3,
+                  keep_every: int = 0):
+    """(steps/s, kept frames with energy/forces) of ASE Langevin with ``calc``."""
+    import ase.units as u
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    a = atoms.copy()
+    a.calc = calc
+    MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=np.random.default_rng(0))
+    dyn = Langevin(a, TIMESTEP_FS * u.fs, temperature_K=temperature_K,
+                   friction=FRICTION / u.fs, rng=np.random.default_rng(1), fixcm=False)
+    kept = []
+    if keep_every:
+        def keep():
+            f = a.copy()
+            f.calc = SinglePointCalculator(f, energy=a.get_potential_energy(),
+                                           forces=a.get_forces())
+            kept.append(f)
+        dyn.attach(keep, interval=keep_every)
+    dyn.run(warm)
+    t = time.perf_counter()
+    dyn.run(n_steps)
+    return n_steps / (time.perf_counter() - t), kept
+
+
+def reference_data(data: Path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from potentials import load_split
+
+    train, val, test = load_split(data, None)
+    return train, val, test
+
+
+def split_kept(kept):
+    frames, e, f = [], [], []
+    for a in kept:
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        b = a.copy()
+        b.calc = None
+        frames.append(b)
+    n_val = max(5, len(frames) // 10)
+    idx = np.random.default_rng(0).permutation(len(frames))
+
+    def part(ix):
+        return [frames[i] for i in ix], {"energy": np.array([e[i] for i in ix]),
+                                         "forces": [f[i] for i in ix]}
+    return part(idx[n_val:]), part(idx[:n_val])
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", default=None, help="reference MD data (benchmarks/potentials.py)")
+    ap.add_argument("--start", default=None, help="relaxed structure (default: build it)")
+    ap.add_argument("--xtb-steps", type=int, default=200)
+    ap.add_argument("--ml-steps", type=int, default=300)
+    ap.add_argument("--lammps-steps", type=int, default=4000)
+    ap.add_argument("--n-predict", type=int, default=1000)
+    args = ap.parse_args(argv)
+
+    import ase.io
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from molmag.chem.xtb import XTBCalculator
+    from molmag.dynamics.lammps_snap import LammpsSNAPCalculator, run_lammps_langevin
+    from molmag.models.calculator import ModelCalculator
+    from molmag.models.committee import Committee, default_descriptor_settings
+    from molmag.training.templates import ENERGY_DEFAULT_DESCRIPTOR
+
+    log = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    t_all = time.perf_counter()
+    if args.start:
+        start = ase.io.read(args.start)
+    else:
+        from molmag.chem.builders import build
+
+        start = build("co-pdms", relax=True, fmax=0.05)
+    species = list(dict.fromkeys(start.get_chemical_symbols()))
+    out: dict = {"n_atoms": len(start), "threads": args.threads}
+
+    # 1. xTB
+    keep = 0 if args.data else 2
+    rate, kept = langevin_rate(start, XTBCalculator(), args.xtb_steps, warm=3,
+                               temperature_K=100.0 if args.data else 300.0, keep_every=keep)
+    out["xtb_steps_per_s"] = rate
+    log(f"xTB MD: {rate:.2f} steps/s")
+    if args.data:
+        train, val, _ = reference_data(Path(args.data))
+    else:
+        train, val = split_kept(kept)
+
+    # 2. ML potential: the default energy committee (SNAP) through LAMMPS pair_style snap
+    t0 = time.perf_counter()
+    settings = {**default_descriptor_settings("snap-energy", species),
+                **ENERGY_DEFAULT_DESCRIPTOR}
+    com = Committee("snap-energy", settings, n_members=3)
+    com.fit(*train, *val)
+    com.calibrate(*val)
+    out["snap_fit_s"] = time.perf_counter() - t0
+    out["snap_n_train"] = len(train[0])
+    log(f"SNAP committee ({settings.get('twojmax')}, rcut {settings['rcutfac']}): "
+        f"{len(train[0])} structures, {out['snap_fit_s']:.0f} s")
+    out["ml_steps_per_s"], _ = langevin_rate(start, LammpsSNAPCalculator(com), args.ml_steps)
+    log(f"ML MD (SNAP committee, LAMMPS calculator): {out['ml_steps_per_s']:.1f} steps/s")
+    mean_only = LammpsSNAPCalculator(com, spread=False)
+    out["ml_mean_steps_per_s"], _ = langevin_rate(start, mean_only, args.ml_steps)
+    log(f"ML MD (committee mean only): {out['ml_mean_steps_per_s']:.1f} steps/s")
+    out["model_calculator_steps_per_s"], _ = langevin_rate(start, ModelCalculator(com), 30)
+    log(f"ML MD (ModelCalculator, descriptor design): "
+        f"{out['model_calculator_steps_per_s']:.1f} steps/s")
+
+    # GM-NN energy committee (speed only: a one-epoch fit)
+    gm = Committee("gmnn-energy", default_descriptor_settings("gmnn-energy", species),
+                   n_members=3, max_epochs=1)
+    gm.fit(train[0][:32], {"energy": train[1]["energy"][:32],
+                           "forces": train[1]["forces"][:32]})
+    out["gmnn_energy_steps_per_s"], _ = langevin_rate(start, ModelCalculator(gm), 30)
+    log(f"ML MD (GM-NN energy committee, ModelCalculator): "
+        f"{out['gmnn_energy_steps_per_s']:.1f} steps/s")
+
+    # 3. LAMMPS-native SNAP
+    r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
+                            seed=1, on_frame=lambda *a: None)
+    out["lammps_snap_steps_per_s"] = r.steps_per_s
+    log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s")
+
+    # 4. D-tensor predictions, GM-NN committee, batched
+    from molmag.physics.ligand_field import LigandFieldCalculator
+
+    lf_frames = train[0][:40]
+    tensors = []
+    for a in lf_frames:
+        calc = LigandFieldCalculator(metal_index=0, charge=int(start.info.get("charge", -2)),
+                                     multiplicity=int(start.info.get("multiplicity", 4)))
+        tensors.append(np.asarray(calc.get_property("zfs_tensor", a)))
+    dcom = Committee("gmnn-tensor", default_descriptor_settings("gmnn-tensor", species),
+                     n_members=3, max_epochs=2)
+    dcom.fit(lf_frames, {"zfs_tensor": np.stack(tensors)})
+    pool = train[0] + val[0]
+    frames = [pool[i % len(pool)] for i in range(args.n_predict)]
+    dcom.predict(frames[:10])
+    t = time.perf_counter()
+    dcom.predict(frames)
+    out["d_predictions_per_s"] = args.n_predict / (time.perf_counter() - t)
+    log(f"D tensors (GM-NN committee, batched): {out['d_predictions_per_s']:.0f} /s")
+    out["ratio_ml_to_xtb"] = out["ml_steps_per_s"] / out["xtb_steps_per_s"]
+    out["ratio_lammps_to_xtb"] = out["lammps_snap_steps_per_s"] / out["xtb_steps_per_s"]
+    out["wall_s"] = time.perf_counter() - t_all
+    try:
+        out["load_average"] = os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        pass
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            print(f"{k:32s} {v:.4g}" if isinstance(v, float) else f"{k:32s} {v}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
