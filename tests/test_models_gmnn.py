@@ -404,3 +404,16 @@ def test_energy_state_round_trip_and_energy_only_training(energy_model, energy_d
     bad.numbers[0] = 26
     with pytest.raises(ValueError, match="never saw Fe"):
         energy_model.predict([bad])
+
+
+def test_dense_route_of_selected_centres_equals_the_descriptor_module():
+    """``centres``: the moments of some atoms only, every atom still their neighbour."""
+    gm = GaussianMoments(["H", "C", "Co"], r_cut=3.0, dtype="float64", seed=5)
+    rng = np.random.default_rng(6)
+    pos = torch.as_tensor(rng.uniform(0, 4.0, (2, 8, 3)), dtype=torch.float64)
+    spc = torch.as_tensor(rng.integers(0, 3, 8))
+    centres = torch.tensor([6, 1, 3])
+    dense = dense_gaussian_moments(gm, pos, spc, centres).reshape(2, 3, -1)
+    for k in range(2):
+        full = gm(pos[k], spc, neighbour_pairs(pos[k], gm.r_cut))
+        torch.testing.assert_close(dense[k], full[centres], rtol=1e-12, atol=1e-12)

@@ -101,6 +101,7 @@ import hashlib
 import math
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
@@ -173,38 +174,82 @@ DENSE_MAX_ATOMS = 256
 _DENSE_BLOCK_PAIRS = 1 << 20
 
 
-def dense_gaussian_moments(gm: GaussianMoments, positions: Tensor, species: Tensor) -> Tensor:
-    """(B n, F) Gaussian moments of B molecules with the same atoms in the same order.
+def dense_gaussian_moments(gm: GaussianMoments, positions: Tensor, species: Tensor,
+                           centres: Tensor | None = None) -> Tensor:
+    """(B c, F) Gaussian moments of B molecules with the same atoms in the same order.
 
     The same quantity as ``gm(positions, species, neighbour_pairs(...))`` (see
     :mod:`molmag.descriptors.gaussian_moments` for the equations), computed on the dense
-    (B, n, n) grid of atom pairs: r_ij = r_i - r_j, the cutoff mask r_ij < r_cut (i != j)
+    (B, c, n) grid of atom pairs: r_ij = r_i - r_j, the cutoff mask r_ij < r_cut (i != j)
     replacing the neighbour list, the radial coefficients beta[Z_i, Z_j] gathered once for
     the whole block, and the moments Psi_{i,s,a} = sum_j R_s(r_ij) u_ij^a as one batched
     matrix product.  No index scatter: several times faster for molecules of tens of atoms,
-    differentiable (twice) in ``positions`` (B, n, 3) Å; ``species`` (n,) species indices."""
+    differentiable (twice) in ``positions`` (B, n, 3) Å; ``species`` (n,) species indices;
+    ``centres`` (c,) the atoms whose moments are wanted (default: all n, c = n), every atom
+    still counting as their neighbour."""
+    b, n, _ = positions.shape
+    basis, angular, spc_c = _dense_geometry(gm, positions, species, centres)
+    c = spc_c.shape[0]
+    coef = gm.coefficients.index_select(0, spc_c).index_select(1, species)  # (c, n, R, K)
+    radial = torch.einsum("bijk,ijsk->bijs", basis, coef)              # (B, c, n, R)
+    summed = torch.matmul(radial.transpose(-1, -2), angular)          # (B, c, R, 20)
+    summed = summed.reshape(b * c, gm.n_radial, 20)
+    m0 = summed[..., 0]
+    m1 = summed[..., 1:4]
+    m2 = summed[..., 4:10][..., gm._expand2].reshape(b * c, gm.n_radial, 3, 3)
+    m3 = summed[..., 10:20][..., gm._expand3].reshape(b * c, gm.n_radial, 3, 3, 3)
+    return gm._invariants([m0, m1, m2, m3])
+
+
+#: the geometric parts of recent inference calls of :func:`dense_gaussian_moments` (they do
+#: not depend on the trainable coefficients, so the members of a committee predicting the
+#: same structures compute them once); oldest dropped beyond _GEOMETRY_CACHE_BYTES
+_GEOMETRY_CACHE: OrderedDict = OrderedDict()
+_GEOMETRY_CACHE_BYTES = 256 * 2**20
+
+
+def _dense_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
+                    centres: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """(basis (B, c, n, K) = f_c(r_ij) Phi_k(r_ij) / sqrt(K) with the cutoff mask, angular
+    (B, c, n, 20) = [1, u, u(x)u (6 unique), u(x)u(x)u (10 unique)], species of the centres
+    (c,)).  Without gradients (inference) the result is remembered for the next call with the
+    same positions, species, centres and Gaussian settings."""
+    key = None
+    if not torch.is_grad_enabled() and not positions.requires_grad:
+        key = (positions.dtype, tuple(positions.shape), gm.r_cut, gm.n_basis, gm.r_min,
+               positions.contiguous().numpy().tobytes(), species.numpy().tobytes(),
+               None if centres is None else centres.numpy().tobytes())
+        hit = _GEOMETRY_CACHE.get(key)
+        if hit is not None:
+            _GEOMETRY_CACHE.move_to_end(key)
+            return hit
     b, n, _ = positions.shape
     n_b = gm.n_basis
-    r_vec = positions[:, :, None, :] - positions[:, None, :, :]        # (B, n, n, 3)
+    eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+    if centres is None:
+        pc, spc_c = positions, species
+    else:
+        pc, spc_c, eye = positions.index_select(1, centres), species.index_select(0, centres), \
+            eye.index_select(0, centres)
+    c = pc.shape[1]
+    r_vec = pc[:, :, None, :] - positions[:, None, :, :]               # (B, c, n, 3)
     d2 = (r_vec * r_vec).sum(-1)
-    inside = (d2 < gm.r_cut * gm.r_cut) & ~torch.eye(n, dtype=torch.bool,
-                                                      device=positions.device)
+    inside = (d2 < gm.r_cut * gm.r_cut) & ~eye
     r = torch.sqrt(torch.where(inside, d2, torch.ones_like(d2)))       # no sqrt(0) gradient
     u = r_vec / r[..., None]
     weight = gm.cutoff(r) * inside.to(r.dtype) / math.sqrt(n_b)
-    basis = gm.gaussian_basis(r.reshape(-1)).reshape(b, n, n, n_b) * weight[..., None]
-    coef = gm.coefficients.index_select(0, species).index_select(1, species)  # (n, n, R, K)
-    radial = torch.einsum("bijk,ijsk->bijs", basis, coef)              # (B, n, n, R)
-    uu = (u[..., :, None] * u[..., None, :]).reshape(b, n, n, 9).index_select(-1, gm._unique2)
+    basis = gm.gaussian_basis(r.reshape(-1)).reshape(b, c, n, n_b) * weight[..., None]
+    uu = (u[..., :, None] * u[..., None, :]).reshape(b, c, n, 9).index_select(-1, gm._unique2)
     uuu = uu.index_select(-1, gm._rank3_from2[0]) * u.index_select(-1, gm._rank3_from2[1])
-    angular = torch.cat([torch.ones_like(r)[..., None], u, uu, uuu], dim=-1)  # (B, n, n, 20)
-    summed = torch.matmul(radial.transpose(-1, -2), angular)          # (B, n, R, 20)
-    summed = summed.reshape(b * n, gm.n_radial, 20)
-    m0 = summed[..., 0]
-    m1 = summed[..., 1:4]
-    m2 = summed[..., 4:10][..., gm._expand2].reshape(b * n, gm.n_radial, 3, 3)
-    m3 = summed[..., 10:20][..., gm._expand3].reshape(b * n, gm.n_radial, 3, 3, 3)
-    return gm._invariants([m0, m1, m2, m3])
+    angular = torch.cat([torch.ones_like(r)[..., None], u, uu, uuu], dim=-1)  # (B, c, n, 20)
+    out = (basis, angular, spc_c)
+    if key is not None:
+        _GEOMETRY_CACHE[key] = out
+        size = lambda v: v[0].nbytes + v[1].nbytes  # noqa: E731
+        total = sum(size(v) for v in _GEOMETRY_CACHE.values())
+        while len(_GEOMETRY_CACHE) > 1 and total > _GEOMETRY_CACHE_BYTES:
+            total -= size(_GEOMETRY_CACHE.popitem(last=False)[1])
+    return out
 
 
 def traceless_dyads(positions: Tensor, batch: Tensor, n_mol: int, origin: str,
@@ -358,6 +403,10 @@ class _GMNNMember:
     target: ClassVar[str]
     descriptor_type: ClassVar[str] = "gaussian-moments"
     _DEFAULTS: ClassVar[dict[str, Any]]
+    #: values of hyperparameters added after model files were first written, for files that
+    #: lack them (so an old file means what it meant when it was written, whatever the
+    #: defaults are now)
+    _LEGACY: ClassVar[dict[str, Any]] = {}
     _COMMON: ClassVar[dict[str, Any]] = {
         "hidden": (512, 512),     # paper: d1 = d2 = 512
         "batch_size": 32,         # paper: 32 structures per mini-batch
@@ -570,7 +619,7 @@ class _GMNNMember:
                 raise ValueError(f"descriptor settings differ from the model's "
                                  f"({', '.join(diff)}); a model only works with the "
                                  "descriptor it was trained with")
-        m = cls(stored, seed=meta["seed"], **meta["hyper"])
+        m = cls(stored, seed=meta["seed"], **{**cls._LEGACY, **meta["hyper"]})
         m.net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
         m.net.eval()
         m.fitted = bool(meta.get("fitted", True))
@@ -621,11 +670,20 @@ class GMNNTensor(_GMNNMember):
         "lr_scale": 0.025,
         "origin": "centroid",
         "scale_shift_init": "lstsq",
+        "env_cutoff": None,
     }
+    _LEGACY = {"env_cutoff": None}
 
     def _check_hyper(self, h: dict) -> None:
         if h["origin"] not in ("centroid", "metal"):
             raise ValueError(f"origin must be 'centroid' or 'metal', got {h['origin']!r}")
+        if h["env_cutoff"] is not None:
+            h["env_cutoff"] = float(h["env_cutoff"])
+            if not h["env_cutoff"] > 0:
+                raise ValueError(f"env_cutoff must be > 0 (Angstrom) or null, got "
+                                 f"{h['env_cutoff']}")
+            if h["origin"] != "metal":
+                raise ValueError("env_cutoff (a metal-centred environment) needs origin: metal")
         if h["scale_shift_init"] not in ("lstsq", "paper"):
             raise ValueError("scale_shift_init must be 'lstsq' or 'paper', got "
                              f"{h['scale_shift_init']!r}")
@@ -654,17 +712,64 @@ class GMNNTensor(_GMNNMember):
         mol = torch.repeat_interleave(torch.arange(len(data)), data.n_atoms)
         data.extra["dyads"] = self._dyads(data.extra["positions64"], mol, len(data),
                                           data.metals, data.atom_start)
+        rc = self.hyper["env_cutoff"]
+        if rc is not None:
+            pos = data.extra["positions64"]
+            glob = data.metals + data.atom_start
+            r = torch.linalg.norm(pos - pos.index_select(0, glob).index_select(0, mol), dim=1)
+            w = torch.where(r < rc, 0.5 * (torch.cos(math.pi * r / rc) + 1.0),
+                            torch.zeros_like(r))
+            w[glob] = 0.0
+            data.extra["env_weight"] = w
+            data.extra["dyads64"] = traceless_dyads(pos, mol, len(data), "metal", glob
+                                                    ).reshape(-1, 9)
+            centres = {}
+            for k in torch.unique(data.key[data.key >= 0]).tolist():
+                ids = torch.nonzero(data.key == k).reshape(-1)
+                n = int(data.n_atoms[ids[0]])
+                at = (data.atom_start[ids][:, None] + torch.arange(n)[None]).reshape(-1)
+                inside = (w[at].reshape(len(ids), n) > 0).any(dim=0)
+                centres[k] = torch.nonzero(inside).reshape(-1)
+            data.extra["centres"] = centres
         return data
 
     def _tensor6(self, data: _Frames, ids) -> tuple[Tensor, _Batch]:
         """(B, 6) predicted (D11, D21, D31, D22, D32, -(D11 + D22)), cm-1, for the molecules
         ``b.ids`` of the returned batch (``ids`` reordered)."""
         b = data.batch(ids)
-        m = self.net.atomic(b, b.positions)
-        a = data.extra["dyads"].index_select(0, b.atoms)
-        d = m.new_zeros((b.n_mol, 9)).index_add_(0, b.batch, m[:, None] * a)
+        if self.hyper["env_cutoff"] is not None:
+            d = self._env_sum(data, b)
+        else:
+            m = self.net.atomic(b, b.positions)
+            a = data.extra["dyads"].index_select(0, b.atoms)
+            d = m.new_zeros((b.n_mol, 9)).index_add_(0, b.batch, m[:, None] * a)
         d6 = d[:, _LOWER]
         return torch.cat([d6[:, :5], -(d6[:, :1] + d6[:, 3:4])], dim=1), b
+
+    def _env_sum(self, data: _Frames, b: _Batch) -> Tensor:
+        """(B, 9) D = sum_i f_c(|r_i - r_M|) m_i A_i over the atoms within ``env_cutoff`` of
+        the metal (eq. 7 with a smooth metal-centred cutoff), accumulated in float64: only
+        those atoms' Gaussian moments and networks are evaluated."""
+        net = self.net
+        feats, idx = [], []
+        for a0, g, n, spc in b.dense:
+            key = int(data.key[b.ids[int(b.batch[a0])]])
+            c = data.extra["centres"][key]
+            pos = b.positions[a0:a0 + g * n].reshape(g, n, 3)
+            feats.append(dense_gaussian_moments(net.descriptor, pos, spc, c))
+            idx.append((a0 + torch.arange(g)[:, None] * n + c[None, :]).reshape(-1))
+        if b.sparse is not None:
+            a0, pairs = b.sparse
+            feats.append(net.descriptor(b.positions[a0:], b.species[a0:], pairs))
+            idx.append(torch.arange(a0, int(b.species.shape[0])))
+        at = torch.cat(idx)
+        g = torch.cat(feats) if len(feats) > 1 else feats[0]
+        m = net.scale_shift(net.mlp(g), b.species.index_select(0, at)).double()
+        glob = b.atoms.index_select(0, at)
+        w = data.extra["env_weight"].index_select(0, glob)
+        a = data.extra["dyads64"].index_select(0, glob)
+        return a.new_zeros((b.n_mol, 9)).index_add_(0, b.batch.index_select(0, at),
+                                                     (m * w)[:, None] * a)
 
     def _loss(self, data: _Frames, y: dict, ids) -> Tensor:
         d6, b = self._tensor6(data, ids)
@@ -696,6 +801,8 @@ class GMNNTensor(_GMNNMember):
         else:
             mol = torch.repeat_interleave(torch.arange(len(data)), data.n_atoms)
             a6 = data.extra["dyads"].double()[:, _LOWER]   # (N, 6); traceless: a6[5] = -a11-a22
+            if "env_weight" in data.extra:   # metal-centred environment: f_c(r_iM) A_i
+                a6 = (data.extra["dyads64"] * data.extra["env_weight"][:, None])[:, _LOWER]
             onehot = torch.nn.functional.one_hot(data.species, n_s).double()  # (N, S)
             x = torch.zeros((len(data), 6, n_s), dtype=torch.float64)
             x.index_add_(0, mol, a6[:, :, None] * onehot[:, None, :])

@@ -47,12 +47,20 @@ _GM = """\
 SPECS = {
     "covariant-ridge": dict(
         title="covariant bispectrum ridge of the D tensor (Lunghi & Sanvito 2020)",
-        hyper="    env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (SI)\n"
+        hyper="    features: donors     # donors: donor geometry in the Eckart frame of the metal and\n"
+              "                         # its donors (molmag; RMSE D_ij 0.23 cm-1 on co-pdms) |\n"
+              "                         # bispectrum: the paper's eq. 4 (1.04; benchmarks/models.py)\n"
+              "    degree: 2            # donors: monomials of the donor geometry up to this degree\n"
+              "    env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (bispectrum)\n"
               "    n_references: 1      # reference environments l0",
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "equivariant-ridge": dict(
         title="equivariant spherical-harmonic ridge of the D tensor (Nguyen & Lunghi 2022)",
-        hyper="    env_cutoff: 3.5      # Angstrom",
+        hyper="    features: donors     # donors: local-frame tensors of the donors with invariant\n"
+              "                         # polynomial weights (molmag; RMSE D_ij 0.26 cm-1 on\n"
+              "                         # co-pdms) | bispectrum: Nguyen & Lunghi (1.62)\n"
+              "    degree: 2            # donors: degree of the invariant weights\n"
+              "    env_cutoff: 3.5      # Angstrom (bispectrum)",
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "gmnn-tensor": dict(
         title="Gaussian-moment network of the D tensor (Zaverkin et al. 2022)",
