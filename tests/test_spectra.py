@@ -77,6 +77,10 @@ def test_peaks_of_known_frequencies_mesa_and_welch():
     assert np.trapezoid(pw[:, 0], ww) == pytest.approx(1.0, rel=0.02)
     white, _ = mesa_psd(rng.normal(size=n), dt, wn)
     assert white.mean() * wn[-1] == pytest.approx(1.0, rel=0.05)
+    # MESA resolves a line far more finely than the data's FFT grid 1/(n dt) (28 cm-1 here)
+    short = np.cos(2 * np.pi * wn_to_inv_fs(510.0) * t[:300] + 0.3) + 0.2 * rng.normal(size=300)
+    s, _ = mesa_psd(short / short.std(), dt, wn)
+    assert spectral_peaks(wn, s, n=1)[0]["wavenumber_cm-1"] == pytest.approx(510.0, abs=6)
 
 
 def test_analysis_of_a_run_with_known_frequencies(tmp_path):

@@ -182,8 +182,9 @@ def spectra(
                                       for p in peaks[:8]))
         console.print(t)
     if harmonic is not None:
-        console.print(f"harmonic wavenumbers ({len(harmonic)}, {source}): "
-                      + " ".join(f"{x:.0f}" for x in np.sort(harmonic)), highlight=False)
+        console.print(f"harmonic wavenumbers drawn: {len(harmonic)} modes, "
+                      f"{np.min(harmonic):.0f}-{np.max(harmonic):.0f} cm-1 ({source})",
+                      highlight=False)
     for f in res.get("files", []):
         console.print(f"wrote {f}", highlight=False)
 

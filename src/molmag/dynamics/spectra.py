@@ -106,6 +106,21 @@ def normalised_mean(acf: np.ndarray) -> np.ndarray:
 
 
 # --- spectra ----------------------------------------------------------------------------
+def ar_spectrum(P: float, a_k: np.ndarray, dt_fs: float, f: np.ndarray) -> np.ndarray:
+    """Two-sided spectrum ``dt P / |sum_k a_k exp(-2 pi i f k dt)|^2`` of an autoregressive
+    model (a_0 = 1; the maximum-entropy spectrum, Burg 1975) at frequencies ``f`` (fs^-1),
+    from a zero-padded FFT of a_k on a grid at least 4x finer than the spacing of ``f`` and
+    linear interpolation.  (memspectrum's own ``spectrum`` interpolates from the data's
+    coarser FFT grid, 1/(n dt).)"""
+    f = np.asarray(f, dtype=float)
+    a_k = np.asarray(a_k)
+    step = float(np.min(np.diff(f))) if len(f) > 1 else 1.0 / (len(a_k) * dt_fs)
+    nfft = sfft.next_fast_len(max(len(a_k), int(np.ceil(4.0 / (step * dt_fs)))))
+    den = np.abs(sfft.fft(a_k, n=nfft)) ** 2
+    grid = np.arange(nfft // 2 + 1) / (nfft * dt_fs)
+    return dt_fs * float(np.real(P)) / np.interp(f, grid, den[:nfft // 2 + 1])
+
+
 def mesa_psd(x: np.ndarray, dt_fs: float, wavenumbers: np.ndarray,
              max_order: int | None = MESA_MAX_ORDER) -> tuple[np.ndarray, int]:
     """One-sided maximum-entropy power spectral density (per cm-1) of a 1-D series at the
@@ -132,7 +147,7 @@ def mesa_psd(x: np.ndarray, dt_fs: float, wavenumbers: np.ndarray,
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             mesa.solve(x, m=m, optimisation_method="FPE", method="Fast", early_stop=True)
-            s = np.asarray(mesa.spectrum(dt_fs, f)).real
+            s = ar_spectrum(mesa.P, mesa.a_k, dt_fs, f)
         if np.all(np.isfinite(s)) and np.all(np.isfinite(mesa.a_k)):
             break
         if m <= 4:
@@ -446,5 +461,5 @@ def write_spectra(results: dict[str, SpectraResult], out_dir,
 
 
 __all__ = ["correlation_sums", "autocorrelation", "pooled_autocorrelation", "normalised_mean",
-           "mesa_psd", "welch_psd", "spectral_peaks", "SpectraResult", "spectra_analysis",
+           "mesa_psd", "ar_spectrum", "welch_psd", "spectral_peaks", "SpectraResult", "spectra_analysis",
            "harmonic_from_json", "write_spectra", "WAVENUMBER_PER_INV_FS"]
