@@ -324,7 +324,7 @@ def test_dy_relaxation_failure_names_the_ligand():
 
 
 def test_build_entry_point_errors():
-    assert set(BUILDERS) == {"fecl5", "fecl6", "cocl4", "co-pdms", "dy-h2o5l2", "ligand"}
+    assert set(BUILDERS) == {"fecl5", "fecl6", "cocl4", "co-pdms", "dy-h2o5l2", "ligand", "co-l4"}
     with pytest.raises(ValueError, match="unknown structure 'fecl7'.*fecl5, fecl6, cocl4"):
         build("fecl7")
     with pytest.raises(ValueError, match="needs a ligand"):
