@@ -417,3 +417,50 @@ def test_dense_route_of_selected_centres_equals_the_descriptor_module():
     for k in range(2):
         full = gm(pos[k], spc, neighbour_pairs(pos[k], gm.r_cut))
         torch.testing.assert_close(dense[k], full[centres], rtol=1e-12, atol=1e-12)
+
+
+def _with_far_atoms(frames: list[Atoms]) -> list[Atoms]:
+    """CoCl4 plus two Cl far outside a 3 A metal-centred environment (but within r_cut of
+    some Cl), so the environment's centres are a strict subset of the atoms."""
+    out = []
+    for a in frames:
+        b = a.copy()
+        b += Atoms("Cl2", positions=a.positions[1:3] * 2.2)
+        out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_metal_centred_environment_is_eq_7_with_a_smooth_cutoff(dtype, tensor_data):
+    """env_cutoff: D = sum_i f_c(r_iM) m_i A_i over the atoms near the metal, m_i from every
+    neighbour (checked against the network run on all atoms); exact rotation, translation and
+    permutation symmetry (1e-10 in float64, 1e-4 relative in float32)."""
+    train, t_train, *_, test, _ = tensor_data
+    train, test = _with_far_atoms(train[:12]), _with_far_atoms(test[:3])
+    model = GMNNTensor({**SETTINGS, "dtype": dtype, "r_cut": 5.0}, seed=2, max_epochs=1,
+                       origin="metal", env_cutoff=3.0, **SMALL)
+    model.fit(train, {"zfs_tensor": t_train[:12]})
+    d = model.predict(test)["zfs_tensor"]
+    data = model._prepare_data(test)
+    assert len(data.extra["centres"][0]) == 4          # the four near Cl, not the far ones
+    with torch.no_grad():
+        b = data.batch(np.arange(len(test)))
+        m = model.net.atomic(b, b.positions).double()   # every atom, the plain dense route
+        w = data.extra["env_weight"][b.atoms]
+        a = data.extra["dyads64"][b.atoms]
+        ref = torch.zeros((len(test), 9), dtype=torch.float64).index_add_(
+            0, b.batch, (m * w)[:, None] * a).numpy().reshape(-1, 3, 3)[np.argsort(b.ids.numpy())]
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(d, ref, atol=tol * np.abs(ref).max())
+    rot = Rotation.random(random_state=5).as_matrix()
+    perm = [0, 5, 3, 1, 4, 2, 6]
+    moved_d = model.predict([moved(test[0], rot, shift=[1.0, 2.0, -3.0]),
+                             moved(test[0], perm=perm)])["zfs_tensor"]
+    scale = np.abs(d[0]).max()
+    assert np.abs(moved_d[0] - rot @ d[0] @ rot.T).max() < tol * scale
+    assert np.abs(moved_d[1] - d[0]).max() < tol * scale
+    with pytest.raises(ValueError, match="origin: metal"):
+        GMNNTensor(SETTINGS, env_cutoff=3.0)
+    meta, arrays = model.state()
+    old = {**meta, "hyper": {k: v for k, v in meta["hyper"].items() if k != "env_cutoff"}}
+    assert GMNNTensor.from_state(None, old, arrays).hyper["env_cutoff"] is None  # old files

@@ -654,10 +654,20 @@ class GMNNTensor(_GMNNMember):
     betas, eps          (0.9, 0.999), 1e-7         paper 2.2.2 (Adam)
     origin              "centroid"                 paper eq. 7 (or "metal")
     scale_shift_init    "lstsq"                    ours (or "paper"; module docstring)
+    env_cutoff          None                       ours (Å; needs origin "metal"): only atoms
+                                                   within it contribute to eq. 7, weighted by
+                                                   f_c(r_iM) = [1 + cos(pi r_iM / r_c)] / 2
+                                                   (smooth), their moments from all neighbours;
+                                                   D summed in float64.  None: every atom
     patience            None                       paper: best of all epochs
     checkpoint          None                       path: save every epoch, resume if present
     predict_batch       256                        structures per chunk in ``predict``
     ==================  =========================  ==============================================
+
+    ``molmag template train --model gmnn-tensor`` ships origin "metal", env_cutoff 3.6 Å (the
+    donors and their substituents of [Co(pdms)2]2-), r_cut 5.0 Å, hidden (128, 128) and 200
+    epochs: measured in ``benchmarks/models.py`` (DEVELOPERS.md) against the paper's settings.
+    Model files written before ``env_cutoff`` existed load with ``env_cutoff=None``.
     """
 
     kind = "gmnn-tensor"

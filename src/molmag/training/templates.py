@@ -44,6 +44,14 @@ _GM = """\
   # r_cut: {rcut}         # Angstrom
 """
 
+_GM_TENSOR = """\
+  # Gaussian moments (Zaverkin et al. 2022)
+  # n_radial: 5          # 360 invariants per atom
+  # n_basis: 7
+  r_cut: 5.0             # Angstrom (paper: 8.0); with env_cutoff the environment's atoms
+                         # see their neighbours up to here
+"""
+
 SPECS = {
     "covariant-ridge": dict(
         title="covariant bispectrum ridge of the D tensor (Lunghi & Sanvito 2020)",
@@ -64,9 +72,14 @@ SPECS = {
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "gmnn-tensor": dict(
         title="Gaussian-moment network of the D tensor (Zaverkin et al. 2022)",
-        hyper="    origin: centroid     # centroid (paper) | metal\n"
-              "    # max_epochs, batch_size, learning rates, patience: see molmag.models.gmnn",
-        descriptor=_GM.format(rcut=8.0), dataset="copdms.db", committee=3),
+        hyper="    origin: metal        # metal | centroid (paper): the origin of eq. 7\n"
+              "    env_cutoff: 3.6      # Angstrom: only atoms this close to the metal (the donors\n"
+              "                         # and their substituents) add to eq. 7, smoothly cut off;\n"
+              "                         # null: every atom (paper)\n"
+              "    hidden: [128, 128]   # paper: [512, 512] (slower, no better at 900 structures)\n"
+              "    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept\n"
+              "    # batch_size, learning rates, patience: see molmag.models.gmnn",
+        descriptor=_GM_TENSOR, dataset="copdms.db", committee=3),
     "gmnn-energy": dict(
         title="Gaussian-moment network of the energy and forces (Zaverkin et al. 2022, eq. 13)",
         hyper="    # max_epochs, batch_size, force weight, learning rates: see molmag.models.gmnn",
