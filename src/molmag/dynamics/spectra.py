@@ -171,7 +171,8 @@ def welch_psd(x: np.ndarray, dt_fs: float, nperseg: int) -> tuple[np.ndarray, np
 def spectral_peaks(wavenumbers: np.ndarray, density: np.ndarray, n: int = 12,
                    prominence: float = 0.02) -> list[dict]:
     """The ``n`` highest local maxima (scipy.signal.find_peaks with a prominence of at least
-    ``prominence`` x the maximum), highest first: wavenumber (cm-1) and height relative to
+    ``prominence`` x the maximum; the first point counts when it exceeds the second), highest
+    first: wavenumber (cm-1) and height relative to
     the highest peak."""
     from scipy.signal import find_peaks
 
@@ -179,7 +180,10 @@ def spectral_peaks(wavenumbers: np.ndarray, density: np.ndarray, n: int = 12,
     top = float(d.max()) if d.size else 0.0
     if not top > 0:
         return []
-    idx, _ = find_peaks(d, prominence=prominence * top)
+    # a zero in front lets a maximum at the first wavenumber (power piled up at 0 cm-1, slow
+    # fluctuations) count as a peak too
+    idx, _ = find_peaks(np.concatenate([[0.0], d]), prominence=prominence * top)
+    idx = idx - 1
     idx = idx[np.argsort(d[idx])[::-1]][:n]
     hmax = float(d[idx].max()) if idx.size else top
     return [{"wavenumber_cm-1": float(wavenumbers[i]), "height": float(d[i] / hmax)}
