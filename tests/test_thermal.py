@@ -76,7 +76,7 @@ def test_summary_matches_numpy(tmp_path):
                       D_std=sD)
             runs.setdefault(T, []).append((d, q, D, E, ten, sD))
     trajs = read_trajectories([tmp_path])
-    res = thermal_summary(trajs)
+    res = thermal_summary(trajs, frame="lab")  # D_ij as written, to compare with numpy
     assert list(res) == ["25", "100"]
     for T, parts in runs.items():
         d, q, D, E, ten, sD = (np.concatenate(x) for x in zip(*parts))
@@ -95,10 +95,37 @@ def test_summary_matches_numpy(tmp_path):
         assert r["sigma_D_mean"] == pytest.approx(sD.mean())
         assert r["r_D_q"] > 0.5  # D was built to follow q
     # the equilibration cut: frames at t >= 0.1 ps only (5 fs apart: 20 of 60 discarded)
-    cut = thermal_summary(trajs, skip_ps=0.1)
+    cut = thermal_summary(trajs, skip_ps=0.1, frame="lab")
     assert cut["100"]["n_frames"] == 40
     D100 = runs[100][0][2]
     assert cut["100"]["D_mean"] == pytest.approx(D100[20:].mean(), abs=1e-9)
+
+
+def test_molecular_frame_undoes_the_tumbling(tmp_path):
+    """Every frame of a run rigidly rotated (positions about the centre of mass and tensor as
+    R D R^T, a tumbling molecule): in the molecular (Eckart) frame the D_ij statistics are
+    those of the unrotated run, exactly; in the laboratory frame they are not.  D, E and the
+    correlations are invariant either way."""
+    pos, _, _, _, _, ten = synthetic(40, 7, 0.03)
+    m = CON4H4.get_masses()
+    com = (m @ pos) / m.sum()  # (n, 3)
+    rot = Rotation.random(40, random_state=8).as_matrix()
+    rot[0] = np.eye(3)  # the first frame (the reference orientation) is not rotated
+    pos_r = np.einsum("fij,faj->fai", rot, pos - com[:, None]) + com[:, None]
+    ten_r = np.einsum("fia,fab,fjb->fij", rot, ten, rot)
+    write_run(tmp_path / "still", CON4H4, pos, temperature_K=50, tensors=ten)
+    write_run(tmp_path / "tumbling", CON4H4, pos_r, temperature_K=50, tensors=ten_r,
+              side={"structure_hash": "test"})
+    still = thermal_summary([read_trajectory(tmp_path / "still.extxyz")])["50"]
+    tumbling = thermal_summary([read_trajectory(tmp_path / "tumbling.extxyz")])["50"]
+    lab = thermal_summary([read_trajectory(tmp_path / "tumbling.extxyz")], frame="lab")["50"]
+    for n in ("xx", "xy", "xz", "yy", "yz", "zz"):
+        assert tumbling["Dij_mean"][n] == pytest.approx(still["Dij_mean"][n], abs=1e-5)
+        assert tumbling["Dij_std"][n] == pytest.approx(still["Dij_std"][n], abs=1e-5)
+    assert max(abs(lab["Dij_std"][n] - still["Dij_std"][n]) for n in ("xx", "zz")) > 1.0
+    for k in ("D_mean", "D_std", "E_mean", "r_D_dML", "r_D_q"):
+        assert tumbling[k] == pytest.approx(still[k], abs=1e-6)
+        assert lab[k] == pytest.approx(still[k], abs=1e-6)
 
 
 def test_errors_name_file_and_frame(tmp_path):

@@ -22,6 +22,9 @@ def thermal(
                                               "folder of runs."),
     skip_ps: float = typer.Option(0.0, "--skip-ps", help="Equilibration discarded at the "
                                   "start of every run (ps)."),
+    lab_frame: bool = typer.Option(False, "--lab-frame", help="Take the D_ij as stored "
+                                   "(laboratory frame) instead of in the molecule's Eckart "
+                                   "frame (the first frame's orientation)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for thermal.json and the "
                                        "PNGs (D_ij histograms, D/E against T, D against "
                                        "d_ML and q, D and its spread along the runs)."),
@@ -38,7 +41,7 @@ def thermal(
         if not (skip_ps >= 0):
             raise ValueError(f"--skip-ps {skip_ps}: must be >= 0")
         trajs = read_trajectories(trajectories)
-        series = thermal_series(trajs, skip_ps)
+        series = thermal_series(trajs, skip_ps, "lab" if lab_frame else "molecular")
         res = thermal_summary(trajs, skip_ps, series=series)
     files = []
     if out is not None:
@@ -59,7 +62,9 @@ def thermal(
                   _fmt(r["r_D_dML"]), _fmt(r["r_D_q"]), _fmt(r["sigma_D_mean"], ".3f"),
                   _fmt(r["d_ML_mean"], ".3f"), _fmt(r["q_mean"], ".3f"))
     console.print(t)
-    tc = Table(title="D_ij (cm-1), mean ± std", title_justify="left")
+    tc = Table(title="D_ij (cm-1), mean ± std, "
+               + ("laboratory frame" if lab_frame else "in the molecular (Eckart) frame of "
+                  f"{trajs[0].path.name}, frame 0"), title_justify="left")
     tc.add_column("T (K)", justify="right")
     from molmag.dynamics.thermal import COMPONENT_NAMES
 
@@ -121,6 +126,9 @@ def spectra(
     potential: Optional[str] = typer.Option(None, "--potential", help="Compute the harmonic "
                                             "frequencies instead: xtb or an energy model "
                                             "file, on the first frame (relaxed)."),
+    lab_frame: bool = typer.Option(False, "--lab-frame", help="Take the D_ij as stored "
+                                   "(laboratory frame) instead of in the molecule's Eckart "
+                                   "frame (the first frame's orientation)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for spectra.json, "
                                        "spectra.npz and spectra.png."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -144,12 +152,15 @@ def spectra(
         results = spectra_analysis(trajs, skip_ps=skip_ps, max_lag_ps=max_lag_ps,
                                    max_wavenumber=max_wavenumber,
                                    welch_segment_ps=welch_segment_ps,
-                                   mesa_max_order=mesa_max_order)
+                                   mesa_max_order=mesa_max_order,
+                                   frame="lab" if lab_frame else "molecular")
     res = {"formula": trajs[0].formula,
            "normalisation": "eq. 15: unbiased time-origin averages by zero-padded FFT, pooled "
                             "over runs; each velocity component and each D_ij - <D_ij> "
                             "normalised by its t = 0 value, then averaged; spectra: one-sided "
                             "PSD per cm-1 of the unit-variance components, averaged",
+           "tensor_frame": "lab" if lab_frame else "molecular (Eckart frame of the first run's "
+                                                   "first frame)",
            "temperatures": {k: r.summary() for k, r in results.items()},
            "harmonic_source": source,
            "harmonic_cm-1": None if harmonic is None else [round(float(x), 2) for x in harmonic]}

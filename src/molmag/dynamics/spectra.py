@@ -10,6 +10,10 @@ Correlation functions (eq. 15), per target temperature, pooled over independent 
   ``S(k) = sum_{t=0}^{n-1-k} x_t x_{t+k}`` (by FFT, zero-padded to at least 2n - 1 points so
   that no circular wrap-around enters) divided by the n - k pairs; runs at one temperature
   are pooled by adding their sums and their pair counts, ``sum_r S_r(k) / sum_r (n_r - k)``.
+* D_ij are taken in the molecule's Eckart frame (every frame's tensor turned by the rotation
+  that aligns the frame onto the first frame, :mod:`molmag.physics.alignment`), so that the
+  tumbling of the free molecule does not decorrelate them (``frame="lab"`` keeps the stored
+  tensors); velocities stay in the laboratory frame, as in the paper.
 * dD_ij = D_ij - <D_ij> is the fluctuation of the tensor element about its mean over all the
   frames of all runs at that temperature (the static tensor, ~100 cm-1, would otherwise keep
   C_DD near 1 for all t).  Velocities are used as they are (their equilibrium mean is zero).
@@ -95,11 +99,20 @@ def pooled_autocorrelation(series: list[np.ndarray], max_lag: int) -> np.ndarray
     return tot / cnt[:, None]
 
 
+def _active(sd: np.ndarray) -> np.ndarray:
+    """Components that fluctuate: rms above 1e-6 x the largest (a component that is zero up
+    to rounding, e.g. an off-diagonal D_ij of an axial tensor after a rotation by ~1, is
+    left out rather than normalised into white noise)."""
+    sd = np.asarray(sd, dtype=float)
+    top = float(sd.max()) if sd.size else 0.0
+    return sd > max(1e-6 * top, 1e-300)
+
+
 def normalised_mean(acf: np.ndarray) -> np.ndarray:
     """Eq. 15's average of the per-component autocorrelations, each divided by its t = 0
     value (components with zero variance are left out)."""
     c0 = acf[0]
-    ok = c0 > 0
+    ok = _active(np.sqrt(np.maximum(c0, 0.0)))
     if not np.any(ok):
         raise ValueError("every component is constant: no correlation function")
     return (acf[:, ok] / c0[ok]).mean(axis=1)
@@ -254,7 +267,7 @@ def _mesa_mean(series: list[np.ndarray], sd: np.ndarray, dt: float, wn: np.ndarr
     wsum = 0.0
     orders = []
     for x in series:
-        for c in np.flatnonzero(sd > 0):
+        for c in np.flatnonzero(_active(sd)):
             s, p = mesa_psd(x[:, c] / sd[c], dt, wn, max_order)
             acc += len(x) * s
             wsum += len(x)
@@ -266,7 +279,7 @@ def _mesa_mean(series: list[np.ndarray], sd: np.ndarray, dt: float, wn: np.ndarr
 
 def _welch_mean(series: list[np.ndarray], sd: np.ndarray, dt: float, nperseg: int):
     acc, wsum, wn = None, 0.0, None
-    ok = np.flatnonzero(sd > 0)
+    ok = np.flatnonzero(_active(sd))
     for x in series:
         wn, p = welch_psd(x[:, ok] / sd[ok], dt, nperseg)
         acc = len(x) * p.mean(axis=1) if acc is None else acc + len(x) * p.mean(axis=1)
@@ -276,7 +289,8 @@ def _welch_mean(series: list[np.ndarray], sd: np.ndarray, dt: float, nperseg: in
 
 def _group_spectra(runs: list[Trajectory], skip_ps: float, max_lag_ps: float | None,
                    max_wavenumber: float, welch_segment_ps: float | None,
-                   mesa_max_order: int | None, spacing_cm1: float) -> SpectraResult:
+                   mesa_max_order: int | None, spacing_cm1: float,
+                   frame: str = "molecular") -> SpectraResult:
     dts = [t.frame_interval_fs for t in runs]
     dt = dts[0]
     for t, d in zip(runs[1:], dts[1:]):
@@ -307,8 +321,10 @@ def _group_spectra(runs: list[Trajectory], skip_ps: float, max_lag_ps: float | N
     if any(has_t):
         for t in runs:
             t.require("zfs_tensor")
-        comp = [np.stack([t.tensors[k][:, i, j] for i, j in COMPONENTS], axis=1)
+        ref = runs[0].positions[0]
+        tens = [t.molecular_frame_tensors(ref, k) if frame == "molecular" else t.tensors[k]
                 for t, k in zip(runs, keeps)]
+        comp = [np.stack([x[:, i, j] for i, j in COMPONENTS], axis=1) for x in tens]
         mean = np.concatenate(comp).mean(axis=0)
         dD = [c - mean for c in comp]
     C_DD = normalised_mean(pooled_autocorrelation(dD, max_lag)) if dD is not None else None
@@ -351,14 +367,19 @@ def spectra_analysis(trajectories: list[Trajectory], *, skip_ps: float = 0.0,
                      max_lag_ps: float | None = None, max_wavenumber: float = 4000.0,
                      welch_segment_ps: float | None = None,
                      mesa_max_order: int | None = MESA_MAX_ORDER,
-                     spacing_cm1: float = 1.0) -> dict[str, SpectraResult]:
+                     spacing_cm1: float = 1.0,
+                     frame: str = "molecular") -> dict[str, SpectraResult]:
     """C_vv, C_DD and their MESA and Welch spectra per temperature (keys ``f"{T:g}"``).
 
     ``skip_ps`` discards each run's start; ``max_lag_ps`` the longest lag of the correlation
     functions (default: half the shortest run); ``max_wavenumber`` and ``spacing_cm1`` the
     MESA grid (cm-1, up to the Nyquist wavenumber 1/(2 c dt)); ``welch_segment_ps`` the Welch
     segment (default: a quarter of the shortest run; resolution 1/(c x segment));
-    ``mesa_max_order`` caps the autoregressive order."""
+    ``mesa_max_order`` caps the autoregressive order; ``frame`` "molecular" (default) takes
+    the D_ij in each run's Eckart frame (of its first run's first frame) so that the tumbling
+    of the free molecule does not enter C_DD, "lab" as stored."""
+    if frame not in ("molecular", "lab"):
+        raise ValueError(f"frame {frame!r}: 'molecular' or 'lab'")
     check_same_structure(trajectories)
     for name, v in (("max wavenumber", max_wavenumber), ("spacing", spacing_cm1)):
         if not (np.isfinite(v) and v > 0):
@@ -369,7 +390,7 @@ def spectra_analysis(trajectories: list[Trajectory], *, skip_ps: float = 0.0,
     if mesa_max_order is not None and mesa_max_order < 1:
         raise ValueError(f"MESA order cap {mesa_max_order}: must be >= 1")
     return {key: _group_spectra(runs, skip_ps, max_lag_ps, max_wavenumber, welch_segment_ps,
-                                mesa_max_order, spacing_cm1)
+                                mesa_max_order, spacing_cm1, frame)
             for key, runs in group_by_temperature(trajectories).items()}
 
 

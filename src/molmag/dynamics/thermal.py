@@ -5,7 +5,10 @@ Per target temperature (the sidecar's ``temperature_K``; independent runs at one
 are pooled after each has its first ``skip_ps`` picoseconds discarded as equilibration):
 
 * the six independent elements D_ij (i <= j) of the tensor: mean and standard deviation
-  (cm-1) and their histograms (Fig. 5 left);
+  (cm-1) and their histograms (Fig. 5 left), by default in the molecule's Eckart frame (the
+  orientation of the first run's first frame): a free molecule tumbles during gas-phase MD
+  and its laboratory-frame D_ij would mix with that rotation (the paper's periodic box does
+  not tumble);
 * D = 3/2 Z and E = (X - Y)/2 of every frame's tensor, Z the eigenvalue of largest magnitude
   of its traceless part and E with the sign of D (molmag's convention,
   :func:`molmag.physics.zfs.zfs_from_tensor`; the paper's E = |X - Y|/2 is ``E_abs``), mean
@@ -61,6 +64,7 @@ class ThermalSeries:
     forces_std_max: np.ndarray | None
     skip_ps: float
     n_donors: int
+    frame: str = "molecular"
 
     @property
     def n_frames(self) -> int:
@@ -104,12 +108,20 @@ def _cat(parts):
     return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
-def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0
-                   ) -> dict[str, ThermalSeries]:
+def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
+                   frame: str = "molecular") -> dict[str, ThermalSeries]:
     """The per-frame series of every temperature (keys ``f"{T:g}"``, increasing), each run's
     first ``skip_ps`` ps discarded.  Every run needs ``zfs_tensor`` in its frames; runs of
-    different structures are refused (:func:`check_same_structure`)."""
+    different structures are refused (:func:`check_same_structure`).
+
+    ``frame="molecular"`` (default) turns every tensor into the Eckart frame of the first
+    run's first frame (:meth:`Trajectory.molecular_frame_tensors`), so that the D_ij do not
+    wander with the tumbling of the free molecule; ``"lab"`` keeps them as stored.  D, E and
+    the correlations do not depend on it; ``tensors_std`` stays as stored."""
+    if frame not in ("molecular", "lab"):
+        raise ValueError(f"frame {frame!r}: 'molecular' or 'lab'")
     check_same_structure(trajectories)
+    reference = trajectories[0].positions[0]
     out = {}
     for key, runs in group_by_temperature(trajectories).items():
         parts = {k: [] for k in ("run", "t", "ten", "sd", "tstd", "tk", "fs", "d", "q")}
@@ -120,7 +132,8 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0
             d, q, n_donors = coordination_series(traj, keep)
             parts["run"].append(np.full(len(keep), r))
             parts["t"].append(traj.times_fs[keep] / 1000.0)
-            parts["ten"].append(ten[keep])
+            parts["ten"].append(traj.molecular_frame_tensors(reference, keep)
+                                if frame == "molecular" else ten[keep])
             parts["d"].append(d)
             parts["q"].append(q)
             sd = traj.scalars.get("zfs_D_std")
@@ -137,7 +150,7 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0
             tensors=tensors, D=D, E=E, d_ML=np.concatenate(parts["d"]), q=_cat(parts["q"]),
             sigma_D=_cat(parts["sd"]), tensors_std=_cat(parts["tstd"]),
             T_kinetic=_cat(parts["tk"]), forces_std_max=_cat(parts["fs"]),
-            skip_ps=float(skip_ps), n_donors=n_donors)
+            skip_ps=float(skip_ps), n_donors=n_donors, frame=frame)
     return out
 
 
@@ -199,6 +212,7 @@ def summarize(s: ThermalSeries) -> dict:
         "E_abs_mean": float(np.mean(E_abs)), "E_abs_std": float(np.std(E_abs)),
         "d_ML_mean": dml, "d_ML_std": dml_sd, "q_mean": q, "q_std": q_sd,
         "n_donors": s.n_donors,
+        "tensor_frame": s.frame,
         "T_kinetic_mean": tk, "T_kinetic_std": tk_sd,
         "sigma_D_max": None if s.sigma_D is None else float(np.max(s.sigma_D)),
         "sigma_Dij_mean": None if s.tensors_std is None else {
@@ -212,7 +226,8 @@ def summarize(s: ThermalSeries) -> dict:
 
 
 def thermal_summary(trajectories: list[Trajectory], skip_ps: float = 0.0,
-                    series: dict[str, ThermalSeries] | None = None) -> dict:
+                    series: dict[str, ThermalSeries] | None = None,
+                    frame: str = "molecular") -> dict:
     """Thermal averages per temperature: ``{"<T>": {"n_frames", "D_mean", "D_std", "E_mean",
     "E_std", "Dij_mean", "Dij_std", "r_D_dML", "r_D_q", "sigma_D_mean", ...}}`` (cm-1;
     ``Dij_*`` keyed xx, xy, xz, yy, yz, zz; r None where undefined; ``sigma_D_mean`` None
@@ -220,7 +235,7 @@ def thermal_summary(trajectories: list[Trajectory], skip_ps: float = 0.0,
     analysed_ps, D_sem_blocks, E_abs_*, d_ML_*, q_*, T_kinetic_*, sigma_D_max,
     sigma_Dij_mean, forces_std_max).  ``series`` reuses :func:`thermal_series`' result."""
     if series is None:
-        series = thermal_series(trajectories, skip_ps)
+        series = thermal_series(trajectories, skip_ps, frame)
     return {key: summarize(s) for key, s in series.items()}
 
 

@@ -129,6 +129,24 @@ class Trajectory:
             raise DataFileError(self.path, f"the frames have no {what!r}{hint}", 0, what)
         return value
 
+    def eckart_rotations(self, reference: np.ndarray, frames=None) -> np.ndarray:
+        """Per frame the rotation R (n, 3, 3) that brings it onto ``reference`` positions
+        (N, 3) in the Eckart sense (mass-weighted Kabsch, :mod:`molmag.physics.alignment`):
+        ``R @ (x_i - com) ~ ref_i - com_ref``."""
+        from molmag.physics.alignment import kabsch
+
+        frames = range(self.n_frames) if frames is None else frames
+        return np.array([kabsch(self.positions[f], reference, self.masses)[0] for f in frames])
+
+    def molecular_frame_tensors(self, reference: np.ndarray, frames=None) -> np.ndarray:
+        """The D tensors of the frames turned into the orientation of ``reference`` (the
+        molecule's Eckart frame): ``R D R^T`` with R from :meth:`eckart_rotations`.  A free
+        molecule tumbles during MD; in the laboratory frame its D_ij mix with the rotation,
+        in the molecular frame they change only with the internal motion."""
+        frames = np.arange(self.n_frames) if frames is None else np.asarray(frames)
+        r = self.eckart_rotations(reference, frames)
+        return np.einsum("fia,fab,fjb->fij", r, self.require("zfs_tensor")[frames], r)
+
     def after(self, skip_ps: float) -> np.ndarray:
         """Indices of the frames at time_fs >= 1000 skip_ps (the equilibration discarded);
         ValueError naming the file when none is left."""
