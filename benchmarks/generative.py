@@ -94,6 +94,38 @@ def cmd_train(a) -> None:
     print(json.dumps({"model": str(a.work / f"{name}.npz"), **model.header["training"]}))
 
 
+def cmd_snapshot(a) -> None:
+    """A model file from a training checkpoint (the latest parameters), e.g. to compare two
+    runs at the same CPU time; ``--cpu`` is recorded as the process CPU seconds."""
+    import torch
+
+    from molmag.generative.runs import split_corpus
+    from molmag.generative.training import save_vae
+    from molmag.generative.vae import MoleculeVAE, VAEConfig
+    from molmag.generative.vocab import Vocabulary
+
+    sp = split_corpus(corpus(a.work), None, 0.05, seed=0)
+    vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
+    model = MoleculeVAE(vocab, VAEConfig(**(AR if a.decoder == "autoregressive" else GAUSS)))
+    c = torch.load(a.ckpt, weights_only=True)
+    model.load_state_dict(c["model"])
+    model.eval()
+    n_batches = -(-len(sp.train) // (256 if a.decoder == "autoregressive" else 100))
+    part = c.get("partial")
+    model.history = list(c["history"])
+    model.header = {"training": {"epochs": len(c["history"]),
+                                 "epochs_done": c["epoch"] + (part["step"] / n_batches
+                                                              if part else 0.0),
+                                 "seconds": float(c["seconds"]), "cpu_seconds_process": a.cpu,
+                                 "n_train": len(sp.train), "n_val": len(sp.val)}}
+    model.training_strings, model.held_out_strings = sp.train, sp.val
+    cache = a.work / "training-canonical.txt"
+    if cache.is_file():
+        model.training_canonical = set(cache.read_text().split("\n"))
+    save_vae(model, a.out)
+    print(json.dumps({"model": str(a.out), **model.header["training"]}))
+
+
 def cmd_evaluate(a) -> None:
     from molmag.generative.metrics import evaluate
     from molmag.generative.training import load_vae
@@ -101,11 +133,12 @@ def cmd_evaluate(a) -> None:
     for path in a.models:
         m = load_vae(path)
         res = evaluate(m, n=a.n, lp_seeds=16, lp_draws=a.lp_draws, seed=0,
-                       lp_sigmas=(0.1, 0.3, 0.5, 1.0))
+                       lp_sigmas=tuple(float(x) for x in a.sigmas.split(",")))
         tr = m.header.get("training", {})
-        res["training"] = {k: tr.get(k) for k in ("seconds", "epochs", "best_epoch", "n_train",
-                                                   "n_val", "cpu_seconds_this_call",
-                                                   "max_seconds")}
+        res["training"] = {k: tr.get(k) for k in ("seconds", "epochs", "epochs_done",
+                                                   "best_epoch", "n_train", "n_val",
+                                                   "cpu_seconds_this_call",
+                                                   "cpu_seconds_process", "max_seconds")}
         res["history_last"] = (m.history or [{}])[-1]
         res["model"] = str(path)
         out = Path(str(path).removesuffix(".npz") + "-metrics.json")
@@ -179,8 +212,11 @@ def cmd_table(a) -> None:
         tr = r.get("training", {})
         ep = tr.get("epochs")
         frac = (r.get("history_last") or {}).get("fraction")
-        eps = f"{(ep or 1) - 1 + (frac if frac else 1.0):.2f}" if ep else "-"
-        print(f"| {r['decoder']} ({r['representation']}) | {_f(tr.get('seconds'), '.0f')} s / "
+        eps = f"{tr['epochs_done']:.2f}" if tr.get("epochs_done") is not None else \
+            (f"{(ep or 1) - 1 + (frac if frac else 1.0):.2f}" if ep else "-")
+        cpu = tr.get("cpu_seconds_process") or tr.get("cpu_seconds_this_call")
+        print(f"| {r['decoder']} ({r['representation']}) | {_f(tr.get('seconds'), '.0f')} s"
+              + (f" ({cpu:.0f} CPU s)" if cpu else "") + " / "
               f"{eps} | {_f(r['reconstruction'])} | {_f(r['valid'])} | {_f(r['unique_1k'])} | "
               f"{_f(r['unique_10k'])} | {_f(r['novel'])} | {_f(r['int_div'])} | "
               f"{_f(r['ligand_share'])} | "
@@ -218,13 +254,19 @@ def main(argv=None) -> int:
     e.add_argument("models", nargs="+", type=Path)
     e.add_argument("--n", type=int, default=10000)
     e.add_argument("--lp-draws", type=int, default=1000)
+    e.add_argument("--sigmas", default="0.1,0.3,0.5,1.0")
     e.add_argument("--json", action="store_true")
     tb = sub.add_parser("table")
     tb.add_argument("results", nargs="+", type=Path)
+    sn = sub.add_parser("snapshot")
+    sn.add_argument("ckpt", type=Path)
+    sn.add_argument("--decoder", choices=("autoregressive", "gauss"), required=True)
+    sn.add_argument("--out", type=Path, required=True)
+    sn.add_argument("--cpu", type=float, default=None)
     ab = sub.add_parser("ablation")
     ab.add_argument("--n-train", type=int, default=5000)
     ab.add_argument("--minutes", type=float, default=4.0)
-    for p in (t, e, tb, ab):
+    for p in (t, e, tb, ab, sn):
         p.add_argument("--work", type=Path, default=Path("generative-bench"))
         p.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
@@ -233,7 +275,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(a.threads)
     {"train": cmd_train, "evaluate": cmd_evaluate, "table": cmd_table,
-     "ablation": cmd_ablation}[a.cmd](a)
+     "ablation": cmd_ablation, "snapshot": cmd_snapshot}[a.cmd](a)
     return 0
 
 

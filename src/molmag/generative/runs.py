@@ -244,6 +244,7 @@ def fit_vae(train: Sequence[str], val: Sequence[str], head: str, table: dict[str
                       augment=augment if representation == "smiles" else 0)
     labelled = 0 if props is None else int(np.isfinite(props).all(axis=1).sum())
     metrics = {"n_train": len(train_s), "n_val": len(val_s), "labelled": labelled,
+               "decoder": decoder,
                "epochs": len(model.history), "best_epoch": model.best_epoch,
                "converged": bool(model.header["training"]["converged"]),
                "train_seconds": float(model.header["training"]["seconds"]),

@@ -107,14 +107,26 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
     t = res.get("train")
     if p and t:
         rep.heading("GAUSS-II VAE")
-        rep.text(f"Proxies computed for {p['labelled']} of {p['asked']} training ligands "
-                 f"({p['failed']} failed) on the GFN2-xTB-relaxed free ligand; the other "
-                 f"{t['n_train'] - t['labelled']} train the autoencoder only. Encoder 3 biGRU "
-                 "(128, 96, 32) → 32-d latent; decoder 2 biGRU + dense; head latent → 32 → 4; "
-                 "loss = reconstruction + 0.01 KL + masked MSE; Adam 1e-3, batch 100.")
-        rows = [["epochs (best)", f"{t['epochs']} ({t['best_epoch']})"
-                 + ("" if t["converged"] else ", max_epochs reached")],
-                ["training time (s)", _f(t["train_seconds"])],
+        if t.get("pretrained"):
+            lab = t.get("labels") or {}
+            rep.text(f"The pretrained model `{t['pretrained']}` shipped with molmag "
+                     f"(autoregressive GRU decoder; {t.get('n_train', '?')} QM9 ligands, "
+                     f"{t.get('epochs_done', t.get('epochs'))} epochs, "
+                     f"{lab.get('labelled', t.get('labelled', '?'))} ligands with GFN2-xTB/D4 "
+                     "proxies for its head): no proxies computed and no training in this run.")
+        else:
+            rep.text(f"Proxies computed for {p['labelled']} of {p['asked']} training ligands "
+                     f"({p['failed']} failed) on the GFN2-xTB-relaxed free ligand; the other "
+                     f"{t['n_train'] - t['labelled']} train the autoencoder only. Encoder 3 "
+                     "biGRU (128, 96, 32) → 32-d latent; decoder: "
+                     + ("GRU language model conditioned on z (autoregressive)"
+                        if t.get("decoder", "autoregressive") == "autoregressive"
+                        else "2 biGRU + dense (the paper's)")
+                     + "; head latent → 32 → 4; loss = reconstruction + α KL + masked MSE; "
+                     "Adam 1e-3, batch 100.")
+        rows = [["epochs (best)", f"{t.get('epochs')} ({t.get('best_epoch')})"
+                 + ("" if t.get("converged") else ", max_epochs reached")],
+                ["training time (s)", _f(t.get("train_seconds"))],
                 ["reconstruction accuracy, validation", _f(t["reconstruction_accuracy_val"], ".3f")],
                 ["reconstruction accuracy, training", _f(t["reconstruction_accuracy_train"], ".3f")]]
         for k, v in (t.get("head_r2_val") or t.get("head_r2_train") or {}).items():
