@@ -225,3 +225,7 @@ def test_cli_with_frequencies_file_and_bad_input(tmp_path):
     assert r.exit_code == 1 and "spectra need >= 16" in r.output
     r = runner.invoke(app, ["spectra", runs[0], "--max-lag-ps", "-1"])
     assert r.exit_code == 1 and "max lag -1" in r.output
+    r = runner.invoke(app, ["spectra", runs[0], "--potential", str(tmp_path / "none.npz")])
+    assert r.exit_code == 1 and "neither xtb nor a model file" in r.output
+    r = runner.invoke(app, ["spectra", runs[0], "--potential", "xtb", "--frequencies", str(vib)])
+    assert r.exit_code == 1 and "not both" in r.output
