@@ -486,5 +486,5 @@ def write_spectra(results: dict[str, SpectraResult], out_dir,
 
 
 __all__ = ["correlation_sums", "autocorrelation", "pooled_autocorrelation", "normalised_mean",
-           "mesa_psd", "ar_spectrum", "welch_psd", "spectral_peaks", "SpectraResult", "spectra_analysis",
-           "harmonic_from_json", "write_spectra", "WAVENUMBER_PER_INV_FS"]
+           "mesa_psd", "ar_spectrum", "welch_psd", "spectral_peaks", "SpectraResult",
+           "spectra_analysis", "harmonic_from_json", "write_spectra", "WAVENUMBER_PER_INV_FS"]
