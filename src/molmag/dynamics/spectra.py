@@ -138,8 +138,8 @@ def mesa_psd(x: np.ndarray, dt_fs: float, wavenumbers: np.ndarray,
              max_order: int | None = MESA_MAX_ORDER) -> tuple[np.ndarray, int]:
     """One-sided maximum-entropy power spectral density (per cm-1) of a 1-D series at the
     given wavenumbers (cm-1), and the autoregressive order chosen (Burg's method with the
-    final-prediction-error criterion, memspectrum).  The two-sided density that memspectrum
-    returns (per fs^-1) is doubled and converted to per cm-1."""
+    final-prediction-error criterion, memspectrum; order at most ``max_order``).  The model's
+    two-sided density (:func:`ar_spectrum`, per fs^-1) is doubled and converted to per cm-1."""
     from memspectrum import MESA
 
     x = np.asarray(x, dtype=float)
