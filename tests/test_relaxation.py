@@ -106,3 +106,79 @@ def test_fits_recover_their_parameters():
         fit_arrhenius([1.0, 2.0], [1.0, -1.0])
     assert relaxation_time(np.array([[0, 1.0], [np.exp(-1.0), 0]]), np.array([0.0, K_B_CM]),
                            1.0) == pytest.approx(1.0 / (1.0 + np.exp(-1.0)))
+
+
+# -- two-phonon (Raman) rates ---------------------------------------------------------------
+def _raman_loops(h, v, v2, w, linewidth, temperature):
+    """Eqs. (2)-(3) of molmag.physics.relaxation written as plain loops (downward rates,
+    then detailed balance), to check the vectorised implementation."""
+    from molmag.physics.relaxation import GOLDEN_RULE, bose, line_shape
+
+    e, u = np.linalg.eigh(h)
+    e = e - e[0]
+    vb = [u.conj().T @ x @ u for x in v]
+    n = len(e)
+    eta = linewidth / 2
+    occ = bose(w, temperature)
+    out = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            if not e[b] < e[a] - 1e-8:
+                continue
+            tot = 0.0
+            for al in range(len(w)):
+                for be in range(len(w)):
+                    t = 0j if v2 is None else (u.conj().T @ v2[al, be] @ u)[b, a]
+                    for c in range(n):
+                        t += vb[be][b, c] * vb[al][c, a] / (e[a] - e[c] + w[al] + 1j * eta)
+                        t += vb[al][b, c] * vb[be][c, a] / (e[a] - e[c] - w[be] + 1j * eta)
+                    tot += (abs(t) ** 2 * occ[al] * (occ[be] + 1)
+                            * line_shape(e[b] - e[a] - w[al] + w[be], linewidth))
+            out[b, a] = GOLDEN_RULE * tot
+            out[a, b] = out[b, a] * np.exp(-(e[a] - e[b]) / (0.6950348004 * temperature))
+    return out
+
+
+def _random_hermitian(rng, n, scale=1.0):
+    x = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    return scale * (x + x.conj().T) / 2
+
+
+def test_raman_rates_equal_the_loop_formula_and_obey_detailed_balance():
+    from molmag.physics.relaxation import RamanModel
+
+    rng = np.random.default_rng(5)
+    n, m = 4, 3
+    h = np.diag([0.0, 3.0, 40.0, 47.0]).astype(complex) + _random_hermitian(rng, n, 0.3)
+    v = np.stack([_random_hermitian(rng, n, 0.5) for _ in range(m)])
+    v2 = np.stack([[_random_hermitian(rng, n, 0.2) for _ in range(m)] for _ in range(m)])
+    w = np.array([20.0, 23.5, 60.0])
+    for second in (None, v2):
+        model = RamanModel.from_hamiltonian(h, v, w, 5.0, second)
+        for t in (5.0, 30.0):
+            got = model.rates(t)
+            ref = _raman_loops(h, v, second, w, 5.0, t)
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-300)
+            e = model.energies
+            for a in range(n):
+                for b in range(n):
+                    if a != b and got[b, a] > 0:
+                        assert got[a, b] / got[b, a] == pytest.approx(
+                            np.exp(-(e[a] - e[b]) / (0.6950348004 * t)), rel=1e-10)
+
+
+def test_raman_relaxes_where_no_single_phonon_is_resonant():
+    """A split ground doublet (1 cm-1) and modes far from it: one-phonon processes find no
+    phonon at 1 cm-1 (no relaxation), two-phonon ones absorb 30.0 and emit 29.0 cm-1; the
+    Raman rate grows with T as n(n + 1)."""
+    from molmag.physics.relaxation import tau_of_t
+
+    h = np.diag([0.0, 1.0, 200.0]).astype(complex)
+    v = np.zeros((2, 3, 3), complex)
+    v[:, 0, 2] = v[:, 2, 0] = 2.0      # through the excited state only
+    v[:, 1, 2] = v[:, 2, 1] = 1.5
+    w = np.array([30.0, 29.0])
+    with pytest.raises(ValueError, match="no relaxation"):
+        tau_of_t(h, v, w, [5.0], linewidth=0.5)
+    tau = tau_of_t(h, v, w, [5.0, 10.0, 20.0], linewidth=0.5, order=2)
+    assert np.all(np.isfinite(tau)) and tau[0] > tau[1] > tau[2]

@@ -161,3 +161,49 @@ def test_cli_spin_phonon(tmp_path, relaxed):
     assert m["coupling_cm-1"] == pytest.approx(np.linalg.norm(m["dD_per_zero_point"]))
     r = runner.invoke(app, ["spin-phonon", str(f), "--no-relax"])
     assert r.exit_code == 0 and "strongest" in r.output
+
+
+def test_second_order_couplings_are_symmetric_rotate_and_match_first_order(relaxed):
+    """d2D/dQa dQb: symmetric in (a, b); rotates with the molecule as R X R^T; its diagonal
+    agrees with the derivative of the first-order coupling along the same mode."""
+    from molmag.chem.sampling import NormalModes
+    from molmag.dynamics.spin_phonon import add_second_order
+
+    lf = LigandFieldCalculator(charge=-2, multiplicity=4)
+    modes, c = couplings_of(relaxed)
+    add_second_order(c, modes, lf, max_wavenumber=1e4)
+    x = c.second
+    assert x.shape == (9, 9, 3, 3)
+    np.testing.assert_allclose(x, x.transpose(1, 0, 2, 3), atol=1e-9)
+    # d/dQ of the first-order coupling, by a finite difference of eq. (1) at +-h
+    k = int(np.argmax(np.linalg.norm(x[np.arange(9), np.arange(9)], axis=(1, 2))))
+    h = 0.25 * c.zero_point[k]
+    shifted = []
+    for sign in (1, -1):
+        a = modes.atoms.copy()
+        a.info = dict(modes.atoms.info)
+        a.positions = modes.atoms.positions + sign * h * modes.cartesian_vectors[k]
+        m = NormalModes(a, modes.masses, modes.hessian, modes.force_constants, modes.vectors,
+                        modes.frequencies_cm1, modes.linear, modes.delta_A)
+        shifted.append(zfs_couplings(m, lf).d_dq[k])
+    np.testing.assert_allclose(x[k, k], (shifted[0] - shifted[1]) / (2 * h),
+                               atol=0.05 * np.abs(x[k, k]).max())
+    r = Rotation.random(random_state=2).as_matrix()
+    rot_atoms = modes.atoms.copy()
+    rot_atoms.positions = modes.atoms.positions @ r.T
+    rot = NormalModes(rot_atoms, modes.masses, modes.hessian, modes.force_constants,
+                      modes.vectors @ r.T, modes.frequencies_cm1, modes.linear, modes.delta_A)
+    cr = add_second_order(zfs_couplings(rot, lf), rot, lf, max_wavenumber=1e4)
+    np.testing.assert_allclose(cr.second, r @ x @ r.T, atol=1e-5 * np.abs(x).max())
+
+
+def test_two_phonon_relaxation_adds_to_one_phonon(relaxed):
+    from molmag.dynamics.spin_phonon import add_second_order
+
+    modes, c = couplings_of(relaxed)
+    add_second_order(c, modes, LigandFieldCalculator(charge=-2, multiplicity=4),
+                     max_wavenumber=150.0)
+    t = np.array([5.0, 20.0, 80.0])
+    one, _ = relaxation_times(c, 1.5, t, field_T=0.5, linewidth=20.0)
+    two, _ = relaxation_times(c, 1.5, t, field_T=0.5, linewidth=20.0, order=2)
+    assert np.all(two <= one * (1 + 1e-9)) and np.any(two < 0.99 * one)

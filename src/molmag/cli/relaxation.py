@@ -173,18 +173,26 @@ def relaxation(
                                 "the Kramers degeneracy."),
     linewidth: float = typer.Option(10.0, "--linewidth", help="FWHM of the phonon lines "
                                     "(cm-1)."),
+    order: int = typer.Option(1, "--order", help="1: one-phonon (direct, Orbach); 2: also "
+                              "two-phonon (Raman) processes."),
+    raman_max: float = typer.Option(300.0, "--raman-max", help="--order 2: second-order "
+                                    "couplings of the modes below this wavenumber (cm-1)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for tau.csv, modes.extxyz, "
                                        "relaxation.png and relaxation.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ):
-    """Magnetic relaxation time tau(T) from one-phonon (direct and Orbach) processes.
+    """Magnetic relaxation time tau(T) from one-phonon (direct and Orbach) processes and,
+    with --order 2, two-phonon (Raman) processes.
 
     Normal modes of STRUCTURE with the potential, first-order couplings dD/dQ of every mode by
     central differences with the tensor calculator, the spin Hamiltonian S.D.S + mu_B B.g.S
     (g = 2), rates by the golden rule with Bose-Einstein occupations and Gaussian lines, tau as
     the slowest rate of the master equation; Arrhenius fit (U_eff, tau_0) of the warmest third
-    and power-law fit (C, n) of the coldest third of the temperatures."""
-    from molmag.dynamics.spin_phonon import relaxation_times, spin_of, zfs_couplings
+    and power-law fit (C, n) of the coldest third of the temperatures. --order 2 adds the
+    Raman rates: pairs of first-order couplings through virtual spin states and the
+    second-order couplings d2D/dQa dQb of the modes below --raman-max (Lunghi, Sci. Adv. 2022)."""
+    from molmag.dynamics.spin_phonon import (add_second_order, relaxation_times, spin_of,
+                                             zfs_couplings)
     from molmag.physics.magnetism import temperature_grid
     from molmag.dynamics.vibrations import vibrations
     from molmag.physics.relaxation import fit_arrhenius, fit_power_law
@@ -205,8 +213,17 @@ def relaxation(
         modes = vibrations(atoms, pot, relax=relax)
         modes, n_imag = _real(modes, structure, exclude_imaginary)
         err_console.print(f"[dim]couplings of {modes.n_modes} modes ...[/]", highlight=False)
+        if order not in (1, 2):
+            raise ValueError(f"--order {order}: 1 (one-phonon) or 2 (one- and two-phonon)")
         coup = zfs_couplings(modes, ten)
-        tau, info = relaxation_times(coup, spin, temps, field_T=field, linewidth=linewidth)
+        if order == 2:
+            n2 = int(np.sum(modes.frequencies_cm1 <= raman_max))
+            err_console.print(f"[dim]second-order couplings of {n2} modes below "
+                              f"{raman_max:g} cm-1 ({2 * n2 * n2} tensors) ...[/]",
+                              highlight=False)
+            coup = add_second_order(coup, modes, ten, max_wavenumber=raman_max)
+        tau, info = relaxation_times(coup, spin, temps, field_T=field, linewidth=linewidth,
+                                     order=order)
         third = max(2, len(temps) // 3)
         arr = fit_arrhenius(temps[-third:], tau[-third:]) if len(temps) >= 2 else None
         raman = fit_power_law(temps[:third], tau[:third]) if len(temps) >= 2 else None
@@ -224,7 +241,8 @@ def relaxation(
            "raman": None if raman is None else {"C": raman["C"], "n": raman["n"]},
            "strongest_modes": [{"mode": k, "wavenumber_cm-1": float(coup.frequencies_cm1[k]),
                                 "coupling_cm-1": float(coup.norms[k])} for k in top],
-           "field_T": field, "linewidth_cm-1": linewidth,
+           "field_T": field, "linewidth_cm-1": linewidth, "order": order,
+           "raman_modes": None if coup.second_modes is None else len(coup.second_modes),
            "potential": potential, "tensor": tensor}
     if out is not None:
         res["files"] = [str(p) for p in _write(out, res, modes, temps, tau)]
@@ -232,8 +250,10 @@ def relaxation(
         print_json(res)
         return
     console.print(f"[bold]{res['formula']}[/]: S = {spin:g}, D = {z.D:.2f} cm-1, E = {z.E:.2f} "
-                  f"cm-1; {modes.n_modes} modes; field {field:g} T, lines {linewidth:g} cm-1",
-                  highlight=False)
+                  f"cm-1; {modes.n_modes} modes; field {field:g} T, lines {linewidth:g} cm-1; "
+                  + ("one-phonon" if order == 1 else
+                     f"one- and two-phonon ({res['raman_modes']} modes below {raman_max:g} "
+                     "cm-1 with second-order couplings)"), highlight=False)
     t = Table(title="strongest spin-phonon couplings (|dD/dQ| x zero-point amplitude)",
               title_justify="left")
     for c in ("mode", "wavenumber (cm-1)", "coupling (cm-1)"):
@@ -274,7 +294,8 @@ def _write(out: Path, res: dict, modes, temps, tau) -> list[Path]:
 
     write_modes(files[1], modes)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.semilogy(1.0 / temps, tau, "o", ms=3, label="one-phonon tau")
+    ax.semilogy(1.0 / temps, tau, "o", ms=3,
+                label="one-phonon τ" if res.get("order", 1) == 1 else "one- + two-phonon τ")
     if res.get("U_eff") is not None:
         from molmag.physics.magnetism import K_B_CM
 

@@ -14,6 +14,19 @@ Q_zp = sqrt(hbar / (2 omega_alpha)) (Lunghi & Sanvito, Sci. Adv. 2019, eq. 2: th
 the spin Hamiltonian H_s = S.D.S + mu_B B.g.S is V_alpha = S.(dD/dQ_alpha Q_zp).S (cm-1), which
 :mod:`molmag.physics.relaxation` turns into one-phonon rates and tau(T).
 
+Second-order couplings (for two-phonon, Raman, rates; :class:`molmag.physics.relaxation.RamanModel`)
+by central differences along pairs of modes,
+
+.. math::  \frac{\partial^2 D}{\partial Q_\alpha \partial Q_\beta} \approx
+   \frac{D(+h_\alpha, +h_\beta) - D(+h_\alpha, -h_\beta) - D(-h_\alpha, +h_\beta)
+         + D(-h_\alpha, -h_\beta)}{4 h_\alpha h_\beta} ,
+   \qquad \frac{\partial^2 D}{\partial Q_\alpha^2} \approx
+   \frac{D(+h_\alpha) - 2 D_0 + D(-h_\alpha)}{h_\alpha^2} ,                      (2)
+
+for the modes below a wavenumber cut-off (2 m^2 tensor evaluations for m modes; the
+low-energy modes are the ones populated where Raman relaxation matters).  A tensor model is
+evaluated on all displaced structures in one batch.
+
 The Frobenius norm of a coupling tensor is invariant under rotation of the molecule (D
 rotates as R D R^T), so the sum over modes of |dD/dQ Q_zp| is an exact check of the
 implementation's equivariance.
@@ -39,6 +52,20 @@ class ZFSCouplings:
     frequencies_cm1: np.ndarray
     zero_point: np.ndarray
     d_dq: np.ndarray
+    #: second-order couplings d2D/dQ_a dQ_b (m, m, 3, 3) of the modes ``second_modes``
+    second: np.ndarray | None = None
+    second_modes: np.ndarray | None = None
+
+    def second_per_zero_point(self) -> np.ndarray:
+        """d2D/dQ_a dQ_b Q_zp,a Q_zp,b (M, M, 3, 3) over all modes (zero outside
+        ``second_modes``), cm-1."""
+        m = len(self.frequencies_cm1)
+        out = np.zeros((m, m, 3, 3))
+        if self.second is not None:
+            idx = np.asarray(self.second_modes, int)
+            q = self.zero_point[idx]
+            out[np.ix_(idx, idx)] = self.second * (q[:, None] * q[None, :])[..., None, None]
+        return out
 
     @property
     def per_zero_point(self) -> np.ndarray:
@@ -87,6 +114,57 @@ def zfs_couplings(modes: NormalModes, tensor_calculator, *, step_fraction: float
     return ZFSCouplings(d0, freqs, qzp, out)
 
 
+def _tensors(tensor_calculator, base: Atoms, positions: list[np.ndarray]) -> np.ndarray:
+    """D (n, 3, 3) at every set of positions: one batch for a tensor model, one call per
+    structure otherwise."""
+    frames = []
+    for pos in positions:
+        a = base.copy()
+        a.info = dict(base.info)
+        a.positions = pos
+        frames.append(a)
+    model = getattr(tensor_calculator, "model", None)
+    if model is not None and getattr(model, "target", None) == "zfs_tensor":
+        return np.asarray(model.predict(frames)["zfs_tensor"], float)
+    return np.array([np.asarray(tensor_calculator.get_property("zfs_tensor", a), float)
+                     for a in frames])
+
+
+def add_second_order(couplings: ZFSCouplings, modes: NormalModes, tensor_calculator, *,
+                     max_wavenumber: float = 300.0, step_fraction: float = 0.25) -> ZFSCouplings:
+    """Eq. (2) for every pair of the modes below ``max_wavenumber`` (cm-1); returns
+    ``couplings`` with ``second`` and ``second_modes`` set."""
+    freqs = np.asarray(modes.frequencies_cm1, float)
+    idx = np.flatnonzero((freqs > 0) & (freqs <= max_wavenumber))
+    if not len(idx):
+        raise ValueError(f"no mode below {max_wavenumber:g} cm-1 for the second-order "
+                         "couplings; raise the cut-off")
+    base = modes.atoms
+    h = step_fraction * couplings.zero_point[idx]
+    v = modes.cartesian_vectors[idx] * h[:, None, None]
+    p0 = base.positions
+    pos, keys = [], []
+    for i in range(len(idx)):
+        for si in (1, -1):
+            pos.append(p0 + si * v[i])
+            keys.append((i, si, i, 0))
+        for j in range(i + 1, len(idx)):
+            for si in (1, -1):
+                for sj in (1, -1):
+                    pos.append(p0 + si * v[i] + sj * v[j])
+                    keys.append((i, si, j, sj))
+    d = dict(zip(keys, _tensors(tensor_calculator, base, pos)))
+    m = len(idx)
+    out = np.empty((m, m, 3, 3))
+    for i in range(m):
+        out[i, i] = (d[(i, 1, i, 0)] - 2.0 * couplings.d0 + d[(i, -1, i, 0)]) / h[i] ** 2
+        for j in range(i + 1, m):
+            out[i, j] = out[j, i] = (d[(i, 1, j, 1)] - d[(i, 1, j, -1)] - d[(i, -1, j, 1)]
+                                     + d[(i, -1, j, -1)]) / (4.0 * h[i] * h[j])
+    couplings.second, couplings.second_modes = out, idx
+    return couplings
+
+
 def real_modes(modes: NormalModes) -> NormalModes:
     """``modes`` without its imaginary (and zero) modes."""
     keep = modes.frequencies_cm1 > 0
@@ -103,11 +181,13 @@ def spin_operators(spin: float) -> np.ndarray:
 
 def relaxation_times(couplings: ZFSCouplings, spin: float, temperatures, *,
                      field_T: float = 0.1, g=2.0, linewidth: float = 10.0,
-                     shape: str = "gaussian") -> tuple[np.ndarray, dict]:
+                     shape: str = "gaussian", order: int = 1) -> tuple[np.ndarray, dict]:
     """tau (s) at ``temperatures`` (K) of H_s = S.D0.S + mu_B B.g.S with one-phonon rates from
     V_alpha = S.(dD/dQ_alpha Q_zp).S (:mod:`molmag.physics.relaxation`); the field (tesla)
-    points along the easy axis of D0.  Returns tau and a summary (spin, gap of the spin
-    levels, field direction)."""
+    points along the easy axis of D0.  ``order=2`` adds the two-phonon (Raman) rates: pairs
+    of first-order couplings through virtual states and, where ``couplings.second`` is set,
+    V^(2) = S.(d2D/dQ_a dQ_b Q_zp,a Q_zp,b).S.  Returns tau and a summary (spin, gap of the
+    spin levels, field direction)."""
     from molmag.physics.magnetism import MU_B_CM, g_matrix
     from molmag.physics.relaxation import tau_of_t
     from molmag.physics.zfs import zfs_from_tensor
@@ -120,7 +200,13 @@ def relaxation_times(couplings: ZFSCouplings, spin: float, temperatures, *,
     v = np.einsum("kab,aij,bjl->kil", 0.5 * (couplings.per_zero_point
                                              + couplings.per_zero_point.transpose(0, 2, 1)),
                   s, s)
-    tau = tau_of_t(h, v, couplings.frequencies_cm1, temperatures, linewidth, shape)
+    second = None
+    if order == 2 and couplings.second is not None:
+        d2 = couplings.second_per_zero_point()
+        second = np.einsum("pqab,aij,bjl->pqil",
+                           0.5 * (d2 + d2.transpose(0, 1, 3, 2)), s, s)
+    tau = tau_of_t(h, v, couplings.frequencies_cm1, temperatures, linewidth, shape,
+                   order=order, second=second)
     e = np.linalg.eigvalsh(h)
     return tau, {"spin": spin, "levels_cm-1": (e - e[0]).tolist(),
                  "field_T": field_T, "field_axis": axis.tolist()}
@@ -138,4 +224,4 @@ def spin_of(atoms: Atoms) -> float:
     return s
 
 
-__all__ = ["ZFSCouplings", "zfs_couplings", "real_modes", "relaxation_times", "spin_of"]
+__all__ = ["ZFSCouplings", "zfs_couplings", "add_second_order", "real_modes", "relaxation_times", "spin_of"]

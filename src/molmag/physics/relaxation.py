@@ -30,6 +30,26 @@ Exactly degenerate levels (Kramers doublets at zero field) make the eigenbasis, 
 secular rates, arbitrary: give the Hamiltonian a small field (e.g. 0.01-0.1 T along the easy
 axis), as relaxation measurements do.
 
+Two-phonon (Raman) rates (:class:`RamanModel`; Lunghi, Sci. Adv. 8, eabn7880 (2022), eqs. 4-5,
+in the notation above): absorption of a phonon alpha and emission of a phonon beta,
+
+.. math::  W^{(2)}_{ba} = \frac{2\pi}{\hbar} \sum_{\alpha\beta} |T^{\alpha\beta}_{ba}|^2
+   \bar n_\alpha (\bar n_\beta + 1)\, G(E_{ba} - \hbar\omega_\alpha + \hbar\omega_\beta) ,   (2)
+
+   T^{\alpha\beta}_{ba} = \langle b|V^{(2)}_{\alpha\beta}|a\rangle
+   + \sum_c \Big[\frac{\langle b|V_\beta|c\rangle\langle c|V_\alpha|a\rangle}
+                        {E_a - E_c + \hbar\omega_\alpha + i\eta}
+                 + \frac{\langle b|V_\alpha|c\rangle\langle c|V_\beta|a\rangle}
+                        {E_a - E_c - \hbar\omega_\beta + i\eta}\Big] ,              (3)
+
+where V^(2)_alpha,beta = d2H/dq_alpha dq_beta Q_zp,alpha Q_zp,beta is the second-order coupling
+(the phonon matrix element of (a + a^dag)_alpha (a + a^dag)_beta is sqrt(n_alpha (n_beta + 1)))
+and the sum over the spin states c is the pair of first-order couplings through a virtual
+state, absorbing alpha first or emitting beta first (the energy denominators are those of
+second-order perturbation theory; eta = linewidth / 2 keeps a resonant intermediate state,
+the Orbach path that eq. (1) already counts, finite).  The rates are computed for downward
+transitions (E_ba < 0) and the upward ones follow by detailed balance, exactly.
+
 Fits (:func:`fit_arrhenius`, :func:`fit_power_law`): tau = tau_0 exp(U_eff / kT) over the
 high-temperature points and 1/tau = C T^n over the low-temperature ones, by linear least
 squares on ln tau (the forms ccfit2 and PHI users fit).
@@ -123,6 +143,63 @@ class RateModel:
         return out
 
 
+@dataclass
+class RamanModel:
+    """Eq. (2)-(3): the spin levels (cm-1, ascending, ground 0), the temperature-independent
+    weights S[alpha, beta, b, a] = |T|^2 G(E_ba - w_alpha + w_beta) (cm) of downward
+    transitions, and the mode energies (cm-1)."""
+
+    energies: np.ndarray
+    weights: np.ndarray
+    mode_energies: np.ndarray
+
+    @classmethod
+    def from_hamiltonian(cls, h, couplings, mode_energies, linewidth: float,
+                         second=None, shape: str = "gaussian") -> RamanModel:
+        """``couplings`` (M, n, n) first-order V_alpha, ``second`` (M, M, n, n)
+        V^(2)_alpha,beta or None (virtual-state paths only), cm-1."""
+        base = RateModel.from_hamiltonian(h, couplings, mode_energies)
+        e, u = np.linalg.eigh(np.asarray(h, complex))
+        e = e - e[0]
+        v = np.einsum("in,kij,jm->knm", u.conj(), np.asarray(couplings, complex), u)
+        w = base.mode_energies
+        eta = 0.5 * float(linewidth)
+        line_shape(0.0, linewidth, shape)  # validates the width
+        # 1 / (E_a - E_c + w_alpha + i eta) and 1 / (E_a - E_c - w_beta + i eta): (M, n_c, n_a)
+        eac = e[None, :] - e[:, None]                       # [c, a] = E_a - E_c
+        d_abs = 1.0 / (eac[None] + w[:, None, None] + 1j * eta)
+        d_em = 1.0 / (eac[None] - w[:, None, None] + 1j * eta)
+        # T[alpha, beta, b, a]
+        t = np.einsum("kbc,jca->jkba", v, v * d_abs)        # absorb alpha first, then V_beta
+        t += np.einsum("jbc,kca->jkba", v, v * d_em)        # emit beta first, then V_alpha
+        if second is not None:
+            v2 = np.asarray(second, complex)
+            m, n = len(w), len(e)
+            if v2.shape != (m, m, n, n):
+                raise ValueError(f"second-order couplings must be (M, M, n, n) = "
+                                 f"{(m, m, n, n)}, got {v2.shape}")
+            t += np.einsum("im,jkil,ln->jkmn", u.conj(), v2, u)
+        eba = e[:, None] - e[None, :]
+        lines = line_shape(eba[None, None] - w[:, None, None, None] + w[None, :, None, None],
+                           linewidth, shape)
+        down = (eba < -DEGENERACY_TOL)[None, None]
+        return cls(e, np.where(down, np.abs(t) ** 2 * lines, 0.0), w)
+
+    def rates(self, temperature: float) -> np.ndarray:
+        """W (n, n) of eq. (2), W[b, a] the rate a -> b in s-1; detailed balance exact."""
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be positive kelvin, got {temperature!r}")
+        n = bose(self.mode_energies, temperature)
+        occ = n[:, None] * (n[None, :] + 1.0)
+        down = GOLDEN_RULE * np.einsum("jk,jkba->ba", occ, self.weights)
+        e = self.energies
+        gap = np.clip((e[:, None] - e[None, :]) / (K_B_CM * temperature), 0.0, None)
+        up = down.T * np.exp(-gap)
+        out = down + np.where(e[:, None] > e[None, :] + DEGENERACY_TOL, up, 0.0)
+        np.fill_diagonal(out, 0.0)
+        return out
+
+
 def rate_matrix(w: np.ndarray) -> np.ndarray:
     """R of the master equation dp/dt = R p from rates W[b, a] (a -> b)."""
     r = np.array(w, float)
@@ -173,11 +250,22 @@ def relaxation_time(w: np.ndarray, energies: np.ndarray, temperature: float) -> 
 
 
 def tau_of_t(h, couplings, mode_energies, temperatures, linewidth: float,
-             shape: str = "gaussian") -> np.ndarray:
-    """tau (s) at every temperature (K) by eq. (1) and the master equation."""
+             shape: str = "gaussian", order: int = 1, second=None) -> np.ndarray:
+    """tau (s) at every temperature (K) by the master equation with the one-phonon rates of
+    eq. (1) and, for ``order=2``, the two-phonon rates of eqs. (2)-(3) added (``second``: the
+    second-order couplings, or None for the virtual-state paths alone)."""
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
     model = RateModel.from_hamiltonian(h, couplings, mode_energies)
-    return np.array([relaxation_time(model.rates(t, linewidth, shape), model.energies, t)
-                     for t in np.atleast_1d(np.asarray(temperatures, float))])
+    raman = (RamanModel.from_hamiltonian(h, couplings, mode_energies, linewidth, second, shape)
+             if order == 2 else None)
+    out = []
+    for t in np.atleast_1d(np.asarray(temperatures, float)):
+        w = model.rates(t, linewidth, shape)
+        if raman is not None:
+            w = w + raman.rates(t)
+        out.append(relaxation_time(w, model.energies, t))
+    return np.array(out)
 
 
 def fit_arrhenius(temperatures, tau) -> dict:
@@ -206,5 +294,5 @@ def _fit_data(temperatures, tau) -> tuple[np.ndarray, np.ndarray]:
     return t, y
 
 
-__all__ = ["RateModel", "line_shape", "bose", "rate_matrix", "relaxation_time", "tau_of_t",
+__all__ = ["RateModel", "RamanModel", "line_shape", "bose", "rate_matrix", "relaxation_time", "tau_of_t",
            "fit_arrhenius", "fit_power_law", "GOLDEN_RULE"]
