@@ -24,6 +24,9 @@ another machine).
    ``Committee.predict`` of 1000 MD frames, descriptors included.
 
 Threads: ``--threads`` (default 2) for OpenMP (xTB) and torch; LAMMPS runs on one core.
+Every rate is also given per CPU second of this process (``*_per_cpu_s``: what it would do on
+an idle machine; with 2 threads up to twice the wall rate): on a machine shared with other
+jobs the wall-clock rates are lower by the load.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ FRICTION = 0.01
 
 def langevin_rate(atoms, calc, n_steps: int, temperature_K: float = 100.0, warm: int = 3,
                   keep_every: int = 0):
-    """(steps/s, kept frames with energy/forces) of ASE Langevin with ``calc``."""
+    """(steps/s of wall time, steps per CPU second of this process, kept frames with
+    energy/forces) of ASE Langevin with ``calc``."""
     import ase.units as u
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.md.langevin import Langevin
@@ -76,9 +80,9 @@ def langevin_rate(atoms, calc, n_steps: int, temperature_K: float = 100.0, warm:
             kept.append(f)
         dyn.attach(keep, interval=keep_every)
     dyn.run(warm)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     dyn.run(n_steps)
-    return n_steps / (time.perf_counter() - t), kept
+    return n_steps / (time.perf_counter() - t), n_steps / (time.process_time() - c), kept
 
 
 def reference_data(data: Path):
@@ -126,7 +130,7 @@ def main(argv=None) -> dict:
     from molmag.dynamics.lammps_snap import LammpsSNAPCalculator, run_lammps_langevin
     from molmag.models.calculator import ModelCalculator
     from molmag.models.committee import Committee, default_descriptor_settings
-    from molmag.training.templates import ENERGY_DEFAULT_DESCRIPTOR
+    from molmag.training.templates import SNAP_ENERGY_DESCRIPTOR
 
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     t_all = time.perf_counter()
@@ -141,8 +145,9 @@ def main(argv=None) -> dict:
 
     # 1. xTB
     keep = 0 if args.data else 2
-    rate, kept = langevin_rate(start, XTBCalculator(), args.xtb_steps, warm=3,
-                               temperature_K=100.0 if args.data else 300.0, keep_every=keep)
+    rate, out["xtb_steps_per_cpu_s"], kept = langevin_rate(
+        start, XTBCalculator(), args.xtb_steps, warm=3,
+        temperature_K=100.0 if args.data else 300.0, keep_every=keep)
     out["xtb_steps_per_s"] = rate
     log(f"xTB MD: {rate:.2f} steps/s")
     if args.data:
@@ -153,7 +158,7 @@ def main(argv=None) -> dict:
     # 2. ML potential: the default energy committee (SNAP) through LAMMPS pair_style snap
     t0 = time.perf_counter()
     settings = {**default_descriptor_settings("snap-energy", species),
-                **ENERGY_DEFAULT_DESCRIPTOR}
+                **SNAP_ENERGY_DESCRIPTOR}
     com = Committee("snap-energy", settings, n_members=3)
     com.fit(*train, *val)
     com.calibrate(*val)
@@ -161,12 +166,14 @@ def main(argv=None) -> dict:
     out["snap_n_train"] = len(train[0])
     log(f"SNAP committee ({settings.get('twojmax')}, rcut {settings['rcutfac']}): "
         f"{len(train[0])} structures, {out['snap_fit_s']:.0f} s")
-    out["ml_steps_per_s"], _ = langevin_rate(start, LammpsSNAPCalculator(com), args.ml_steps)
+    out["ml_steps_per_s"], out["ml_steps_per_cpu_s"], _ = langevin_rate(
+        start, LammpsSNAPCalculator(com), args.ml_steps)
     log(f"ML MD (SNAP committee, LAMMPS calculator): {out['ml_steps_per_s']:.1f} steps/s")
     mean_only = LammpsSNAPCalculator(com, spread=False)
-    out["ml_mean_steps_per_s"], _ = langevin_rate(start, mean_only, args.ml_steps)
+    out["ml_mean_steps_per_s"], out["ml_mean_steps_per_cpu_s"], _ = langevin_rate(
+        start, mean_only, args.ml_steps)
     log(f"ML MD (committee mean only): {out['ml_mean_steps_per_s']:.1f} steps/s")
-    out["model_calculator_steps_per_s"], _ = langevin_rate(start, ModelCalculator(com), 30)
+    out["model_calculator_steps_per_s"], _, _ = langevin_rate(start, ModelCalculator(com), 30)
     log(f"ML MD (ModelCalculator, descriptor design): "
         f"{out['model_calculator_steps_per_s']:.1f} steps/s")
 
@@ -175,14 +182,17 @@ def main(argv=None) -> dict:
                    n_members=3, max_epochs=1)
     gm.fit(train[0][:32], {"energy": train[1]["energy"][:32],
                            "forces": train[1]["forces"][:32]})
-    out["gmnn_energy_steps_per_s"], _ = langevin_rate(start, ModelCalculator(gm), 30)
+    out["gmnn_energy_steps_per_s"], out["gmnn_energy_steps_per_cpu_s"], _ = langevin_rate(
+        start, ModelCalculator(gm), 30)
     log(f"ML MD (GM-NN energy committee, ModelCalculator): "
         f"{out['gmnn_energy_steps_per_s']:.1f} steps/s")
 
     # 3. LAMMPS-native SNAP
+    c = time.process_time()
     r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
                             seed=1, on_frame=lambda *a: None)
     out["lammps_snap_steps_per_s"] = r.steps_per_s
+    out["lammps_snap_steps_per_cpu_s"] = r.steps_done / (time.process_time() - c)
     log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s")
 
     # 4. D-tensor predictions, GM-NN committee, batched
@@ -200,9 +210,10 @@ def main(argv=None) -> dict:
     pool = train[0] + val[0]
     frames = [pool[i % len(pool)] for i in range(args.n_predict)]
     dcom.predict(frames[:10])
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     dcom.predict(frames)
     out["d_predictions_per_s"] = args.n_predict / (time.perf_counter() - t)
+    out["d_predictions_per_cpu_s"] = args.n_predict / (time.process_time() - c)
     log(f"D tensors (GM-NN committee, batched): {out['d_predictions_per_s']:.0f} /s")
     out["ratio_ml_to_xtb"] = out["ml_steps_per_s"] / out["xtb_steps_per_s"]
     out["ratio_lammps_to_xtb"] = out["lammps_snap_steps_per_s"] / out["xtb_steps_per_s"]

@@ -222,6 +222,18 @@ MODELS = {
     "snap-2j4-quadratic": ("snap-energy", {"twojmax": 4, "quadraticflag": True}, {}, 3),
     "snap-2j4-quadratic-rc3.5": ("snap-energy", {"twojmax": 4, "quadraticflag": True,
                                                   "rcutfac": 3.5}, {}, 3),
+    "snap-2j4-quadratic-rc2.8": ("snap-energy", {"twojmax": 4, "quadraticflag": True,
+                                                  "rcutfac": 2.8}, {}, 3),
+    "snap-2j4-quadratic-rc2.6": ("snap-energy", {"twojmax": 4, "quadraticflag": True,
+                                                  "rcutfac": 2.6}, {}, 3),
+    "snap-2j4-quadratic-fw1": ("snap-energy", {"twojmax": 4, "quadraticflag": True},
+                               {"force_weight": 1.0}, 3),
+    "snap-2j4-quadratic-weights": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+    "snap-2j4-quadratic-radii": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}}, {}, 3),
     "snap-2j6-quadratic": ("snap-energy", {"twojmax": 6, "quadraticflag": True}, {}, 3),
     "gmnn": ("gmnn-energy", {}, {}, 3),
     "gmnn-1x60": ("gmnn-energy", {}, {"max_epochs": 60}, 1),
@@ -249,7 +261,7 @@ def compare_one(name, train, val, test, log=print) -> dict:
     settings = {**default_descriptor_settings(kind, species), **desc}
     t0 = time.perf_counter()
     com = Committee(kind, settings, n_members=n_members, **hyper)
-    com.fit(frames, targets, val[0], val[1])
+    com.fit(frames, targets, val[0], val[1], log=log)
     com.calibrate(val[0], val[1])
     t_fit = time.perf_counter() - t0
     pred = com.predict(test[0])

@@ -52,6 +52,19 @@ _GM_TENSOR = """\
                          # see their neighbours up to here
 """
 
+#: Descriptor of the shipped SNAP energy model: quadratic SNAP at 2J = 4 (LAMMPS
+#: quadraticflag: the 14 bispectrum components and their 105 products per species), the
+#: best force RMSE of the SNAP family on held-out 100 K xTB MD of [Co(pdms)2]2- (0.073 eV/A vs
+#: 0.078 for linear 2J = 8) and ~8x faster in LAMMPS (benchmarks/potentials.py, DEVELOPERS.md).
+SNAP_ENERGY_DESCRIPTOR = {"twojmax": 4, "quadraticflag": True, "rcutfac": 3.1}
+_SNAP_ENERGY = """\
+  # SNAP bispectrum (LAMMPS ML-SNAP): species and weights default to the dataset's elements
+  twojmax: 4             # 2J = 4: 14 components per atom ...
+  quadraticflag: true    # ... and their 105 products (quadratic SNAP): F RMSE 0.073 eV/A on
+                         # 100 K xTB MD of [Co(pdms)2]2- (linear 2J = 8: 0.078), 8x faster MD
+  rcutfac: 3.1           # Angstrom (2.6-3.1 equal; 3.5 worse)
+"""
+
 SPECS = {
     "covariant-ridge": dict(
         title="covariant bispectrum ridge of the D tensor (Lunghi & Sanvito 2020)",
@@ -85,9 +98,9 @@ SPECS = {
         hyper="    # max_epochs, batch_size, force weight, learning rates: see molmag.models.gmnn",
         descriptor=_GM.format(rcut=6.5), dataset="copdms.db", committee=3),
     "snap-energy": dict(
-        title="linear SNAP ridge of the energy and forces (Lunghi & Sanvito 2020)",
-        hyper="    # force_weight: see molmag.models.snap_energy",
-        descriptor=_SNAP.format(rcut=3.1), dataset="copdms.db", committee=3),
+        title="SNAP ridge of the energy and forces (Lunghi & Sanvito 2020; quadratic SNAP)",
+        hyper="    # force_weight: 0.1    # Angstrom; see molmag.models.snap_energy",
+        descriptor=_SNAP_ENERGY, dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
         title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
         hyper="    env_cutoff: 3.5      # Angstrom",
