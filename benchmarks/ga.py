@@ -142,7 +142,8 @@ def main() -> None:
     print(head)
     print("|" + "---|" * (len(args.budgets) + 3))
     for r in rows:
-        sp = f"{budget / r['reach_median']:.1f}x" if r["reach_median"] else "-"
+        sp = f"{budget / r['reach_median']:.1f}x" if r["reach_median"] and \
+            r["arm"] != "random" else "-"     # random: where it happened to find its own best
         print(f"| {r['arm']} | " + " | ".join(_f(r[f'best@{n}']) for n in args.budgets) +
               f" | {', '.join('-' if x is None else str(x) for x in r['reach'])} | {sp} |")
     rnd = [at(curves[("random", sd)], budget) for sd in args.seeds] if "random" in args.arms \
