@@ -111,6 +111,9 @@ class LearnConfig(_Strict):
     potential: ModelSection = Field(default_factory=lambda: ModelSection(kind="snap-energy"))
     tensor: ModelSection | None = Field(default_factory=lambda: ModelSection(
         kind="covariant-ridge"))
+    potential_selection: str | None = Field(None, description="rows the potential trains on "
+                                            "(ASE selection, e.g. 'group!=disp0.2')")
+    tensor_selection: str | None = Field(None, description="rows the tensor model trains on")
     descriptors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="descriptor overrides per role: potential, tensor")
     md: LearnMDConfig = Field(default_factory=LearnMDConfig)
@@ -182,13 +185,14 @@ def initial_frames(cfg: LearnConfig, start: Atoms) -> list[Atoms]:
     return sampling.boltzmann_normal_mode_samples(start, modes, t, ini.n, seed=ini.seed)
 
 
-def _train(cfg: LearnConfig, section: ModelSection, role: str, folder: Path, log: Log) -> Path:
+def _train(cfg: LearnConfig, section: ModelSection, role: str, folder: Path, log: Log,
+           selection: str | None = None) -> Path:
     from molmag.training.config import TrainConfig
     from molmag.training.run import train
 
     tc = TrainConfig.model_validate({
         "model": section.model_dump(), "descriptor": cfg.descriptors.get(role, {}),
-        "data": {"dataset": cfg.dataset, "seed": cfg.seed,
+        "data": {"dataset": cfg.dataset, "seed": cfg.seed, "selection": selection,
                  "split": {"by": "fraction", "val": cfg.val_fraction, "test": 0.0}},
         "output": str(folder)})
     res = train(tc, log=lambda s: log(f"  {role}: {s}"))
@@ -337,16 +341,17 @@ def run_learning(cfg: LearnConfig, log: Log | None = None,
             frames = initial_frames(cfg, start)
             log(f"round 0: labelling {len(frames)} initial structures ({cfg.initial.kind})")
             _label_frames(cfg, frames, out / "initial.extxyz", "al-initial", start)
-            st["initial_labels"] = len(frames)
+            st["initial_labels"] = len(_labelled_frames(cfg.dataset))
         write_json_atomic(state_path, st)
     used = sum(len(r["picked"]) for r in st["rounds"])
     while st["status"] == "running":
         r = len(st["rounds"])
         folder = out / f"round{r}"
         log(f"round {r}: training on {len(_labelled_frames(cfg.dataset))} labelled structures")
-        pot_path = _train(cfg, cfg.potential, "potential", folder / "potential", log)
-        ten_path = (_train(cfg, cfg.tensor, "tensor", folder / "tensor", log)
-                    if cfg.tensor is not None else None)
+        pot_path = _train(cfg, cfg.potential, "potential", folder / "potential", log,
+                          cfg.potential_selection)
+        ten_path = (_train(cfg, cfg.tensor, "tensor", folder / "tensor", log,
+                           cfg.tensor_selection) if cfg.tensor is not None else None)
         st["final"] = {"potential": str(pot_path),
                        "tensor": str(ten_path) if ten_path else None}
         errs = test_errors(cfg, pot_path, ten_path)

@@ -76,6 +76,7 @@ class CoPdmsSettings:
     relax_field: float = 0.1                         # T, along the easy axis
     relax_optimum: bool = True                       # tau(T) also at the PSO optimum
     learn_temperatures: tuple[float, ...] = (100.0,)  # K: active-learning MD
+    learn_initial: int = 100                         # normal-mode samples to start from
     learn_time_ps: float = 10.0                      # each round's MD
     learn_batch: int = 20                            # labels per round
     learn_budget: int = 200                          # labels added at most
@@ -97,7 +98,7 @@ class CoPdmsSettings:
                     covariant_committee=3, gmnn_committee=2, gmnn_epochs=40,
                     energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
                     pso_steps=50, pso_max_displacement=0.1, scan_points=9,
-                    n_bootstrap=300, learn_time_ps=2.0, learn_batch=10, learn_budget=20,
+                    n_bootstrap=300, learn_time_ps=2.0, learn_initial=30, learn_batch=10, learn_budget=20,
                     learn_rounds=3, md_temperatures=(50.0, 100.0), md_time_ps=20.0,
                     md_stride=20, thermal_skip_ps=2.0, spot_check_frames=10)
         base.update(over)

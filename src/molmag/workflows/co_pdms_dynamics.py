@@ -66,10 +66,15 @@ def stage_learn(ctx: Context) -> dict:
     donors = [int(i) for i in _start(ctx).info["donor_indices"]]
     cfg = LearnConfig.model_validate({
         "structure": {"file": str(ctx.out / "start.xyz")},
-        "dataset": str(folder / "labels.db"), "initial": {"kind": "none"},
+        "dataset": str(folder / "labels.db"),
+        "initial": {"kind": "normal-modes", "n": s.learn_initial,
+                    "temperature": max(s.learn_temperatures)},
         "labels": {"xtb": {"properties": ["energy", "forces", "charges"]},
                    "ligand_field": {"donors": donors}},
         "potential": {"kind": "snap-energy", "committee": s.energy_committee},
+        # the potential learns the thermal region: not the 0.2 A displacements, whose
+        # forces (several eV/A) would dominate its fit
+        "potential_selection": "group!=disp0.2",
         "tensor": {"kind": "covariant-ridge", "committee": s.covariant_committee},
         "md": {"temperatures": list(s.learn_temperatures), "time_ps": s.learn_time_ps,
                "stride": 10},
@@ -77,7 +82,8 @@ def stage_learn(ctx: Context) -> dict:
         "max_rounds": s.learn_rounds, "val_fraction": s.val,
         "test": {"dataset": str(folder / "test.db")} if n_test else None,
         "cluster": {"kind": "local", "n_workers": s.workers}, "output": str(folder)})
-    ctx.log(f"active learning from {n0} labelled structures (test set: {n_test})")
+    ctx.log(f"active learning from {n0} labelled structures + {s.learn_initial} normal-mode "
+            f"samples at {max(s.learn_temperatures):g} K (test set: {n_test})")
     st = run_learning(cfg, log=lambda t: ctx.log(f"  {t}"), start=_start(ctx))
     plot_rounds(st, folder / "rounds.png")
     final = {k: str(Path(v).relative_to(ctx.out)) if v else None
@@ -169,7 +175,13 @@ def stage_thermal(ctx: Context) -> dict:
     s = ctx.settings
     paths = [ctx.out / r["trajectory"] for r in ctx.results["md"]["runs"]]
     trajs = read_trajectories(paths)
-    series = thermal_series(trajs, skip_ps=s.thermal_skip_ps)
+    # a run that stopped early (blow-up) keeps its frames: skip at most half the shortest run
+    shortest = min(float(t.times_fs[-1]) / 1000.0 for t in trajs)
+    skip = min(s.thermal_skip_ps, 0.5 * shortest)
+    stopped = [r["run"] for r in ctx.results["md"]["runs"] if r["status"] != "finished"]
+    if stopped:
+        ctx.log(f"  runs stopped early: {', '.join(stopped)}; first {skip:.3g} ps skipped")
+    series = thermal_series(trajs, skip_ps=skip)
     summary = thermal_summary(trajs, series=series)
     out = ctx.path("thermal", "thermal.json")
     out.write_text(json.dumps(summary, indent=1))
@@ -188,8 +200,8 @@ def stage_thermal(ctx: Context) -> dict:
         ctx.log(f"  {t} K: D {v['D_mean']:.1f} +- {v['D_std']:.1f}, E {v['E_mean']:.2f} +- "
                 f"{v['E_std']:.2f} cm-1, r(D, d_CoN) {_r(v['r_D_dML'])}, r(D, q) "
                 f"{_r(v['r_D_q'])}")
-    return {"thermal": summary, "spot_check": check, "plots": plots,
-            "file": "thermal/thermal.json"}
+    return {"thermal": summary, "spot_check": check, "plots": plots, "skip_ps": skip,
+            "stopped_runs": stopped, "file": "thermal/thermal.json"}
 
 
 def _r(x) -> str:

@@ -425,6 +425,12 @@ def _dynamics_sections(rep: Report, ctx: Context) -> None:
                          _num(v["sigma_D_mean"], ".2f")])
         rep.table(["T (K)", "frames", "D (cm⁻¹)", "paper D", "|E| (cm⁻¹)", "paper E",
                    "r(D, d_CoN)", "paper", "r(D, q)", "paper", "mean σ_D"], rows)
+        if th.get("stopped_runs"):
+            rep.text(f"**The ML MD stopped early** ({', '.join(th['stopped_runs'])}: see the "
+                     "MD table of `md/`); the averages above cover only the frames before the "
+                     "stop: the learned potential is not yet good enough for MD at these "
+                     "temperatures. More active-learning rounds (`learn_budget`) or the full "
+                     "sizes are needed before these numbers mean anything.")
         sc = th["spot_check"]
         rep.text(f"Spot check: {sc['n_frames']} MD frames (every {sc['every']}-th) re-labelled "
                  f"by the reference engines: D RMSE {sc['D_rmse']:.2f} cm⁻¹ with "
