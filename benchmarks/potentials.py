@@ -231,6 +231,25 @@ MODELS = {
     "snap-2j4-quadratic-weights": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
         "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+    "snap-2j4-quadratic-wZ": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.59, "O": 0.30, "N": 0.26, "C": 0.22, "H": 0.037}}, {}, 3),
+    "snap-2j4-quadratic-weights-rc3.5": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True, "rcutfac": 3.5,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+    "snap-2j6-weights": ("snap-energy", {
+        "twojmax": 6,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+    "snap-2j4-quadratic-weights-radii": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2},
+        "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}}, {}, 3),
+    "snap-2j4-quadratic-weights2": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.7, "O": 0.5, "N": 0.6, "C": 0.35, "H": 0.1}}, {}, 3),
+    "snap-2j4-quadratic-weights3": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 0.8, "N": 0.8, "C": 0.6, "H": 0.3}}, {}, 3),
     "snap-2j4-quadratic-radii": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
         "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}}, {}, 3),
