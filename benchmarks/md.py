@@ -10,12 +10,14 @@ another machine).
    data of ``benchmarks/potentials.py`` (``DIR/md.db`` or its extxyz files).
 2. ``ml_steps_per_s``: ASE Langevin with the ML potential as an ASE calculator, one
    energy+forces call per step, committee (3 members) and calibrated spreads included: the
-   shipped default energy model, a SNAP committee through LAMMPS ``pair_style snap``
-   (:class:`molmag.dynamics.lammps_snap.LammpsSNAPCalculator`).  Also reported:
+   shipped default energy model (quadratic SNAP), the faster of
+   :class:`molmag.models.calculator.ModelCalculator` (one LAMMPS descriptor design shared by
+   the members; ``model_calculator_steps_per_s``) and
+   :class:`molmag.dynamics.lammps_snap.LammpsSNAPCalculator` (one ``pair_style snap``
+   evaluation per member; ``ml_lammps_calculator_steps_per_s``).  Also reported:
    ``ml_mean_steps_per_s`` (the committee-mean potential only, spreads on stored frames: what
-   a linear model needs per step), ``model_calculator_steps_per_s``
-   (:class:`molmag.models.calculator.ModelCalculator`: the descriptor-design route) and
-   ``gmnn_energy_steps_per_s`` (a 3-member GM-NN energy committee through ModelCalculator).
+   a linear model needs per step) and ``gmnn_energy_steps_per_s`` (a 3-member GM-NN energy
+   committee through ModelCalculator).
 3. ``lammps_snap_steps_per_s``: the whole Langevin run inside LAMMPS
    (:func:`molmag.dynamics.lammps_snap.run_lammps_langevin`, committee-mean coefficients,
    a frame handed to Python every 20 steps).
@@ -50,6 +52,9 @@ def _threads() -> int:
 
 # OpenMP reads this when tblite is loaded: set it before anything imports it
 os.environ["OMP_NUM_THREADS"] = str(_threads())
+# idle OpenMP threads (tblite's, torch's) sleep instead of spinning: spinning threads of one
+# stage slowed the LAMMPS stage that followed it 3-4x on a loaded machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
@@ -179,16 +184,29 @@ def main(argv=None) -> dict:
     out["snap_n_train"] = len(train[0])
     log(f"SNAP committee ({settings.get('twojmax')}, rcut {settings['rcutfac']}): "
         f"{len(train[0])} structures, {out['snap_fit_s']:.0f} s")
-    out["ml_steps_per_s"], out["ml_steps_per_cpu_s"], _ = langevin_rate(
-        start, LammpsSNAPCalculator(com), args.ml_steps)
-    log(f"ML MD (SNAP committee, LAMMPS calculator): {out['ml_steps_per_s']:.1f} steps/s")
+    out["ml_lammps_calculator_steps_per_s"], out["ml_lammps_calculator_steps_per_cpu_s"], _ = \
+        langevin_rate(start, LammpsSNAPCalculator(com), args.ml_steps)
+    log(f"ML MD (SNAP committee, LAMMPS calculator): "
+        f"{out['ml_lammps_calculator_steps_per_s']:.1f} steps/s")
     mean_only = LammpsSNAPCalculator(com, spread=False)
     out["ml_mean_steps_per_s"], out["ml_mean_steps_per_cpu_s"], _ = langevin_rate(
         start, mean_only, args.ml_steps)
     log(f"ML MD (committee mean only): {out['ml_mean_steps_per_s']:.1f} steps/s")
-    out["model_calculator_steps_per_s"], _, _ = langevin_rate(start, ModelCalculator(com), 30)
+    out["model_calculator_steps_per_s"], out["model_calculator_steps_per_cpu_s"], _ = \
+        langevin_rate(start, ModelCalculator(com), args.ml_steps)
     log(f"ML MD (ModelCalculator, descriptor design): "
         f"{out['model_calculator_steps_per_s']:.1f} steps/s")
+    # the ML potential with its spread every step: the faster of the two calculators
+    out["ml_steps_per_s"] = max(out["model_calculator_steps_per_s"],
+                                out["ml_lammps_calculator_steps_per_s"])
+
+    # 3. LAMMPS-native SNAP
+    c = time.process_time()
+    r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
+                            seed=1, on_frame=lambda *a: None)
+    out["lammps_snap_steps_per_s"] = r.steps_per_s
+    out["lammps_snap_steps_per_cpu_s"] = r.steps_done / (time.process_time() - c)
+    log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s")
 
     # GM-NN energy committee (speed only: a one-epoch fit, whose forces would not hold a
     # molecule together, so the calls are timed on MD frames instead of driving the MD)
@@ -201,22 +219,17 @@ def main(argv=None) -> dict:
     log(f"GM-NN energy committee (ModelCalculator, energy+forces calls): "
         f"{out['gmnn_energy_steps_per_s']:.1f} /s")
 
-    # 3. LAMMPS-native SNAP
-    c = time.process_time()
-    r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
-                            seed=1, on_frame=lambda *a: None)
-    out["lammps_snap_steps_per_s"] = r.steps_per_s
-    out["lammps_snap_steps_per_cpu_s"] = r.steps_done / (time.process_time() - c)
-    log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s")
-
     # 4. D-tensor predictions, GM-NN committee, batched
     from molmag.physics.ligand_field import LigandFieldCalculator
 
     lf_frames = train[0][:40]
     tensors = []
     for a in lf_frames:
+        donors = start.info.get("donor_indices")
         calc = LigandFieldCalculator(metal_index=0, charge=int(start.info.get("charge", -2)),
-                                     multiplicity=int(start.info.get("multiplicity", 4)))
+                                     multiplicity=int(start.info.get("multiplicity", 4)),
+                                     donors=None if donors is None else
+                                     [int(i) for i in donors])
         tensors.append(np.asarray(calc.get_property("zfs_tensor", a)))
     dcom = Committee("gmnn-tensor", default_descriptor_settings("gmnn-tensor", species),
                      n_members=3, max_epochs=2)
