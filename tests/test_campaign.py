@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+
 import pytest
 
 from molmag.workflows.co_pdms import CoPdmsSettings, run_co_pdms
@@ -105,20 +107,22 @@ def test_five_percent_effect_and_findings_follow_the_signs():
 TINY = dict(n_per_delta=5, workers=1, covariant_committee=2, gmnn_committee=2, gmnn_epochs=2,
             energy_committee=2, gammas=(0.0, 0.1), pso_particles=3, pso_steps=2,
             scan_points=3, n_bootstrap=20, relax_temperatures=(5.0, 60.0, 6),
-            relax_optimum=False)
+            relax_optimum=False, learn_initial=6, learn_time_ps=0.1, learn_batch=3,
+            learn_budget=3, learn_rounds=1, md_temperatures=(100.0,), md_time_ps=0.2,
+            md_stride=10, thermal_skip_ps=0.05, spot_check_frames=2)
 
 
 def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     out = tmp_path / "camp"
     logs: list[str] = []
     res = run_co_pdms(out, CoPdmsSettings.quick(**TINY), log=logs.append)
-    assert list(res) == ["build", "sample", "label", "train", "pso", "scan", "correlate",
-                         "magnetism", "report"]
+    assert list(res) == ["build", "sample", "label", "train", "learn", "md", "thermal", "pso",
+                         "scan", "correlate", "magnetism", "report"]
     assert res["label"]["rows"] == 16 and res["label"]["failures"] == 0
     assert res["build"]["zfs_D_cm-1"] < -50          # [Co(pdms)2]2- is strongly axial
     assert set(res["train"]) == {"covariant", "gmnn", "energy"}
     assert [r["gamma_eV_per_cm-1"] for r in res["pso"]["rows"]] == [0.0, 0.1]
-    assert set(res["scan"]["slopes"]) == {"GM-NN", "covariant", "reference"}
+    assert set(res["scan"]["slopes"]) == {"GM-NN", "covariant", "covariant+AL", "reference"}
     report = (out / "report.md").read_text()
     assert "## Which coordinates drive D" in report and "dD/dθ" in report
     assert "Zaverkin" in report
@@ -127,6 +131,14 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     assert mag["U_eff_cm-1"] == pytest.approx(mag["gap_cm-1"], rel=0.1)
     assert mag["gap_cm-1"] == pytest.approx(2 * abs(mag["D_cm-1"]), rel=0.02)
     assert "## Spin–phonon relaxation and magnetic observables" in report
+    # finite temperature: active learning, ML MD, thermal averages and the reference spot check
+    assert res["learn"]["initial_labels"] > 6 and res["learn"]["final"]["potential"]
+    assert [r["run"] for r in res["md"]["runs"]] == ["T100K_run0"]
+    check = res["thermal"]["spot_check"]
+    assert check["n_frames"] >= 1 and np.isfinite(check["forces_rmse"])
+    assert np.isfinite(check["D_rmse"])
+    assert "100" in json.loads((out / "thermal" / "thermal.json").read_text())
+    assert "## Thermal averages of D and E" in report
     assert 2.0 < res["magnetism"]["chi_T"][-1][1] < 4.0     # Co(II), S = 3/2 with orbital g
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 8
@@ -138,7 +150,7 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     before = json.loads((out / "campaign.json").read_text())
     res2 = run_co_pdms(out, CoPdmsSettings.quick(**TINY))
     after = json.loads((out / "campaign.json").read_text())
-    for k in ("build", "label", "train", "pso", "scan"):
+    for k in ("build", "label", "train", "learn", "md", "thermal", "pso", "scan"):
         assert after["stages"][k]["finished"] == before["stages"][k]["finished"]
         assert res2[k] == res[k]
 

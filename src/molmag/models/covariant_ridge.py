@@ -362,8 +362,11 @@ class CovariantRidge:
             frame = np.concatenate([env, np.unique(extra)]).astype(int)
             ref_frame = np.concatenate([ref.env, np.unique(ref.subs[ref.subs >= 0])])
             if sorted(atoms.numbers[frame]) != sorted(ref.numbers[ref_frame]):
-                raise ValueError(f"{atoms.get_chemical_formula()}: the donors' substituents "
-                                 "differ from the reference environment's")
+                # a strongly distorted structure (a bond stretched past the bonding cut-off,
+                # a close contact counted as a bond): match the metal and donors, then take
+                # for every reference substituent the nearest atom of its element
+                r, ordered, subs = self._match_by_nearest(atoms, metal, ref, env)
+                return self._remember(key, (r, ordered, subs))
             r, perm = eckart_match(atoms.positions[frame], atoms.numbers[frame],
                                    atomic_masses[atoms.numbers[frame]],
                                    ref.positions[ref_frame])
@@ -379,11 +382,38 @@ class CovariantRidge:
             subs = np.where(ref.subs >= 0,
                             matched[[where.get(int(x), 0) for x in ref.subs.ravel()]
                                     ].reshape(ref.subs.shape), -1)
-        hit = (r, ordered, subs)
+        return self._remember(key, (r, ordered, subs))
+
+    @staticmethod
+    def _remember(key, hit):
         _MATCHES[key] = hit
         if len(_MATCHES) > _MATCHES_MAX:
             _MATCHES.popitem(last=False)
         return hit
+
+    def _match_by_nearest(self, atoms: Atoms, metal: int, ref, env: np.ndarray):
+        """(R, environment in reference order, substituents) from an Eckart match of the
+        metal and donors alone; each reference substituent is the nearest atom of the same
+        element (not the metal or a donor) after the rotation."""
+        r, ordered = self._rotation(atoms, ref, env)
+        subs = np.full(ref.subs.shape, -1, dtype=int)
+        w = atomic_masses[atoms.numbers[ordered]]
+        com = (w / w.sum()) @ atoms.positions[ordered]
+        wr = atomic_masses[ref.numbers[ref.env]]
+        com_ref = (wr / wr.sum()) @ ref.positions[ref.env]
+        mapped = (atoms.positions - com) @ r.T + com_ref
+        for z in np.unique(ref.numbers[ref.subs[ref.subs >= 0]]):
+            cand = np.flatnonzero(atoms.numbers == z)
+            outside = cand[~np.isin(cand, ordered)]
+            cand = outside if len(outside) else cand[cand != metal]
+            if not len(cand):
+                raise ValueError(f"{atoms.get_chemical_formula()}: no atom of Z={z} to "
+                                 "match the reference's donor substituents")
+            sel = (ref.subs >= 0) & (ref.numbers[np.maximum(ref.subs, 0)] == z)
+            dist = np.linalg.norm(mapped[cand][None] - ref.positions[ref.subs[sel]][:, None],
+                                  axis=-1)
+            subs[sel] = cand[np.argmin(dist, axis=1)]
+        return r, ordered, subs
 
     def _features(self, atoms: Atoms, b, ordered_env: np.ndarray, r: np.ndarray,
                   subs) -> np.ndarray:

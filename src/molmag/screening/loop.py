@@ -72,7 +72,8 @@ def _load_state(path: Path, fingerprint: dict) -> dict[str, ArmState]:
     if not path.is_file():
         return {}
     doc = json.loads(path.read_text())
-    if doc.get("settings") != fingerprint:
+    stored = {k: v for k, v in (doc.get("settings") or {}).items() if k != "workers"}
+    if stored != fingerprint:
         raise ValueError(f"{path} was written by a run with other settings; use another --out "
                          "or delete it")
     return {k: ArmState(**v) for k, v in doc["arms"].items()}

@@ -98,7 +98,8 @@ class CoPdmsSettings:
                     covariant_committee=3, gmnn_committee=2, gmnn_epochs=40,
                     energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
                     pso_steps=50, pso_max_displacement=0.1, scan_points=9,
-                    n_bootstrap=300, learn_time_ps=2.0, learn_initial=30, learn_batch=10, learn_budget=20,
+                    n_bootstrap=300, learn_time_ps=2.0, learn_initial=60, learn_batch=10,
+                    learn_budget=30,
                     learn_rounds=3, md_temperatures=(50.0, 100.0), md_time_ps=20.0,
                     md_stride=20, thermal_skip_ps=2.0, spot_check_frames=10)
         base.update(over)
@@ -231,7 +232,8 @@ def _train_log(ctx: Context, text: str) -> None:
     ctx.log(f"  {text}")
 
 
-def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) -> dict:
+def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict,
+               descriptor: dict | None = None) -> dict:
     from molmag.training import train
     from molmag.training.config import TrainConfig
     from molmag.training.metrics import headline
@@ -239,6 +241,7 @@ def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) 
     s: CoPdmsSettings = ctx.settings
     cfg = TrainConfig.model_validate({
         "model": {"kind": kind, "committee": committee, "hyper": hyper},
+        "descriptor": descriptor or {},
         "data": {"dataset": str(ctx.out / "copdms.db"),
                  "split": {"by": "fraction", "val": s.val, "test": s.test},
                  "seed": s.split_seed},
@@ -259,12 +262,16 @@ def _train_one(ctx: Context, name: str, kind: str, committee: int, hyper: dict) 
 
 
 def stage_train(ctx: Context) -> dict:
+    from molmag.training.templates import SNAP_ENERGY_DESCRIPTOR
+
     s: CoPdmsSettings = ctx.settings
     return {
         "covariant": _train_one(ctx, "covariant", "covariant-ridge", s.covariant_committee, {}),
         "gmnn": _train_one(ctx, "gmnn", "gmnn-tensor", s.gmnn_committee,
                            {"max_epochs": s.gmnn_epochs}),
-        "energy": _train_one(ctx, "energy", "snap-energy", s.energy_committee, {}),
+        # quadratic SNAP 2J = 4 with element weights (DEVELOPERS.md, "Potentials for MD")
+        "energy": _train_one(ctx, "energy", "snap-energy", s.energy_committee, {},
+                             SNAP_ENERGY_DESCRIPTOR),
     }
 
 

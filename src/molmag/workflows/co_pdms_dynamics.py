@@ -56,6 +56,7 @@ def _copy_rows(records: list, url: Path) -> int:
 
 def stage_learn(ctx: Context) -> dict:
     from molmag.dynamics.learn_runs import LearnConfig, plot_rounds, run_learning
+    from molmag.training.templates import SNAP_ENERGY_DESCRIPTOR
 
     s = ctx.settings
     folder = ctx.out / "learn"
@@ -72,6 +73,9 @@ def stage_learn(ctx: Context) -> dict:
         "labels": {"xtb": {"properties": ["energy", "forces", "charges"]},
                    "ligand_field": {"donors": donors}},
         "potential": {"kind": "snap-energy", "committee": s.energy_committee},
+        # quadratic SNAP 2J = 4 with element weights: the best forces on xTB MD and ~6x
+        # faster MD in LAMMPS than linear 2J = 8 (DEVELOPERS.md, "Potentials for MD")
+        "descriptors": {"potential": SNAP_ENERGY_DESCRIPTOR},
         # the potential learns the thermal region: not the 0.2 A displacements, whose
         # forces (several eV/A) would dominate its fit
         "potential_selection": "group!=disp0.2",
@@ -151,7 +155,10 @@ def spot_check(frames: list, start, every: int, max_frames: int) -> dict[str, An
         d_err.append(a.info["zfs_D"] - d_ref)
         d_in.append(abs(d_err[-1]) <= a.info.get("zfs_D_std", 0.0))
         f_ref = XTBCalculator().get_forces(b.copy())
-        err = a.arrays["forces"] - f_ref
+        # ase.io.read moves an extxyz 'forces' column into a SinglePointCalculator
+        f_ml = (a.calc.results["forces"] if a.calc is not None and "forces" in a.calc.results
+                else a.arrays["forces"])
+        err = np.asarray(f_ml) - f_ref
         f_err.append(err.ravel())
         if "forces_std" in a.arrays:  # per-atom norm of the component sigmas
             f_in.append(np.linalg.norm(err, axis=1) <= a.arrays["forces_std"])

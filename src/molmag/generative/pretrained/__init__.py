@@ -22,8 +22,10 @@ def pretrained_path(name: str = DEFAULT) -> Path:
         raise ValueError(f"no pretrained VAE called {name!r}; shipped: {', '.join(MODELS)}")
     path = Path(str(resources.files(__name__).joinpath(MODELS[name])))
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained VAE {name!r}: {path} is missing from this "
-                                "installation (reinstall molmag)")
+        raise FileNotFoundError(f"pretrained VAE {name!r}: {path.name} is not in this "
+                                "installation (its training has not finished: "
+                                "scripts/train_pretrained_vae.py train, then ship); give a "
+                                "model file from `molmag vae train` instead")
     return path
 
 
