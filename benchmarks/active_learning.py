@@ -10,7 +10,8 @@ Run::
    20 fs apart after 1 ps, labelled with xTB energies/forces and the ligand-field D tensor
    (or ``--test DB``: an existing labelled dataset).
 2. **Active learning** (``molmag learn``'s loop, :func:`molmag.dynamics.learn_runs.run_learning`):
-   SNAP energy and covariant D committees, ``--initial`` displaced structures to start, MD at
+   SNAP energy and covariant D committees, ``--initial`` normal-mode samples at ``--temperature`` to start (quadratic SNAP 2J = 4, the
+   shipped energy descriptor), MD at
    ``--temperature`` for ``--time-ps`` per round, ``--batch`` labels per round chosen by
    query by committee + farthest-point selection, until ``--budget`` labels are added.
 3. **Random selection**: the same number of labels per round drawn uniformly from the pool of
@@ -70,15 +71,18 @@ def make_test_set(out: Path, start, temperature: float, n_frames: int, seed: int
 
 def learn_config(out: Path, args, start, seed: int, test_db: str):
     from molmag.dynamics.learn_runs import LearnConfig
+    from molmag.training.templates import SNAP_ENERGY_DESCRIPTOR
 
     donors = [int(i) for i in start.info["donor_indices"]]
     return LearnConfig.model_validate({
         "structure": {"file": str(out / "start.xyz")},
         "dataset": str(out / f"al{seed}" / "labels.db"),
-        "initial": {"kind": "displacements", "n": args.initial, "delta": 0.05, "seed": seed},
+        "initial": {"kind": "normal-modes", "n": args.initial,
+                    "temperature": args.temperature, "seed": seed},
         "labels": {"xtb": {"properties": ["energy", "forces"]},
                    "ligand_field": {"donors": donors}},
         "potential": {"kind": "snap-energy", "committee": 4},
+        "descriptors": {"potential": SNAP_ENERGY_DESCRIPTOR},
         "tensor": {"kind": "covariant-ridge", "committee": 4},
         "md": {"temperatures": [args.temperature], "time_ps": args.time_ps, "stride": 10,
                "seed": seed},

@@ -402,7 +402,7 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
     velocities = np.asarray(velocities, float)
     if velocities.shape != (len(atoms), 3):
         raise ValueError(f"velocities have shape {velocities.shape}, expected ({len(atoms)}, 3)")
-    if fix_com:
+    if fix_com and start_step == 0:   # a resumed run continues its stored velocities as they are
         m = atoms.get_masses()[:, None]
         velocities = velocities - (m * velocities).sum(0) / m.sum()
     eng = LammpsSNAP(committee, atoms, member=member)

@@ -157,7 +157,8 @@ def _integrate(start: Atoms, committee, settings: MDSettings, files: RunFiles,
         buffer.append(store(0, atoms.positions, velocities, f0))
     run_lammps_langevin(atoms, committee, settings.temperature_K, settings.timestep_fs,
                         settings.friction_per_fs, settings.n_steps, settings.stride, seed,
-                        velocities=velocities, start_step=ck.step, on_frame=on_frame)
+                        velocities=velocities, start_step=ck.step, on_frame=on_frame,
+                        fix_com=True)   # as FixCom in the ASE path: no drift of the molecule
     flush()
     if state["reason"] is not None:
         from ase.io import write

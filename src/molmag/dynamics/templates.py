@@ -69,6 +69,13 @@ tensor:                    # the D-tensor committee (null: energy only)
   kind: covariant-ridge
   committee: 4
 
+descriptors:               # descriptor overrides per role (molmag train's descriptor section)
+  potential:               # quadratic SNAP 2J = 4 with element weights: the best forces on
+    twojmax: 4             # 100 K xTB MD of [Co(pdms)2]2- and ~6x faster MD in LAMMPS than
+    quadraticflag: true    # the linear 2J = 8 default (DEVELOPERS.md, "Potentials for MD");
+    rcutfac: 3.1           # weights for the elements of that complex: list every element of
+    weights: {Co: 1.0, S: 0.8, O: 0.6, N: 0.5, C: 0.4, H: 0.2}   # yours (heavier, more)
+
 md:
   engine: auto             # lammps for snap-energy potentials (fast), ase otherwise
   temperatures: [100]      # K

@@ -99,8 +99,8 @@ class CoPdmsSettings:
                     energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
                     pso_steps=50, pso_max_displacement=0.1, scan_points=9,
                     n_bootstrap=300, learn_time_ps=2.0, learn_initial=60, learn_batch=10,
-                    learn_budget=30,
-                    learn_rounds=3, md_temperatures=(50.0, 100.0), md_time_ps=20.0,
+                    learn_budget=60,
+                    learn_rounds=6, md_temperatures=(50.0, 100.0), md_time_ps=20.0,
                     md_stride=20, thermal_skip_ps=2.0, spot_check_frames=10)
         base.update(over)
         return cls(**base)

@@ -341,9 +341,9 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
                  f"occupations and {s.relax_linewidth:g} cm⁻¹ Gaussian lines in a "
                  f"{s.relax_field:g} T field along the easy axis; τ is the slowest rate of the "
                  "master equation, U_eff and τ₀ the Arrhenius fit of the warmest third. χT and "
-                 "M(H) (powder) from the engine's D and g of the start structure. No Raman "
-                 "(two-phonon) processes yet, so τ at low T is only the tail of the Orbach "
-                 "process.")
+                 "M(H) (powder) from the engine's D and g of the start structure. Two-phonon "
+                 "(Raman) processes are left out here (`molmag relaxation --order 2` adds "
+                 "them), so τ at low T is only the tail of the Orbach process.")
         rows = []
         for key in ("start", "optimum"):
             e = mag.get(key)
