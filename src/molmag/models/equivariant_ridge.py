@@ -163,12 +163,14 @@ class EquivariantRidge:
             out.append((z, donor_views(inv_r, fr), donor_basis(fr)))
         return out
 
-    def _donor_rows(self, views) -> tuple[np.ndarray, np.ndarray]:
+    def _donor_rows(self, views, frames=None) -> tuple[np.ndarray, np.ndarray]:
         n_s = len(self.donor_species)
         rows, x0 = [], []
-        for z, phi, basis in views:
+        for i, (z, phi, basis) in enumerate(views):
+            where = f"frame {i}" + (f" ({frames[i].get_chemical_formula()}, metal atom "
+                                    f"{metal_index(frames[i])})" if frames is not None else "")
             if phi.shape[1] != len(self.centre):
-                raise ValueError(f"a structure with {len(z)} donors; the model was trained on "
+                raise ValueError(f"{where}: {len(z)} donors; the model was trained on "
                                  f"{(len(self.centre) + 6) // 7}")
             feats = np.concatenate([np.ones((len(z), 1)),
                                     monomials(phi - self.centre, self.degree)], axis=1)
@@ -176,7 +178,8 @@ class EquivariantRidge:
             row = np.zeros((5, n_s, 5, nf))
             for k, zk in enumerate(z):
                 if zk not in self.donor_species:
-                    raise ValueError(f"donor element Z={zk} was never seen in training")
+                    raise ValueError(f"{where}: donor element Z={zk} was never seen in "
+                                     "training")
                 s = self.donor_species.index(int(zk))
                 row[:, s] += basis[k].T[:, :, None] * feats[k][None, None, :]
             rows.append(row.reshape(5, -1))
@@ -185,7 +188,7 @@ class EquivariantRidge:
 
     def _design(self, frames):
         if self.features == "donors":
-            return self._donor_rows(self._views(frames))
+            return self._donor_rows(self._views(frames), frames)
         rows, x0 = [], []
         for a in frames:
             m = metal_index(a)
