@@ -53,3 +53,27 @@ def test_select_frames_takes_candidates_above_either_threshold_only():
     # nothing above: no candidates, nothing picked
     none = select_frames(frames, {"forces": 5.0, "zfs_D": 50.0}, batch=3)
     assert none.candidates == [] and none.picked == []
+
+
+def test_initial_normal_mode_samples_classical_are_narrower_than_quantum():
+    """molmag learn's round-0 samples: classical amplitudes (k_B T / omega^2, what classical
+    MD samples) are narrower than quantum ones (zero-point motion) at 100 K; both keep the
+    molecule's centre and atom order; the template's configuration validates."""
+    from ase.build import molecule
+
+    from molmag.dynamics.learn_runs import LearnConfig, initial_frames
+
+    start = molecule("H2O")
+    start.info.update(charge=0, multiplicity=1)
+    spread = {}
+    for amp in ("classical", "quantum"):
+        cfg = LearnConfig.model_validate({
+            "structure": {"file": "unused.xyz"}, "tensor": None,
+            "initial": {"kind": "normal-modes", "n": 200, "temperature": 100.0,
+                        "amplitudes": amp, "seed": 1},
+            "labels": {"xtb": {"properties": ["energy", "forces"]}}})
+        frames = initial_frames(cfg, start)
+        assert len(frames) == 200 and all((f.numbers == start.numbers).all() for f in frames)
+        spread[amp] = np.std([f.positions - start.positions for f in frames])
+    # O-H stretches and the bend (1600-3800 cm-1) are frozen at 100 K: quantum >> classical
+    assert spread["classical"] < 0.3 * spread["quantum"], spread

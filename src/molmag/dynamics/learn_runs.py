@@ -50,7 +50,10 @@ class _Strict(BaseModel):
 
 class InitialConfig(_Strict):
     """Round 0's labels: ``normal-modes`` (Boltzmann samples along the xTB normal modes of the
-    start structure at ``temperature``, quantum amplitudes), ``displacements`` (uniform
+    start structure at ``temperature``; ``amplitudes``: ``quantum`` (default) with
+    zero-point motion, hbar/(2 omega) coth(hbar omega / 2 k_B T), much wider than MD for the
+    C-H stretches, or ``classical`` k_B T / omega^2, the distribution classical Langevin MD
+    samples near the minimum), ``displacements`` (uniform
     random Cartesian displacements of +-``delta`` Å) or ``none`` (the dataset has labels
     already, e.g. a campaign's)."""
 
@@ -58,6 +61,7 @@ class InitialConfig(_Strict):
     n: int = Field(40, ge=4)
     temperature: float | None = Field(None, gt=0, description="K (default: the highest MD "
                                                               "temperature)")
+    amplitudes: Literal["classical", "quantum"] = "quantum"
     delta: float = Field(0.05, gt=0, le=0.5)
     seed: int = 0
 
@@ -182,7 +186,8 @@ def initial_frames(cfg: LearnConfig, start: Atoms) -> list[Atoms]:
 
     t = ini.temperature or max(cfg.md.temperatures)
     modes = sampling.normal_modes(start, XTBCalculator())
-    return sampling.boltzmann_normal_mode_samples(start, modes, t, ini.n, seed=ini.seed)
+    return sampling.boltzmann_normal_mode_samples(start, modes, t, ini.n, seed=ini.seed,
+                                                  quantum=ini.amplitudes == "quantum")
 
 
 def _train(cfg: LearnConfig, section: ModelSection, role: str, folder: Path, log: Log,

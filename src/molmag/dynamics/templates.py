@@ -56,6 +56,7 @@ initial:                   # round 0's labels
   kind: normal-modes       # Boltzmann samples along the xTB normal modes (or displacements)
   n: 40
   temperature: null        # K (default: the highest MD temperature)
+  amplitudes: quantum      # with zero-point motion, or classical (k_B T / omega^2, as MD)
 
 labels:                    # the reference engines (as in molmag label)
   xtb: {properties: [energy, forces]}
