@@ -173,6 +173,22 @@ def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_pa
         from molmag.models.committee import Committee
 
         run_md_lammps(start, Committee("covariant-ridge", {}), s, tmp_path / "x")
+    # the kinetic temperature counts 3N - 3 degrees of freedom (centre of mass held)
+    from ase.units import kB
+
+    f = frames[5]
+    ekin = 0.5 * np.sum(f.get_momenta() ** 2 / f.get_masses()[:, None])
+    assert f.info["temperature_K"] == pytest.approx(2 * ekin / ((3 * len(f) - 3) * kB),
+                                                    rel=1e-6)   # extxyz precision
+    # a run of the LAMMPS engine is not continued by the ASE engine (nor the other way)
+    with pytest.raises(ValueError, match="engine 'lammps', not 'ase'"):
+        from molmag.models.calculator import ModelCalculator
+
+        run_md(start, ModelCalculator(c), s, tmp_path / "ref")
+    # frames every stride steps: a length that is not whole strides is refused
+    with pytest.raises(ValueError, match="multiple"):
+        run_md_lammps(start, c, settings(temperature_K=50.0, n_steps=105, stride=10),
+                      tmp_path / "odd")
 
 
 def test_md_command_runs_temperatures_in_parallel_on_dask_and_resumes(tmp_path):

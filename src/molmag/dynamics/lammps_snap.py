@@ -24,7 +24,7 @@ coefficients, which for a linear model *is* the committee's mean prediction (ene
 forces are linear in the coefficients); an integer k the k-th member.
 
 Langevin NVT (:func:`run_lammps_langevin`): ``fix nve`` + ``fix langevin T T damp seed
-zero no`` with ``damp = 1 / friction`` (LAMMPS's friction force is -(m/damp) v, ASE's
+zero no|yes`` (``yes`` with ``fix_com``: the random forces sum to zero) with ``damp = 1 / friction`` (LAMMPS's friction force is -(m/damp) v, ASE's
 Langevin has the same -gamma m v with gamma = ``friction``; ``friction_per_fs`` in 1/fs as in
 ASE's ``friction=0.01/units.fs`` -> damp = 100 fs = 0.1 ps).  LAMMPS integrates with velocity
 Verlet plus the Langevin force (Schneider & Stoll/BBK form); ASE's ``Langevin`` uses the

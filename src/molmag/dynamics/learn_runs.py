@@ -251,6 +251,7 @@ def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | N
     pot = ModelCalculator(pot_path)
     ten = TensorSource(model=load_model(ten_path), label=str(ten_path)) if ten_path else None
     n_steps = max(1, int(round(cfg.md.time_ps * 1000 / cfg.md.timestep_fs)))
+    n_steps = -(-n_steps // cfg.md.stride) * cfg.md.stride     # whole strides
     every = max(cfg.md.stride, (1000 // cfg.md.stride) * cfg.md.stride)
     results, frames = [], []
     for t in cfg.md.temperatures:

@@ -171,7 +171,8 @@ def frame_atoms(atoms: Atoms, step: int, settings: MDSettings, forces: np.ndarra
     """The stored copy of ``atoms`` at ``step``: momenta, forces, the potential's energy and
     the per-atom norm of its calibrated force spread (trajectory format of
     :mod:`molmag.dynamics.md_files`)."""
-    a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
+              masses=atoms.get_masses())
     a.set_momenta(atoms.get_momenta(), apply_constraint=False)
     a.arrays["forces"] = np.array(forces, dtype=float)
     info: dict[str, Any] = {"step": int(step), "time_fs": step * settings.timestep_fs,
@@ -215,6 +216,12 @@ def _check_resume(files: RunFiles, old: dict[str, Any], new: dict[str, Any]) -> 
     if old.get("format") != SIDECAR_FORMAT:
         raise ValueError(f"{files.sidecar}: not a molmag MD run (format "
                          f"{old.get('format')!r}); use another output")
+    # the engine: a LAMMPS checkpoint has no ASE thermostat state, and one run must not mix
+    # two integrators
+    if old.get("engine", "ase") != new.get("engine", "ase"):
+        raise ValueError(f"{files.sidecar}: this run was started with engine "
+                         f"{old.get('engine', 'ase')!r}, not {new.get('engine', 'ase')!r}; use "
+                         "another output, or delete the run to start it again")
     for key in SAME_ON_RESUME:
         if old.get(key) != new.get(key):
             what = ("another structure" if key == "structure_hash"

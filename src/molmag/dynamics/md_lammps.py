@@ -8,8 +8,10 @@ Differences from the ASE path, stated in the sidecar (``"engine": "lammps"``): L
 integrates with the committee's mean coefficients (for a linear SNAP model exactly the
 committee-mean energy and forces); the committee spreads of energy and forces of every
 *stored* frame come from the full committee evaluated on the frames in a batch; the
-centre-of-mass is not constrained (``zero no``: 3N degrees of freedom in the kinetic
-temperature); the stop criteria are judged on stored frames (every ``stride`` steps).
+centre of mass is held as ASE's ``FixCom`` holds it (start velocities without net momentum,
+``fix langevin ... zero yes``), so the kinetic temperature counts 3N - 3 degrees of freedom as
+the ASE path does; the stop criteria are judged on stored frames (every ``stride`` steps), and
+``n_steps`` must be a whole number of strides (``molmag md`` rounds it up).
 Resumption is bit-identical: the random forces of each ``stride`` chunk are seeded by
 (seed, trajectory, temperature, step).
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.constraints import FixCom
 
 from molmag.dynamics.md import (MDResult, MDSettings, ProgressFn, StopCheck, _check_resume,
                                 _result, _sidecar, _structure_hash, frame_atoms,
@@ -36,6 +39,9 @@ def run_md_lammps(start: Atoms, committee, settings: MDSettings, stem: str | Pat
                   progress: ProgressFn | None = None) -> MDResult:
     """Like :func:`molmag.dynamics.md.run_md`, with a ``snap-energy`` committee in LAMMPS."""
     settings.check()
+    if settings.n_steps % settings.stride:
+        raise ValueError(f"the LAMMPS engine stores a frame every {settings.stride} steps and "
+                         f"needs n_steps ({settings.n_steps}) to be a multiple of it")
     if getattr(committee, "kind", None) != "snap-energy":
         raise ValueError("the LAMMPS engine runs snap-energy committees only (got "
                          f"{getattr(committee, 'kind', type(committee).__name__)}); "
@@ -102,7 +108,9 @@ def _integrate(start: Atoms, committee, settings: MDSettings, files: RunFiles,
             return
         for a, res in zip(buffer, _spread_results(committee, buffer)):
             fa = frame_atoms(a, a.info["step"], settings, a.arrays["forces"], res)
+            t_kin = a.info["temperature_K"]      # store()'s, with 3N - 3 degrees of freedom
             a.info.update(fa.info)
+            a.info["temperature_K"] = t_kin
             a.arrays["forces_std"] = fa.arrays["forces_std"]
         if tensor is not None:
             tensor.annotate(buffer)
@@ -111,11 +119,13 @@ def _integrate(start: Atoms, committee, settings: MDSettings, files: RunFiles,
         buffer.clear()
 
     def store(step: int, pos, vel, forces) -> Atoms:
-        a = Atoms(atoms.numbers, positions=pos)
+        a = Atoms(atoms.numbers, positions=pos, masses=masses[:, 0])
         a.set_momenta(vel * masses, apply_constraint=False)
         a.arrays["forces"] = np.array(forces, float)
-        a.info.update(step=int(step), time_fs=step * settings.timestep_fs,
-                      temperature_K=float(a.get_temperature()))
+        a.set_constraint(FixCom())         # 3N - 3 degrees of freedom, as in the ASE path
+        t_kin = float(a.get_temperature())
+        a.set_constraint()
+        a.info.update(step=int(step), time_fs=step * settings.timestep_fs, temperature_K=t_kin)
         if "metal_index" in atoms.info:
             a.info["metal_index"] = int(atoms.info["metal_index"])
         return a

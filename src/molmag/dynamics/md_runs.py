@@ -78,9 +78,11 @@ class MDConfig(_Strict):
 
     @property
     def steps(self) -> int:
-        if self.n_steps is not None:
-            return self.n_steps
-        return max(1, int(round(self.time_ps * 1000 / self.timestep_fs)))
+        """Steps of each run, rounded up to whole strides (every run ends on a stored
+        frame, so it can be extended and its frames are evenly spaced)."""
+        n = self.n_steps if self.n_steps is not None else \
+            max(1, int(round(self.time_ps * 1000 / self.timestep_fs)))
+        return -(-n // self.stride) * self.stride
 
     def settings(self, temperature: float, trajectory: int) -> MDSettings:
         every = max(self.stride, self.checkpoint_every)
