@@ -23,8 +23,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from calibrate_crystal_field import CASES, dy_h2o5_l2  # noqa: E402
 
-from molmag.physics.crystal_field import (CrystalFieldCalculator, crystal_field_batch,  # noqa: E402
-                                          pcem_parameters, point_charge_model, solve)
+from molmag.physics.crystal_field import (  # noqa: E402
+    CrystalFieldCalculator,
+    crystal_field_batch,
+    pcem_parameters,
+    point_charge_model,
+    solve,
+)
 
 
 def frames(n: int, seed: int = 0):

@@ -132,8 +132,11 @@ def energy_benchmark(args) -> None:
 # ------------------------------------------------------------------------------------------
 def dy_data(ligand: str, n: int, delta: float, relax: bool, seed: int):
     from molmag.chem.builders import build
-    from molmag.physics.crystal_field import (cf_parameter_set, crystal_field_batch,
-                                              values_from_vector)
+    from molmag.physics.crystal_field import (
+        cf_parameter_set,
+        crystal_field_batch,
+        values_from_vector,
+    )
 
     base = build("dy-h2o5l2", ligand=ligand, relax=relax)
     rng = np.random.default_rng(seed)

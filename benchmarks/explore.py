@@ -27,8 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _evals_per_s(start, e_calc, d_calc, frames) -> tuple[float, int]:
     from molmag.explore.pso import ChiEvaluator

@@ -158,12 +158,15 @@ def cmd_ablation(a) -> None:
     annealing, free bits and word dropout (KL weight 0.5, where collapse is a risk):
     held-out reconstruction, KL per latent dimension, active units (Burda et al. 2016:
     Cov_x(E_q[z_k]) > 0.01) and prior validity."""
-    import numpy as np
 
     from molmag.generative.metrics import prior_metrics
     from molmag.generative.runs import split_corpus
-    from molmag.generative.sampling import (canonical_set, encode, reconstruction_accuracy,
-                                            sample_prior)
+    from molmag.generative.sampling import (
+        canonical_set,
+        encode,
+        reconstruction_accuracy,
+        sample_prior,
+    )
     from molmag.generative.training import train_vae
     from molmag.generative.vae import VAEConfig
     from molmag.generative.vocab import Vocabulary

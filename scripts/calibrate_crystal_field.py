@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from molmag.physics.crystal_field import (REC_PARAMETERS, CrystalFieldCalculator,
-                                          crystal_field_from_structure)
+from molmag.physics.crystal_field import (
+    REC_PARAMETERS,
+    CrystalFieldCalculator,
+    crystal_field_from_structure,
+)
 
 
 def _rotation_to(v: np.ndarray) -> np.ndarray:

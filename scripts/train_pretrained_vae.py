@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -127,7 +126,6 @@ def fit_head(model, smiles, table, epochs: int = 300, seed: int = 0) -> dict:
     import torch
 
     from molmag.generative import labels as L
-    from molmag.generative.sampling import encode
     from molmag.generative.training import _mean_std
     from molmag.generative.vae import masked_mse
 
@@ -173,7 +171,6 @@ def cmd_ship(a) -> None:
     import torch
 
     from molmag.generative import labels as L
-    from molmag.generative.runs import labelled_subset
     from molmag.generative.sampling import reconstruction_accuracy
     from molmag.generative.training import save_vae
     from molmag.generative.vae import MoleculeVAE, VAEConfig

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from molmag.dynamics.active_learning import (farthest_point_selection, inverse_distances,
-                                             select_frames)
+from molmag.dynamics.active_learning import (
+    farthest_point_selection,
+    inverse_distances,
+    select_frames,
+)
 
 
 def test_farthest_point_selection_on_known_points():

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 from ase.build import molecule
+from conftest import rotations
 from hypothesis import given, settings
 
 from molmag.physics.alignment import align, eckart_residual, eckart_rotation, kabsch
-
-from conftest import rotations
 
 
 @settings(max_examples=100, deadline=None)

@@ -14,9 +14,15 @@ from typer.testing import CliRunner
 from molmag.io.dataset import Dataset
 from molmag.io.provenance import Provenance
 from molmag.io.records import Record
-from molmag.models.calibration import (EXPECTED_1SIGMA, EXPECTED_2SIGMA, Calibration,
-                                       calibration_report, fit_calibration, gaussian_nll,
-                                       reliability_curve)
+from molmag.models.calibration import (
+    EXPECTED_1SIGMA,
+    EXPECTED_2SIGMA,
+    Calibration,
+    calibration_report,
+    fit_calibration,
+    gaussian_nll,
+    reliability_curve,
+)
 from molmag.models.domain import TrainingDomain
 from molmag.physics.ligand_field import LigandFieldCalculator
 

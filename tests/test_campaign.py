@@ -8,13 +8,12 @@ import json
 import re
 
 import numpy as np
-
 import pytest
 
 from molmag.workflows.co_pdms import CoPdmsSettings, run_co_pdms
 from molmag.workflows.co_pdms_report import findings, five_percent_effect
 from molmag.workflows.report import Report
-from molmag.workflows.stages import (CampaignState, Context, Stage, StageError, run_stages)
+from molmag.workflows.stages import CampaignState, Context, Stage, StageError, run_stages
 
 
 def test_stages_resume_and_failures_are_named(tmp_path):

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from ase.io import read, write
 from ase.build import molecule
+from ase.io import read, write
 from typer.testing import CliRunner
 
 import molmag

@@ -24,10 +24,9 @@ import pytest
 import yaml
 from ase import Atoms
 from ase.io import write
+from test_dataset import postgres_schema_url
 
 from molmag.io import Dataset, Provenance, Record, read_records
-
-from test_dataset import postgres_schema_url
 
 CLI = [sys.executable, "-m", "molmag.cli"]
 

@@ -9,24 +9,41 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
+from conftest import rotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.constants import physical_constants
 from scipy.special import sph_harm_y
 from typer.testing import CliRunner
 
-from conftest import rotations
 from molmag.cli import cf
 from molmag.io.labels import validate_label
-from molmag.physics.crystal_field import (CrystalFieldCalculator, cf_parameter_set,
-                                          classify_donor, convert_cf_parameters,
-                                          crystal_field_batch, crystal_field_from_structure,
-                                          hamiltonian, ito_complex_from_stevens, pcem_parameters,
-                                          point_charge_model, solve, stevens_from_ito,
-                                          stevens_from_ito_complex, stevens_from_wybourne,
-                                          values_from_vector, vector_from_values)
-from molmag.physics.stevens import (angular_momentum, cf_keys, clebsch_gordan, lanthanide_ion,
-                                    m_values, stevens_operator)
+from molmag.physics.crystal_field import (
+    CrystalFieldCalculator,
+    cf_parameter_set,
+    classify_donor,
+    convert_cf_parameters,
+    crystal_field_batch,
+    crystal_field_from_structure,
+    hamiltonian,
+    ito_complex_from_stevens,
+    pcem_parameters,
+    point_charge_model,
+    solve,
+    stevens_from_ito,
+    stevens_from_ito_complex,
+    stevens_from_wybourne,
+    values_from_vector,
+    vector_from_values,
+)
+from molmag.physics.stevens import (
+    angular_momentum,
+    cf_keys,
+    clebsch_gordan,
+    lanthanide_ion,
+    m_values,
+    stevens_operator,
+)
 from molmag.physics.units import convert
 
 CE_ESO = {"2,0": -115.37457113, "4,0": 0.56360024}          # ../shared/data/README.md
@@ -455,8 +472,9 @@ def test_ase_calculator_properties_and_rotation():
     assert validate_label("cf_parameters", cfp, len(atoms))["convention"] == "stevens"
     props = atoms.get_properties(["kd_energies", "g_tensors", "cf_energies", "easy_axis"])
     assert props["cf_energies"].shape == (16,) and props["kd_energies"] == pytest.approx(kd)
-    from ase.io import write
     import io
+
+    from ase.io import write
     write(io.StringIO(), atoms, format="extxyz")  # no clash with ASE's own property names
     axis = atoms.calc.get_property("easy_axis", atoms)
     rotated = atoms.copy()

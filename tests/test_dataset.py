@@ -9,13 +9,20 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 from ase.io import read
+from conftest import tensors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from molmag.io import DataFileError, Dataset, LabelError, Provenance, Record, read_records, write_records
+from molmag.io import (
+    DataFileError,
+    Dataset,
+    LabelError,
+    Provenance,
+    Record,
+    read_records,
+    write_records,
+)
 from molmag.physics.zfs import zfs_from_tensor
-
-from conftest import tensors
 
 
 def cocl4(shift=0.0) -> Atoms:

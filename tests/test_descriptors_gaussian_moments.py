@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import rotations
 from hypothesis import given, settings
 from scipy.spatial.transform import Rotation
 
@@ -21,8 +22,6 @@ from molmag.descriptors.gaussian_moments import (
     gaussian_moment_feature_count,
     neighbour_pairs,
 )
-
-from conftest import rotations
 
 SPECIES = ["H", "C", "N", "O", "S", "Co"]
 

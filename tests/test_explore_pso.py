@@ -21,10 +21,19 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
 from molmag.chem.builders import build
-from molmag.explore.pso import (CM1_IN_EV, HISTORY_COLUMNS, ChiEvaluator, apply_bounds,
-                                clash_penalty, gamma_to_eV_per_cm1, internal_coordinates,
-                                pso_gamma_scan, pso_optimize, rank_coordinate_changes,
-                                velocity_update)
+from molmag.explore.pso import (
+    CM1_IN_EV,
+    HISTORY_COLUMNS,
+    ChiEvaluator,
+    apply_bounds,
+    clash_penalty,
+    gamma_to_eV_per_cm1,
+    internal_coordinates,
+    pso_gamma_scan,
+    pso_optimize,
+    rank_coordinate_changes,
+    velocity_update,
+)
 from molmag.physics.ligand_field import LigandFieldCalculator
 
 

@@ -15,10 +15,20 @@ from typer.testing import CliRunner
 from molmag.chem.builders import build
 from molmag.chem.xtb import XTBCalculator
 from molmag.cli.main import app
-from molmag.explore.calculators import (CalculatorSpec, RoutedCalculator, StructureSpec,
-                                        load_structure, make_calculator)
-from molmag.explore.runs import (OptimizeConfig, ScanConfig, load_optimize_config,
-                                 load_scan_config, scan_slopes)
+from molmag.explore.calculators import (
+    CalculatorSpec,
+    RoutedCalculator,
+    StructureSpec,
+    load_structure,
+    make_calculator,
+)
+from molmag.explore.runs import (
+    OptimizeConfig,
+    ScanConfig,
+    load_optimize_config,
+    load_scan_config,
+    scan_slopes,
+)
 from molmag.explore.templates import OPTIMIZE, SCAN
 from molmag.physics.ligand_field import LigandFieldCalculator
 

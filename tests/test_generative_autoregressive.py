@@ -10,12 +10,21 @@ import pytest
 import torch
 
 from molmag.generative.metrics import KEYS, evaluate, internal_diversity, prior_metrics
-from molmag.generative.sampling import (canonical_smiles, decode, encode,
-                                        reconstruction_accuracy, sample_prior)
-from molmag.generative.training import (kl_weight_at, load_vae, randomised_smiles, save_vae,
-                                        train_vae)
-from molmag.generative.vae import (MoleculeVAE, VAEConfig, kl_divergence,
-                                   sequence_log_likelihood)
+from molmag.generative.sampling import (
+    canonical_smiles,
+    decode,
+    encode,
+    reconstruction_accuracy,
+    sample_prior,
+)
+from molmag.generative.training import (
+    kl_weight_at,
+    load_vae,
+    randomised_smiles,
+    save_vae,
+    train_vae,
+)
+from molmag.generative.vae import MoleculeVAE, VAEConfig, kl_divergence, sequence_log_likelihood
 from molmag.generative.vocab import Vocabulary
 
 torch.set_num_threads(1)

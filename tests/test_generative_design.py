@@ -11,9 +11,15 @@ import torch
 from typer.testing import CliRunner
 
 from molmag.cli.main import app
-from molmag.generative.analysis import (generate_ligands, latent_pca, neighbour_correlation,
-                                        repopulation_shift, seed_bins, seed_sample_r2,
-                                        top_seeds)
+from molmag.generative.analysis import (
+    generate_ligands,
+    latent_pca,
+    neighbour_correlation,
+    repopulation_shift,
+    seed_bins,
+    seed_sample_r2,
+    top_seeds,
+)
 from molmag.generative.corpus import as_ligand
 from molmag.generative.training import train_vae
 from molmag.generative.vae import VAEConfig

@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from molmag.generative.sampling import (canonical_smiles, decode, encode, generation_metrics,
-                                        plot_sampling_curve, reconstruction_accuracy,
-                                        sample_around, sampling_curve)
+from molmag.generative.sampling import (
+    canonical_smiles,
+    decode,
+    encode,
+    generation_metrics,
+    plot_sampling_curve,
+    reconstruction_accuracy,
+    sample_around,
+    sampling_curve,
+)
 from molmag.generative.training import load_vae, save_vae, train_vae
-from molmag.generative.vae import (MoleculeVAE, VAEConfig, kl_divergence, masked_mse,
-                                   vae_loss)
-from molmag.generative.vocab import (Vocabulary, smiles_to_selfies, tokenize_smiles)
-
+from molmag.generative.vae import MoleculeVAE, VAEConfig, kl_divergence, masked_mse, vae_loss
+from molmag.generative.vocab import Vocabulary, smiles_to_selfies, tokenize_smiles
 
 torch.set_num_threads(1)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import tomllib
 from typer.testing import CliRunner
 
 from molmag.cli.info import OPTIONAL, REQUIRED, _version, collect

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 from ase import Atoms
+from conftest import rotations
 from hypothesis import given, settings
 
-from molmag.physics.aom import aom_matrix, frames_from_angles, local_frames, REAL_D_LABELS
+from molmag.physics.aom import REAL_D_LABELS, aom_matrix, frames_from_angles, local_frames
 from molmag.physics.ligand_field import (
     DONOR_DEFAULTS,
     LigandFieldCalculator,
@@ -13,8 +14,6 @@ from molmag.physics.ligand_field import (
 )
 from molmag.physics.spin_hamiltonian import G_E
 from molmag.physics.zfs import zfs_from_tensor
-
-from conftest import rotations
 
 OCT = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1.0]])
 TET = np.array([[1, 1, 1], [-1, -1, 1], [-1, 1, -1], [1, -1, -1.0]]) / np.sqrt(3)

@@ -13,10 +13,19 @@ from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
 from molmag.cli.main import app
-from molmag.physics.magnetism import (CURIE_CONSTANT, K_B_CM, MU_B_CM, chi_t_tensor,
-                                      crystal_field_system, curie_chi_t, kramers_g,
-                                      magnetisation, powder_chi_t, spin_system,
-                                      temperature_grid)
+from molmag.physics.magnetism import (
+    CURIE_CONSTANT,
+    K_B_CM,
+    MU_B_CM,
+    chi_t_tensor,
+    crystal_field_system,
+    curie_chi_t,
+    kramers_g,
+    magnetisation,
+    powder_chi_t,
+    spin_system,
+    temperature_grid,
+)
 
 runner = CliRunner()
 CE = {"convention": "stevens", "values": {"2,0": -115.37457113, "4,0": 0.56360024}}

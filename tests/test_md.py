@@ -116,10 +116,9 @@ def _snap_committee():
     """A small SNAP energy committee of displaced ethanol with Morse labels."""
     from ase.build import molecule
     from ase.calculators.morse import MorsePotential
+    from ase.optimize import BFGS
 
     from molmag.models.committee import Committee, default_descriptor_settings
-
-    from ase.optimize import BFGS
 
     base = molecule("CH3CH2OH")
     base.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)

@@ -27,14 +27,25 @@ from molmag.descriptors.bispectrum import SNAPDescriptor, SNAPSettings, snap_ava
 from molmag.models.cf_ridge import CFRidge, kd_energies_from_cf  # noqa: E402
 from molmag.models.invariant_ridge import KDGapRidge  # noqa: E402
 from molmag.models.snap_energy import SNAPEnergyRidge  # noqa: E402
-from molmag.physics.cf_spherical import (cf_rotation_matrix, racah_harmonics,  # noqa: E402
-                                         rotate_cf_parameters, rotate_stevens,
-                                         spherical_from_stevens, stevens_from_spherical)
-from molmag.physics.crystal_field import (cf_parameter_set, convert_cf_parameters,  # noqa: E402
-                                          crystal_field_batch, hamiltonian, pcem_parameters,
-                                          solve, values_from_vector, vector_from_values)
-from molmag.physics.stevens import (angular_momentum, cf_keys,  # noqa: E402
-                                    spherical_tensor_operators)
+from molmag.physics.cf_spherical import (  # noqa: E402
+    cf_rotation_matrix,
+    racah_harmonics,
+    rotate_cf_parameters,
+    rotate_stevens,
+    spherical_from_stevens,
+    stevens_from_spherical,
+)
+from molmag.physics.crystal_field import (  # noqa: E402
+    cf_parameter_set,
+    convert_cf_parameters,
+    crystal_field_batch,
+    hamiltonian,
+    pcem_parameters,
+    solve,
+    values_from_vector,
+    vector_from_values,
+)
+from molmag.physics.stevens import angular_momentum, cf_keys, spherical_tensor_operators  # noqa: E402
 from molmag.physics.tensors import complex_to_real_matrix  # noqa: E402
 
 if not snap_available():  # pragma: no cover - LAMMPS without ML-SNAP

@@ -25,8 +25,12 @@ if not snap_available():  # pragma: no cover - LAMMPS without ML-SNAP
     pytest.skip("LAMMPS with ML-SNAP not available", allow_module_level=True)
 
 import molmag.models.snap_energy as snap_energy  # noqa: E402
-from molmag.dynamics.lammps_snap import (LammpsSNAP, LammpsSNAPCalculator,  # noqa: E402
-                                         run_lammps_langevin, snap_coefficients)
+from molmag.dynamics.lammps_snap import (  # noqa: E402
+    LammpsSNAP,
+    LammpsSNAPCalculator,
+    run_lammps_langevin,
+    snap_coefficients,
+)
 from molmag.models.committee import Committee, default_descriptor_settings  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from molmag.io.errors import DataFileError
-from molmag.io.molcas_aniso_data import doublet_g, read_aniso_data
+from molmag.io.molcas_aniso_data import doublet_g
 from molmag.io.qc import parse_file
 from molmag.physics.crystal_field import solve, stevens_from_ito
 from molmag.physics.spin_hamiltonian import G_E
@@ -262,7 +262,8 @@ def test_truncated_real_files(shared_data):
             cuts += list(range(start, start + 3000, 97))
         for cut in cuts:
             text = "\n".join(lines[:cut]) + "\n"
-            import tempfile, os
+            import os
+            import tempfile
             with tempfile.NamedTemporaryFile("w", suffix=".out", delete=False) as fh:
                 fh.write(text)
             try:
@@ -426,7 +427,9 @@ def test_openmolcas_log_truncated_or_failed(tmp_path, ce_model):
 # ------------------------------------------------------------------ molmag parse
 def test_cli_parse_json_and_db(tmp_path, d_tensor, ce_model):
     import json
+
     from typer.testing import CliRunner
+
     from molmag.cli.main import app
     from molmag.io import Dataset
 
@@ -536,7 +539,9 @@ def test_orca_excerpt_cut_inside_a_zfs_block_is_reported(tmp_path, d_tensor):
     the complete blocks and names the cut one and its line in ``warnings`` (and in the JSON of
     ``molmag parse``); cut inside its only block it is an error naming that block."""
     import json
+
     from typer.testing import CliRunner
+
     from molmag.cli.main import app
 
     first = orca_casscf_zfs_block(d_tensor)

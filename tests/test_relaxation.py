@@ -10,8 +10,14 @@ from scipy.linalg import expm
 
 from molmag.physics.angular_momentum import spin_matrices
 from molmag.physics.magnetism import K_B_CM, spin_system
-from molmag.physics.relaxation import (RateModel, fit_arrhenius, fit_power_law, line_shape,
-                                       relaxation_time, tau_of_t)
+from molmag.physics.relaxation import (
+    RateModel,
+    fit_arrhenius,
+    fit_power_law,
+    line_shape,
+    relaxation_time,
+    tau_of_t,
+)
 
 GAP = 100.0      # cm-1: D = -50 for S = 3/2 puts |+-1/2> 2|D| above |+-3/2>
 

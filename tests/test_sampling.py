@@ -16,10 +16,20 @@ from ase.cluster import Icosahedron
 from ase.constraints import FixAtoms
 from scipy import constants as C
 
-from molmag.chem.sampling import (HBAR, KB, ImaginaryModeError, NormalModes, SamplingError,
-                                  boltzmann_normal_mode_samples, displacement_sets,
-                                  md_snapshots, mode_variance, normal_modes,
-                                  random_displacements, sample_mode_amplitudes)
+from molmag.chem.sampling import (
+    HBAR,
+    KB,
+    ImaginaryModeError,
+    NormalModes,
+    SamplingError,
+    boltzmann_normal_mode_samples,
+    displacement_sets,
+    md_snapshots,
+    mode_variance,
+    normal_modes,
+    random_displacements,
+    sample_mode_amplitudes,
+)
 
 
 # --- fixtures ------------------------------------------------------------------------------

@@ -10,13 +10,19 @@ import json
 import numpy as np
 import pytest
 from ase import Atoms, units
+from md_files_helpers import CON4H4, write_run
 from typer.testing import CliRunner
 
-from md_files_helpers import CON4H4, write_run
 from molmag.cli.main import app
-from molmag.dynamics.spectra import (WAVENUMBER_PER_INV_FS, autocorrelation, mesa_psd,
-                                     pooled_autocorrelation, spectra_analysis,
-                                     spectral_peaks, welch_psd)
+from molmag.dynamics.spectra import (
+    WAVENUMBER_PER_INV_FS,
+    autocorrelation,
+    mesa_psd,
+    pooled_autocorrelation,
+    spectra_analysis,
+    spectral_peaks,
+    welch_psd,
+)
 from molmag.dynamics.trajectory import read_trajectories
 
 runner = CliRunner()

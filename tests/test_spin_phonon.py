@@ -16,8 +16,7 @@ pytest.importorskip("tblite")
 from molmag.chem.sampling import normal_modes  # noqa: E402
 from molmag.chem.xtb import XTBCalculator, relax  # noqa: E402
 from molmag.cli.main import app  # noqa: E402
-from molmag.dynamics.spin_phonon import (real_modes, relaxation_times,  # noqa: E402
-                                         zfs_couplings)
+from molmag.dynamics.spin_phonon import real_modes, relaxation_times, zfs_couplings  # noqa: E402
 from molmag.physics.ligand_field import LigandFieldCalculator  # noqa: E402
 
 runner = CliRunner()

@@ -7,10 +7,19 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from molmag.physics.stevens import (LANTHANIDES, angular_momentum, clebsch_gordan, ito_factor,
-                                    ladder_operators, lande_g, lanthanide_ion, m_values,
-                                    spherical_tensor_operators, stevens_operator,
-                                    stevens_polynomial)
+from molmag.physics.stevens import (
+    LANTHANIDES,
+    angular_momentum,
+    clebsch_gordan,
+    ito_factor,
+    ladder_operators,
+    lande_g,
+    lanthanide_ion,
+    m_values,
+    spherical_tensor_operators,
+    stevens_operator,
+    stevens_polynomial,
+)
 
 
 def _explicit(j):

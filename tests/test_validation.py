@@ -10,7 +10,7 @@ from molmag.io import DataFileError
 from molmag.io.errors import StructureError
 from molmag.io.provenance import Provenance
 from molmag.io.records import Record, structure_hash
-from molmag.io.validation import (max_unpaired, open_shell_count, validate_structure)
+from molmag.io.validation import max_unpaired, open_shell_count, validate_structure
 
 
 def cocl4(scale=1.0) -> Atoms:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import rotations, tensors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import sph_harm_y
@@ -17,8 +18,6 @@ from molmag.physics.wigner import (
     wigner_D_real,
     wigner_D_real_euler,
 )
-
-from conftest import rotations, tensors
 
 
 def _scale(a):

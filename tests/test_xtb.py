@@ -10,8 +10,15 @@ from ase.build import molecule
 from ase.constraints import FixAtoms
 from scipy.spatial.transform import Rotation
 
-from molmag.chem.xtb import (RETRY_SETTINGS, RelaxationError, XTBCalculator, XTBError, relax,
-                             singlepoint, xtb_spin)
+from molmag.chem.xtb import (
+    RETRY_SETTINGS,
+    RelaxationError,
+    XTBCalculator,
+    XTBError,
+    relax,
+    singlepoint,
+    xtb_spin,
+)
 
 
 def water() -> Atoms:

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from conftest import rotations, tensors
 from hypothesis import given, settings
 
 from molmag.physics.zfs import tensor_from_zfs, zfs_from_tensor
-
-from conftest import rotations, tensors
 
 
 def test_axial_tensor():

@@ -4,7 +4,8 @@ Structures are :class:`ase.Atoms`; magnetic quantities are in cm-1, energies in 
 forces in eV/Angstrom (see ``molmag.physics.units``).
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("molmag")

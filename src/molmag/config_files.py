@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """The base of every molmag configuration section: unknown keys are refused
+    (``extra="forbid"``), so a misspelled setting is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -47,4 +54,4 @@ def resolve(p: str | None, base: Path) -> str | None:
     return str((base / p).resolve())
 
 
-__all__ = ["read_yaml", "validate", "resolve"]
+__all__ = ["StrictModel", "read_yaml", "validate", "resolve"]

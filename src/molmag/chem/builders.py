@@ -92,7 +92,8 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms, FixedPlane
 
-from molmag.chem.xtb import RelaxationError, XTBCalculator, relax as xtb_relax
+from molmag.chem.xtb import RelaxationError, XTBCalculator
+from molmag.chem.xtb import relax as xtb_relax
 
 #: Defaults of every builder's relaxation (eV/Angstrom, optimiser steps per stage).
 DEFAULT_FMAX = 0.05

@@ -32,10 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, CalculationFailed, all_changes
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.units import Bohr
-
-from molmag.physics.elements import F_BLOCK
 
 METHOD = "GFN2-xTB"
 #: Settings of the second attempt when the first SCF fails (tblite.ase.TBLite keywords).  The

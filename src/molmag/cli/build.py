@@ -72,7 +72,8 @@ def build(
     prism), cocl4 ([CoCl4]2-, tetrahedron), co-pdms ([Co(pdms)2]2-), dy-h2o5l2
     (Dy(H2O)5L2 with --ligand SMILES) and ligand (the free ligand --ligand SMILES alone).  The file carries charge, multiplicity and metal_index
     for `molmag data import`."""
-    from molmag.chem.builders import BUILDERS, build as build_structure
+    from molmag.chem.builders import BUILDERS
+    from molmag.chem.builders import build as build_structure
     from molmag.chem.features import metal_donor_distances
     from molmag.chem.xtb import RelaxationError, XTBError
 

@@ -11,10 +11,18 @@ import typer
 from rich.table import Table
 
 from molmag.cli.common import console, print_json, read_frames, user_errors
-from molmag.physics.crystal_field import (CONVENTIONS, CrystalFieldLevels, cf_parameter_set,
-                                          convert_cf_parameters, crystal_field_from_structure,
-                                          ion_model, parse_kq, pcem_parameters, solve,
-                                          values_from_vector)
+from molmag.physics.crystal_field import (
+    CONVENTIONS,
+    CrystalFieldLevels,
+    cf_parameter_set,
+    convert_cf_parameters,
+    crystal_field_from_structure,
+    ion_model,
+    parse_kq,
+    pcem_parameters,
+    solve,
+    values_from_vector,
+)
 from molmag.physics.stevens import LanthanideIon, lanthanide_ion, m_values
 from molmag.physics.units import convert
 

@@ -8,9 +8,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
+
+from molmag.io.frames import frame_numbers as select_frames  # noqa: F401  (re-exported)
+from molmag.io.frames import read_frames  # noqa: F401  (re-exported)
+from molmag.io.jsonable import json_default
 
 #: Width of the output when it is not a terminal (a pipe, a file) and COLUMNS is not set:
 #: wide enough that no table is ever cut or wrapped (rich's default would be 80).
@@ -60,14 +63,6 @@ def user_errors():
         fail(f"not a readable .npz file: {exc}")
 
 
-def _default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if hasattr(o, "model_dump"):
-        return o.model_dump()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null|true|false)(?:,\s*(?:-?[0-9.eE+-]+|null|true|false))*)\s*\]")
@@ -75,7 +70,7 @@ _NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null|true|false)(?:,\s*(?:-?[
 
 def to_json(obj) -> str:
     """Indented JSON with innermost lists of numbers kept on one line."""
-    text = json.dumps(obj, indent=2, default=_default)
+    text = json.dumps(obj, indent=2, default=json_default)
     return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
                             text)
 
@@ -120,49 +115,3 @@ def writable_db(url: str) -> str:
     return url
 
 
-def select_frames(n: int, index, path) -> list[int]:
-    """Frame numbers of an ASE index (``":"``, ``"2"``, ``"-1"``, ``"0:10:2"`` or an int) into a
-    file of ``n`` frames; ValueError naming the file when the index is malformed or out of
-    range."""
-    from ase.io.formats import string2index
-
-    try:
-        idx = string2index(index) if isinstance(index, str) else index
-        if isinstance(idx, slice):
-            sel = list(range(n))[idx]
-            if not sel:
-                raise ValueError(f"{path}: index {index!r} selects none of its {n} frame(s)")
-            return sel
-        idx = int(idx)
-    except ValueError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: index {index!r} is not a frame number or slice "
-                         "(e.g. 0, -1, 0:10, ::2)") from None
-    if not -n <= idx < n:
-        raise ValueError(f"{path}: cannot read frame {idx}: the file has {n} frame(s) "
-                         f"(0..{n - 1})")
-    return [int(idx) % n]
-
-
-def read_frames(path, index=":", *, charge=None, multiplicity=None, metal_index=None,
-                numbered: bool = False) -> list:
-    """The frames of a structure file (extxyz for .xyz/.extxyz, else any format ASE reads) at
-    ``index`` (an ASE index), as a list; with ``numbered`` as ``(frame, atoms)`` pairs.
-
-    Every selected frame passes :func:`molmag.io.validation.validate_structure` (with the
-    given charge/multiplicity/metal index, else the frame's own); errors are ValueErrors with
-    one line naming the file, the frame, the atoms and the field (missing, unreadable, empty,
-    malformed, non-finite, clashing, inconsistent charge)."""
-    from molmag.io.extxyz import iter_frames, validate_frame
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no structure file at {path}: no such file")
-    frames = [a for _, a in iter_frames(path)]
-    out = []
-    for i in select_frames(len(frames), index, path):
-        validate_frame(frames[i], path, i, charge=charge, multiplicity=multiplicity,
-                       metal_index=metal_index)
-        out.append((i, frames[i]) if numbered else frames[i])
-    return out

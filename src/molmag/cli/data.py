@@ -7,13 +7,19 @@ from typing import List, Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rich.markup import escape
-
-from molmag.cli.common import (console, err_console, existing_db, fail, print_json, user_errors,
-                               writable_db)
+from molmag.cli.common import (
+    console,
+    err_console,
+    existing_db,
+    fail,
+    print_json,
+    user_errors,
+    writable_db,
+)
 from molmag.io import DataFileError, Dataset, read_records, write_records
 from molmag.io.labels import LABELS
 from molmag.physics.zfs import zfs_from_tensor

@@ -16,8 +16,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, existing_db, fail, print_json, read_frames, user_errors
 from molmag.chem.features import features_table
+from molmag.cli.common import console, existing_db, fail, print_json, read_frames, user_errors
 
 #: More structures than this: print summary statistics instead of one line per structure.
 MAX_LISTED = 20

@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.progress import TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from molmag.cli.common import console, err_console, fail, user_errors
+from molmag.cli.common import console, err_console, user_errors
 from molmag.labelling import LabelRun, Reporter, load_label_config
 
 

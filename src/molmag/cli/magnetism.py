@@ -118,8 +118,13 @@ def magnetism(
 
     chi*T is the zero-field Van Vleck susceptibility (exact powder average, Tr chi / 3); M(H)
     is averaged over field directions on a Lebedev grid."""
-    from molmag.physics.magnetism import (field_grid, kramers_g, magnetisation, powder_chi_t,
-                                          temperature_grid)
+    from molmag.physics.magnetism import (
+        field_grid,
+        kramers_g,
+        magnetisation,
+        powder_chi_t,
+        temperature_grid,
+    )
 
     with user_errors():
         extra = {}

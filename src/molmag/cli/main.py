@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 import molmag
@@ -14,18 +13,18 @@ from molmag.cli import orca as orca_cli
 from molmag.cli import template as template_cli
 from molmag.cli import vae as vae_cli
 from molmag.cli.build import build
+from molmag.cli.corpus import corpus
 from molmag.cli.correlate import correlate
 from molmag.cli.dynamics_analysis import spectra, thermal
-from molmag.cli.corpus import corpus
 from molmag.cli.explore import optimize, scan
 from molmag.cli.features import features
 from molmag.cli.ga import ga
 from molmag.cli.info import info
 from molmag.cli.label import label
-from molmag.cli.parse import parse
-from molmag.cli.magnetism import magnetism
 from molmag.cli.learn import learn
+from molmag.cli.magnetism import magnetism
 from molmag.cli.md import md
+from molmag.cli.parse import parse
 from molmag.cli.relaxation import relaxation, spin_phonon_cmd, vibrations_cmd
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
 from molmag.cli.zfs import zfs

@@ -191,10 +191,14 @@ def relaxation(
     and power-law fit (C, n) of the coldest third of the temperatures. --order 2 adds the
     Raman rates: pairs of first-order couplings through virtual spin states and the
     second-order couplings d2D/dQa dQb of the modes below --raman-max (Lunghi, Sci. Adv. 2022)."""
-    from molmag.dynamics.spin_phonon import (add_second_order, relaxation_times, spin_of,
-                                             zfs_couplings)
-    from molmag.physics.magnetism import temperature_grid
+    from molmag.dynamics.spin_phonon import (
+        add_second_order,
+        relaxation_times,
+        spin_of,
+        zfs_couplings,
+    )
     from molmag.dynamics.vibrations import vibrations
+    from molmag.physics.magnetism import temperature_grid
     from molmag.physics.relaxation import fit_arrhenius, fit_power_law
 
     with user_errors():

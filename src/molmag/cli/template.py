@@ -47,7 +47,8 @@ def train_template(
     force: bool = typer.Option(False, "--force", help="Overwrite OUT."),
 ):
     """A `molmag train` configuration for a model kind."""
-    from molmag.training.templates import SPECS, train_template as make
+    from molmag.training.templates import SPECS
+    from molmag.training.templates import train_template as make
 
     if model not in SPECS:
         fail(f"unknown model kind {model!r}; choose one of {', '.join(SPECS)}")

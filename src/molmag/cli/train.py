@@ -8,8 +8,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from molmag.cli.common import (console, err_console, existing_db, print_json, read_frames,
-                               user_errors)
+from molmag.cli.common import (
+    console,
+    err_console,
+    existing_db,
+    print_json,
+    read_frames,
+    user_errors,
+)
 
 
 def _log(text: str) -> None:

@@ -32,8 +32,9 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
 from molmag.dynamics.md import MAX_TIMESTEP_FS, MDSettings, run_md
 from molmag.dynamics.md_files import write_json_atomic
@@ -44,8 +45,6 @@ from molmag.training.config import ModelSection
 Log = Callable[[str], None]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class InitialConfig(_Strict):

@@ -35,8 +35,17 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from scipy.spatial import cKDTree
 
 from molmag.dynamics.md_files import (
-    SIDECAR_FORMAT, Checkpoint, RunFiles, RunLock, append_frames, load_checkpoint,
-    read_sidecar, save_checkpoint, truncate_trajectory, write_json_atomic)
+    SIDECAR_FORMAT,
+    Checkpoint,
+    RunFiles,
+    RunLock,
+    append_frames,
+    load_checkpoint,
+    read_sidecar,
+    save_checkpoint,
+    truncate_trajectory,
+    write_json_atomic,
+)
 
 #: Largest time step molmag integrates (fs): above it X-H stretches are not resolved.
 MAX_TIMESTEP_FS = 2.0

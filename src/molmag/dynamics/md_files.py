@@ -31,6 +31,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from molmag.io.jsonable import json_default
+
 SIDECAR_FORMAT = "molmag-md/1"
 
 
@@ -91,16 +93,10 @@ class RunLock:
 
 def write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_plain) + "\n")
+    tmp.write_text(json.dumps(obj, indent=1, default=json_default) + "\n")
     os.replace(tmp, path)
 
 
-def _plain(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def read_sidecar(files: RunFiles) -> dict[str, Any] | None:

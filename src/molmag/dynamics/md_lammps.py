@@ -26,12 +26,29 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixCom
 
-from molmag.dynamics.md import (MDResult, MDSettings, ProgressFn, StopCheck, _check_resume,
-                                _result, _sidecar, _structure_hash, frame_atoms,
-                                start_velocities)
-from molmag.dynamics.md_files import (Checkpoint, RunFiles, RunLock, append_frames,
-                                      load_checkpoint, read_sidecar, save_checkpoint,
-                                      truncate_trajectory, write_json_atomic)
+from molmag.dynamics.md import (
+    MDResult,
+    MDSettings,
+    ProgressFn,
+    StopCheck,
+    _check_resume,
+    _result,
+    _sidecar,
+    _structure_hash,
+    frame_atoms,
+    start_velocities,
+)
+from molmag.dynamics.md_files import (
+    Checkpoint,
+    RunFiles,
+    RunLock,
+    append_frames,
+    load_checkpoint,
+    read_sidecar,
+    save_checkpoint,
+    truncate_trajectory,
+    write_json_atomic,
+)
 
 
 def run_md_lammps(start: Atoms, committee, settings: MDSettings, stem: str | Path, *,

@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
 from molmag.dynamics.md import MAX_TIMESTEP_FS, MDResult, MDSettings, check_potential, run_md
-from molmag.explore.calculators import (CalculatorSpec, StructureSpec, load_structure,
-                                        make_calculator)
+from molmag.explore.calculators import (
+    CalculatorSpec,
+    StructureSpec,
+    load_structure,
+    make_calculator,
+)
 from molmag.labelling.config import ClusterConfig
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class StopConfig(_Strict):

@@ -25,11 +25,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from molmag.config_files import StrictModel as _Strict
 
 
 class StructureSpec(_Strict):
@@ -94,7 +92,7 @@ def load_structure(spec: StructureSpec) -> Atoms:
             opts["ligand"] = spec.ligand
         atoms = build(spec.builder, **opts)
     else:
-        from molmag.cli.common import read_frames
+        from molmag.io.frames import read_frames
 
         frames = read_frames(spec.file)
         try:

@@ -45,16 +45,16 @@ from typing import Any, Callable
 
 import ase.io
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
-from molmag.explore.calculators import (CalculatorSpec, StructureSpec, load_structure,
-                                        make_calculator)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+from molmag.explore.calculators import (
+    CalculatorSpec,
+    StructureSpec,
+    load_structure,
+    make_calculator,
+)
 
 Calc = CalculatorSpec | list[CalculatorSpec]
 

@@ -164,9 +164,9 @@ def generate_ligands(model: MoleculeVAE, seed: str | np.ndarray, n_target: int, 
     batches of ``batch``), and sampling stops as soon as ``n_target`` are found.  A sample
     counts when it decodes to a ligand (:func:`as_ligand`), not in ``exclude`` (corpus-form
     SMILES) and not already found; ``max_heavy_atoms`` bounds its size."""
-    from .corpus import DEFAULT_MAX_HEAVY_ATOMS
-
     from rdkit import Chem
+
+    from .corpus import DEFAULT_MAX_HEAVY_ATOMS
 
     z = encode(model, [seed])[0] if isinstance(seed, str) else np.asarray(seed)
     from molmag.chem.valence import is_sane

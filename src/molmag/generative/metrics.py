@@ -44,8 +44,16 @@ import numpy as np
 from molmag.chem.builders import quiet_rdkit
 from molmag.chem.valence import is_sane
 
-from .sampling import (canonical_set, canonical_smiles, decode, encode, perturb,
-                       reconstruction_accuracy, sample_prior, training_canonical)
+from .sampling import (
+    canonical_set,
+    canonical_smiles,
+    decode,
+    encode,
+    perturb,
+    reconstruction_accuracy,
+    sample_prior,
+    training_canonical,
+)
 from .vae import MoleculeVAE
 
 KEYS = ("reconstruction", "valid", "unique_1k", "unique_10k", "novel", "int_div",

@@ -33,16 +33,13 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
 
 from . import labels as L
 from .corpus import DEFAULT_MAX_HEAVY_ATOMS, Ligand, default_corpus, read_corpus
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LabelSettings(_Strict):

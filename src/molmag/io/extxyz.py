@@ -23,7 +23,7 @@ from ase.io.extxyz import key_val_str_to_dict
 
 from molmag.io.errors import DataFileError, LabelError
 from molmag.io.labels import LABELS, PER_ATOM_LABELS
-from molmag.io.provenance import Provenance, now_iso
+from molmag.io.provenance import now_iso
 from molmag.io.records import Record
 from molmag.io.validation import validate_structure
 from molmag.physics.elements import metal_indices

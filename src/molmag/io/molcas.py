@@ -31,7 +31,7 @@ from molmag.io.errors import DataFileError
 from molmag.io.molcas_aniso_data import doublet_g, is_aniso_data_file, read_aniso_data
 from molmag.io.qc_result import QCResult
 from molmag.io.single_aniso import parse_single_aniso
-from molmag.io.textscan import FLOAT, TextScan, to_float
+from molmag.io.textscan import FLOAT, TextScan
 
 _BANNER = re.compile(r"This run of MOLCAS is using the pymolcas driver|OPENMOLCAS|"
                      r"MOLCAS executing module|--- Start Module:", re.IGNORECASE)

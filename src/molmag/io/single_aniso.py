@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from molmag.io.textscan import FLOAT, TextScan, to_float
+from molmag.io.textscan import FLOAT, TextScan
 
 _SO_SPECTRUM = re.compile(r"Spin-orbit energy spectra \(cm-1\)")
 _N_SO = re.compile(r"Number of spin-orbit states\s*-*\s*:\s*(\d+)")

@@ -260,7 +260,7 @@ def _closest_pair_below(atoms: Atoms, pos: np.ndarray, cutoff: float,
         k = int(np.lexsort((j, i, np.round(d, 9)))[0])
         a, b = sorted((int(i[k]), int(j[k])))
         return a, b, float(d[k])
-    from scipy.spatial import cKDTree   # O(N log N), no N^2 distance matrix
+    from scipy.spatial import cKDTree  # O(N log N), no N^2 distance matrix
 
     pairs = cKDTree(pos).query_pairs(cutoff, output_type="ndarray")
     if not len(pairs):

@@ -37,10 +37,9 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from ase import Atoms
@@ -124,11 +123,10 @@ _SAMPLE_TAGS = ("delta_A", "temperature_K", "sample_index", "kinetic_temperature
 def build_and_sample(builder: str, ligand: str | None, relax: bool, fmax: float,
                      sampler: dict | None, group: str | None) -> list[dict]:
     """Worker task: build (and relax) one structure, draw its samples; rows as plain dicts."""
+    import tblite.interface  # noqa: F401  (load its OpenMP runtime before limiting it)
     from threadpoolctl import threadpool_limits
 
     from molmag.chem.builders import build
-
-    import tblite.interface  # noqa: F401  (load its OpenMP runtime before limiting it)
     with threadpool_limits(limits=1):
         opts: dict[str, Any] = {"relax": relax, "fmax": fmax}
         if ligand is not None:

@@ -44,14 +44,26 @@ import numpy as np
 from ase import Atoms
 
 from molmag.models.base import Log, check_species, metal_index
-from molmag.models.invariant_ridge import (check_descriptor, descriptor_numbers,
-                                           environment_bispectrum, smooth_cutoff)
+from molmag.models.invariant_ridge import (
+    check_descriptor,
+    descriptor_numbers,
+    environment_bispectrum,
+    smooth_cutoff,
+)
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
-from molmag.physics.cf_spherical import (racah_harmonics, spherical_from_stevens,
-                                         stevens_from_spherical)
-from molmag.physics.crystal_field import (LANTHANIDE_NUMBERS, cf_parameter_set,
-                                          convert_cf_parameters, solve, values_from_vector,
-                                          vector_from_values)
+from molmag.physics.cf_spherical import (
+    racah_harmonics,
+    spherical_from_stevens,
+    stevens_from_spherical,
+)
+from molmag.physics.crystal_field import (
+    LANTHANIDE_NUMBERS,
+    cf_parameter_set,
+    convert_cf_parameters,
+    solve,
+    values_from_vector,
+    vector_from_values,
+)
 from molmag.physics.stevens import CF_RANKS, cf_keys, lanthanide_ion
 
 

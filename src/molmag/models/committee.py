@@ -50,8 +50,12 @@ from ase import Atoms
 import molmag
 from molmag.io.atomic import read_npz_model, write_npz_atomic
 from molmag.models.base import Log
-from molmag.models.calibration import (Calibration, CalibrationSet, calibration_report,
-                                       fit_calibration)
+from molmag.models.calibration import (
+    Calibration,
+    CalibrationSet,
+    calibration_report,
+    fit_calibration,
+)
 from molmag.models.domain import TrainingDomain
 from molmag.physics.zfs import zfs_from_tensor
 

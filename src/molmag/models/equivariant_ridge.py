@@ -42,8 +42,13 @@ import numpy as np
 from ase import Atoms
 
 from molmag.models.base import check_species, metal_index
-from molmag.models.covariant_ridge import (donor_environment, monomials, species_sums,
-                                           tensor_from_parts, tensor_parts)
+from molmag.models.covariant_ridge import (
+    donor_environment,
+    monomials,
+    species_sums,
+    tensor_from_parts,
+    tensor_parts,
+)
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 from molmag.physics.tensors import real_spherical_from_cartesian
 

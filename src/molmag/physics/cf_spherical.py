@@ -38,9 +38,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from molmag.physics.crystal_field import (cf_parameter_set, convert_cf_parameters,
-                                          tesseral_functions, values_from_vector,
-                                          vector_from_values)
+from molmag.physics.crystal_field import (
+    cf_parameter_set,
+    convert_cf_parameters,
+    tesseral_functions,
+    values_from_vector,
+    vector_from_values,
+)
 from molmag.physics.stevens import CF_RANKS, cf_keys, tesseral_scale
 from molmag.physics.wigner import wigner_D_real
 

@@ -124,10 +124,20 @@ from scipy import constants as _c
 
 from molmag.physics import ase_properties  # noqa: F401  (registers property names)
 from molmag.physics.elements import bonded_neighbours, metal_indices
-from molmag.physics.stevens import (CF_RANKS, LANTHANIDES, LanthanideIon, angular_momentum,
-                                    cf_keys, ito_factor, lanthanide_ion, m_values,
-                                    stevens_operator, stevens_operator_stack,
-                                    stevens_polynomial, tesseral_scale)
+from molmag.physics.stevens import (
+    CF_RANKS,
+    LANTHANIDES,
+    LanthanideIon,
+    angular_momentum,
+    cf_keys,
+    ito_factor,
+    lanthanide_ion,
+    m_values,
+    stevens_operator,
+    stevens_operator_stack,
+    stevens_polynomial,
+    tesseral_scale,
+)
 from molmag.physics.units import convert
 
 CONVENTIONS = ("stevens", "wybourne", "ito")

@@ -38,21 +38,18 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 import scipy.linalg
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import atomic_numbers, chemical_symbols, covalent_radii
-
-from molmag.physics import ase_properties  # noqa: F401  (registers property names)
+from ase.data import covalent_radii
 from threadpoolctl import threadpool_limits
 
+from molmag.physics import ase_properties  # noqa: F401  (registers property names)
 from molmag.physics.aom import aom_matrix, local_frames
 from molmag.physics.dn_states import DnSpace, dn_space
 from molmag.physics.elements import TRANSITION_METALS, bonded_neighbours, find_metal_index
-from molmag.physics.tensors import complex_to_real_matrix
 from molmag.physics.spin_hamiltonian import (
     G_E,
     des_cloizeaux,
@@ -61,6 +58,7 @@ from molmag.physics.spin_hamiltonian import (
     fit_g_tensor,
     project_operator,
 )
+from molmag.physics.tensors import complex_to_real_matrix
 from molmag.physics.zfs import zfs_from_tensor
 
 # ----------------------------------------------------------------------------------------

@@ -84,7 +84,6 @@ def accepted_ligand(smiles: str | None, *, max_heavy_atoms: int) -> str | None:
 def morgan_bits(smiles: str) -> np.ndarray:
     """Morgan fingerprint (radius :data:`FP_RADIUS`, :data:`FP_BITS` bits) as a bool array."""
     from rdkit import Chem
-    from rdkit.Chem import rdFingerprintGenerator
 
     with quiet_rdkit():
         mol = Chem.MolFromSmiles(smiles)

@@ -26,14 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
 from molmag.models.committee import KINDS
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModelSection(_Strict):

@@ -25,10 +25,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from ase import Atoms
 
-from molmag.models.committee import (DETERMINISTIC, Committee, default_descriptor_settings,
-                                     member_class)
+from molmag.models.committee import (
+    DETERMINISTIC,
+    Committee,
+    default_descriptor_settings,
+    member_class,
+)
 from molmag.training.config import TrainConfig
-from molmag.training.data import (frame_of, labelled_records, split_records, targets_of)
+from molmag.training.data import frame_of, labelled_records, split_records, targets_of
 from molmag.training.metrics import headline, metrics
 from molmag.training.plots import learning_curve_plot, parity_plot, reliability_plot
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import molmag
 from molmag.workflows.report import Report
-from molmag.workflows.stages import Context, STATE_FILE
+from molmag.workflows.stages import STATE_FILE, Context
 
 LIT_R = {"d_ML_mean_A": -0.22, "q_tet": 0.88}
 FEATURE_NAMES = {"d_ML_mean_A": "mean Co–N distance", "q_tet": "tetrahedral order q",

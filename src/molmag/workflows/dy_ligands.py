@@ -303,8 +303,12 @@ def _generate(ctx: Context, model, seeds: list[str], n_each: int, sigmas, exclud
 
 
 def stage_seeds(ctx: Context) -> dict:
-    from molmag.generative.analysis import (plot_seed_vs_sample, seed_bins, seed_sample_r2,
-                                            seed_sample_r2_interval)
+    from molmag.generative.analysis import (
+        plot_seed_vs_sample,
+        seed_bins,
+        seed_sample_r2,
+        seed_sample_r2_interval,
+    )
     from molmag.generative.labels import gap_table
 
     s: DyLigandSettings = ctx.settings
@@ -391,8 +395,12 @@ def _discovery_curve(model, seed: str, sigma: float, n_draws: int, training: set
 
 
 def stage_repopulate(ctx: Context) -> dict:
-    from molmag.generative.analysis import (distribution_summary, plot_repopulation,
-                                            repopulation_shift, top_seeds)
+    from molmag.generative.analysis import (
+        distribution_summary,
+        plot_repopulation,
+        repopulation_shift,
+        top_seeds,
+    )
     from molmag.generative.labels import gap_table
 
     s: DyLigandSettings = ctx.settings

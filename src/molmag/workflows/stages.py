@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from molmag.io.atomic import write_text_atomic
+from molmag.io.jsonable import json_default
 from molmag.io.provenance import now_iso
 
 STATE_FILE = "campaign.json"
@@ -91,7 +92,7 @@ class CampaignState:
         self.save()
 
     def save(self) -> None:
-        write_text_atomic(self.path, json.dumps(self.doc, indent=1, default=_json_default))
+        write_text_atomic(self.path, json.dumps(self.doc, indent=1, default=json_default))
 
     def summaries(self) -> dict[str, dict]:
         return {k: v.get("summary", {}) for k, v in self.doc["stages"].items()
@@ -101,16 +102,6 @@ class CampaignState:
         return {k: float(v.get("seconds", 0.0)) for k, v in self.doc["stages"].items()}
 
 
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 class StageReporter:
@@ -191,7 +182,7 @@ def run_stages(stages: list[Stage], ctx: Context, state: CampaignState,
             state.doc["stages"][stage.name].pop("reason", None)
             state.doc["stages"][stage.name].pop("traceback", None)
             state.save()
-            ctx.results[stage.name] = json.loads(json.dumps(summary, default=_json_default))
+            ctx.results[stage.name] = json.loads(json.dumps(summary, default=json_default))
             reporter.finish(k, n, stage, state.stage(stage.name))
         if only is not None and stage.name == only:
             break

@@ -41,7 +41,7 @@ from ase.data import atomic_numbers
 from molmag.io.errors import DataFileError
 from molmag.io.qc_result import QCResult, ZFSBlock
 from molmag.io.single_aniso import parse_single_aniso
-from molmag.io.textscan import FLOAT, TextScan, to_float
+from molmag.io.textscan import FLOAT, TextScan
 
 BANNER = re.compile(r"\*\s+O\s+R\s+C\s+A\s+\*")
 NORMAL_END = re.compile(r"\*\*\*\*ORCA TERMINATED NORMALLY\*\*\*\*")
