@@ -4,7 +4,7 @@ and the key at fault (shared by every ``molmag ... CONFIG.yaml`` command)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -41,10 +41,25 @@ def validate(path: str | Path, model: type[M], raw: dict) -> M:
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
-            where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            where = ".".join(_key_path(raw, e["loc"])) or "(top level)"
             msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"{where}: {msg}")
+            lines.append(f"{where}: {msg.removeprefix('Value error, ')}")
         raise ValueError(f"{path}: " + "; ".join(lines)) from None
+
+
+def _key_path(raw: Any, loc: tuple) -> list[str]:
+    """The keys of an error location as written in the file: pydantic adds the tag of a
+    discriminated union (``model.gmnn-tensor.hyper.foo``), which is not a key of the file
+    (``model.hyper.foo``)."""
+    out, node = [], raw
+    for i, key in enumerate(loc):
+        if isinstance(node, dict) and key not in node and i < len(loc) - 1:
+            continue                      # a union tag, not a key of the file
+        out.append(str(key))
+        node = node.get(key) if isinstance(node, dict) else (
+            node[key] if isinstance(node, list) and isinstance(key, int)
+            and -len(node) <= key < len(node) else None)
+    return out
 
 
 def resolve(p: str | None, base: Path) -> str | None:

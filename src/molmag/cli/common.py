@@ -63,8 +63,6 @@ def user_errors():
         fail(f"not a readable .npz file: {exc}")
 
 
-
-
 _NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null|true|false)(?:,\s*(?:-?[0-9.eE+-]+|null|true|false))*)\s*\]")
 
 

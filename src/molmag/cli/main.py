@@ -27,6 +27,7 @@ from molmag.cli.md import md
 from molmag.cli.parse import parse
 from molmag.cli.relaxation import relaxation, spin_phonon_cmd, vibrations_cmd
 from molmag.cli.train import calibrate, evaluate, learning_curve, predict, train
+from molmag.cli.validate import schema, validate
 from molmag.cli.zfs import zfs
 
 app = typer.Typer(
@@ -77,6 +78,8 @@ app.command("optimize")(optimize)
 app.command("scan")(scan)
 app.command("corpus")(corpus)
 app.command("ga")(ga)
+app.command("validate")(validate)
+app.command("schema")(schema)
 app.add_typer(data_cli.app, name="data")
 app.add_typer(lf_cli.app, name="lf")
 app.add_typer(cf_cli.app, name="cf")

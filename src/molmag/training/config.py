@@ -24,17 +24,28 @@ Relative paths are taken relative to the configuration file; unknown keys are re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    field_serializer,
+    model_validator,
+)
 
 from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
+from molmag.models import hyperparameters as H
 from molmag.models.committee import KINDS
 
 
-class ModelSection(_Strict):
-    kind: str = Field("covariant-ridge", description="model kind")
+class _ModelBase(_Strict):
+    """What every model kind's section shares; ``hyper`` is the kind's own settings model
+    (:mod:`molmag.models.hyperparameters`), so its keys are checked when the file is read."""
+
+    kind: str = Field(description="model kind (molmag.models.committee.KINDS)")
     committee: int = Field(3, ge=1, description="committee members")
     resample: Literal["bootstrap", "none", "subsample"] | None = Field(
         None, description="how members differ: bootstrap resamples of the training rows "
@@ -45,14 +56,81 @@ class ModelSection(_Strict):
     calibration: Literal["scale", "scale-floor", "conformal", "none"] = Field(
         "conformal", description="post-hoc calibration of the committee spread on the "
         "validation split (molmag.models.calibration)")
-    hyper: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _kind(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown model kind {self.kind!r}; choose one of "
+    def hyper_kwargs(self) -> dict[str, Any]:
+        """The hyperparameters the configuration sets (the model's own defaults fill the
+        rest), as keyword arguments of :class:`molmag.models.committee.Committee`."""
+        return self.hyper.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+
+    @field_serializer("hyper", check_fields=False)
+    def _set_only(self, hyper: BaseModel) -> dict[str, Any]:
+        # the keys given, as before typed settings: stored configurations and the hashes of
+        # checkpoints stay the same
+        return hyper.model_dump(exclude_unset=True)
+
+
+class CovariantRidgeSection(_ModelBase):
+    kind: Literal["covariant-ridge"] = "covariant-ridge"
+    hyper: H.CovariantRidgeHyper = Field(default_factory=H.CovariantRidgeHyper)
+
+
+class EquivariantRidgeSection(_ModelBase):
+    kind: Literal["equivariant-ridge"]
+    hyper: H.EquivariantRidgeHyper = Field(default_factory=H.EquivariantRidgeHyper)
+
+
+class GMNNTensorSection(_ModelBase):
+    kind: Literal["gmnn-tensor"]
+    hyper: H.GMNNTensorHyper = Field(default_factory=H.GMNNTensorHyper)
+
+
+class GMNNEnergySection(_ModelBase):
+    kind: Literal["gmnn-energy"]
+    hyper: H.GMNNEnergyHyper = Field(default_factory=H.GMNNEnergyHyper)
+
+
+class SNAPEnergySection(_ModelBase):
+    kind: Literal["snap-energy"]
+    hyper: H.SNAPEnergyHyper = Field(default_factory=H.SNAPEnergyHyper)
+
+
+class KDGapRidgeSection(_ModelBase):
+    kind: Literal["kd-gap-ridge"]
+    hyper: H.KDGapRidgeHyper = Field(default_factory=H.KDGapRidgeHyper)
+
+
+class CFRidgeSection(_ModelBase):
+    kind: Literal["cf-ridge"]
+    hyper: H.CFRidgeHyper = Field(default_factory=H.CFRidgeHyper)
+
+
+def _kind_first(raw: Any) -> Any:
+    """Default kind covariant-ridge; an unknown kind is named with the known ones; an empty
+    ``hyper:`` (comments only) is no hyperparameters."""
+    if isinstance(raw, dict):
+        raw = dict(raw)
+        raw.setdefault("kind", "covariant-ridge")
+        if raw["kind"] not in KINDS:
+            raise ValueError(f"unknown model kind {raw['kind']!r}; choose one of "
                              f"{', '.join(KINDS)}")
-        return self
+        if "hyper" in raw and raw["hyper"] is None:
+            raw["hyper"] = {}
+    return raw
+
+
+#: the ``model:`` section: one settings model per kind, chosen by ``kind`` (discriminated
+#: union), so ``model.hyper`` is checked against that kind's hyperparameters
+ModelSection = Annotated[
+    Union[CovariantRidgeSection, EquivariantRidgeSection, GMNNTensorSection,
+          GMNNEnergySection, SNAPEnergySection, KDGapRidgeSection, CFRidgeSection],
+    Field(discriminator="kind"), BeforeValidator(_kind_first)]
+_SECTION = TypeAdapter(ModelSection)
+
+
+def model_section(kind: str = "covariant-ridge", **fields: Any) -> _ModelBase:
+    """The validated ``model:`` section of ``kind`` (e.g. ``model_section("snap-energy",
+    committee=4, hyper={"force_weight": 0.2})``)."""
+    return _SECTION.validate_python({"kind": kind, **fields})
 
 
 class SplitSection(_Strict):
@@ -82,7 +160,7 @@ class DataSection(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: ModelSection = Field(default_factory=ModelSection)
+    model: ModelSection = Field(default_factory=CovariantRidgeSection)
     descriptor: dict[str, Any] = Field(default_factory=dict)
     data: DataSection
     output: str = "model"
@@ -101,8 +179,6 @@ def load_train_config(path: str | Path, **overrides) -> TrainConfig:
     for key in ("kind", "committee"):
         if overrides.get(key) is not None:
             model[key] = overrides[key]
-    if "hyper" in model and model["hyper"] is None:     # a section of comments only
-        model["hyper"] = {}
     if model:
         raw["model"] = model
     if raw.get("descriptor", {}) is None:
@@ -122,4 +198,5 @@ def load_train_config(path: str | Path, **overrides) -> TrainConfig:
     return cfg
 
 
-__all__ = ["TrainConfig", "ModelSection", "DataSection", "SplitSection", "load_train_config"]
+__all__ = ["TrainConfig", "ModelSection", "model_section", "DataSection", "SplitSection",
+           "load_train_config"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 _HEAD = """\
 # molmag train configuration: {title}
 # Run with:  molmag train {name}.yaml        (evaluate: molmag evaluate {name}/model.npz DATASET)
@@ -98,16 +100,15 @@ SPECS = {
               "                         # and their substituents) add to eq. 7, smoothly cut off;\n"
               "                         # null: every atom (paper)\n"
               "    hidden: [128, 128]   # paper: [512, 512] (slower, no better at 900 structures)\n"
-              "    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept\n"
-              "    # batch_size, learning rates, patience: see molmag.models.gmnn",
+              "    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept",
         descriptor=_GM_TENSOR, dataset="copdms.db", committee=3),
     "gmnn-energy": dict(
         title="Gaussian-moment network of the energy and forces (Zaverkin et al. 2022, eq. 13)",
-        hyper="    # max_epochs, batch_size, force weight, learning rates: see molmag.models.gmnn",
+        hyper="",
         descriptor=_GM.format(rcut=6.5), dataset="copdms.db", committee=3),
     "snap-energy": dict(
         title="SNAP ridge of the energy and forces (Lunghi & Sanvito 2020; quadratic SNAP)",
-        hyper="    # force_weight: 0.1    # Angstrom; see molmag.models.snap_energy",
+        hyper="",
         descriptor=_SNAP_ENERGY, dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
         title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
@@ -120,11 +121,53 @@ SPECS = {
 }
 
 
+def _yaml_value(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (tuple, list)):
+        if len(v) > 6:
+            return f"[{_yaml_value(v[0])}, ..., {_yaml_value(v[-1])}]  ({len(v)} values)"
+        return "[" + ", ".join(_yaml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def hyper_reference(kind: str, skip: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """Commented lines documenting every hyperparameter of ``kind`` not in ``skip``: name,
+    default and description, from its settings model
+    (:mod:`molmag.models.hyperparameters`)."""
+    from molmag.models.hyperparameters import hyper_model
+
+    lines = []
+    for name, field in hyper_model(kind).model_fields.items():
+        if name in skip or name == "checkpoint":      # checkpoints: molmag train sets them
+            continue
+        entry = f"    # {name}: {_yaml_value(field.default)}"
+        desc = textwrap.wrap(field.description or "", width=100 - 38)
+        if len(entry) > 35 and desc:
+            lines.append(entry)
+            entry = ""
+        for i, text in enumerate(desc or [""]):
+            lines.append(((entry if i == 0 else "").ljust(36) + f"# {text}").rstrip()
+                         if text else entry)
+    return "\n".join(lines)
+
+
 def train_template(kind: str, name: str | None = None) -> str:
+    """The commented ``molmag train`` configuration of ``kind``: the recommended settings,
+    then every other hyperparameter of the kind commented out with its default."""
     if kind not in SPECS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(SPECS)}")
-    spec = SPECS[kind]
+    spec = dict(SPECS[kind])
+    given = {line.split(":")[0].strip() for line in spec["hyper"].splitlines()
+             if line.strip() and not line.strip().startswith("#")}
+    rest = hyper_reference(kind, given)
+    if rest:
+        head = spec["hyper"].rstrip("\n")
+        spec["hyper"] = (head + "\n" if head else "") + \
+            "    # every other hyperparameter, with its default:\n" + rest
     return _HEAD.format(kind=kind, name=name or kind, **spec)
 
 
-__all__ = ["train_template", "SPECS"]
+__all__ = ["train_template", "hyper_reference", "SPECS"]
