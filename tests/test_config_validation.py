@@ -154,3 +154,18 @@ def test_schemas_cover_every_kind_and_every_hyperparameter(tmp_path):
     assert files == sorted(f"molmag-{k}.schema.json" for k in CONFIG_KINDS)
     md = json.loads((tmp_path / "s" / "molmag-md.schema.json").read_text())
     assert md["title"] == "molmag md configuration" and md["additionalProperties"] is False
+
+
+def test_misspelled_descriptor_setting_is_refused_with_its_key(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("model: {kind: snap-energy}\ndescriptor: {twojmx: 4}\ndata: {dataset: x.db}\n")
+    with pytest.raises(ValueError, match=r"d.yaml: descriptor: unknown SNAP setting\(s\) "
+                                         r"twojmx \(known: species, rcutfac, twojmax"):
+        load_train_config(p)
+    p.write_text("model: {kind: gmnn-energy}\ndescriptor: {twojmax: 4}\n"
+                 "data: {dataset: x.db}\n")
+    with pytest.raises(ValueError, match="unknown Gaussian-moment setting"):
+        load_train_config(p)
+    p.write_text("model: {kind: gmnn-energy}\ndescriptor: {n_radial: 4}\n"
+                 "data: {dataset: x.db}\n")
+    assert load_train_config(p).descriptor == {"n_radial": 4}

@@ -270,8 +270,13 @@ def test_gamma_scan_resumes_without_a_seed(cocl4, network, tmp_path):
     first = pso_gamma_scan(cocl4, network, lf, [0.0, 0.01], **kw)
     seeds = {r.settings["seed"] for r in first.results}
     assert len(seeds) == 1 and None not in seeds                   # common random numbers
-    again = pso_gamma_scan(cocl4, network, lf, [0.0, 0.01], progress=True,
+    calls = []
+    again = pso_gamma_scan(cocl4, network, lf, [0.0, 0.01],
+                           progress=lambda *a: calls.append(a),
                            **{**kw, "n_steps": 3})                  # seed from the checkpoint
+    # resumed at step 2 of 3 for each gamma: the callback hears the start and the last step
+    assert calls == [(2, 3, "PSO gamma=0"), (3, 3, "PSO gamma=0"),
+                     (2, 3, "PSO gamma=0.01"), (3, 3, "PSO gamma=0.01")]
     for a, b in zip(first.results, again.results):
         assert b.settings["seed"] == a.settings["seed"] and b.n_steps == 3
         np.testing.assert_array_equal(b.history["chi_eV"][:3], a.history["chi_eV"])

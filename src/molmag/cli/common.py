@@ -7,6 +7,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -63,14 +64,42 @@ def user_errors():
         fail(f"not a readable .npz file: {exc}")
 
 
-_NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null|true|false)(?:,\s*(?:-?[0-9.eE+-]+|null|true|false))*)\s*\]")
+@contextmanager
+def progress_bars():
+    """A :data:`molmag.progress.ProgressFn` drawn as transient rich bars on stderr, one per
+    task label (``with progress_bars() as progress: optimize(..., progress=progress)``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                    transient=True)
+    tasks: dict[str, Any] = {}
+
+    def progress(done: int, total: int, label: str) -> None:
+        if label not in tasks:
+            tasks[label] = bars.add_task(label, total=total)
+        bars.update(tasks[label], completed=done, total=total)
+
+    with bars:
+        yield progress
+
+
+_SCALAR = r"(?:-?[0-9.eE+-]+|null|true|false)"
+_NUMBER_LIST = re.compile(rf"\[\s*({_SCALAR}(?:,\s*{_SCALAR})*)\s*\]")
 
 
 def to_json(obj) -> str:
     """Indented JSON with innermost lists of numbers kept on one line."""
     text = json.dumps(obj, indent=2, default=json_default)
-    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
-                            text)
+    return _NUMBER_LIST.sub(
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
 def print_json(obj) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, fail, print_json, user_errors
+from molmag.cli.common import console, fail, print_json, progress_bars, user_errors
 
 
 def correlate(
@@ -53,9 +53,11 @@ def correlate(
             calc = LigandFieldCalculator()
         if "://" not in source and not Path(source).exists():
             raise FileNotFoundError(f"{source}: no such dataset or file")
-        res = magneto_structural_correlations(source, calculator=calc, selection=select,
-                                              index=index, charge=charge,
-                                              multiplicity=multiplicity, n_bootstrap=bootstrap)
+        with progress_bars() as progress:
+            res = magneto_structural_correlations(
+                source, calculator=calc, selection=select, index=index, charge=charge,
+                multiplicity=multiplicity, n_bootstrap=bootstrap,
+                progress=progress if calc is not None else None)
     files = []
     if out is not None:
         files = [*res.save(out / "correlations"), *res.plot(out)]

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from molmag.cli.common import console, err_console, user_errors
+from molmag.cli.common import console, err_console, progress_bars, user_errors
 
 
 def _log(text: str) -> None:
@@ -70,8 +70,8 @@ def optimize(
                                    n_particles=n_particles, seed=seed)
     console.print(f"[bold]molmag optimize[/] {config} -> {cfg.output}", highlight=False)
     try:
-        with user_errors():
-            run = run_optimize(cfg, progress=True, log=_log)
+        with user_errors(), progress_bars() as progress:
+            run = run_optimize(cfg, progress=progress, log=_log)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: run the same command again to resume")
         raise typer.Exit(130)
@@ -97,8 +97,8 @@ def scan(
         cfg = load_scan_config(config, output=output, points=points)
     console.print(f"[bold]molmag scan[/] {config} -> {cfg.output}", highlight=False)
     try:
-        with user_errors():
-            res = run_scan(cfg, progress=True, log=_log)
+        with user_errors(), progress_bars() as progress:
+            res = run_scan(cfg, progress=progress, log=_log)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: run the same command again to resume")
         raise typer.Exit(130)

@@ -33,13 +33,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from ase import Atoms
 
 from molmag.chem.features import features_table
 from molmag.physics.zfs import zfs_from_tensor
+from molmag.progress import ProgressFn
 
 #: Zaverkin et al. 2022 (MD at 100 K, [Co(pdms)2]2-): Pearson r of D with each feature.
 LITERATURE = {
@@ -236,7 +237,7 @@ def magneto_structural_correlations(
         metal_index: int | None = None, donors: str | Sequence[int] | None = None,
         include_angle: bool = True, charge: int | None = None,
         multiplicity: int | None = None, n_bootstrap: int = 2000, seed: int = 0,
-        progress: bool = False) -> CorrelationResult:
+        progress: ProgressFn | None = None) -> CorrelationResult:
     """Correlate D with the mean metal-donor distance, q and (optionally) the mean bite angle.
 
     Parameters
@@ -264,12 +265,9 @@ def magneto_structural_correlations(
     if donors is None:
         donors = "auto" if is_records else "first"
     D, keep, skipped = [], [], []
-    it: Iterable = enumerate(items)
-    if progress:
-        from rich.progress import track
-
-        it = track(it, total=len(items), description="D per structure")
-    for n, item in it:
+    for n, item in enumerate(items):
+        if progress is not None:
+            progress(n, len(items), "D per structure")
         try:
             if calculator is not None:
                 d = _D_from_calculator(calculator, _atoms_for_calc(item, charge, multiplicity))

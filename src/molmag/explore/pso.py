@@ -129,6 +129,7 @@ from ase.data import covalent_radii
 
 from molmag.physics.elements import bonded_neighbours, find_metal_index
 from molmag.physics.units import convert, factor
+from molmag.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -813,7 +814,7 @@ def pso_optimize(atoms: Atoms, energy_calc, d_calc, gamma: float, *,
                  map: Callable[[Callable, Iterable], Iterable] | None = None,  # noqa: A002
                  checkpoint: str | Path | None = None, checkpoint_every: int = 1,
                  std_threshold_E: float | None = None, std_threshold_D: float | None = None,
-                 reference_d_calc=None, progress: bool = False) -> PSOResult:
+                 reference_d_calc=None, progress: ProgressFn | None = None) -> PSOResult:
     r"""Minimise chi(r) = [E(r) - E(r0)] + gamma D(r) + P_clash(r) (eV) by particle swarm
     over all Cartesian coordinates of ``atoms`` (the start r0); see the module docstring
     for the equations, units and the choices the paper leaves open.
@@ -844,7 +845,8 @@ def pso_optimize(atoms: Atoms, energy_calc, d_calc, gamma: float, *,
         checkpoint already past ``n_steps`` is returned as it is).
     std_threshold_E, std_threshold_D : committee thresholds (eV, cm-1) for the flags.
     reference_d_calc : calculator whose ``zfs_D`` re-evaluates D at the optimum and start.
-    progress : show a progress bar (rich).
+    progress : ``progress(step, n_steps, label)`` after every step (molmag.progress); the
+        CLI draws it as a bar.
     """
     if n_particles < 1 or n_steps < 0:
         raise ValueError(f"need n_particles >= 1 and n_steps >= 0, got {n_particles}, {n_steps}")
@@ -922,42 +924,34 @@ def pso_optimize(atoms: Atoms, energy_calc, d_calc, gamma: float, *,
         if ckpt is not None:
             _save_checkpoint(ckpt, swarm, rng, settings, numbers, r0)
 
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"PSO gamma={gamma:g}", total=n_steps, completed=swarm.step)
-    try:
-        while swarm.step < n_steps:
-            t0 = time.perf_counter()
-            swarm.step += 1
-            c1 = rng.random(n_particles)
-            c2 = rng.random(n_particles)
-            g_best = swarm.pbest_x[swarm.g]
-            v = velocity_update(swarm.v, swarm.x, swarm.pbest_x, g_best, c1, c2, omega,
-                                acceleration)
-            if v_max is not None:
-                v = np.clip(v, -v_max, v_max)
-            x, v = apply_bounds(swarm.x + v, v, lower, upper)
-            vals = evaluate(x, swarm)
-            better = vals[:, _CHI] < swarm.pbest_vals[:, _CHI]
-            swarm.pbest_x = np.where(better[:, None, None], x, swarm.pbest_x)
-            swarm.pbest_vals = np.where(better[:, None], vals, swarm.pbest_vals)
-            swarm.x, swarm.v = x, v
-            swarm.record(vals)
-            swarm.elapsed_s += time.perf_counter() - t0
-            if np.all(~np.isfinite(vals[:, _CHI])):
-                log.warning("PSO step %d: every particle failed (%s)", swarm.step,
-                            swarm.errors[-1] if swarm.errors else "")
-            if ckpt is not None and (swarm.step % checkpoint_every == 0 or swarm.step == n_steps):
-                _save_checkpoint(ckpt, swarm, rng, settings, numbers, r0)
-            if bar is not None:
-                bar.update(task, completed=swarm.step)
-    finally:
-        if bar is not None:
-            bar.stop()
+    label = f"PSO gamma={gamma:g}"
+    if progress is not None:
+        progress(swarm.step, n_steps, label)
+    while swarm.step < n_steps:
+        t0 = time.perf_counter()
+        swarm.step += 1
+        c1 = rng.random(n_particles)
+        c2 = rng.random(n_particles)
+        g_best = swarm.pbest_x[swarm.g]
+        v = velocity_update(swarm.v, swarm.x, swarm.pbest_x, g_best, c1, c2, omega,
+                            acceleration)
+        if v_max is not None:
+            v = np.clip(v, -v_max, v_max)
+        x, v = apply_bounds(swarm.x + v, v, lower, upper)
+        vals = evaluate(x, swarm)
+        better = vals[:, _CHI] < swarm.pbest_vals[:, _CHI]
+        swarm.pbest_x = np.where(better[:, None, None], x, swarm.pbest_x)
+        swarm.pbest_vals = np.where(better[:, None], vals, swarm.pbest_vals)
+        swarm.x, swarm.v = x, v
+        swarm.record(vals)
+        swarm.elapsed_s += time.perf_counter() - t0
+        if np.all(~np.isfinite(vals[:, _CHI])):
+            log.warning("PSO step %d: every particle failed (%s)", swarm.step,
+                        swarm.errors[-1] if swarm.errors else "")
+        if ckpt is not None and (swarm.step % checkpoint_every == 0 or swarm.step == n_steps):
+            _save_checkpoint(ckpt, swarm, rng, settings, numbers, r0)
+        if progress is not None:
+            progress(swarm.step, n_steps, label)
 
     start_atoms = atoms.copy()
     start_atoms.calc = None

@@ -55,6 +55,7 @@ from molmag.explore.calculators import (
     load_structure,
     make_calculator,
 )
+from molmag.progress import ProgressFn
 
 Calc = CalculatorSpec | list[CalculatorSpec]
 
@@ -225,7 +226,7 @@ def calibrated_threshold(calc, prop: str) -> float | None:
     return float(thr) if math.isfinite(thr) else None
 
 
-def run_optimize(cfg: OptimizeConfig, *, start=None, progress: bool = False,
+def run_optimize(cfg: OptimizeConfig, *, start=None, progress: ProgressFn | None = None,
                  log: Callable[[str], None] | None = None) -> OptimizeRun:
     """PSO for every gamma of ``cfg`` (common random numbers, one checkpoint per gamma) and
     the files listed in the module docstring.  ``start`` replaces ``cfg.structure``."""
@@ -273,7 +274,7 @@ def run_optimize(cfg: OptimizeConfig, *, start=None, progress: bool = False,
     return OptimizeRun(scan=scan, table=table, files=files)
 
 
-def run_scan(cfg: ScanConfig, *, start=None, progress: bool = False,
+def run_scan(cfg: ScanConfig, *, start=None, progress: ProgressFn | None = None,
              log: Callable[[str], None] | None = None):
     """The 2D scan of ``cfg`` (checkpointed in ``output``), saved and plotted; returns the
     :class:`~molmag.explore.scan.Scan2DResult` (``meta['files']`` lists what was written)."""

@@ -89,6 +89,7 @@ from molmag.chem.features import (
     metal_donor_distances,
 )
 from molmag.physics.elements import find_metal_index
+from molmag.progress import ProgressFn
 
 #: Default grid of Lunghi & Sanvito (2020), Fig. 4: 21 x 21 points.
 DEFAULT_POINTS = 21
@@ -599,7 +600,7 @@ def scan_2d(reference: Atoms, calculators, *,
             properties: Sequence[str] = DEFAULT_PROPERTIES,
             map: Callable[[Callable, Iterable], Iterable] | None = None,
             checkpoint: str | Path | None = None, checkpoint_every: int = 50,
-            progress: bool = False, tol: float = 1e-10) -> Scan2DResult:
+            progress: ProgressFn | None = None, tol: float = 1e-10) -> Scan2DResult:
     r"""Scan ``properties`` over a 2D grid of two internal coordinates.
 
     Parameters
@@ -710,10 +711,8 @@ def scan_2d(reference: Atoms, calculators, *,
         if r["_errors"]:
             raise RuntimeError("the reference structure failed: " + "; ".join(r["_errors"]))
         res.reference = {c: r[c] for c in plan}
-    if progress:
-        from rich.progress import track
-
-        it = track(it, total=len(todo), description="2D scan")
+    if progress is not None:
+        progress(0, len(todo), "2D scan")
     for n, ((i, j), r) in enumerate(zip(todo, it), 1):
         for cname, (_, props) in plan.items():
             for p in props:
@@ -726,6 +725,8 @@ def scan_2d(reference: Atoms, calculators, *,
         res.done[i, j] = True
         if checkpoint is not None and n % max(1, checkpoint_every) == 0:
             res.save(checkpoint)
+        if progress is not None:
+            progress(n, len(todo), "2D scan")
 
     res.meta = {**res.meta, "formula": reference.get_chemical_formula(),
                 "calculators": {c: type(k).__name__ for c, (k, _) in plan.items()},

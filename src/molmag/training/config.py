@@ -31,7 +31,9 @@ from pydantic import (
     BeforeValidator,
     Field,
     TypeAdapter,
+    ValidationInfo,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -159,11 +161,42 @@ class DataSection(_Strict):
     seed: int = 0
 
 
+def descriptor_keys(kind: str) -> tuple[str, ...]:
+    """The settings of the descriptor that model ``kind`` reads (``descriptor:`` of a train
+    configuration): Gaussian moments for the GM-NN kinds, the SNAP bispectrum otherwise."""
+    if kind.startswith("gmnn"):
+        from molmag.descriptors.gaussian_moments import SETTINGS_KEYS
+
+        return SETTINGS_KEYS
+    import dataclasses
+
+    from molmag.descriptors.bispectrum import SNAPSettings
+
+    return tuple(f.name for f in dataclasses.fields(SNAPSettings))
+
+
 class TrainConfig(_Strict):
     model: ModelSection = Field(default_factory=CovariantRidgeSection)
-    descriptor: dict[str, Any] = Field(default_factory=dict)
+    descriptor: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the default descriptor settings: "
+        "SNAP bispectrum (twojmax, rcutfac, weights, quadraticflag, ...) or, for the gmnn "
+        "kinds, Gaussian moments (n_radial, n_basis, r_cut, ...)")
     data: DataSection
     output: str = "model"
+
+    @field_validator("descriptor")
+    @classmethod
+    def _descriptor_keys(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        model = info.data.get("model")
+        if model is None:           # the model section failed: its error is reported
+            return v
+        known = descriptor_keys(model.kind)
+        unknown = [k for k in v if k not in known]
+        if unknown:
+            what = "Gaussian-moment" if model.kind.startswith("gmnn") else "SNAP"
+            raise ValueError(f"unknown {what} setting(s) {', '.join(unknown)} (known: "
+                             f"{', '.join(known)})")
+        return v
 
 
 def load_train_config(path: str | Path, **overrides) -> TrainConfig:
