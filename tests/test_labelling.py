@@ -352,8 +352,10 @@ def test_slurm_job_script_from_config(tmp_path):
     assert "#SBATCH -p compute" in script and "#SBATCH -A smm" in script
     assert "#SBATCH -t 02:00:00" in script and "export OMP_NUM_THREADS=2" in script
     assert "--nworkers 4" in script  # 8 cores / 2 threads per worker
-    with pytest.raises(ValueError, match="cluster.slurm"):
-        slurm_cluster(ClusterConfig(kind="slurm", slurm={"no_such_option": 1}))
+    with pytest.raises(ValueError, match="slurm.no_such_option"):      # typed settings
+        ClusterConfig(kind="slurm", slurm={"no_such_option": 1})
+    with pytest.raises(ValueError, match="cluster.slurm: Could not interpret 'lots'"):
+        slurm_cluster(ClusterConfig(kind="slurm", slurm={"memory": "lots"}))
 
 
 def test_md_and_normal_mode_samplers(tmp_path):

@@ -106,7 +106,7 @@ def slurm_cluster(cfg: ClusterConfig):
         raise ValueError("cluster.kind slurm needs dask-jobqueue: pip install dask-jobqueue") \
             from None
     kw = {"cores": 1, "memory": "4GB", "walltime": "01:00:00",
-          "scheduler_options": {"dashboard_address": ":0"}, **cfg.slurm}
+          "scheduler_options": {"dashboard_address": ":0"}, **cfg.slurm.kwargs()}
     kw.setdefault("processes", max(1, int(kw["cores"]) // cfg.threads_per_worker))
     prologue = list(kw.pop("job_script_prologue", []))
     prologue.append(f"export OMP_NUM_THREADS={cfg.threads_per_worker}")

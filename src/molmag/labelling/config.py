@@ -40,13 +40,13 @@ class SamplerConfig(_Strict):
     temperature.  ``include_base`` keeps the unperturbed structure as a row too."""
 
     kind: Literal["displacements", "md", "normal-modes"] = "displacements"
-    n: int = Field(500, ge=1, description="configurations per delta / per temperature")
+    n: int = Field(default=500, ge=1, description="configurations per delta / per temperature")
     deltas: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2])
     temperatures: list[float] = Field(default_factory=lambda: [300.0])
-    interval: int = Field(10, ge=1, description="MD steps between snapshots")
-    timestep_fs: float = Field(0.5, gt=0)
-    friction_per_fs: float = Field(0.01, gt=0)
-    equilibration_steps: int = Field(200, ge=0)
+    interval: int = Field(default=10, ge=1, description="MD steps between snapshots")
+    timestep_fs: float = Field(default=0.5, gt=0)
+    friction_per_fs: float = Field(default=0.01, gt=0)
+    equilibration_steps: int = Field(default=200, ge=0)
     quantum: bool = True
     seed: int = 0
     include_base: bool = True
@@ -74,9 +74,9 @@ class SourceConfig(_Strict):
     """One source of structures: exactly one of ``builder``, ``file`` or ``dataset``."""
 
     builder: str | None = None
-    ligands: list[str] | None = Field(None, description="ligand SMILES (dy-h2o5l2 builder)")
+    ligands: list[str] | None = Field(default=None, description="ligand SMILES (dy-h2o5l2 builder)")
     relax: bool = True
-    fmax: float = Field(0.05, gt=0, description="relaxation threshold, eV/Angstrom")
+    fmax: float = Field(default=0.05, gt=0, description="relaxation threshold, eV/Angstrom")
     sampler: SamplerConfig | None = None
 
     file: str | None = None
@@ -88,7 +88,7 @@ class SourceConfig(_Strict):
     dataset: str | None = None
     selection: str | None = None
 
-    group: str | None = Field(None, description="tag written on every row of this source")
+    group: str | None = Field(default=None, description="tag written on every row of this source")
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -119,9 +119,9 @@ class XTBLabelConfig(_Strict):
     properties: list[Literal["energy", "forces", "charges", "dipole", "polarizabilities",
                              "atomic_dipoles"]] = \
         Field(default_factory=lambda: ["energy", "forces", "charges"])
-    accuracy: float = Field(1.0, gt=0)
-    electronic_temperature: float = Field(300.0, gt=0, description="K")
-    max_iterations: int = Field(250, ge=1)
+    accuracy: float = Field(default=1.0, gt=0)
+    electronic_temperature: float = Field(default=300.0, gt=0, description="K")
+    max_iterations: int = Field(default=250, ge=1)
 
 
 class LigandFieldLabelConfig(_Strict):
@@ -138,9 +138,9 @@ class LigandFieldLabelConfig(_Strict):
     zeta: float | None = None
     k: float | None = None
     point_charges: Literal["none", "xtb"] = "none"
-    donors: list[int] | None = Field(None, description="donor atom indices (default: the "
+    donors: list[int] | None = Field(default=None, description="donor atom indices (default: the "
                                      "builder's donors, else found by distance per structure)")
-    outer_cutoff: float | None = Field(None, gt=0, description="Angstrom")
+    outer_cutoff: float | None = Field(default=None, gt=0, description="Angstrom")
 
 
 class CrystalFieldLabelConfig(_Strict):
@@ -150,8 +150,8 @@ class CrystalFieldLabelConfig(_Strict):
     ion: str | None = None
     charges: Literal["rec", "formal"] = "rec"
     shielding: bool = False
-    cutoff: float | None = Field(None, gt=0, description="Angstrom")
-    donors: list[int] | None = Field(None, description="donor atom indices (default: the "
+    cutoff: float | None = Field(default=None, gt=0, description="Angstrom")
+    donors: list[int] | None = Field(default=None, description="donor atom indices (default: the "
                                      "builder's donors, else found per structure)")
 
 
@@ -182,6 +182,44 @@ class LabelsConfig(_Strict):
         return ["kd_energies", "g_tensors", "cf_parameters"]
 
 
+class SlurmSettings(_Strict):
+    """Keyword arguments of ``dask_jobqueue.SLURMCluster`` (the ones a SLURM user sets; every
+    key is checked when the file is read).  molmag's defaults: one core, 4GB, one hour, one
+    worker process per ``threads_per_worker`` cores."""
+
+    queue: str | None = Field(None, description="partition (sbatch -p)")
+    account: str | None = Field(None, description="account to charge (sbatch -A)")
+    cores: int | None = Field(None, ge=1, description="cores per batch job")
+    processes: int | None = Field(None, ge=1, description="Dask worker processes per job")
+    memory: str | None = Field(None, description="memory per job, e.g. 32GB")
+    walltime: str | None = Field(None, description="time limit, e.g. '04:00:00'")
+    job_name: str | None = Field(None, description="SLURM job name")
+    job_cpu: int | None = Field(None, ge=1, description="--cpus-per-task if not cores")
+    job_mem: str | None = Field(None, description="--mem if not memory")
+    job_extra_directives: list[str] | None = Field(
+        None, description="extra #SBATCH lines, e.g. ['--qos=long']")
+    job_directives_skip: list[str] | None = Field(
+        None, description="#SBATCH directives dask-jobqueue would write that to leave out")
+    job_script_prologue: list[str] | None = Field(
+        None, description="shell lines before the worker starts, e.g. ['module load openblas']")
+    interface: str | None = Field(None, description="network interface the workers reach the "
+                                  "scheduler on, e.g. ib0")
+    local_directory: str | None = Field(None, description="workers' scratch folder")
+    log_directory: str | None = Field(None, description="folder of the jobs' stdout/stderr")
+    python: str | None = Field(None, description="the workers' Python executable")
+    shebang: str | None = Field(None, description="first line of the job script")
+    death_timeout: float | None = Field(None, gt=0, description="seconds a worker waits for "
+                                        "the scheduler")
+    worker_extra_args: list[str] | None = Field(None, description="extra dask worker "
+                                                "arguments")
+    scheduler_options: dict[str, Any] | None = Field(
+        None, description="options of the Dask scheduler, e.g. {dashboard_address: ':0'}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments set in the file (dask-jobqueue's own defaults elsewhere)."""
+        return self.model_dump(exclude_unset=True)
+
+
 class ClusterConfig(_Strict):
     """Where the work runs.
 
@@ -193,11 +231,11 @@ class ClusterConfig(_Strict):
     debugging)."""
 
     kind: Literal["local", "address", "slurm", "serial"] = "local"
-    n_workers: int | None = Field(None, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
+    n_workers: int | None = Field(default=None, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
     address: str | None = None
-    slurm: dict[str, Any] = Field(default_factory=dict)
-    jobs: int = Field(1, ge=1)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    jobs: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _address(self):
@@ -211,9 +249,9 @@ class LabelConfig(_Strict):
     sources: list[SourceConfig] = Field(..., min_length=1)
     labels: LabelsConfig
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
-    batch_size: int = Field(8, ge=1, description="structures per Dask task")
-    retry_failed: bool = Field(False, description="try again what failed in an earlier run")
-    lease_seconds: float = Field(300.0, gt=0, description="how long a run's claim on a row or "
+    batch_size: int = Field(default=8, ge=1, description="structures per Dask task")
+    retry_failed: bool = Field(default=False, description="try again what failed in an earlier run")
+    lease_seconds: float = Field(default=300.0, gt=0, description="how long a run's claim on a row or "
                                  "build item lasts without renewal (renewed every third of "
                                  "it): the work of a run that dies is taken over by the other "
                                  "runs on the dataset this long after its last renewal")
