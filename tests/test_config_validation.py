@@ -169,3 +169,14 @@ def test_misspelled_descriptor_setting_is_refused_with_its_key(tmp_path):
     p.write_text("model: {kind: gmnn-energy}\ndescriptor: {n_radial: 4}\n"
                  "data: {dataset: x.db}\n")
     assert load_train_config(p).descriptor == {"n_radial": 4}
+
+
+def test_learn_descriptor_overrides_are_checked_per_role(tmp_path):
+    p = tmp_path / "learn.yaml"
+    p.write_text("descriptors: {tensr: {}}\n")
+    with pytest.raises(ValueError, match=r"learn.yaml: descriptors.tensr: not a model role"):
+        validate_config(p, "learn")
+    p.write_text("descriptors: {potential: {twojmx: 4}}\n")
+    with pytest.raises(ValueError, match=r"descriptors.potential: unknown setting\(s\) twojmx "
+                                         r"of the snap-energy descriptor"):
+        validate_config(p, "learn")

@@ -41,9 +41,10 @@ def validate(path: str | Path, model: type[M], raw: dict) -> M:
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
-            where = ".".join(_key_path(raw, e["loc"])) or "(top level)"
+            where = ".".join(_key_path(raw, e["loc"]))
             msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-            lines.append(f"{where}: {msg.removeprefix('Value error, ')}")
+            msg = msg.removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}" if where else msg)   # whole-file rules name keys
         raise ValueError(f"{path}: " + "; ".join(lines)) from None
 
 
