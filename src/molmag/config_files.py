@@ -4,7 +4,7 @@ and the key at fault (shared by every ``molmag ... CONFIG.yaml`` command)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -61,6 +61,12 @@ def _key_path(raw: Any, loc: tuple) -> list[str]:
             node[key] if isinstance(node, list) and isinstance(key, int)
             and -len(node) <= key < len(node) else None)
     return out
+
+
+@overload
+def resolve(p: str, base: Path) -> str: ...
+@overload
+def resolve(p: None, base: Path) -> None: ...
 
 
 def resolve(p: str | None, base: Path) -> str | None:

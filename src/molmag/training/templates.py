@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 _HEAD = """\
 # molmag train configuration: {title}
@@ -75,32 +76,35 @@ _SNAP_ENERGY = """\
                          # 0.073, linear 2J = 8 0.078); 8x faster MD than 2J = 8
 """
 
-SPECS = {
+SPECS: dict[str, dict[str, Any]] = {
     "covariant-ridge": dict(
         title="covariant bispectrum ridge of the D tensor (Lunghi & Sanvito 2020)",
-        hyper="    features: donors     # donors: donor geometry in the Eckart frame of the metal and\n"
-              "                         # its donors (molmag; RMSE D_ij 0.23 cm-1 on co-pdms) |\n"
-              "                         # bispectrum: the paper's eq. 4 (1.04; benchmarks/models.py)\n"
-              "    degree: 2            # donors: monomials of the donor geometry up to this degree\n"
-              "    env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (bispectrum)\n"
-              "    n_references: 1      # reference environments l0",
+        hyper="""\
+    features: donors     # donors: donor geometry in the Eckart frame of the metal and
+                         # its donors (molmag; RMSE D_ij 0.23 cm-1 on co-pdms) |
+                         # bispectrum: the paper's eq. 4 (1.04; benchmarks/models.py)
+    degree: 2            # donors: monomials of the donor geometry up to this degree
+    env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (bispectrum)
+    n_references: 1      # reference environments l0""",
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "equivariant-ridge": dict(
         title="equivariant spherical-harmonic ridge of the D tensor (Nguyen & Lunghi 2022)",
-        hyper="    features: donors     # donors: local-frame tensors of the donors with invariant\n"
-              "                         # polynomial weights (molmag; RMSE D_ij 0.26 cm-1 on\n"
-              "                         # co-pdms) | bispectrum: Nguyen & Lunghi (1.62)\n"
-              "    degree: 2            # donors: degree of the invariant weights\n"
-              "    env_cutoff: 3.5      # Angstrom (bispectrum)",
+        hyper="""\
+    features: donors     # donors: local-frame tensors of the donors with invariant
+                         # polynomial weights (molmag; RMSE D_ij 0.26 cm-1 on
+                         # co-pdms) | bispectrum: Nguyen & Lunghi (1.62)
+    degree: 2            # donors: degree of the invariant weights
+    env_cutoff: 3.5      # Angstrom (bispectrum)""",
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "gmnn-tensor": dict(
         title="Gaussian-moment network of the D tensor (Zaverkin et al. 2022)",
-        hyper="    origin: metal        # metal | centroid (paper): the origin of eq. 7\n"
-              "    env_cutoff: 3.6      # Angstrom: only atoms this close to the metal (the donors\n"
-              "                         # and their substituents) add to eq. 7, smoothly cut off;\n"
-              "                         # null: every atom (paper)\n"
-              "    hidden: [128, 128]   # paper: [512, 512] (slower, no better at 900 structures)\n"
-              "    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept",
+        hyper="""\
+    origin: metal        # metal | centroid (paper): the origin of eq. 7
+    env_cutoff: 3.6      # Angstrom: only atoms this close to the metal (the donors
+                         # and their substituents) add to eq. 7, smoothly cut off;
+                         # null: every atom (paper)
+    hidden: [128, 128]   # paper: [512, 512] (slower, no better at 900 structures)
+    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept""",
         descriptor=_GM_TENSOR, dataset="copdms.db", committee=3),
     "gmnn-energy": dict(
         title="Gaussian-moment network of the energy and forces (Zaverkin et al. 2022, eq. 13)",
@@ -112,11 +116,13 @@ SPECS = {
         descriptor=_SNAP_ENERGY, dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
         title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
-        hyper="    env_cutoff: 3.5      # Angstrom",
+        hyper="""\
+    env_cutoff: 3.5      # Angstrom""",
         descriptor=_SNAP.format(rcut=3.5), dataset="dy-ligands.db", committee=3),
     "cf-ridge": dict(
         title="equivariant ridge of the crystal-field parameters (k = 2, 4, 6)",
-        hyper="    env_cutoff: 3.5      # Angstrom",
+        hyper="""\
+    env_cutoff: 3.5      # Angstrom""",
         descriptor=_SNAP.format(rcut=3.5), dataset="dy-ligands.db", committee=3),
 }
 
