@@ -16,8 +16,9 @@ def validate(
     kind: Optional[str] = typer.Option(
         None, "--kind", help="train, label, optimize, scan, md, learn, vae or ga (default: "
         "recognised from the file's top-level keys)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the checked settings, with "
-                                 "every default filled in, as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the checked settings as JSON "
+                                 "(defaults filled in; model.hyper as given, the model kind's "
+                                 "defaults fill the rest)."),
 ):
     """Check configuration files as their commands would read them, without running anything.
 
