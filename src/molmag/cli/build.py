@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
@@ -70,8 +70,8 @@ def build(
 
     Named structures: fecl5 ([FeCl5]2-, trigonal bipyramid), fecl6 ([FeCl6]3-, trigonal
     prism), cocl4 ([CoCl4]2-, tetrahedron), co-pdms ([Co(pdms)2]2-), dy-h2o5l2
-    (Dy(H2O)5L2 with --ligand SMILES) and ligand (the free ligand --ligand SMILES alone).  The file carries charge, multiplicity and metal_index
-    for `molmag data import`."""
+    (Dy(H2O)5L2 with --ligand SMILES) and ligand (the free ligand --ligand SMILES alone).
+    The file carries charge, multiplicity and metal_index for `molmag data import`."""
     from molmag.chem.builders import BUILDERS
     from molmag.chem.builders import build as build_structure
     from molmag.chem.features import metal_donor_distances
@@ -82,7 +82,7 @@ def build(
         fail(f"unknown structure {name!r}; choose one of: {', '.join(BUILDERS)}")
     if not fmax > 0:  # NaN too
         fail(f"--fmax must be positive, got {fmax}")
-    options = {"relax": not no_relax, "fmax": fmax}
+    options: dict[str, Any] = {"relax": not no_relax, "fmax": fmax}
     if ligand is not None:
         options["ligand"] = ligand
         options["max_ligand_charge"] = max_ligand_charge

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -128,7 +128,7 @@ def dy_ligands(
     from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
     from molmag.workflows.dy_ligands_report import findings
 
-    over = {"workers": workers}
+    over: dict[str, Any] = {"workers": workers}
     if pretrained:
         if corpus is not None:
             fail("--pretrained uses the model's own corpus (QM9 ligands): give no --corpus")

@@ -112,7 +112,8 @@ def _print_levels(ion: LanthanideIon, lv: CrystalFieldLevels, unit: str) -> None
                           f"{mj[i]:.3f}", _composition_text(ion, comp[i]))
         console.print(table)
         ax = lv.easy_axis
-        console.print(f"easy axis of the ground doublet: ({ax[0]: .5f}, {ax[1]: .5f}, {ax[2]: .5f})")
+        console.print(f"easy axis of the ground doublet: "
+                      f"({ax[0]: .5f}, {ax[1]: .5f}, {ax[2]: .5f})")
     console.print("all states: " + ", ".join(f"{e * f:.3f}" for e in lv.energies) + f" {unit}")
 
 
@@ -173,7 +174,8 @@ def read_point_charges(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             vals = [float(x) for x in parts]
         except ValueError:
-            raise ValueError(f"{path}, line {n}: expected 'q x y z' numbers, got {line!r}") from None
+            raise ValueError(f"{path}, line {n}: expected 'q x y z' numbers, "
+                             f"got {line!r}") from None
         if len(vals) != 4:
             raise ValueError(f"{path}, line {n}: expected 4 numbers 'q x y z', got {len(vals)}")
         if not np.all(np.isfinite(vals)) or max(abs(v) for v in vals) > 1e5:
@@ -200,7 +202,8 @@ def _read_structure(path: Path, frame: int | None, metal_index: int | None):
 
     lns = [i for i, z in enumerate(atoms.numbers) if 57 <= z <= 71]
     ln = metal_index if metal_index is not None else (lns[0] if len(lns) == 1 else None)
-    if ln is not None and 57 <= atoms.numbers[ln] <= 71 and atoms.info.get("multiplicity") is not None:
+    if (ln is not None and 57 <= atoms.numbers[ln] <= 71
+            and atoms.info.get("multiplicity") is not None):
         # the engine treats trivalent ions: the file's multiplicity must fit Ln3+ (4f^n)
         validate_structure(atoms, source=path, frame=frame, charge=atoms.info.get("charge"),
                            multiplicity=atoms.info.get("multiplicity"), metal_index=ln,
@@ -220,7 +223,8 @@ def _read_charges(spec: str, natoms: int):
         try:
             nums += [float(x) for x in line.replace(",", " ").split()]
         except ValueError:
-            raise ValueError(f"--charges {spec}: not a list of numbers ({line.strip()!r})") from None
+            raise ValueError(f"--charges {spec}: not a list of numbers "
+                             f"({line.strip()!r})") from None
     if len(nums) != natoms:
         raise ValueError(f"--charges {spec}: {len(nums)} charges for {natoms} atoms")
     return np.array(nums)
@@ -270,6 +274,7 @@ def spectrum(
                        "distance": float(np.linalg.norm(p))} for c, p in zip(q, pos)]
             scheme = "point charges"
         else:
+            assert structure is not None  # exactly one of the two was given (checked above)
             atoms = _read_structure(structure, frame, metal_index)
             spec = _read_charges(charges, len(atoms))
             the_ion, pcm, lv = crystal_field_from_structure(
@@ -294,7 +299,8 @@ def spectrum(
                     "options": options, "donors": donors,
                     "cf_parameters": {"convention": "stevens", "values": params}})
         if lv.groups:
-            out["ground_doublet_composition"] = _abs_mj_weights(the_ion, lv.doublet_composition()[0])
+            out["ground_doublet_composition"] = _abs_mj_weights(the_ion,
+                                                                lv.doublet_composition()[0])
         print_json(out)
         return
     console.print(f"{the_ion.name} ({the_ion.term}), J = {the_ion.J:g}, g_J = {the_ion.g_J:.5f}; "

@@ -7,7 +7,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.console import Console
 from molmag.io.frames import frame_numbers as select_frames  # noqa: F401  (re-exported)
 from molmag.io.frames import read_frames  # noqa: F401  (re-exported)
 from molmag.io.jsonable import json_default
+
+if TYPE_CHECKING:
+    from molmag.progress import ProgressFn
 
 #: Width of the output when it is not a terminal (a pipe, a file) and COLUMNS is not set:
 #: wide enough that no table is ever cut or wrapped (rich's default would be 80).
@@ -41,7 +44,7 @@ console = _Console(soft_wrap=True)
 err_console = _Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     from rich.markup import escape
 
     # one line, never read as rich markup ("[nan, 0.0, 0.0]" is a value, not a style)
@@ -65,7 +68,7 @@ def user_errors():
 
 
 @contextmanager
-def progress_bars():
+def progress_bars() -> Iterator[ProgressFn]:
     """A :data:`molmag.progress.ProgressFn` drawn as transient rich bars on stderr, one per
     task label (``with progress_bars() as progress: optimize(..., progress=progress)``)."""
     from rich.progress import (

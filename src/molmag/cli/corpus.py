@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
@@ -55,8 +55,8 @@ def corpus(
     neutral, anions = not anions_only, not neutral_only
     with user_errors():
         corpus_format(out)
-        filters = dict(elements=allowed, max_heavy_atoms=max_heavy_atoms, neutral=neutral,
-                       anions=anions)
+        filters: dict[str, Any] = dict(elements=allowed, max_heavy_atoms=max_heavy_atoms,
+                                       neutral=neutral, anions=anions)
         if smiles_file is None:
             with console.status("enumerating the built-in corpus", spinner="dots"):
                 ligands = default_corpus(**filters)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
 
 from molmag.cli.common import console, fail, print_json, progress_bars, user_errors
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
 
 
 def correlate(
@@ -38,7 +41,7 @@ def correlate(
 
     if model is not None and ligand_field:
         fail("give either --model or --ligand-field, not both")
-    calc = None
+    calc: Calculator | None = None
     with user_errors():
         if model is not None:
             from molmag.models.calculator import ModelCalculator

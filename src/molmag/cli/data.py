@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import typer
@@ -56,7 +57,8 @@ def import_(
     """
     with user_errors():
         writable_db(db)
-    opts = dict(charge=charge, multiplicity=multiplicity, metal_index=metal_index, split=split)
+    opts: dict[str, Any] = dict(charge=charge, multiplicity=multiplicity,
+                                metal_index=metal_index, split=split)
     warnings: list[str] = []
     counts = {}
     errors = []
@@ -85,7 +87,7 @@ def import_(
         for f in files:
             task = progress.add_task(f.name, total=counts[f])
             s = ds.add_many(read_records(f, **opts), chunk_size=chunk_size,
-                            progress=lambda k, t=task: progress.advance(t, k))
+                            progress=functools.partial(progress.advance, task))
             total_new += s.new
             table.add_row(str(f), str(s.read), str(s.new), str(s.merged), str(s.present),
                           str(len(s.conflicts)))
@@ -157,14 +159,16 @@ def show(
                          "metal_index": r.metal_index, "split": r.split,
                          "labels": sorted(r.labels)} for r in rows])
             return
-        t = Table(title=f"{db}: {ds.count(select)} rows" + (f" matching {select!r}" if select else ""),
-                  title_justify="left")
+        t = Table(title=f"{db}: {ds.count(select)} rows"
+                  + (f" matching {select!r}" if select else ""), title_justify="left")
         for c in ("id", "formula", "atoms", "charge", "2S+1", "metal", "split", "labels"):
             t.add_column(c)
         for r in rows:
-            metal = "-" if r.metal_index is None else f"{r.atoms[r.metal_index].symbol}{r.metal_index}"
-            t.add_row(str(r.id), r.formula, str(len(r.atoms)), _signed(r.charge), str(r.multiplicity),
-                      metal, r.split or "-", ", ".join(sorted(r.labels)) or "-")
+            metal = ("-" if r.metal_index is None
+                     else f"{r.atoms[r.metal_index].symbol}{r.metal_index}")
+            t.add_row(str(r.id), r.formula, str(len(r.atoms)), _signed(r.charge),
+                      str(r.multiplicity), metal, r.split or "-",
+                      ", ".join(sorted(r.labels)) or "-")
         console.print(t)
         return
     if json_out:
@@ -228,7 +232,8 @@ def stats(
         return
     console.print(f"[bold]{db}[/]: {s['rows']} rows; splits: "
                   + ", ".join(f"{k} {v}" for k, v in s["splits"].items())
-                  + "; formulas: " + ", ".join(f"{k} {v}" for k, v in list(s["formulas"].items())[:6]))
+                  + "; formulas: "
+                  + ", ".join(f"{k} {v}" for k, v in list(s["formulas"].items())[:6]))
     if s["groups"]:
         console.print("groups: " + ", ".join(f"{k} {v}" for k, v in sorted(s["groups"].items())))
     if s["failures"]:

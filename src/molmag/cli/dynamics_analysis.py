@@ -94,6 +94,7 @@ def _harmonic(frequencies: Optional[Path], potential: Optional[str], trajs):
     from molmag.cli.relaxation import _calculator
     from molmag.dynamics.vibrations import vibrations
 
+    assert potential is not None  # frequencies is None here, and not both are
     atoms = trajs[0].frame(0)
     calc = _calculator(potential, "potential", atoms)
     err_console.print(f"[dim]harmonic modes of {atoms.get_chemical_formula()} with "

@@ -93,15 +93,17 @@ def features(
     pentagonal-bipyramid angles (degrees), MPP/SDP (Angstrom) of each structure.
 
     Donors are the non-hydrogen atoms within 1.2 x the sum of covalent radii of the metal
-    (see --donors for displaced frames of one complex).  With more than 20 structures the summary statistics are printed; --out writes every row.
+    (see --donors for displaced frames of one complex).  With more than 20 structures the
+    summary statistics are printed; --out writes every row.
     """
+    donor_spec: str | list[int] = donors
     if donors not in ("auto", "first"):
         try:
-            donors = [int(x) for x in donors.split(",")]
+            donor_spec = [int(x) for x in donors.split(",")]
         except ValueError:
             fail(f"--donors {donors!r}: use auto, first or comma-separated atom indices")
     with user_errors():
-        id_name, ids, formulas, rows = _read(source, selection, metal_index, donors)
+        id_name, ids, formulas, rows = _read(source, selection, metal_index, donor_spec)
     if out is not None:
         try:
             _write_csv(out, id_name, ids, formulas, rows)

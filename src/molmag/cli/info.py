@@ -94,7 +94,8 @@ def info(json_out: bool = typer.Option(False, "--json", help="Print JSON instead
     if json_out:
         print_json(data)
         return
-    console.print(f"[bold]molmag[/] {data['molmag']}  (Python {data['python']}, {data['platform']})")
+    console.print(f"[bold]molmag[/] {data['molmag']}  "
+                  f"(Python {data['python']}, {data['platform']})")
     t = Table(title="required dependencies", title_justify="left")
     t.add_column("package")
     t.add_column("version")

@@ -39,7 +39,8 @@ def _print_zfs(out: dict, title: str) -> None:
     if out.get("D") is None:
         console.print("no zero-field splitting (ground spin S < 1)")
     else:
-        console.print(f"D   = {out['D']: .3f} cm-1\nE   = {out['E']: .3f} cm-1\nE/D = {out['E/D']: .4f}")
+        console.print(f"D   = {out['D']: .3f} cm-1\nE   = {out['E']: .3f} cm-1\n"
+                      f"E/D = {out['E/D']: .4f}")
         if out.get("D_second_order") is not None:
             console.print(f"D (second order) = {out['D_second_order']: .3f} cm-1")
         axes = np.asarray(out["axes"])
@@ -127,10 +128,12 @@ def zfs_cmd(
         s = float(res.spin[0])
         mult = multiplicity if multiplicity is not None else atoms.info.get("multiplicity")
         if mult is not None and int(mult) != int(round(2 * s + 1)):
-            raise ValueError(f"{structure}, frame {frame}, field 'multiplicity': the ligand field gives {model.ion} a ground spin S = {s:g} "
+            raise ValueError(f"{structure}, frame {frame}, field 'multiplicity': the ligand "
+                             f"field gives {model.ion} a ground spin S = {s:g} "
                              f"(multiplicity {int(round(2 * s + 1))}), not {mult}")
         if s < 1:
             raise ValueError(f"{model.ion} here has ground spin S = {s:g}: no zero-field splitting")
+    assert res.zfs_tensor_pt2 is not None  # solve(pt2=True) fills it
     out = _zfs_block(res.zfs_tensor[0])
     out["D_second_order"] = zfs_from_tensor(res.zfs_tensor_pt2[0]).D
     out["tensor_second_order"] = res.zfs_tensor_pt2[0]
@@ -197,6 +200,7 @@ def levels_cmd(
     out = {"ion": eng.ion.name, "S": s, "parameters": eng.parameters(),
            "energies_spin_free": res.energies_spin_free[0], "energies": res.energies[0]}
     if s >= 1:
+        assert res.zfs_tensor_pt2 is not None  # solve(pt2=True) fills it
         out.update(_zfs_block(res.zfs_tensor[0]))
         out["D_second_order"] = zfs_from_tensor(res.zfs_tensor_pt2[0]).D
     else:

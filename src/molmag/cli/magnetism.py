@@ -34,22 +34,22 @@ def _from_structure(path: Path, tensor: str):
     if tensor == "lf":
         from molmag.physics.ligand_field import LigandFieldCalculator
 
-        calc = LigandFieldCalculator(charge=atoms.info.get("charge"), multiplicity=int(mult))
-        d = calc.get_property("zfs_tensor", atoms)
-        g = calc.get_property("g_tensor", atoms)
+        lf = LigandFieldCalculator(charge=atoms.info.get("charge"), multiplicity=int(mult))
+        d = lf.get_property("zfs_tensor", atoms)
+        g = lf.get_property("g_tensor", atoms)
         src = f"{path}: ligand-field engine (D and g)"
     else:
         if not Path(tensor).is_file():
             raise ValueError(f"--tensor {tensor!r}: neither lf nor a model file")
         from molmag.models.calculator import ModelCalculator
 
-        calc = ModelCalculator(tensor)
-        if calc.model.target != "zfs_tensor":
-            raise ValueError(f"--tensor {tensor}: a {calc.model.target} model, not a D-tensor "
+        mc = ModelCalculator(tensor)
+        if mc.model.target != "zfs_tensor":
+            raise ValueError(f"--tensor {tensor}: a {mc.model.target} model, not a D-tensor "
                              "model")
-        d = calc.get_property("zfs_tensor", atoms)
+        d = mc.get_property("zfs_tensor", atoms)
         g = 2.0
-        src = (f"{path}: D from {tensor} (D σ {calc.get_property('zfs_D_std', atoms):.2g} "
+        src = (f"{path}: D from {tensor} (D σ {mc.get_property('zfs_D_std', atoms):.2g} "
                "cm-1, calibrated), g = 2.0")
     return spin_system(spin, d_tensor=d, g=g), {"source": src}
 
@@ -142,11 +142,12 @@ def magnetism(
         chi = powder_chi_t(system, temps)
         mh = {f"{t:g}": magnetisation(system, hs, t, order=order) for t in mh_t}
         energies, gvals = (kramers_g(system) if system.kramers else (None, None))
-    res = {"system": system.name, **extra, "chi_T_unit": "cm3 K mol-1", "magnetisation_unit": "mu_B",
+    res = {"system": system.name, **extra, "chi_T_unit": "cm3 K mol-1",
+           "magnetisation_unit": "mu_B",
            "chi_T": [[float(t), float(c)] for t, c in zip(temps, chi)],
            "magnetisation": {t: [[float(h), float(m)] for h, m in zip(hs, v)]
                              for t, v in mh.items()},
-           "kramers_g": None if gvals is None else
+           "kramers_g": None if energies is None or gvals is None else
            [{"energy_cm-1": float(e), "g": [float(x) for x in gv]}
             for e, gv in zip(energies, gvals)],
            "powder_grid": f"Lebedev order {order}"}
@@ -170,7 +171,7 @@ def magnetism(
     for k in _sample(len(hs), 8):
         m.add_row(f"{hs[k]:g}", *(f"{mh[tk][k]:.4f}" for tk in mh))
     console.print(m)
-    if gvals is not None:
+    if energies is not None and gvals is not None:
         kt = Table(title="Kramers doublets", title_justify="left")
         for c in ("#", "E (cm-1)", "g1", "g2", "g3"):
             kt.add_column(c, justify="right")

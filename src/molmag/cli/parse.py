@@ -28,7 +28,8 @@ def _summary(r: QCResult) -> Table:
     if r.calculation.get("active_space"):
         t.add_row("active space", "CAS({},{})".format(*r.calculation["active_space"]))
     for z in r.zfs:
-        t.add_row("ZFS " + z.method, f"D = {z.D:.4f} cm-1, E = {z.E:.4f} cm-1, E/D = {z.E_over_D:.4f}")
+        t.add_row("ZFS " + z.method,
+                  f"D = {z.D:.4f} cm-1, E = {z.E:.4f} cm-1, E/D = {z.E_over_D:.4f}")
     if r.kd_energies is not None:
         t.add_row("Kramers doublets / cm-1", _fmt(r.kd_energies, 2))
     elif r.so_energies is not None:
@@ -98,7 +99,8 @@ def parse(
     if db is not None:
         summary = Dataset(db).add_many(records, chunk_size=max(1, len(records)))
         err_console.print(f"{db}: {summary.new} new row(s), {summary.merged} with labels added, "
-                          f"{summary.present} already present, {len(summary.conflicts)} conflict(s)",
+                          f"{summary.present} already present, "
+                          f"{len(summary.conflicts)} conflict(s)",
                           highlight=False)
         for c in summary.conflicts:
             err_console.print(f"[yellow]conflict:[/] {c}", highlight=False, soft_wrap=True)

@@ -271,7 +271,7 @@ def relaxation(
     for k in sorted(set(np.linspace(0, len(temps) - 1, min(len(temps), 10)).round().astype(int))):
         tt.add_row(f"{temps[k]:.4g}", f"{tau[k]:.3e}")
     console.print(tt)
-    if arr is not None:
+    if arr is not None and raman is not None:  # both fitted, or neither
         console.print(f"Arrhenius ({len(temps[-third:])} warmest points): U_eff = "
                       f"{arr['U_eff']:.1f} cm-1, tau0 = {arr['tau0']:.3e} s; spin-level gap "
                       f"{res['gap']:.1f} cm-1", highlight=False)

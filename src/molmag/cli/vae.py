@@ -11,7 +11,8 @@ from rich.table import Table
 from molmag.cli.common import console, err_console, fail, print_json, user_errors
 
 app = typer.Typer(help="Generative ligand design: train the GAUSS VAE, sample it (the "
-                  "pretrained gauss-ii-qm9 by default), evaluate it, map its latent space.", no_args_is_help=True)
+                  "pretrained gauss-ii-qm9 by default), evaluate it, map its latent space.",
+                  no_args_is_help=True)
 
 
 def _fmt(v) -> str:
@@ -109,6 +110,7 @@ def sample(
     filter), uniqueness, novelty and the new ligands (donor atom first) with the head's
     predicted properties.  A seed RDKit cannot read, or that is not a donor-first ligand, is
     refused with the reason; samples the model cannot re-encode are counted, never fatal."""
+    from molmag.generative.pretrained import resolve_model
     from molmag.generative.runs import prior_table, sample_table, write_rows
     from molmag.generative.training import load_vae
 
@@ -122,13 +124,14 @@ def sample(
         if prior and (seeds or seeds_file):
             raise ValueError("--prior samples N(0, I): give no seeds with it")
         seed_list = None if prior else _seeds(seeds, seeds_file)
-        vae = load_vae(model)
+        vae = load_vae(resolve_model(model))  # None: the shipped default
         if prior:
             summary, molecules = prior_table(vae, n, rng_seed=seed,
                                              temperature=1.0 if temperature is None
                                              else temperature)
             metrics = None
         else:
+            assert seed_list is not None  # set whenever not prior
             metrics, molecules = sample_table(vae, seed_list, sigma, n, rng_seed=seed,
                                               temperature=temperature or 0.0)
         if out is not None:
@@ -153,6 +156,7 @@ def sample(
         if out is not None:
             console.print(f"wrote {len(molecules)} unique valid molecules to {out}")
         return
+    assert metrics is not None  # sample_table's, whenever not prior
     if as_json:
         print_json({"model": name, "metrics": metrics, "out": str(out) if out else None})
         return
@@ -195,12 +199,13 @@ def evaluate_(
     sanity), unique@1k/@10k, novelty, internal diversity, the share of donor-first ligands and
     the LP sampling curve (valid / unique / novel against sigma)."""
     from molmag.generative.metrics import evaluate
+    from molmag.generative.pretrained import resolve_model
     from molmag.generative.training import load_vae
 
     if n < 1:
         fail(f"--n must be >= 1, got {n}")
     with user_errors():
-        vae = load_vae(model)
+        vae = load_vae(resolve_model(model))  # None: the shipped default
         held = None
         if corpus is not None:
             from molmag.generative.corpus import read_corpus
@@ -263,6 +268,7 @@ def map_(
 ):
     """PCA of the latent space coloured by the head's predictions, the computed proxies and
     the Kramers gaps (Khatibi et al. Figs. 4, 7, 9)."""
+    from molmag.generative.pretrained import resolve_model
     from molmag.generative.runs import latent_map
     from molmag.generative.training import load_vae
 
@@ -270,7 +276,7 @@ def map_(
         for p, what in ((proxies, "--proxies"), (gaps, "--gaps")):
             if p is not None and not p.is_file():
                 raise FileNotFoundError(f"{what} {p}: no such dataset")
-        vae = load_vae(model)
+        vae = load_vae(resolve_model(model))  # None: the shipped default
         smiles = None
         if corpus is not None:
             from molmag.generative.corpus import read_corpus

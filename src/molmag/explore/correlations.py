@@ -33,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -79,7 +79,7 @@ def pearson(x, y, *, n_bootstrap: int = 2000, seed: int = 0,
     out.update(r=float(r), p_value=float(p), slope=float(slope), intercept=float(intercept))
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
-        rs = []
+        chunks: list[np.ndarray] = []
         for chunk in np.array_split(np.arange(n_bootstrap), max(1, n_bootstrap * n // 2_000_000)):
             idx = rng.integers(0, n, size=(len(chunk), n))
             xb, yb = x[idx], y[idx]
@@ -87,8 +87,8 @@ def pearson(x, y, *, n_bootstrap: int = 2000, seed: int = 0,
             yb = yb - yb.mean(axis=1, keepdims=True)
             den = np.sqrt(np.sum(xb**2, axis=1) * np.sum(yb**2, axis=1))
             with np.errstate(invalid="ignore", divide="ignore"):
-                rs.append(np.sum(xb * yb, axis=1) / den)
-        rs = np.concatenate(rs)
+                chunks.append(np.sum(xb * yb, axis=1) / den)
+        rs = np.concatenate(chunks)
         rs = rs[np.isfinite(rs)]
         if len(rs):
             a = 0.5 * (1.0 - confidence)
@@ -129,8 +129,9 @@ class CorrelationResult:
         stem = path.with_suffix("") if path.suffix in (".npz", ".json") else path
         stem.parent.mkdir(parents=True, exist_ok=True)
         npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
-        np.savez(npz, D=self.D, names=np.array(self.names, dtype=str),
-                 **{f"feature::{k}": v for k, v in self.features.items()})
+        arrays: dict[str, Any] = {"D": self.D, "names": np.array(self.names, dtype=str),
+                                  **{f"feature::{k}": v for k, v in self.features.items()}}
+        np.savez(npz, **arrays)
         js.write_text(json.dumps({
             "format": "molmag.correlations/1", "source": self.source, "D_from": self.D_from,
             "units": {"D": "cm-1", **{k: FEATURES.get(k, ("", ""))[1] for k in self.features}},
@@ -264,7 +265,9 @@ def magneto_structural_correlations(
     items, names, desc, is_records = _items(source, selection, index)
     if donors is None:
         donors = "auto" if is_records else "first"
-    D, keep, skipped = [], [], []
+    d_values: list[float] = []
+    keep: list[int] = []
+    skipped: list[str] = []
     for n, item in enumerate(items):
         if progress is not None:
             progress(n, len(items), "D per structure")
@@ -284,7 +287,7 @@ def magneto_structural_correlations(
         except Exception as exc:  # a failed structure is reported, not hidden
             skipped.append(f"{names[n]}: {type(exc).__name__}: {exc}")
             continue
-        D.append(d)
+        d_values.append(d)
         keep.append(n)
     if len(keep) < 3:
         raise ValueError(f"{desc}: only {len(keep)} structures with D ({len(skipped)} "
@@ -295,7 +298,7 @@ def magneto_structural_correlations(
     wanted = ["d_ML_mean_A", "q_tet"] + (["angle_intra_mean_deg"] if include_angle else [])
     feats = {k: np.array([row.get(k, np.nan) for row in rows], float) for k in wanted}
     feats = {k: v for k, v in feats.items() if np.isfinite(v).any()}
-    D = np.asarray(D, float)
+    D = np.asarray(d_values, float)
     stats = {k: pearson(v, D, n_bootstrap=n_bootstrap, seed=seed) for k, v in feats.items()}
     src = ("calculator " + type(calculator).__name__ if calculator is not None
            else "zfs_tensor label")

@@ -320,7 +320,7 @@ class ChiEvaluator:
             frames.append(a)
             ok.append(i)
         if not frames:
-            return out
+            return _all_set(out)
         try:
             em, dm = models
             if em is not None:
@@ -340,8 +340,7 @@ class ChiEvaluator:
                 ze = np.array([_optional(self.d_calc, "zfs_E", a) for a in frames])
                 d_std = np.array([_optional(self.d_calc, "zfs_D_std", a) for a in frames])
         except Exception:
-            return [out[i] if out[i] is not None else self(positions[i])
-                    for i in range(len(positions))]
+            return [e if e is not None else self(positions[i]) for i, e in enumerate(out)]
         for k, i in enumerate(ok):
             if not (math.isfinite(energy[k]) and math.isfinite(d[k])):
                 out[i] = Evaluation(error=f"FloatingPointError: non-finite energy "
@@ -349,7 +348,14 @@ class ChiEvaluator:
             else:
                 out[i] = Evaluation(float(energy[k]), float(d[k]), float(ze[k]),
                                     float(e_std[k]), float(d_std[k]))
-        return out
+        return _all_set(out)
+
+
+def _all_set(out: list[Evaluation | None]) -> list[Evaluation]:
+    """``out`` once every slot holds an :class:`Evaluation` (checked)."""
+    done = [e for e in out if e is not None]
+    assert len(done) == len(out), "an evaluation slot was left unset"
+    return done
 
 
 def _batch_model(calc):
@@ -439,12 +445,13 @@ def internal_coordinates(atoms: Atoms, *, metal_index: int | None = None,
         if not donors:
             donors = [j for j in bonded_neighbours(atoms, metal, factor=factor)
                       if atoms.numbers[j] != 1]
-    pairs = set()
+    pairs: set[tuple[int, int]] = set()
     for i in range(len(atoms)):
         for j in bonded_neighbours(atoms, i, factor=factor):
             if j > i:
                 pairs.add((i, j))
-    pairs |= {tuple(sorted((metal, d))) for d in donors}
+    if metal is not None:
+        pairs |= {(min(metal, d), max(metal, d)) for d in donors}
     out: list[tuple[str, tuple[int, ...]]] = []
     for i, j in sorted(pairs):
         if metal_only and metal not in (i, j):
@@ -453,9 +460,10 @@ def internal_coordinates(atoms: Atoms, *, metal_index: int | None = None,
             continue
         out.append(("bond", (int(i), int(j))))
     donors = sorted(donors)
-    for a in range(len(donors)):
-        for b in range(a + 1, len(donors)):
-            out.append(("angle", (donors[a], int(metal), donors[b])))
+    if metal is not None:  # no donors (hence no angles) without a metal
+        for a in range(len(donors)):
+            for b in range(a + 1, len(donors)):
+                out.append(("angle", (donors[a], int(metal), donors[b])))
     return out
 
 
@@ -739,10 +747,11 @@ def _save_checkpoint(path: Path, swarm: _Swarm, rng: np.random.Generator, settin
             "energy_start_eV": swarm.energy_start, "n_evaluations": swarm.n_evaluations,
             "n_failed": swarm.n_failed, "errors": swarm.errors[-_MAX_ERRORS_KEPT:],
             "elapsed_s": swarm.elapsed_s, "values": list(_VALUES)}
-    arrays = {"meta": np.array(json.dumps(meta)), "numbers": numbers, "start_positions": r0,
-              "x": swarm.x, "v": swarm.v, "pbest_x": swarm.pbest_x,
-              "pbest_vals": swarm.pbest_vals, "start_vals": swarm.start_vals,
-              "best_positions": np.array(swarm.best_positions)}
+    arrays: dict[str, Any] = {
+        "meta": np.array(json.dumps(meta)), "numbers": numbers, "start_positions": r0,
+        "x": swarm.x, "v": swarm.v, "pbest_x": swarm.pbest_x,
+        "pbest_vals": swarm.pbest_vals, "start_vals": swarm.start_vals,
+        "best_positions": np.array(swarm.best_positions)}
     for c in HISTORY_COLUMNS:
         arrays["history__" + c] = np.array(swarm.history[c], dtype=float)
     path.parent.mkdir(parents=True, exist_ok=True)

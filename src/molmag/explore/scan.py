@@ -71,7 +71,7 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -140,7 +140,7 @@ def bond_graph(atoms: Atoms, factor: float = DONOR_FACTOR) -> np.ndarray:
     return adj
 
 
-def donor_arms(atoms: Atoms, metal: int, donors: Sequence[int],
+def donor_arms(atoms: Atoms, metal: int, donors: Sequence[int] | np.ndarray,
                factor: float = DONOR_FACTOR) -> list[np.ndarray]:
     """The arm of each donor (see the module docstring): the donor plus the pieces of its
     ligand, metal removed, that stay connected to it and hold no other donor when the donor
@@ -192,6 +192,8 @@ class InternalCoordinate(ABC):
     metal: int
     donors: np.ndarray
     arms: list[np.ndarray]
+    _n_atoms: int  # atom count of the reference structure the move was set up on
+    _adj: np.ndarray  # bond graph (n_atoms, n_atoms) of that reference
 
     @abstractmethod
     def measure(self, atoms: Atoms) -> float:
@@ -259,7 +261,7 @@ class MetalDonorDistance(InternalCoordinate):
         self.label = f"mean {pair} distance (Å)"
 
     def measure(self, atoms: Atoms) -> float:
-        d, _ = metal_donor_distances(atoms, self.metal, self.donors)
+        d, _ = metal_donor_distances(atoms, self.metal, self.donors.tolist())
         return float(d.mean())
 
     def set(self, atoms: Atoms, value: float) -> Atoms:
@@ -292,7 +294,7 @@ class ChelateBiteAngle(InternalCoordinate):
                  donors: Sequence[int] | None = None, factor: float = DONOR_FACTOR):
         self.metal = _metal_of(reference, metal_index)
         self.donors = _donors_of(reference, self.metal, donors)
-        _, pairs = intraligand_angles(reference, self.metal, self.donors)
+        _, pairs = intraligand_angles(reference, self.metal, self.donors.tolist())
         if len(pairs) == 0:
             raise ValueError(f"{reference.get_chemical_formula()}: no two donors share a "
                              "ligand, so there is no chelate bite angle to scan")
@@ -320,7 +322,7 @@ class ChelateBiteAngle(InternalCoordinate):
         return np.degrees(np.arccos(np.clip(np.sum(u[:, 0] * u[:, 1], axis=1), -1.0, 1.0)))
 
     def measure(self, atoms: Atoms) -> float:
-        ang, pairs = intraligand_angles(atoms, self.metal, self.donors)
+        ang, pairs = intraligand_angles(atoms, self.metal, self.donors.tolist())
         if pairs.shape != self.pairs.shape or not np.array_equal(np.sort(pairs, axis=1),
                                                                np.sort(self.pairs, axis=1)):
             raise ValueError(f"the intraligand donor pairs changed from {self.pairs.tolist()} to "
@@ -486,7 +488,7 @@ class Scan2DResult:
         path = Path(path)
         stem = path.with_suffix("") if path.suffix in (".npz", ".json") else path
         stem.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"offsets1": self.offsets1, "offsets2": self.offsets2,
+        arrays: dict[str, Any] = {"offsets1": self.offsets1, "offsets2": self.offsets2,
                   "values1": self.values1, "values2": self.values2,
                   "achieved1": self.achieved1, "achieved2": self.achieved2,
                   "q_tet": self.q_tet, "done": self.done, "numbers": self.numbers,
@@ -596,7 +598,8 @@ class Scan2DResult:
 # ======================================================================================
 def scan_2d(reference: Atoms, calculators, *,
             coordinates: Sequence[InternalCoordinate] | None = None,
-            offsets1: Sequence[float] | None = None, offsets2: Sequence[float] | None = None,
+            offsets1: Sequence[float] | np.ndarray | None = None,
+            offsets2: Sequence[float] | np.ndarray | None = None,
             properties: Sequence[str] = DEFAULT_PROPERTIES,
             map: Callable[[Callable, Iterable], Iterable] | None = None,
             checkpoint: str | Path | None = None, checkpoint_every: int = 50,
