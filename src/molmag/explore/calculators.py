@@ -15,6 +15,12 @@ A **calculator** is one of
   donors default to those of the start structure, so a displaced structure keeps its donor set;
 * a list of the above — one calculator whose properties come from the first member that
   implements each (``[{model: energy.npz}, {model: tensor.npz}]``: ML energy and ML D).
+
+Errors are ASE's: a property no member implements raises
+``ase.calculators.calculator.PropertyNotImplementedError``; a member's failure that is not
+already an ASE calculator error (a numerical error of a reference engine) raises
+:class:`~molmag.physics.ase_properties.CalculatorFailed` (ASE's ``CalculationFailed``)
+naming the member and the property.
 """
 
 from __future__ import annotations
@@ -24,10 +30,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import (
+    Calculator,
+    CalculatorError,
+    PropertyNotImplementedError,
+    all_changes,
+)
 from pydantic import Field, model_validator
 
 from molmag.config_files import StrictModel as _Strict
+from molmag.physics.ase_properties import CalculatorFailed
 
 
 class StructureSpec(_Strict):
@@ -137,7 +149,7 @@ def make_calculator(spec: CalculatorSpec | list[CalculatorSpec], start: Atoms) -
         return XTBCalculator(**spec.xtb)
     from molmag.physics.ligand_field import LigandFieldCalculator
 
-    opts = dict(spec.ligand_field)
+    opts = dict(spec.ligand_field or {})
     if opts.get("donors") is None and start.info.get("donor_indices") is not None:
         opts["donors"] = [int(i) for i in start.info["donor_indices"]]
     return LigandFieldCalculator(**opts)
@@ -145,7 +157,8 @@ def make_calculator(spec: CalculatorSpec | list[CalculatorSpec], start: Atoms) -
 
 class RoutedCalculator(Calculator):
     """Several calculators as one: each property comes from the first calculator that
-    implements it (ML energy from one committee, ML D from another)."""
+    implements it (ML energy from one committee, ML D from another).  A property none of
+    them implements raises ``PropertyNotImplementedError``."""
 
     def __init__(self, calculators: list[Calculator], **kwargs):
         self.calculators = list(calculators)
@@ -159,7 +172,10 @@ class RoutedCalculator(Calculator):
         for c in self.calculators:
             if prop in c.implemented_properties:
                 return c
-        raise KeyError(prop)
+        raise PropertyNotImplementedError(
+            f"{prop} property not implemented by any of "
+            f"{', '.join(type(c).__name__ for c in self.calculators)} (they give "
+            f"{', '.join(self.implemented_properties)})")
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties or self.implemented_properties[:1], system_changes)
@@ -169,7 +185,13 @@ class RoutedCalculator(Calculator):
                 continue
             c = self._owner(prop)
             a = self.atoms.copy()
-            v = c.get_property(prop, a)
+            try:
+                v = c.get_property(prop, a)
+            except (CalculatorError, NotImplementedError):
+                raise                  # ASE's own errors (and PropertyNotImplementedError)
+            except (RuntimeError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                raise CalculatorFailed(f"{type(c).__name__} failed to compute {prop}: "
+                                       f"{exc}") from exc
             res[prop] = np.asarray(v) if np.ndim(v) else v
             for k, val in c.results.items():  # everything the owner computed on the way
                 if k not in res and k in self.implemented_properties and self._owner(k) is c:

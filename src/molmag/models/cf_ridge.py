@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from molmag.models.base import Log, check_species, metal_index
+from molmag.models.base import Log, check_species, metal_index, refuse_forces
 from molmag.models.invariant_ridge import (
     check_descriptor,
     descriptor_numbers,
@@ -234,11 +234,13 @@ class CFRidge:
                 len(frames), nrow)
         return out
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, Any]:
-        """``{"cf_parameters": (n, 27) cm-1}``, columns ``cf_keys``, in ``cf_convention``."""
+    def predict(self, frames: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
+        """``{"cf_parameters": (n, 27) cm-1}``, columns ``cf_keys``, in ``cf_convention`` (no
+        forces: ``forces=True`` is refused)."""
+        refuse_forces(self, forces)
         frames = list(frames)
         stevens = stevens_from_spherical(self.predict_spherical(frames), self.ranks)
-        if self.cf_convention == "stevens":
+        if self.cf_convention in (None, "stevens"):
             return {"cf_parameters": stevens}
         out = np.empty_like(stevens)
         for i, (a, row) in enumerate(zip(frames, stevens)):

@@ -39,7 +39,6 @@ structures with elements they never saw.
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -57,7 +56,7 @@ from molmag.models.calibration import (
     fit_calibration,
 )
 from molmag.models.domain import TrainingDomain
-from molmag.physics.zfs import zfs_from_tensor
+from molmag.models.targets import TARGETS, reference_values, target_spec
 
 #: model kind -> "module:Class"; the module is imported when the kind is first used.
 KINDS: dict[str, str] = {
@@ -75,9 +74,9 @@ DETERMINISTIC = {"covariant-ridge", "equivariant-ridge", "snap-energy", "kd-gap-
 FORMAT = "molmag-model"
 FORMAT_VERSION = 2
 RESAMPLING = ("bootstrap", "subsample", "none")
-#: the quantities a target's committee calibrates (keys of ``predict`` with a ``_std``).
-CALIBRATED = {"zfs_tensor": ("zfs_tensor", "zfs_D", "zfs_E"), "energy": ("energy", "forces"),
-              "kd_energies": ("kd_energies",), "cf_parameters": ("cf_parameters",)}
+#: the quantities a target's committee calibrates (keys of ``predict`` with a ``_std``;
+#: :attr:`molmag.models.targets.TargetSpec.calibrated`).
+CALIBRATED = {name: spec.calibrated for name, spec in TARGETS.items()}
 
 
 def member_class(kind: str):
@@ -167,21 +166,22 @@ def make_descriptor(descriptor_type: str, settings: dict):
 
 
 def default_descriptor_settings(kind: str, species: Sequence[str]) -> dict:
-    """Descriptor settings of a kind for these elements: SNAP 2J = 8 with a 3.5 Angstrom
-    reach (the Lunghi-Sanvito SI) for the bispectrum models, 3.1 Angstrom for the SNAP
-    energy (the best of 2.5-4.5 on [Co(pdms)2]2-, benchmarks/energy_cf_models.py); Gaussian moments with the paper's R = 5, 7 Gaussians and r_cut = 8.0 Angstrom for
-    tensors, 6.5 Angstrom for energies (Zaverkin et al. 2022)."""
+    """Descriptor settings of a kind for these elements (the reach is the target's,
+    :attr:`~molmag.models.targets.TargetSpec.snap_rcutfac` and ``gm_r_cut``): SNAP 2J = 8
+    with a 3.5 Angstrom reach (the Lunghi-Sanvito SI) for the bispectrum models, 3.1 Angstrom
+    for the SNAP energy (the best of 2.5-4.5 on [Co(pdms)2]2-,
+    benchmarks/energy_cf_models.py); Gaussian moments with the paper's R = 5, 7 Gaussians and
+    r_cut = 8.0 Angstrom for tensors, 6.5 Angstrom for energies (Zaverkin et al. 2022)."""
     cls = member_class(kind)
+    spec = target_spec(cls.target)
     species = list(dict.fromkeys(species))
     if cls.descriptor_type == "snap":
         from molmag.descriptors.bispectrum import SNAPSettings
 
-        rcut = 3.1 if cls.target == "energy" else 3.5
-        return SNAPSettings(species=tuple(species), rcutfac=rcut).as_dict()
+        return SNAPSettings(species=tuple(species), rcutfac=spec.snap_rcutfac).as_dict()
     from molmag.descriptors.gaussian_moments import GaussianMoments
 
-    r_cut = 6.5 if cls.target == "energy" else 8.0
-    return GaussianMoments(species, r_cut=r_cut).settings()
+    return GaussianMoments(species, r_cut=spec.gm_r_cut).settings()
 
 
 class Committee:
@@ -259,7 +259,7 @@ class Committee:
         out = []
         for n, a in enumerate(frames):
             why = list(self.domain.problems(a)) if self.domain is not None else []
-            for key in CALIBRATED[self.target]:
+            for key in target_spec(self.target).calibrated:
                 cal = self.calibration.get(key)
                 if f"{key}_std" not in pred or not np.isfinite(cal.threshold):
                     continue
@@ -286,7 +286,7 @@ class Committee:
     # -- calibration --------------------------------------------------------------------------
     def calibrate(self, frames: Sequence[Atoms], targets: dict[str, Any],
                   method: str = "conformal") -> dict[str, Calibration]:
-        """Fit the calibration of every quantity (``CALIBRATED[target]``) on held-out
+        """Fit the calibration of every quantity (``TargetSpec.calibrated``) on held-out
         ``frames`` and their reference ``targets`` (the validation split; never the test
         split): raw committee spreads against the errors of the committee mean.  Returns the
         calibrations, which :meth:`predict` applies from now on and :meth:`save` stores."""
@@ -313,61 +313,66 @@ class Committee:
     # -- prediction ---------------------------------------------------------------------------
     def predict_members(self, frames: Sequence[Atoms], forces: bool = True
                         ) -> list[dict[str, Any]]:
+        """Every member's own prediction (the member protocol, :mod:`molmag.models.base`);
+        ``forces`` applies to targets with forces only (energy models)."""
         if not self.members:
             raise ValueError("the model is not trained")
         frames = list(frames)
-        if not forces:  # energy only, where the member can skip its forces (SNAP)
-            return [m.predict(frames, forces=False)
-                    if "forces" in inspect.signature(m.predict).parameters else m.predict(frames)
-                    for m in self.members]
-        return [m.predict(frames) for m in self.members]
+        forces = bool(forces) and target_spec(self.target).forces
+        return [m.predict(frames, forces=forces) for m in self.members]
 
     def predict(self, frames: Sequence[Atoms], forces: bool = True,
-                calibrated: bool = True) -> dict[str, Any]:
+                calibrated: bool = True, ensemble: bool = False) -> dict[str, Any]:
         """Mean predictions and their standard deviations: the committee spread of eq. 12
         mapped by the calibration of each quantity (``calibrated=False``: the raw spread).
 
-        zfs_tensor: ``zfs_tensor`` (n,3,3), ``zfs_D``, ``zfs_E`` (n,) cm-1 (D and E of the
-        mean tensor), and ``*_std`` (D and E spread over the members' own D and E);
-        energy: ``energy`` (n,) eV, ``forces`` list of (N_i,3) eV/Angstrom, and ``*_std``;
-        kd_energies: ``kd_energies`` (n, n_kd) cm-1 and ``kd_energies_std``;
-        cf_parameters: ``cf_parameters`` (n, K) cm-1 with ``cf_keys`` and ``cf_convention``,
-        and ``cf_parameters_std``.  ``forces=False`` (energy models): energies only, where
-        computing the forces can be skipped (``forces`` is then absent)."""
-        preds = self.predict_members(frames, forces=forces or self.target != "energy")
-        out: dict[str, Any] = {}
-        if self.target == "zfs_tensor":
-            t = np.stack([p["zfs_tensor"] for p in preds])
-            mean, t_std = committee_stats(t)
-            d = np.array([[zfs_from_tensor(x).D for x in member] for member in t])
-            e = np.array([[zfs_from_tensor(x).E for x in member] for member in t])
-            pm = [zfs_from_tensor(x) for x in mean]
-            out = {"zfs_tensor": mean, "zfs_tensor_std": t_std,
-                   "zfs_D": np.array([p.D for p in pm]), "zfs_D_std": committee_stats(d)[1],
-                   "zfs_E": np.array([p.E for p in pm]), "zfs_E_std": committee_stats(e)[1]}
-        elif self.target == "energy":
-            e_mean, e_std = committee_stats(np.stack([p["energy"] for p in preds]))
-            out = {"energy": e_mean, "energy_std": e_std}
-            if forces or all("forces" in p for p in preds):
-                out.update({"forces": [], "forces_std": []})
-                for n in range(len(e_mean)):
-                    f_mean, f_std = committee_stats(np.stack([p["forces"][n] for p in preds]))
-                    out["forces"].append(f_mean)
-                    out["forces_std"].append(f_std)
-        else:
-            key = self.target
-            mean, std = committee_stats(np.stack([p[key] for p in preds]))
-            out = {key: mean, f"{key}_std": std}
-            if key == "cf_parameters":
-                out["cf_keys"] = list(self.members[0].cf_keys)
-                out["cf_convention"] = self.members[0].cf_convention
+        Per target (:mod:`molmag.models.targets`): the target's array (mean over members),
+        its derived scalars (of the mean; their spread over the members' own values) and,
+        for energy models, ``forces``, each with ``<quantity>_std``:
+        zfs_tensor: ``zfs_tensor`` (n,3,3), ``zfs_D``, ``zfs_E`` (n,) cm-1;
+        energy: ``energy`` (n,) eV, ``forces`` list of (N_i,3) eV/Angstrom;
+        kd_energies: ``kd_energies`` (n, n_kd) cm-1;
+        cf_parameters: ``cf_parameters`` (n, K) cm-1 with ``cf_keys`` and ``cf_convention``.
+        ``forces=False`` (energy models): energies only, where computing the forces can be
+        skipped (``forces`` is then absent).  ``ensemble=True`` adds every quantity's raw
+        member predictions as ``<quantity>_ensemble``, the member axis second: (n,
+        n_members, ...) arrays, for forces a list of (n_members, N_i, 3) arrays."""
+        spec = target_spec(self.target)
+        preds = self.predict_members(frames, forces=forces)
+        key = spec.name
+        y = np.stack([p[key] for p in preds])             # (n_members, n, *shape)
+        mean, std = committee_stats(y)
+        out: dict[str, Any] = {key: mean, f"{key}_std": std}
+        if ensemble:
+            out[f"{key}_ensemble"] = np.moveaxis(y, 0, 1)
+        if spec.derive is not None:
+            members = [spec.derive(member) for member in y]
+            for name, value in spec.derive(mean).items():
+                ys = np.stack([d[name] for d in members])
+                out.update({name: value, f"{name}_std": committee_stats(ys)[1]})
+                if ensemble:
+                    out[f"{name}_ensemble"] = np.moveaxis(ys, 0, 1)
+        if spec.forces and all("forces" in p for p in preds):
+            out.update({"forces": [], "forces_std": []})
+            if ensemble:
+                out["forces_ensemble"] = []
+            for n in range(len(mean)):
+                f = np.stack([p["forces"][n] for p in preds])
+                f_mean, f_std = committee_stats(f)
+                out["forces"].append(f_mean)
+                out["forces_std"].append(f_std)
+                if ensemble:
+                    out["forces_ensemble"].append(f)
+        for attr in spec.member_info:
+            v = getattr(self.members[0], attr)
+            out[attr] = list(v) if isinstance(v, (list, tuple)) else v
         if calibrated:
-            for key in CALIBRATED[self.target]:
-                if f"{key}_std" in out:
-                    cal = self.calibration.get(key)
-                    std = out[f"{key}_std"]
-                    out[f"{key}_std"] = ([cal.apply(x) for x in std] if isinstance(std, list)
-                                         else cal.apply(std))
+            for q in spec.calibrated:
+                if f"{q}_std" in out:
+                    cal = self.calibration.get(q)
+                    s = out[f"{q}_std"]
+                    out[f"{q}_std"] = ([cal.apply(x) for x in s] if isinstance(s, list)
+                                       else cal.apply(s))
         return out
 
     # -- files --------------------------------------------------------------------------------
@@ -438,46 +443,31 @@ class Committee:
 def reference_errors(target: str, pred: dict[str, Any], targets: dict[str, Any],
                      frames: Sequence[Atoms]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Errors (prediction - reference) and predicted sigmas of every calibrated quantity
-    of ``target``, flattened: ``{key: (errors, sigmas)}``.  D and E of the reference tensors
-    come from :func:`molmag.physics.zfs.zfs_from_tensor`; the ground Kramers doublet (0 by
-    definition) is left out; crystal-field references are converted to the prediction's
-    convention.  Rows whose reference lacks a quantity (energies without forces) are
+    of ``target`` (:attr:`~molmag.models.targets.TargetSpec.calibrated`), flattened:
+    ``{key: (errors, sigmas)}``.  References come from
+    :func:`molmag.models.targets.reference_values` (D and E of the reference tensors by
+    :func:`molmag.physics.zfs.zfs_from_tensor`, crystal-field references converted to the
+    prediction's convention); columns fixed by definition (the ground Kramers doublet) are
+    left out.  Rows whose reference lacks a quantity (energies without forces) are
     skipped."""
+    spec = target_spec(target)
+    refs = reference_values(target, pred, targets, frames)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if target == "zfs_tensor":
-        t_r = np.asarray(targets["zfs_tensor"], float)
-        zr = [zfs_from_tensor(t) for t in t_r]
-        refs = {"zfs_tensor": t_r, "zfs_D": np.array([z.D for z in zr]),
-                "zfs_E": np.array([z.E for z in zr])}
-        for key, ref in refs.items():
-            out[key] = (np.ravel(np.asarray(pred[key]) - ref), np.ravel(pred[f"{key}_std"]))
-    elif target == "energy":
-        out["energy"] = (np.asarray(pred["energy"]) - np.asarray(targets["energy"], float),
-                         np.asarray(pred["energy_std"]))
-        ref_f = targets.get("forces")
-        if ref_f is not None and "forces" in pred:
+    for key in spec.calibrated:
+        ref = refs.get(key)
+        if ref is None or key not in pred:
+            continue
+        if isinstance(pred[key], list):               # per-atom arrays (forces)
             pairs = [(p - np.asarray(r, float), s) for p, r, s in
-                     zip(pred["forces"], ref_f, pred["forces_std"]) if r is not None]
+                     zip(pred[key], ref, pred[f"{key}_std"]) if r is not None]
             if pairs:
-                out["forces"] = (np.concatenate([np.ravel(e) for e, _ in pairs]),
-                                 np.concatenate([np.ravel(s) for _, s in pairs]))
-    elif target == "kd_energies":
-        p, r = np.asarray(pred["kd_energies"]), np.asarray(targets["kd_energies"], float)
-        out["kd_energies"] = (np.ravel(p[:, 1:] - r[:, 1:]),
-                              np.ravel(np.asarray(pred["kd_energies_std"])[:, 1:]))
-    else:
-        from molmag.models.cf_ridge import _ion_of
-        from molmag.physics.crystal_field import convert_cf_parameters
-
-        keys, conv = pred["cf_keys"], pred["cf_convention"]
-        ref = []
-        for lab, a in zip(targets["cf_parameters"], frames):
-            vals = lab["values"]
-            if lab["convention"] != conv:
-                vals = convert_cf_parameters(lab, conv, _ion_of(a))["values"]
-            ref.append([float(vals.get(k, 0.0)) for k in keys])
-        out["cf_parameters"] = (np.ravel(np.asarray(pred["cf_parameters"]) - np.array(ref)),
-                                np.ravel(pred["cf_parameters_std"]))
+                out[key] = (np.concatenate([np.ravel(e) for e, _ in pairs]),
+                            np.concatenate([np.ravel(s) for _, s in pairs]))
+            continue
+        p, r, s = np.asarray(pred[key]), np.asarray(ref, float), np.asarray(pred[f"{key}_std"])
+        if key == spec.name and spec.ground_columns:
+            p, r, s = (x[:, spec.ground_columns:] for x in (p, r, s))
+        out[key] = (np.ravel(p - r), np.ravel(s))
     return out
 
 

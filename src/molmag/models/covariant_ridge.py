@@ -58,7 +58,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses
 
-from molmag.models.base import check_species, metal_index
+from molmag.models.base import check_species, metal_index, refuse_forces
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 from molmag.physics.elements import bonded_neighbours
 from molmag.physics.tensors import cartesian_from_real_spherical, real_spherical_from_cartesian
@@ -508,8 +508,9 @@ class CovariantRidge:
             self.fits.append(fit_ridge(x, y, xv, yv, self.lambdas))
         return self
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, np.ndarray]:
-        """``{"zfs_tensor": (n, 3, 3)}``, cm-1."""
+    def predict(self, frames: Sequence[Atoms], forces: bool = False) -> dict[str, np.ndarray]:
+        """``{"zfs_tensor": (n, 3, 3)}``, cm-1 (no forces: ``forces=True`` is refused)."""
+        refuse_forces(self, forces)
         frames = list(frames)
         check_species(frames, self.species, self.kind)
         metals = [metal_index(a) for a in frames]

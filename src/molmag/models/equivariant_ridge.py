@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
-from molmag.models.base import check_species, metal_index
+from molmag.models.base import check_species, metal_index, refuse_forces
 from molmag.models.covariant_ridge import (
     donor_environment,
     monomials,
@@ -170,6 +170,8 @@ class EquivariantRidge:
 
     def _donor_rows(self, views, frames=None) -> tuple[np.ndarray, np.ndarray]:
         n_s = len(self.donor_species)
+        if self.centre is None:
+            raise RuntimeError("the model is not fitted")
         rows, x0 = [], []
         for i, (z, phi, basis) in enumerate(views):
             where = f"frame {i}" + (f" ({frames[i].get_chemical_formula()}, metal atom "
@@ -233,8 +235,11 @@ class EquivariantRidge:
         self.fit0 = fit_ridge(x0, t[:, 5:], vx, None if vt is None else vt[:, 5:], self.lambdas)
         return self
 
-    def predict(self, frames) -> dict[str, np.ndarray]:
-        """``{"zfs_tensor": (n, 3, 3)}``, cm-1."""
+    def predict(self, frames, forces: bool = False) -> dict[str, np.ndarray]:
+        """``{"zfs_tensor": (n, 3, 3)}``, cm-1 (no forces: ``forces=True`` is refused)."""
+        refuse_forces(self, forces)
+        if self.fit2 is None or self.fit0 is None:
+            raise RuntimeError("the model is not fitted")
         frames = list(frames)
         check_species(frames, self.species, self.kind)
         rows, x0 = self._design(frames)
@@ -249,6 +254,8 @@ class EquivariantRidge:
                 "seed": self.seed, "features": self.features, "degree": self.degree,
                 "donor_species": self.donor_species,
                 "species": self.species}
+        if self.fit2 is None or self.fit0 is None:
+            raise RuntimeError("the model is not fitted")
         arrays = {**self.fit2.as_arrays("l2_"), **self.fit0.as_arrays("l0_")}
         if self.centre is not None:
             arrays["centre"] = self.centre

@@ -113,8 +113,9 @@ from ase.units import Hartree
 from torch import Tensor, nn
 
 from molmag.descriptors.gaussian_moments import ENERGY_R_CUT, GaussianMoments, neighbour_pairs
-from molmag.models.base import Log, check_species, metal_index
+from molmag.models.base import Log, check_species, metal_index, refuse_forces
 from molmag.models.gmnn_layers import AtomicMLP, SpeciesScaleShift
+from molmag.models.hyperparameters import check_hyperparameters
 
 __all__ = ["GMNNNetwork", "GMNNTensor", "GMNNEnergy", "DENSE_MAX_ATOMS", "dense_gaussian_moments",
            "traceless_dyads"]
@@ -402,37 +403,15 @@ class _GMNNMember:
     kind: ClassVar[str]
     target: ClassVar[str]
     descriptor_type: ClassVar[str] = "gaussian-moments"
-    _DEFAULTS: ClassVar[dict[str, Any]]
     #: values of hyperparameters added after model files were first written, for files that
     #: lack them (so an old file means what it meant when it was written, whatever the
     #: defaults are now)
     _LEGACY: ClassVar[dict[str, Any]] = {}
-    _COMMON: ClassVar[dict[str, Any]] = {
-        "hidden": (512, 512),     # paper: d1 = d2 = 512
-        "batch_size": 32,         # paper: 32 structures per mini-batch
-        "betas": (0.9, 0.999),    # paper: Adam beta1, beta2
-        "eps": 1e-7,              # paper: Adam epsilon
-        "patience": None,         # paper: none (best of all epochs)
-        "checkpoint": None,
-        "predict_batch": 256,
-    }
 
     def __init__(self, descriptor: Mapping[str, Any], *, seed: int = 0, **hyper) -> None:
-        allowed = {**self._COMMON, **self._DEFAULTS}
-        unknown = sorted(set(hyper) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown {self.kind} hyperparameters: {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(allowed))})")
-        h = {**allowed, **hyper}
-        h["hidden"] = tuple(int(x) for x in h["hidden"])
-        h["betas"] = tuple(float(x) for x in h["betas"])
-        if h["checkpoint"] is not None:
-            h["checkpoint"] = str(h["checkpoint"])
-        for k in ("batch_size", "max_epochs", "predict_batch"):
-            if int(h[k]) < 1:
-                raise ValueError(f"{k} must be >= 1, got {h[k]}")
-            h[k] = int(h[k])
-        self._check_hyper(h)
+        # the kind's settings model (molmag.models.hyperparameters) checks, coerces and
+        # completes the hyperparameters: one place for names, types, ranges and defaults
+        h = check_hyperparameters(self.kind, hyper, complete=True)
         self.hyper = h
         self.seed = int(seed)
         self.input_settings = dict(descriptor)
@@ -450,9 +429,6 @@ class _GMNNMember:
     @classmethod
     def _effective_settings(cls, descriptor: Mapping[str, Any]) -> dict:
         return GaussianMoments.from_settings(dict(descriptor)).settings()
-
-    def _check_hyper(self, h: dict) -> None:
-        pass
 
     def _param_groups(self) -> list[dict]:
         n = self.net
@@ -672,31 +648,8 @@ class GMNNTensor(_GMNNMember):
 
     kind = "gmnn-tensor"
     target = "zfs_tensor"
-    _DEFAULTS = {
-        "max_epochs": 80,
-        "lr_nn": 0.02,
-        "lr_descriptor": 0.02,
-        "lr_shift": 0.025,
-        "lr_scale": 0.025,
-        "origin": "centroid",
-        "scale_shift_init": "lstsq",
-        "env_cutoff": None,
-    }
     _LEGACY = {"env_cutoff": None}
 
-    def _check_hyper(self, h: dict) -> None:
-        if h["origin"] not in ("centroid", "metal"):
-            raise ValueError(f"origin must be 'centroid' or 'metal', got {h['origin']!r}")
-        if h["env_cutoff"] is not None:
-            h["env_cutoff"] = float(h["env_cutoff"])
-            if not h["env_cutoff"] > 0:
-                raise ValueError(f"env_cutoff must be > 0 (Angstrom) or null, got "
-                                 f"{h['env_cutoff']}")
-            if h["origin"] != "metal":
-                raise ValueError("env_cutoff (a metal-centred environment) needs origin: metal")
-        if h["scale_shift_init"] not in ("lstsq", "paper"):
-            raise ValueError("scale_shift_init must be 'lstsq' or 'paper', got "
-                             f"{h['scale_shift_init']!r}")
 
     @property
     def origin(self) -> str:
@@ -829,8 +782,10 @@ class GMNNTensor(_GMNNMember):
         self.init_norm = {"method": self.hyper["scale_shift_init"], "unit": "cm-1",
                           "scale": scale.tolist(), "shift": shift.tolist()}
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, np.ndarray]:
-        """{"zfs_tensor": (n, 3, 3) cm-1}: symmetric, traceless D tensors (eq. 7)."""
+    def predict(self, frames: Sequence[Atoms], forces: bool = False) -> dict[str, np.ndarray]:
+        """{"zfs_tensor": (n, 3, 3) cm-1}: symmetric, traceless D tensors (eq. 7); no forces
+        (``forces=True`` is refused)."""
+        refuse_forces(self, forces)
         self._check_fitted()
         frames = list(frames)
         check_species(frames, self.species, self.kind)
@@ -879,16 +834,6 @@ class GMNNEnergy(_GMNNMember):
 
     kind = "gmnn-energy"
     target = "energy"
-    _DEFAULTS = {
-        "max_epochs": 35,
-        "lr_nn": 0.03,
-        "lr_descriptor": 0.02,
-        "lr_shift": 0.05,
-        "lr_scale": 0.001,
-        "energy_weight": 1.0,
-        "force_weight": 12.0,
-        "stop_on": "sum",
-    }
 
     def __init__(self, descriptor: Mapping[str, Any], *, seed: int = 0, **hyper) -> None:
         super().__init__(descriptor, seed=seed, **hyper)
@@ -902,12 +847,6 @@ class GMNNEnergy(_GMNNMember):
         d.setdefault("r_cut", ENERGY_R_CUT)
         return GaussianMoments.from_settings(d).settings()
 
-    def _check_hyper(self, h: dict) -> None:
-        if h["stop_on"] not in ("sum", "energy", "forces"):
-            raise ValueError(f"stop_on must be 'sum', 'energy' or 'forces', got "
-                             f"{h['stop_on']!r}")
-        if h["energy_weight"] < 0 or h["force_weight"] < 0:
-            raise ValueError("energy_weight and force_weight must be >= 0")
 
     def _targets(self, frames, targets) -> dict:
         if targets is None or "energy" not in targets:
@@ -1030,13 +969,14 @@ class GMNNEnergy(_GMNNMember):
                 s += f"  F {r['val_mae_forces']:.4g} eV/Å"
         return s
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, Any]:
-        """{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Å}; F = -dE/dr (autograd)."""
+    def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
+        """{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Å}; F = -dE/dr (autograd).
+        ``forces=False``: no "forces" key (they are still computed on the way)."""
         self._check_fitted()
         frames = list(frames)
         check_species(frames, self.species, self.kind)
         energies = np.zeros(len(frames))
-        forces: list[np.ndarray] = [np.zeros((0, 3))] * len(frames)
+        f_out: list[np.ndarray] = [np.zeros((0, 3))] * len(frames)
         self.net.eval()
         base = self.net.energy_baseline.numpy()
         for ids in self._chunks(len(frames)):
@@ -1049,6 +989,6 @@ class GMNNEnergy(_GMNNMember):
             f = f.detach().double().numpy()
             s = 0
             for k, n in zip(order.tolist(), b.n_atoms.tolist()):
-                forces[ids[k]] = f[s:s + n].copy()
+                f_out[ids[k]] = f[s:s + n].copy()
                 s += n
-        return {"energy": energies, "forces": forces}
+        return {"energy": energies, "forces": f_out} if forces else {"energy": energies}

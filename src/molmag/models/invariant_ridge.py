@@ -35,7 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from molmag.models.base import Log, check_species, metal_index
+from molmag.models.base import Log, check_species, metal_index, refuse_forces
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
 
@@ -179,9 +179,10 @@ class KDGapRidge:
                 f"{vr if vr is not None else float('nan'):.4g} cm-1")
         return self
 
-    def predict(self, frames: Sequence[Atoms]) -> dict[str, Any]:
+    def predict(self, frames: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
         """``{"kd_energies": (n, n_kd) cm-1}``: predicted gaps clipped at 0, sorted, ground 0
-        prepended."""
+        prepended (no forces: ``forces=True`` is refused)."""
+        refuse_forces(self, forces)
         frames = list(frames)
         if self.fit_ is None:
             raise RuntimeError("the model is not fitted")
@@ -196,7 +197,7 @@ class KDGapRidge:
             raise RuntimeError("the model is not fitted")
         meta = {"kind": self.kind, "target": self.target, "env_cutoff": self.env_cutoff,
                 "include_metal": self.include_metal, "lambdas": list(self.lambdas),
-                "species": [int(z) for z in self.species], "n_kd": int(self.n_kd),
+                "species": [int(z) for z in self.species], "n_kd": int(self.n_kd or 0),
                 "descriptor_species": list(self.descriptor.settings.species),
                 "n_components": int(self.descriptor.n_components()), "seed": self.seed}
         return meta, self.fit_.as_arrays("fit_")

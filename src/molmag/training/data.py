@@ -11,10 +11,11 @@ from ase import Atoms
 
 from molmag.io.dataset import Dataset
 from molmag.io.records import Record
+from molmag.models.targets import TARGETS, target_spec
 
-#: the labels a target needs on a row (forces are used when every row has them).
-REQUIRED = {"zfs_tensor": ("zfs_tensor",), "energy": ("energy",),
-            "kd_energies": ("kd_energies",), "cf_parameters": ("cf_parameters",)}
+#: the labels a target needs on a row (forces are used when every row has them);
+#: :attr:`molmag.models.targets.TargetSpec.labels`.
+REQUIRED = {name: spec.labels for name, spec in TARGETS.items()}
 
 
 def frame_of(record: Record) -> Atoms:
@@ -29,29 +30,33 @@ def frame_of(record: Record) -> Atoms:
 
 
 def targets_of(records: Sequence[Record], target: str) -> dict[str, Any]:
-    """The targets dict of a model: arrays with the units of the dataset labels."""
-    if target == "zfs_tensor":
-        return {"zfs_tensor": np.stack([np.asarray(r.labels["zfs_tensor"], float)
-                                        for r in records])}
-    if target == "energy":
-        forces = None
+    """The targets dict of a model: arrays with the units of the dataset labels (see
+    :mod:`molmag.models.targets`): the target's labels stacked (labels that are not plain
+    arrays, crystal-field dicts, as given), and ``forces`` for targets with forces (None
+    unless every row has them)."""
+    spec = target_spec(target)
+    key = spec.name
+    values: Any
+    if spec.align is not None:
+        values = [r.labels[key] for r in records]
+    else:
+        arrays = [np.asarray(r.labels[key], float) for r in records]
+        if spec.shape == ():                           # scalars (energies): float(label)
+            arrays = [x.reshape(()) for x in arrays]
+        bad = next((n for n, x in enumerate(arrays) if x.shape != arrays[0].shape), None)
+        if bad is not None:
+            r0, rb = records[0], records[bad]
+            raise ValueError(f"row {rb.id}: {len(arrays[bad])} {spec.count_name} where row "
+                             f"{r0.id} has {len(arrays[0])}; a model needs the same count on "
+                             "every row")
+        fixed = tuple(d if isinstance(d, int) else 0 for d in spec.shape)
+        values = np.stack(arrays) if arrays else np.zeros((0, *fixed))
+    out: dict[str, Any] = {key: values}
+    if spec.forces:
+        out["forces"] = None
         if records and all("forces" in r.labels for r in records):
-            forces = [np.asarray(r.labels["forces"], float) for r in records]
-        return {"energy": np.array([float(r.labels["energy"]) for r in records]),
-                "forces": forces}
-    if target == "kd_energies":
-        n = {len(r.labels["kd_energies"]) for r in records}
-        if len(n) > 1:
-            first = len(records[0].labels["kd_energies"])
-            bad = next(r for r in records if len(r.labels["kd_energies"]) != first)
-            raise ValueError(f"row {bad.id}: {len(bad.labels['kd_energies'])} Kramers doublets "
-                             f"where row {records[0].id} has {first}; a model needs the same "
-                             "count on every row")
-        return {"kd_energies": np.stack([np.asarray(r.labels["kd_energies"], float)
-                                         for r in records])}
-    if target == "cf_parameters":
-        return {"cf_parameters": [r.labels["cf_parameters"] for r in records]}
-    raise ValueError(f"unknown target {target!r}")
+            out["forces"] = [np.asarray(r.labels["forces"], float) for r in records]
+    return out
 
 
 @dataclass
@@ -72,7 +77,7 @@ class Split:
 def labelled_records(dataset: str, target: str, selection: str | None = None) -> list[Record]:
     """Rows of ``dataset`` (matching ``selection``) that carry the labels ``target`` needs.
     Raises ``ValueError`` naming the dataset when there are none."""
-    need = REQUIRED[target]
+    need = target_spec(target).labels
     rows = [r for r in Dataset(dataset).select(selection) if all(k in r.labels for k in need)]
     if not rows:
         where = f" matching {selection!r}" if selection else ""

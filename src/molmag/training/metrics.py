@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from molmag.models.targets import reference_values, resolve, target_spec
 from molmag.physics.zfs import zfs_from_tensor
 
 COMPONENTS = {"xx": (0, 0), "yy": (1, 1), "zz": (2, 2), "xy": (0, 1), "xz": (0, 2),
@@ -45,15 +46,16 @@ def axis_angle_deg(t_pred: np.ndarray, t_ref: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def zfs_metrics(pred: dict[str, Any], ref: np.ndarray) -> dict[str, Any]:
-    t_p, t_r = np.asarray(pred["zfs_tensor"], float), np.asarray(ref, float)
-    d_r = np.array([zfs_from_tensor(t).D for t in t_r])
-    e_r = np.array([zfs_from_tensor(t).E for t in t_r])
+def zfs_metrics(pred: dict[str, Any], refs: dict[str, Any], frames: Sequence = ()
+                ) -> dict[str, Any]:
+    """D-tensor metrics; ``refs`` from :func:`molmag.models.targets.reference_values`
+    (``zfs_tensor``, ``zfs_D``, ``zfs_E``)."""
+    t_p, t_r = np.asarray(pred["zfs_tensor"], float), np.asarray(refs["zfs_tensor"], float)
     ang = axis_angle_deg(t_p, t_r)
     out = {"D_ij": errors(t_p, t_r),
            "components": {k: errors(t_p[:, i, j], t_r[:, i, j])
                           for k, (i, j) in COMPONENTS.items()},
-           "D": errors(pred["zfs_D"], d_r), "E": errors(pred["zfs_E"], e_r),
+           "D": errors(pred["zfs_D"], refs["zfs_D"]), "E": errors(pred["zfs_E"], refs["zfs_E"]),
            "easy_axis_angle_deg": {"mean": float(ang.mean()), "median": float(np.median(ang)),
                                    "max": float(ang.max())}}
     if "zfs_D_std" in pred:
@@ -61,45 +63,58 @@ def zfs_metrics(pred: dict[str, Any], ref: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def energy_metrics(pred: dict[str, Any], ref: dict[str, Any], n_atoms: Sequence[int]
+def energy_metrics(pred: dict[str, Any], refs: dict[str, Any], frames: Sequence
                    ) -> dict[str, Any]:
-    e_p, e_r = np.asarray(pred["energy"], float), np.asarray(ref["energy"], float)
-    n = np.asarray(n_atoms, float)
-    out = {"energy_eV": errors(e_p, e_r),
-           "energy_meV_per_atom": errors(1000 * e_p / n, 1000 * e_r / n)}
-    if ref.get("forces") is not None:
+    """Energy (eV and meV/atom, ``frames`` give the atom counts) and force metrics."""
+    e_p, e_r = np.asarray(pred["energy"], float), np.asarray(refs["energy"], float)
+    n = np.asarray([len(a) for a in frames], float)
+    out: dict[str, Any] = {"energy_eV": errors(e_p, e_r),
+                           "energy_meV_per_atom": errors(1000 * e_p / n, 1000 * e_r / n)}
+    if refs.get("forces") is not None:
         out["forces_eV_per_A"] = errors(np.concatenate([np.ravel(f) for f in pred["forces"]]),
-                                        np.concatenate([np.ravel(f) for f in ref["forces"]]))
+                                        np.concatenate([np.ravel(f) for f in refs["forces"]]))
     if "energy_std" in pred:
         out["committee_energy_std_mean_eV"] = float(np.mean(pred["energy_std"]))
     return out
 
 
-def kd_metrics(pred: dict[str, Any], ref: np.ndarray) -> dict[str, Any]:
-    p, r = np.asarray(pred["kd_energies"], float), np.asarray(ref, float)
-    out = {"all_levels": errors(p[:, 1:], r[:, 1:]),
-           "levels": {f"E{i}": errors(p[:, i], r[:, i]) for i in range(1, r.shape[1])}}
-    out["gap_E01"] = out["levels"]["E1"]
+def kd_metrics(pred: dict[str, Any], refs: dict[str, Any], frames: Sequence = ()
+               ) -> dict[str, Any]:
+    """Kramers-doublet level metrics (the ground level, 0 by definition, left out)."""
+    p, r = np.asarray(pred["kd_energies"], float), np.asarray(refs["kd_energies"], float)
+    levels = {f"E{i}": errors(p[:, i], r[:, i]) for i in range(1, r.shape[1])}
+    out: dict[str, Any] = {"all_levels": errors(p[:, 1:], r[:, 1:]), "levels": levels}
+    out["gap_E01"] = levels["E1"]
     return out
 
 
-def cf_vector(labels: Sequence[dict], keys: Sequence[str], convention: str) -> np.ndarray:
+def cf_vector(labels: Sequence[dict], keys: Sequence[str], convention: str,
+              frames: Sequence | None = None) -> np.ndarray:
     """Reference crystal-field parameters as an (n, K) array in ``keys`` order; a row in
-    another convention is converted."""
+    another convention is converted (with the ion of the structure in ``frames``, which
+    Wybourne parameters need)."""
     from molmag.physics.crystal_field import convert_cf_parameters
 
     rows = []
-    for lab in labels:
+    for n, lab in enumerate(labels):
         vals = lab["values"]
         if lab["convention"] != convention:
-            vals = convert_cf_parameters(lab, convention)["values"]
+            ion = None
+            if frames:
+                from molmag.models.cf_ridge import _ion_of
+
+                ion = _ion_of(frames[n])
+            vals = convert_cf_parameters(lab, convention, ion)["values"]
         rows.append([float(vals.get(k, 0.0)) for k in keys])
     return np.array(rows)
 
 
-def cf_metrics(pred: dict[str, Any], ref: Sequence[dict]) -> dict[str, Any]:
+def cf_metrics(pred: dict[str, Any], refs: dict[str, Any], frames: Sequence = ()
+               ) -> dict[str, Any]:
+    """Crystal-field parameter metrics, all and per rank k; ``refs["cf_parameters"]`` is
+    the (n, K) reference array in the prediction's columns and convention."""
     keys, conv = pred["cf_keys"], pred["cf_convention"]
-    r = cf_vector(ref, keys, conv)
+    r = np.asarray(refs["cf_parameters"], float)
     p = np.asarray(pred["cf_parameters"], float)
     ranks = sorted({int(k.split(",")[0]) for k in keys})
     return {"all": errors(p, r), "convention": conv,
@@ -111,30 +126,25 @@ def cf_metrics(pred: dict[str, Any], ref: Sequence[dict]) -> dict[str, Any]:
 
 
 def metrics(target: str, pred: dict[str, Any], ref: dict[str, Any], frames) -> dict[str, Any]:
-    """Metrics of ``pred`` (a committee prediction) against ``ref`` (a targets dict)."""
-    if target == "zfs_tensor":
-        return zfs_metrics(pred, ref["zfs_tensor"])
-    if target == "energy":
-        return energy_metrics(pred, ref, [len(a) for a in frames])
-    if target == "kd_energies":
-        return kd_metrics(pred, ref["kd_energies"])
-    return cf_metrics(pred, ref["cf_parameters"])
+    """Metrics of ``pred`` (a committee prediction) against ``ref`` (a targets dict): the
+    function the target's spec names (:attr:`molmag.models.targets.TargetSpec.metrics`)."""
+    frames = list(frames)
+    refs = reference_values(target, pred, ref, frames)
+    return resolve(target_spec(target).metrics)(pred, refs, frames)
 
 
 def headline(target: str, m: dict[str, Any]) -> dict[str, float]:
-    """The few numbers a table shows for a target."""
-    if target == "zfs_tensor":
-        return {"RMSE D_ij": m["D_ij"]["rmse"], "RMSE D": m["D"]["rmse"],
-                "RMSE E": m["E"]["rmse"], "axis angle": m["easy_axis_angle_deg"]["mean"]}
-    if target == "energy":
-        out = {"RMSE E meV/atom": m["energy_meV_per_atom"]["rmse"]}
-        if "forces_eV_per_A" in m:
-            out["RMSE F eV/A"] = m["forces_eV_per_A"]["rmse"]
-        return out
-    if target == "kd_energies":
-        return {"RMSE levels": m["all_levels"]["rmse"], "RMSE E01": m["gap_E01"]["rmse"]}
-    return {"RMSE B_kq": m["all"]["rmse"]}
+    """The few numbers a table shows for a target
+    (:attr:`molmag.models.targets.TargetSpec.headline`; absent metrics are left out)."""
+    out = {}
+    for column, path in target_spec(target).headline:
+        v: Any = m
+        for part in path.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        if v is not None:
+            out[column] = v
+    return out
 
 
 __all__ = ["errors", "axis_angle_deg", "metrics", "headline", "zfs_metrics", "energy_metrics",
-           "kd_metrics", "cf_metrics", "COMPONENTS"]
+           "kd_metrics", "cf_metrics", "cf_vector", "COMPONENTS"]

@@ -7,8 +7,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from molmag.physics.zfs import zfs_from_tensor
-
 
 def _plt():
     import matplotlib
@@ -37,33 +35,35 @@ def _parity(ax, ref, pred, label: str, unit: str, std=None) -> None:
 
 
 def parity_plot(path: str | Path, target: str, pred: dict[str, Any], ref: dict[str, Any],
-                title: str = "") -> Path:
+                title: str = "", frames: Sequence | None = None) -> Path:
     """Parity plot of a prediction against reference targets (one PNG, one panel per
-    quantity): D_ij and D for D tensors; energy (meV/atom, shifted by the mean) and force
-    components for energies; levels for Kramers doublets; B_kq for crystal fields."""
-    plt = _plt()
-    panels = []
-    if target == "zfs_tensor":
-        t_r = np.asarray(ref["zfs_tensor"])
-        d_r = np.array([zfs_from_tensor(t).D for t in t_r])
-        panels = [(t_r, pred["zfs_tensor"], "D_ij", "cm-1", pred.get("zfs_tensor_std")),
-                  (d_r, pred["zfs_D"], "D", "cm-1", pred.get("zfs_D_std"))]
-    elif target == "energy":
-        e_r, e_p = np.asarray(ref["energy"]), np.asarray(pred["energy"])
-        panels = [(1000 * (e_r - e_r.mean()), 1000 * (e_p - e_r.mean()), "E - <E_ref>", "meV",
-                   None if "energy_std" not in pred else 1000 * np.asarray(pred["energy_std"]))]
-        if ref.get("forces") is not None:
-            panels.append((np.concatenate([np.ravel(f) for f in ref["forces"]]),
-                           np.concatenate([np.ravel(f) for f in pred["forces"]]),
-                           "F", "eV/Å", None))
-    elif target == "kd_energies":
-        panels = [(np.asarray(ref["kd_energies"])[:, 1:], np.asarray(pred["kd_energies"])[:, 1:],
-                   "Kramers-doublet energies", "cm-1", None)]
-    else:
-        from molmag.training.metrics import cf_vector
+    quantity, :attr:`molmag.models.targets.TargetSpec.panels`): D_ij and D for D tensors;
+    energy (meV, shifted by the mean reference) and force components for energies; levels
+    for Kramers doublets; B_kq for crystal fields.  ``frames`` (the structures) give the ions
+    of crystal-field references in another convention."""
+    from molmag.models.targets import reference_values, target_spec
 
-        r = cf_vector(ref["cf_parameters"], pred["cf_keys"], pred["cf_convention"])
-        panels = [(r, pred["cf_parameters"], f"B_kq ({pred['cf_convention']})", "cm-1", None)]
+    plt = _plt()
+    spec = target_spec(target)
+    refs = reference_values(target, pred, ref, list(frames or []))
+    strings = {k: v for k, v in pred.items() if isinstance(v, str)}
+    panels = []
+    for pan in spec.panels:
+        r, p = refs.get(pan.key), pred.get(pan.key)
+        if r is None or p is None:
+            continue
+        if isinstance(r, list):                      # per-atom arrays (forces)
+            r = np.concatenate([np.ravel(x) for x in r])
+            p = np.concatenate([np.ravel(x) for x in p])
+        r, p = np.asarray(r), np.asarray(p)
+        std = pred.get(f"{pan.key}_std") if pan.std else None
+        if pan.key == spec.name and spec.ground_columns:
+            r, p = r[:, spec.ground_columns:], p[:, spec.ground_columns:]
+        shift = r.mean() if pan.centred else 0.0
+        if pan.scale != 1.0 or pan.centred:
+            r, p = pan.scale * (r - shift), pan.scale * (p - shift)
+            std = None if std is None else pan.scale * np.asarray(std)
+        panels.append((r, p, pan.label.format_map(strings), pan.unit, std))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (r, p, label, unit, std) in zip(axes[0], panels):
         _parity(ax, r, p, label, unit, std)
@@ -99,11 +99,6 @@ def learning_curve_plot(path: str | Path, sizes: Sequence[int],
 
 
 
-
-_UNITS = {"zfs_tensor": "cm-1", "zfs_D": "cm-1", "zfs_E": "cm-1", "energy": "eV",
-          "forces": "eV/Å", "kd_energies": "cm-1", "cf_parameters": "cm-1"}
-
-
 def reliability_plot(path: str | Path, errors: dict[str, tuple], title: str = "") -> Path:
     """Reliability diagram: for each calibrated quantity, the observed share of errors
     inside the central Gaussian interval of the predicted sigma against the expected share
@@ -112,6 +107,7 @@ def reliability_plot(path: str | Path, errors: dict[str, tuple], title: str = ""
     :func:`molmag.models.committee.reference_errors` returns them.  A second panel bins the
     structures by sigma and plots the RMSE of each bin against its RMS sigma."""
     from molmag.models.calibration import calibration_report, reliability_curve
+    from molmag.models.targets import quantity_unit
 
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.6))
@@ -131,7 +127,7 @@ def reliability_plot(path: str | Path, errors: dict[str, tuple], title: str = ""
         rmse = np.array([np.sqrt(np.mean(e[b] ** 2)) for b in bins])
         scale = max(float(rms_s.max()), float(rmse.max()), 1e-300)
         ax2.plot(rms_s / scale, rmse / scale, "o-", ms=3,
-                 label=f"{key} (unit {scale:.3g} {_UNITS.get(key, '')})")
+                 label=f"{key} (unit {scale:.3g} {quantity_unit(key)})")
         lim = 1.05
     ax.set_xlabel("expected coverage (Gaussian)")
     ax.set_ylabel("observed coverage")

@@ -31,6 +31,7 @@ from molmag.models.committee import (
     default_descriptor_settings,
     member_class,
 )
+from molmag.models.targets import target_spec
 from molmag.training.config import TrainConfig
 from molmag.training.data import frame_of, labelled_records, split_records, targets_of
 from molmag.training.metrics import headline, metrics
@@ -98,10 +99,13 @@ def _member_hyper(kind: str, n: int, folder: Path) -> list[dict] | None:
     return [{"checkpoint": str(folder / f"member{k}.pt")} for k in range(n)]
 
 
-def _subset(pred: dict[str, Any], idx: Sequence[int]) -> dict[str, Any]:
+def _subset(pred: dict[str, Any], idx: Sequence[int], keep: Sequence[str] = ()
+            ) -> dict[str, Any]:
+    """The rows ``idx`` of a prediction; entries ``keep`` (the spec's ``member_info``) are
+    the same for all rows."""
     out = {}
     for k, v in pred.items():
-        if k in ("cf_keys", "cf_convention"):
+        if k in keep:
             out[k] = v
         elif isinstance(v, np.ndarray):
             out[k] = v[np.asarray(idx, dtype=int)]
@@ -114,7 +118,7 @@ def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, di
     """Metrics and predictions per split; ``splits`` maps names to records.  Every distinct
     row is predicted once."""
     rows: dict[Any, int] = {}
-    unique = []
+    unique: list[Any] = []
     for recs in splits.values():
         for r in recs:
             key = r.id if r.id is not None else id(r)
@@ -131,7 +135,7 @@ def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, di
             continue
         idx = [rows[r.id if r.id is not None else id(r)] for r in recs]
         ref = targets_of(recs, model.target)
-        p = _subset(p_all, idx)
+        p = _subset(p_all, idx, target_spec(model.target).member_info)
         fr = [frames[i] for i in idx]
         out[name] = metrics(model.target, p, ref, fr)
         out[name]["calibration"] = model.calibration_metrics(p, ref, fr)
@@ -139,14 +143,14 @@ def evaluate_splits(model: Committee, splits: dict[str, list]) -> tuple[dict, di
     return out, preds
 
 
-def calibrate(model: Committee, frames: Sequence[Atoms], targets: dict[str, Any],
+def calibrate(model: Committee, frames: Sequence[Atoms], targets: dict[str, Any] | None,
               method: str, log: Log) -> None:
     """Calibrate ``model`` on the validation structures (``method`` "none" keeps the raw
-    spread and says so)."""
+    spread and says so; no structures or ``targets`` None: the raw spread, said so)."""
     if method == "none":
         log("calibration: none (the uncertainties are the raw committee spread)")
         return
-    if not frames:
+    if not frames or targets is None:
         log("calibration: no validation split, so the uncertainties are the raw committee "
             "spread (usually far too small); give data.split.val > 0")
         return
@@ -196,7 +200,7 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
                   "split_ids": {name: [r.id for r in recs] for name, recs in split.items()}}
         model = Committee(kind, settings, n_members=cfg.model.committee,
                           subsample=cfg.model.subsample, resample=cfg.model.resample,
-                          seed=cfg.data.seed, config=config, **cfg.model.hyper)
+                          seed=cfg.data.seed, config=config, **cfg.model.hyper_kwargs())
         val_t = targets_of(split.val, target) if split.val else None
         model.fit(train_frames, targets_of(split.train, target), val_frames, val_t, log=say,
                   member_hyper=_member_hyper(kind, cfg.model.committee,
@@ -214,7 +218,7 @@ def train(cfg: TrainConfig, log: Log | None = None, force: bool = False) -> Trai
         which = "test" if "test" in preds else ("val" if "val" in preds else "train")
         p, ref, fr = preds[which]
         files.append(parity_plot(out / "parity.png", target, p, ref,
-                                 f"{kind}, {which} set ({sizes[which]} structures)"))
+                                 f"{kind}, {which} set ({sizes[which]} structures)", fr))
         files.append(_reliability(model, out / "reliability.png", p, ref, fr, which))
         for name in ("train", "val", "test"):
             if name in m:
@@ -305,7 +309,7 @@ def evaluate(model: Committee | str | Path, dataset: str, selection: str | None 
         p, ref, fr = preds[which]
         plots.append(str(parity_plot(plot, model.target, p, ref,
                                      f"{model.kind} on {Path(dataset).name}, "
-                                     f"{which} ({len(splits[which])} structures)")))
+                                     f"{which} ({len(splits[which])} structures)", fr)))
         plot = Path(plot)
         plots.append(str(_reliability(model, plot.with_name(plot.stem + "_reliability.png"),
                                       p, ref, fr, which)))
@@ -341,6 +345,7 @@ def predict(model: Committee | str | Path, frames: Sequence[Atoms], source: str 
     frames = list(frames)
     for n, a in enumerate(frames):
         validate_structure(a, source=source, frame=n)
+    spec = target_spec(model.target)
     rows: list[dict[str, Any]] = []
     for start in range(0, len(frames), max(1, int(chunk))):
         part = frames[start:start + chunk]
@@ -349,13 +354,13 @@ def predict(model: Committee | str | Path, frames: Sequence[Atoms], source: str 
         for j, a in enumerate(part):
             row: dict[str, Any] = {"index": start + j, "formula": a.get_chemical_formula()}
             for key, v in p.items():
-                if key in ("cf_keys", "cf_convention"):
+                if key in spec.member_info:
                     continue
                 row[key] = np.asarray(v[j]).tolist()
-            if model.target == "cf_parameters":
-                row["cf_parameters"] = {"convention": p["cf_convention"],
-                                        "values": dict(zip(p["cf_keys"], row["cf_parameters"]))}
-                row["cf_parameters_std"] = dict(zip(p["cf_keys"], row["cf_parameters_std"]))
+            if spec.to_label is not None:   # the label form (crystal fields: a dict)
+                key = spec.name
+                row[key] = spec.to_label(np.asarray(p[key][j]), p)
+                row[f"{key}_std"] = spec.to_label(np.asarray(p[f"{key}_std"][j]), p)["values"]
             row["flags"] = flags[j]
             row["trusted"] = not flags[j]
             rows.append(row)
@@ -423,7 +428,7 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
         t0 = time.perf_counter()
         model = Committee(kind, settings, n_members=cfg.model.committee,
                           subsample=cfg.model.subsample, resample=cfg.model.resample,
-                          seed=cfg.data.seed, **cfg.model.hyper)
+                          seed=cfg.data.seed, **cfg.model.hyper_kwargs())
         recs = split.train[:n]
         model.fit([frame_of(r) for r in recs], targets_of(recs, target), val_frames, val_t,
                   member_hyper=_member_hyper(kind, cfg.model.committee,
@@ -442,10 +447,9 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
             + f" (fit {fit_s:.1f} s)")
     ns = [n for n in sizes if str(n) in done]
     cols = list(done[str(ns[0])]["headline"])
-    unit = {"zfs_tensor": "cm-1", "energy": "meV/atom | eV/Å", "kd_energies": "cm-1",
-            "cf_parameters": "cm-1"}[target]
-    series = {c: [done[str(n)]["headline"][c] for n in ns] for c in cols
-              if not c.startswith("axis")}
+    unit = target_spec(target).curve_unit
+    series: dict[str, Sequence[float]] = {
+        c: [done[str(n)]["headline"][c] for n in ns] for c in cols if not c.startswith("axis")}
     png = learning_curve_plot(out / "learning_curve.png", ns, series, unit,
                               f"{kind}: test set of {len(split.test)}")
     return {"model": kind, "target": target, "test_size": len(split.test),
@@ -453,5 +457,5 @@ def learning_curve(cfg: TrainConfig, sizes: Sequence[int], log: Log | None = Non
             "results": {n: done[str(n)] for n in ns}, "png": str(png), "json": str(path)}
 
 
-__all__ = ["train", "evaluate", "calibrate_model", "predict", "prediction_summary", "learning_curve", "TrainResult",
-           "descriptor_settings", "evaluate_splits"]
+__all__ = ["train", "evaluate", "calibrate_model", "predict", "prediction_summary",
+           "learning_curve", "TrainResult", "descriptor_settings", "evaluate_splits"]
