@@ -180,3 +180,13 @@ def test_learn_descriptor_overrides_are_checked_per_role(tmp_path):
     with pytest.raises(ValueError, match=r"descriptors.potential: unknown setting\(s\) twojmx "
                                          r"of the snap-energy descriptor"):
         validate_config(p, "learn")
+
+
+def test_committee_api_checks_hyperparameters_with_one_line():
+    from molmag.models.committee import Committee
+
+    with pytest.raises(ValueError, match=r"unknown covariant-ridge hyperparameters: degre "
+                                         r"\(known: degree, env_cutoff"):
+        Committee("covariant-ridge", {}, degre=2)
+    with pytest.raises(ValueError, match="snap-energy hyperparameter force_weight"):
+        Committee("snap-energy", {}, force_weight=-1.0)

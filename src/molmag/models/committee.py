@@ -56,6 +56,7 @@ from molmag.models.calibration import (
     fit_calibration,
 )
 from molmag.models.domain import TrainingDomain
+from molmag.models.hyperparameters import check_hyperparameters
 from molmag.models.targets import TARGETS, reference_values, target_spec
 
 #: model kind -> "module:Class"; the module is imported when the kind is first used.
@@ -211,7 +212,9 @@ class Committee:
         self.calibration = CalibrationSet()
         self.calibration_note = "not calibrated (no validation split yet)"
         self.domain: TrainingDomain | None = None
-        self.hyper = dict(hyper)
+        # the kind's settings model checks names, types and ranges now, with one line naming
+        # the key (molmag.models.hyperparameters), not a TypeError inside fit
+        self.hyper = check_hyperparameters(kind, dict(hyper))
         self.config = dict(config or {})
         self.metrics: dict[str, Any] = {}
         self.header: dict[str, Any] = {}
