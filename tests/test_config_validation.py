@@ -190,3 +190,17 @@ def test_committee_api_checks_hyperparameters_with_one_line():
         Committee("covariant-ridge", {}, degre=2)
     with pytest.raises(ValueError, match="snap-energy hyperparameter force_weight"):
         Committee("snap-energy", {}, force_weight=-1.0)
+
+
+def test_calculator_settings_are_typed(tmp_path):
+    """``xtb:`` and ``ligand_field:`` of optimize/scan/md configurations are the engines'
+    settings, checked when the file is read."""
+    p = tmp_path / "md.yaml"
+    p.write_text("time_ps: 1.0\npotential: {xtb: {acuracy: 1.0}}\n")
+    with pytest.raises(ValueError, match=r"md.yaml: potential.xtb.acuracy: unknown key"):
+        validate_config(p, "md")
+    p.write_text("time_ps: 1.0\npotential: {xtb: {accuracy: 0.5}}\n"
+                 "tensor: {ligand_field: {zeta: 500}}\n")
+    _, cfg = validate_config(p, "md")
+    assert cfg.potential.xtb.model_dump(exclude_unset=True) == {"accuracy": 0.5}
+    assert cfg.tensor.ligand_field.zeta == 500.0

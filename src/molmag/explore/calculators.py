@@ -62,12 +62,43 @@ class StructureSpec(_Strict):
         return self
 
 
+class XTBSettings(_Strict):
+    """Settings of :class:`molmag.chem.xtb.XTBCalculator` (GFN2-xTB through tblite)."""
+
+    accuracy: float = Field(1.0, gt=0, description="tblite accuracy (smaller: tighter)")
+    electronic_temperature: float = Field(300.0, gt=0, description="K")
+    max_iterations: int = Field(250, ge=1, description="SCC iterations")
+    retry: bool = Field(True, description="retry a failed SCC with damped mixing")
+    charge: int | None = Field(None, description="default: the structure's charge")
+    multiplicity: int | None = Field(None, ge=1, description="default: the structure's")
+
+
+class LigandFieldSettings(_Strict):
+    """Settings of :class:`molmag.physics.ligand_field.LigandFieldCalculator` (cm-1 for
+    B, C, zeta; ``outer_cutoff`` Angstrom); ``donors`` default to the start structure's."""
+
+    ion: str | None = Field(None, description="e.g. Co2+ (default: from charge and donors)")
+    metal_index: int | None = Field(None, ge=0)
+    donors: list[int] | None = Field(None, description="donor atom indices")
+    donor_types: dict[int, str] | None = Field(None, description="donor index -> donor type "
+                                               "(molmag.physics.ligand_field.DONOR_DEFAULTS)")
+    charge: int | None = None
+    multiplicity: int | None = Field(None, ge=1)
+    B: float | None = Field(None, description="Racah B override (cm-1)")
+    C: float | None = Field(None, description="Racah C override (cm-1)")
+    zeta: float | None = Field(None, description="spin-orbit constant override (cm-1)")
+    k: float | None = Field(None, description="orbital reduction factor override")
+    outer_charges: list[float] | None = Field(None, description="per-atom point charges (e) "
+                                              "of the atoms beyond the donors")
+    outer_cutoff: float | None = Field(None, gt=0, description="Angstrom")
+
+
 class CalculatorSpec(_Strict):
     """Exactly one of ``model`` (a model file), ``xtb`` or ``ligand_field`` (settings)."""
 
     model: str | None = None
-    xtb: dict[str, Any] | None = None
-    ligand_field: dict[str, Any] | None = None
+    xtb: XTBSettings | None = None
+    ligand_field: LigandFieldSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -146,10 +177,10 @@ def make_calculator(spec: CalculatorSpec | list[CalculatorSpec], start: Atoms) -
     if spec.xtb is not None:
         from molmag.chem.xtb import XTBCalculator
 
-        return XTBCalculator(**spec.xtb)
+        return XTBCalculator(**spec.xtb.model_dump(exclude_unset=True))
     from molmag.physics.ligand_field import LigandFieldCalculator
 
-    opts = dict(spec.ligand_field or {})
+    opts = spec.ligand_field.model_dump(exclude_unset=True) if spec.ligand_field else {}
     if opts.get("donors") is None and start.info.get("donor_indices") is not None:
         opts["donors"] = [int(i) for i in start.info["donor_indices"]]
     return LigandFieldCalculator(**opts)
