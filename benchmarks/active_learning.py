@@ -10,8 +10,8 @@ Run::
    20 fs apart after 1 ps, labelled with xTB energies/forces and the ligand-field D tensor
    (or ``--test DB``: an existing labelled dataset).
 2. **Active learning** (``molmag learn``'s loop, :func:`molmag.dynamics.learn_runs.run_learning`):
-   SNAP energy and covariant D committees, ``--initial`` normal-mode samples at ``--temperature`` to start (quadratic SNAP 2J = 4, the
-   shipped energy descriptor), MD at
+   SNAP energy and covariant D committees, ``--initial`` normal-mode samples at
+   ``--temperature`` to start (quadratic SNAP 2J = 4, the shipped energy descriptor), MD at
    ``--temperature`` for ``--time-ps`` per round, ``--batch`` labels per round chosen by
    query by committee + farthest-point selection, until ``--budget`` labels are added.
 3. **Random selection**: the same number of labels per round drawn uniformly from the pool of

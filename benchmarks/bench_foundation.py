@@ -48,19 +48,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ds = Dataset(tmp / "bench.db")
-        rows.append(("dataset: add_many (new rows)", n / timed(lambda: ds.add_many(records)), "rows/s"))
-        rows.append(("dataset: add_many (re-import)", n / timed(lambda: ds.add_many(records)), "rows/s"))
+        rows.append(("dataset: add_many (new rows)", n / timed(lambda: ds.add_many(records)),
+                     "rows/s"))
+        rows.append(("dataset: add_many (re-import)", n / timed(lambda: ds.add_many(records)),
+                     "rows/s"))
         rows.append(("dataset: select all", n / timed(lambda: list(ds.select())), "rows/s"))
-        rows.append(("extxyz: write", n / timed(lambda: write_records(tmp / "x.extxyz", records)), "frames/s"))
-        rows.append(("extxyz: read + validate", n / timed(lambda: list(read_records(tmp / "x.extxyz"))), "frames/s"))
+        rows.append(("extxyz: write",
+                     n / timed(lambda: write_records(tmp / "x.extxyz", records)), "frames/s"))
+        rows.append(("extxyz: read + validate",
+                     n / timed(lambda: list(read_records(tmp / "x.extxyz"))), "frames/s"))
     rots = Rotation.random(200, random_state=0).as_matrix()
     for l in (2, 6):
-        rows.append((f"wigner_D l={l}", len(rots) / timed(lambda: [wigner_D(l, r) for r in rots]), "matrices/s"))
+        rows.append((f"wigner_D l={l}", len(rots) / timed(lambda: [wigner_D(l, r) for r in rots]),
+                     "matrices/s"))
     tens = np.random.default_rng(1).normal(size=(10000, 3, 3))
-    rows.append(("spherical_from_cartesian (batched)", len(tens) / timed(lambda: spherical_from_cartesian(tens)), "tensors/s"))
-    rows.append(("zfs_from_tensor", 2000 / timed(lambda: [zfs_from_tensor(t) for t in tens[:2000]]), "tensors/s"))
+    rows.append(("spherical_from_cartesian (batched)",
+                 len(tens) / timed(lambda: spherical_from_cartesian(tens)), "tensors/s"))
+    rows.append(("zfs_from_tensor",
+                 2000 / timed(lambda: [zfs_from_tensor(t) for t in tens[:2000]]), "tensors/s"))
     ref = records[0].atoms
-    rows.append(("eckart_rotation (53 atoms)", 500 / timed(lambda: [eckart_rotation(r.atoms, ref) for r in records[:500]]), "structures/s"))
+    rows.append(("eckart_rotation (53 atoms)",
+                 500 / timed(lambda: [eckart_rotation(r.atoms, ref) for r in records[:500]]),
+                 "structures/s"))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'operation':<{width}}  {'throughput':>12}  unit")

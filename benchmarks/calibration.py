@@ -10,9 +10,9 @@ delta = 0.01, 0.05 and 0.10 Angstrom (per frame the displacements have kurtosis 
 max/std = 1.79, a uniform's -1.2 and sqrt(3); the per-frame maxima cluster at 0.0106, 0.051
 and 0.103): the test set applies :func:`molmag.chem.sampling.random_displacements` at the three
 deltas, n_test/3 each, to the mean structure of the 1200.  Labels through the labelling
-pipeline (``molmag label``: three file sources tagged train/val/test).  Each model kind is trained once as a committee; the
-calibration of every method is fitted on the validation split and scored on the test split,
-against the raw committee spread (no calibration).
+pipeline (``molmag label``: three file sources tagged train/val/test).  Each model kind is
+trained once as a committee; the calibration of every method is fitted on the validation
+split and scored on the test split, against the raw committee spread (no calibration).
 
     python benchmarks/calibration.py [--out bench-calibration] [--kinds covariant-ridge,gmnn-tensor]
         [--committee 8] [--gmnn-committee 4] [--gmnn-epochs 60] [--n-test 300]

@@ -70,7 +70,8 @@ def main(argv=None) -> int:
         lv = solve("Dy3+", pcem_parameters("Dy3+", pos, pcm.charges))
         return lv.kd_energies, lv.g_values
 
-    from_atoms(); core()                                    # warm caches
+    from_atoms()                                            # warm caches
+    core()
     t_atoms = best_of(from_atoms)
     t_core = best_of(core)
     calc = CrystalFieldCalculator()

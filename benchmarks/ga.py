@@ -154,8 +154,9 @@ def main() -> None:
     for r in rows:
         sp = f"{budget / r['reach_median']:.1f}x" if r["reach_median"] and \
             r["arm"] != "random" else "-"     # random: where it happened to find its own best
+        reached = ', '.join('-' if x is None else str(x) for x in r['reach'])
         print(f"| {r['arm']} | " + " | ".join(_f(r[f'best@{n}']) for n in args.budgets) +
-              f" | {_f(r['top10@max'])} | {', '.join('-' if x is None else str(x) for x in r['reach'])} | {sp} |")
+              f" | {_f(r['top10@max'])} | {reached} | {sp} |")
     rnd = [at(curves[("random", sd)], budget) for sd in args.seeds] if "random" in args.arms \
         else []
     if rnd:

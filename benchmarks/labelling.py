@@ -35,7 +35,8 @@ class Clock(Reporter):
             self.t_label = time.perf_counter()
 
 
-def label_rate(xyz: Path, workdir: Path, workers: int | None, name: str) -> tuple[float, float, int]:
+def label_rate(xyz: Path, workdir: Path, workers: int | None,
+               name: str) -> tuple[float, float, int]:
     cfg_path = workdir / f"{name}.yaml"
     cluster = ({"kind": "serial"} if workers is None
                else {"kind": "local", "n_workers": workers})

@@ -20,7 +20,8 @@ torch/BLAS threads = ``--threads``; fresh displacements, so no cache helps), per
 and per CPU second of the process.  The first row is
 the mean-tensor baseline (the mean training tensor for every structure).
 
-    python benchmarks/models.py [--out bench-models] [--kinds covariant-ridge,equivariant-ridge,gmnn-tensor]
+    python benchmarks/models.py [--out bench-models]
+        [--kinds covariant-ridge,equivariant-ridge,gmnn-tensor]
         [--variants SPEC ...] [--md md100.extxyz] [--threads 2] [--n-speed 600]
 
 Trained models are kept in ``OUT/<row>/`` (a re-run skips them; GM-NN members checkpoint

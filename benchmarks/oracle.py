@@ -122,17 +122,20 @@ def main() -> None:
     ref = frames[0]
     pos = np.stack([f.positions for f in frames])
     for w in (1, 2):
-        rows.append(("d7 ligand field, [Co(pdms)2]2- (batched)", w, rate(lf_labels, pos, ref, w), 500))
+        rows.append(("d7 ligand field, [Co(pdms)2]2- (batched)", w,
+                     rate(lf_labels, pos, ref, w), 500))
     t0 = time.perf_counter()
     lf_calculator(frames[:200])
-    rows.append(("d7 ligand field, ASE calculator per structure", 1, 200 / (time.perf_counter() - t0), None))
+    rows.append(("d7 ligand field, ASE calculator per structure", 1,
+                 200 / (time.perf_counter() - t0), None))
 
     dy = dy_h2o5l2()
     rng = np.random.default_rng(0)
     n_cf = 5 * args.n
     pos = dy.positions[None] + rng.uniform(-0.05, 0.05, size=(n_cf, len(dy), 3))
     for w in (1, 2):
-        rows.append(("4f crystal field, Dy(H2O)5(OMe)2 (batched)", w, rate(cf_labels, pos, dy, w), 5000))
+        rows.append(("4f crystal field, Dy(H2O)5(OMe)2 (batched)", w,
+                     rate(cf_labels, pos, dy, w), 5000))
 
     width = max(len(r[0]) for r in rows)
     print(f"{'oracle':<{width}}  cores  labels/s  target (2 cores)")

@@ -93,11 +93,15 @@ CASES = {
     "ideal D5h 2.15/2.40": dict(r_axial=(2.15, 2.15), r_water=(2.40,) * 5),
     "ideal D5h 2.20/2.45": dict(r_axial=(2.20, 2.20), r_water=(2.45,) * 5),
     "distorted, axis 172 deg": dict(r_axial=(2.12, 2.17), r_water=(2.34, 2.38, 2.41, 2.43, 2.46),
-                                    bend=8.0, phase=(0, 3, -4, 2, -2), dz=(0.10, -0.12, 0.05, -0.08, 0.12)),
+                                    bend=8.0, phase=(0, 3, -4, 2, -2),
+                                    dz=(0.10, -0.12, 0.05, -0.08, 0.12)),
     "distorted, axis 165 deg": dict(r_axial=(2.15, 2.22), r_water=(2.33, 2.37, 2.42, 2.45, 2.48),
-                                    bend=15.0, phase=(0, 5, -6, 4, -3), dz=(0.20, -0.25, 0.10, -0.15, 0.25)),
-    "strongly bent, axis 155 deg": dict(r_axial=(2.16, 2.20), r_water=(2.30, 2.36, 2.41, 2.46, 2.50),
-                                        bend=25.0, phase=(0, 6, -8, 5, -4), dz=(0.30, -0.35, 0.15, -0.25, 0.35)),
+                                    bend=15.0, phase=(0, 5, -6, 4, -3),
+                                    dz=(0.20, -0.25, 0.10, -0.15, 0.25)),
+    "strongly bent, axis 155 deg": dict(r_axial=(2.16, 2.20),
+                                        r_water=(2.30, 2.36, 2.41, 2.46, 2.50),
+                                        bend=25.0, phase=(0, 6, -8, 5, -4),
+                                        dz=(0.30, -0.35, 0.15, -0.25, 0.35)),
 }
 
 SCHEMES = {
@@ -111,7 +115,8 @@ def row(atoms: Atoms, **options) -> dict:
     ion, pcm, lv = crystal_field_from_structure(atoms, **options)
     ax = [d for d, t in zip(pcm.donors, pcm.types) if t in ("O_alkoxide", "O_bare")]
     v = atoms.positions[ax] - atoms.positions[0]
-    angle = np.degrees(np.arccos(np.clip(np.dot(v[0], v[1]) / np.prod(np.linalg.norm(v, axis=1)), -1, 1)))
+    cos = np.dot(v[0], v[1]) / np.prod(np.linalg.norm(v, axis=1))
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
     return {"E1": lv.kd_energies[1], "E7": lv.kd_energies[-1], "g": lv.g_values[0],
             "mj": lv.mean_abs_mj()[0], "angle": angle}
 

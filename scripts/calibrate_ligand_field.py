@@ -72,12 +72,14 @@ def main() -> None:
     rows = np.array(rows)
     normal = rows[:, 6] < 0  # below the d_xy / d_x2-y2 crossing: D falls as e_pi_y grows
     ok = rows[(rows[:, 3] <= -95) & (rows[:, 3] >= -125) & (rows[:, 4] < 0.1) & normal]
-    print(f"ion {model.ion}: B = {eng.B:.0f}, C = {eng.C:.0f}, zeta = {eng.zeta:.0f} cm-1, k = {eng.k}")
+    print(f"ion {model.ion}: B = {eng.B:.0f}, C = {eng.C:.0f}, zeta = {eng.zeta:.0f} cm-1, "
+          f"k = {eng.k}")
     print(f"{len(ok)} of {len(rows)} parameter sets give -125 <= D <= -95 cm-1 and E/D < 0.1 "
           "on the normal branch; the ten with the largest orbital gap:")
     print(f"{'e_sigma':>8} {'e_pi_x':>7} {'e_pi_y':>7} {'D/cm-1':>8} {'E/D':>6} {'gap/cm-1':>9}")
     for row in ok[np.argsort(-ok[:, 5])][:10]:
-        print(f"{row[0]:8.0f} {row[1]:7.0f} {row[2]:7.0f} {row[3]:8.1f} {row[4]:6.3f} {row[5]:9.0f}")
+        print(f"{row[0]:8.0f} {row[1]:7.0f} {row[2]:7.0f} {row[3]:8.1f} {row[4]:6.3f} "
+              f"{row[5]:9.0f}")
 
     r = evaluate(default)
     z = zfs_from_tensor(r.zfs_tensor[0])

@@ -104,7 +104,8 @@ def test_data_import_malformed_file_writes_nothing(tmp_path):
     text = bad.read_text().splitlines()
     # break the tensor of the third frame (9 lines per frame: count, comment, 3 atoms... )
     idx = [i for i, line in enumerate(text) if "REF_zfs_tensor" in line][2]
-    text[idx] = text[idx].replace('REF_zfs_tensor="_JSON [[3.0, 0.0, 0.0]', 'REF_zfs_tensor="_JSON [[3.0, 0.0]')
+    text[idx] = text[idx].replace('REF_zfs_tensor="_JSON [[3.0, 0.0, 0.0]',
+                                  'REF_zfs_tensor="_JSON [[3.0, 0.0]')
     bad.write_text("\n".join(text) + "\n")
     db = tmp_path / "d.db"
     r = run("data", "import", good, bad, "--db", db, ok=False)

@@ -135,14 +135,16 @@ def _tables(block):
 
 @pytest.fixture
 def ce_output(shared_data):
-    return (shared_data / "qc-outputs" / "orca610_ce3_axial_pointcharges_single_aniso.out").read_text()
+    name = "orca610_ce3_axial_pointcharges_single_aniso.out"
+    return (shared_data / "qc-outputs" / name).read_text()
 
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize("block,j", [("J", 2.5), ("L", 3)])
 def test_single_aniso_ito_tables_convert_to_its_eso_table(ce_output, block, j):
     tabs = _tables(_single_aniso_blocks(ce_output)[block])
-    assert len(tabs["ito"]) == (8 if block == "J" else 15) and len(tabs["eso"]) == len(tabs["complex"])
+    assert len(tabs["ito"]) == (8 if block == "J" else 15)
+    assert len(tabs["eso"]) == len(tabs["complex"])
     ito = {}
     for (k, q), (b, c) in tabs["ito"].items():
         ito[f"{k},{q}"] = b
@@ -170,7 +172,8 @@ def test_single_aniso_eso_parameters_reproduce_its_energies_and_matrix(ce_output
     eso = {f"{k},{q}": b for (k, q), (_, b) in _tables(block)["eso"].items()}
     lv = solve("Ce3+", eso)
     table = block[block.index("ENERGY SPLITTING INDUCED BY"):]
-    o2o4 = [float(x) for x in re.findall(r"w\.f\.\s+\d\s+\|\s*\S+\s*\|\s*\S+\s*\|\s*(\S+)\s*\|", table)][:6]
+    o2o4 = [float(x) for x in re.findall(r"w\.f\.\s+\d\s+\|\s*\S+\s*\|\s*\S+\s*\|\s*(\S+)\s*\|",
+                                         table)][:6]
     assert o2o4[2] == pytest.approx(1249.23079714) and lv.energies == pytest.approx(o2o4, abs=1e-6)
     # diagonal of the printed "Ab Initio Crystal-Field Splitting Matrix" (pseudospin basis)
     h = hamiltonian("Ce3+", eso)
@@ -272,7 +275,8 @@ def test_two_axial_charges_and_the_quadrupole_limit():
     r = 3.0 / BOHR
     p = values_from_vector(pcem_parameters(ion, [[0, 0, 3.0], [0, 0, -3.0]], -2.0))
     # B20 = -theta_2 <r^2> sum_j q_j (3cos^2 - 1)/(4 R^3) (a.u.)
-    assert p["2,0"] == pytest.approx(-ion.theta[2] * ion.radial[2] * (2 * -2.0 * 2 / 4) / r ** 3 * HARTREE)
+    assert p["2,0"] == pytest.approx(-ion.theta[2] * ion.radial[2] * (2 * -2.0 * 2 / 4) / r ** 3
+                                     * HARTREE)
     assert p["2,0"] < 0 and abs(p["2,1"]) < 1e-12
 
 
@@ -310,7 +314,8 @@ def test_pcem_equals_wybourne_route_with_scipy_harmonics(seed):
     q = rng.uniform(-1, 0.3, size=6)
     ion = lanthanide_ion("Dy3+")
     r = np.linalg.norm(pos, axis=1) / BOHR
-    theta, phi = np.arccos(pos[:, 2] / np.linalg.norm(pos, axis=1)), np.arctan2(pos[:, 1], pos[:, 0])
+    theta = np.arccos(pos[:, 2] / np.linalg.norm(pos, axis=1))
+    phi = np.arctan2(pos[:, 1], pos[:, 0])
     wyb = {}
     for k in (2, 4, 6):
         for m in range(0, k + 1):
@@ -353,7 +358,8 @@ def test_pcem_rejects_a_charge_on_the_ion():
 # --------------------------------------------------------------------------------------
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2 ** 32 - 1), a=st.sampled_from(["stevens", "wybourne", "ito"]),
-       b=st.sampled_from(["stevens", "wybourne", "ito"]), ion=st.sampled_from(["Dy3+", "Er3+", "Tb3+"]))
+       b=st.sampled_from(["stevens", "wybourne", "ito"]),
+       ion=st.sampled_from(["Dy3+", "Er3+", "Tb3+"]))
 def test_conversions_round_trip(seed, a, b, ion):
     vals = random_parameters(np.random.default_rng(seed))
     src = cf_parameter_set(vals, a)
@@ -369,7 +375,8 @@ def test_conversions_round_trip(seed, a, b, ion):
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2 ** 32 - 1), j=st.sampled_from([2.5, 4, 7.5]))
 def test_complex_ito_round_trip_and_operator_definition(seed, j):
-    vals = random_parameters(np.random.default_rng(seed), ranks=tuple(k for k in (2, 4, 6) if k <= 2 * j))
+    vals = random_parameters(np.random.default_rng(seed),
+                             ranks=tuple(k for k in (2, 4, 6) if k <= 2 * j))
     a = ito_complex_from_stevens(vals, j)
     back = stevens_from_ito_complex(a, j)
     for key, v in vals.items():
@@ -540,7 +547,8 @@ def test_cli_levels_errors_are_one_line():
                       (["--ion", "Dy3+", "--param", "2,0=abc"], "not a number"),
                       (["--ion", "Xy3+", "--param", "2,0=1"], "unknown or unsupported ion"),
                       (["--ion", "Ce3+", "--param", "6,0=1"], "exceeds 2J"),
-                      (["--ion", "Dy3+", "--param", "2,0=1", "--convention", "foo"], "unknown convention"),
+                      (["--ion", "Dy3+", "--param", "2,0=1", "--convention", "foo"],
+                       "unknown convention"),
                       (["--ion", "Dy3+"], "at least one --param")]:
         r = cli("levels", *args, ok=False)
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, args
@@ -554,9 +562,11 @@ def test_cli_spectrum_structure_and_point_charges(tmp_path):
     assert out["ion"] == "Dy3+" and len(out["kd_energies"]) == 8
     assert out["radial_integrals_a0"] == {"<r^2>": 0.849, "<r^4>": 1.977, "<r^6>": 10.44}
     assert out["options"]["charges"] == "rec" and out["options"]["shielding"] is False
-    assert out["cf_parameters"]["convention"] == "stevens" and len(out["cf_parameters"]["values"]) == 27
+    assert out["cf_parameters"]["convention"] == "stevens"
+    assert len(out["cf_parameters"]["values"]) == 27
     assert len(out["donors"]) == 7 and np.linalg.norm(out["easy_axis"]) == pytest.approx(1.0)
-    shielded = json.loads(cli("spectrum", path, "--charges", "formal", "--shielding", "--json").stdout)
+    shielded = json.loads(cli("spectrum", path, "--charges", "formal", "--shielding",
+                              "--json").stdout)
     assert shielded["options"]["sternheimer_sigma"]["2"] == pytest.approx(0.527)
     charges = tmp_path / "q.txt"
     charges.write_text("\n".join(["0.0"] + ["-0.5"] * (len(dy_complex()) - 1)))
@@ -581,7 +591,8 @@ def test_cli_spectrum_errors(tmp_path):
     pc.write_text("-1 0 0 2\n")
     bad = tmp_path / "bad.txt"
     bad.write_text("-1 0 0\n")
-    cases = [([empty], "contains no structures"), ([water], "no lanthanide"), ([], "either STRUCTURE"),
+    cases = [([empty], "contains no structures"), ([water], "no lanthanide"),
+             ([], "either STRUCTURE"),
              ([water, "--point-charges", pc], "either STRUCTURE"),
              (["--point-charges", pc], "needs --ion"),
              (["--point-charges", empty, "--ion", "Dy3+"], "no point charges"),
@@ -590,4 +601,5 @@ def test_cli_spectrum_errors(tmp_path):
              ([water, "--charges", "bogus"], "neither")]
     for args, msg in cases:
         r = cli("spectrum", *args, ok=False)
-        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, (args, r.output)
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, \
+            (args, r.output)

@@ -160,7 +160,8 @@ def test_all_labels_and_provenance_roundtrip(tmp_path):
     assert p.method == "CASSCF(7,5) 'QDPT'"  # double quotes cannot live inside extxyz JSON
     stats = ds.stats()
     assert stats["label_coverage"]["kd_energies"] == 1
-    assert stats["ranges"]["zfs_D"]["min"] == pytest.approx(zfs_from_tensor(np.diag([5.0, -1, -4])).D)
+    d_min = zfs_from_tensor(np.diag([5.0, -1, -4])).D
+    assert stats["ranges"]["zfs_D"]["min"] == pytest.approx(d_min)
     assert stats["ranges"]["kd_gap"]["max"] == pytest.approx(120.5)
 
 
@@ -198,7 +199,8 @@ def test_malformed_frames_name_file_frame_and_field(tmp_path, bad_frame, field):
 
 def test_truncated_file_names_the_frame(tmp_path):
     f = _write(tmp_path / "cut.xyz", GOOD + "3\nProperties=species:S:1:pos:R:3\nO 0 0 0\n")
-    with pytest.raises(DataFileError, match=r"cut.xyz, frame 1, field 'atom lines': malformed frame \(line 9\)"):
+    with pytest.raises(DataFileError, match=r"cut.xyz, frame 1, field 'atom lines': "
+                                            r"malformed frame \(line 9\)"):
         list(read_records(f))
     with pytest.raises(DataFileError, match="no such file"):
         list(read_records(tmp_path / "missing.xyz"))
@@ -241,7 +243,8 @@ def test_postgresql_dataset():
     (e.g. postgresql://molmag@127.0.0.1:55432/molmagtest); skipped otherwise.  Each run
     works in a schema of its own, so it passes on a reused database."""
     records = [Record(cocl4(0.001 * i), charge=-2, multiplicity=4, split="pg",
-                      labels={"zfs_tensor": np.diag([1.0, 2.0, -3.0]) * (i + 1)}) for i in range(30)]
+                      labels={"zfs_tensor": np.diag([1.0, 2.0, -3.0]) * (i + 1)})
+               for i in range(30)]
     with postgres_schema_url() as url:
         ds = Dataset(url)
         assert ds.add_many(records, chunk_size=7).new == 30

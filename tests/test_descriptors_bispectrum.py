@@ -144,7 +144,8 @@ def test_settings_defaults_and_counts():
     assert s.type_of("Co") == 1 and s.type_of("H") == 6
     resolved = SNAPSettings(species=COPDMS_SPECIES, rcutfac=3.5, element_resolved=True)
     assert resolved.n_components() == 55 * 6**3
-    assert SNAPSettings(species=("C",), rcutfac=3.5, quadraticflag=True).n_components() == 55 + 55 * 56 // 2
+    quadratic = SNAPSettings(species=("C",), rcutfac=3.5, quadraticflag=True)
+    assert quadratic.n_components() == 55 + 55 * 56 // 2
     assert resolved.bnormflag is True
 
 
@@ -276,7 +277,8 @@ def test_one_instance_for_many_frames(lammps_module):
     np.testing.assert_allclose(got, np.array(fresh), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(again, got[::37], rtol=1e-12, atol=1e-12)
     with SNAPDescriptor(s) as one_off:
-        np.testing.assert_allclose(other, one_off.compute(_random_molecule(seed=2, symbols="CoC3H8")),
+        np.testing.assert_allclose(other,
+                                   one_off.compute(_random_molecule(seed=2, symbols="CoC3H8")),
                                    rtol=1e-12, atol=1e-12)
 
 
@@ -306,7 +308,8 @@ def test_centers_and_species_labels(lammps_module):
         np.testing.assert_array_equal(picked[1], full[idx])
         np.testing.assert_array_equal(d.compute(atoms), full)
     # species finer than elements: two kinds of carbon
-    labels = [("C_b" if s == "C" and i % 2 else s) for i, s in enumerate(atoms.get_chemical_symbols())]
+    labels = [("C_b" if s == "C" and i % 2 else s)
+              for i, s in enumerate(atoms.get_chemical_symbols())]
     fine = _settings(species=("Co", "N", "C", "C_b", "H"), rcutfac=3.5, twojmax=4)
     with SNAPDescriptor(fine) as d:
         same = d.compute(atoms, species=labels)  # equal radii and weights: the split is invisible
@@ -346,7 +349,8 @@ def test_copdms_frames_reference_and_throughput(lammps_module, shared_data):
 
     with SNAPDescriptor(tensor) as d:
         co = d.compute(frames[0], centers=[0])[0]
-    np.testing.assert_allclose(co, reference_bispectrum(frames[0], 0, tensor), atol=1e-10 * np.abs(co).max())
+    np.testing.assert_allclose(co, reference_bispectrum(frames[0], 0, tensor),
+                               atol=1e-10 * np.abs(co).max())
 
     n = 300
     with SNAPDescriptor(energy) as d:
@@ -361,7 +365,8 @@ def test_copdms_frames_reference_and_throughput(lammps_module, shared_data):
         rate_near = n / (time.perf_counter() - t0)
     assert full.shape == (n, 53, 55) and all(b.shape[1] == 55 for b in near)
     print(f"\nSNAP 2J=8, Co(pdms)2 (53 atoms): {rate_full:.0f} structures/s for all atoms at "
-          f"R_cut = 3.1 Å; {rate_near:.0f} structures/s for the {np.mean([len(b) for b in near]):.1f} "
+          f"R_cut = 3.1 Å; {rate_near:.0f} structures/s for the "
+          f"{np.mean([len(b) for b in near]):.1f} "
           f"atoms within 3.5 Å of Co (R_cut = 3.5 Å)")
 
 

@@ -115,7 +115,7 @@ def test_first_step_is_the_paper_update(cocl4, network, tmp_path):
     x0 = r0 + rng.uniform(-0.05, 0.05, (5, 5, 3))
     v0 = rng.uniform(-0.05, 0.05, (5, 5, 3))
     x0[0] = r0
-    c1, c2 = rng.random(5), rng.random(5)
+    _c1, c2 = rng.random(5), rng.random(5)  # c1 only advances the generator
     g0 = res.best_positions[0]
     assert any(np.array_equal(g0, xi) for xi in x0)
     v1 = 0.7 * v0 + 1.7 * (c2[:, None, None] * (g0 - x0))  # p_best = x0 at step 0

@@ -40,7 +40,8 @@ def chelate(alpha=85.0, beta=95.0) -> Atoms:
     Angstrom from Co) are second shell."""
     def ligand(bite):
         h = np.radians(bite) / 2
-        n1, n2 = 2.0 * np.array([np.cos(h), np.sin(h), 0]), 2.0 * np.array([np.cos(h), -np.sin(h), 0])
+        n1 = 2.0 * np.array([np.cos(h), np.sin(h), 0])
+        n2 = 2.0 * np.array([np.cos(h), -np.sin(h), 0])
         xc = n1[0] + np.sqrt(1.47**2 - (n1[1] - 0.77) ** 2)
         c1, c2 = np.array([xc, 0.77, 0.0]), np.array([xc, -0.77, 0.0])
         return np.array([n1, n2, c1, c2])
@@ -58,7 +59,8 @@ def pentagonal_bipyramid(z_eq=np.zeros(5), r_eq=2.35, r_ax=2.2) -> Atoms:
     ax = np.array([[0, 0, r_ax], [0, 0, -r_ax]])
     p = np.array([[0, 0, r_ax + 1.5], [0, 0, -r_ax - 1.5]])
     radial = np.column_stack([np.cos(t), np.sin(t), np.zeros(5)])
-    h = np.vstack([eq + 0.96 * (radial * np.cos(0.9) + np.array([0, 0, s]) * np.sin(0.9)) for s in (1, -1)])
+    h = np.vstack([eq + 0.96 * (radial * np.cos(0.9) + np.array([0, 0, s]) * np.sin(0.9))
+                   for s in (1, -1)])
     return Atoms("DyO5O2P2H10", positions=np.vstack([[0, 0, 0], eq, ax, p, h]))
 
 
@@ -67,7 +69,8 @@ def moved(atoms: Atoms, seed: int) -> Atoms:
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(atoms))
     rot = Rotation.random(random_state=seed).as_matrix()
-    return Atoms(atoms.numbers[perm], positions=atoms.positions[perm] @ rot.T + rng.normal(size=3) * 5)
+    return Atoms(atoms.numbers[perm],
+                 positions=atoms.positions[perm] @ rot.T + rng.normal(size=3) * 5)
 
 
 def noisy(atoms: Atoms, seed: int, sigma=0.05) -> Atoms:
@@ -102,13 +105,15 @@ def test_distances_and_donors_exclude_the_second_shell():
 def test_intraligand_angles_of_a_synthetic_chelate():
     a = chelate(85.0, 95.0)
     labels = ligand_fragments(a)
-    assert labels[0] == -1 and labels[1] == labels[2] == labels[5] and labels[3] == labels[4] != labels[1]
+    assert labels[0] == -1 and labels[1] == labels[2] == labels[5]
+    assert labels[3] == labels[4] != labels[1]
     ang, pairs = intraligand_angles(a)
     assert pairs.tolist() == [[1, 2], [3, 4]]
     assert ang == pytest.approx([85.0, 95.0], abs=1e-10)
     f = structure_features(a)
     assert f["n_intra_pairs"] == 2 and f["angle_intra_mean_deg"] == pytest.approx(90.0)
-    assert f["angle_intra_min_deg"] == pytest.approx(85.0) and f["angle_intra_max_deg"] == pytest.approx(95.0)
+    assert f["angle_intra_min_deg"] == pytest.approx(85.0)
+    assert f["angle_intra_max_deg"] == pytest.approx(95.0)
     # q from the six angles by hand: two bite angles, four inter-ligand angles
     u = a.positions[1:5] / 2.0
     cos = [u[i] @ u[j] for i in range(4) for j in range(i + 1, 4)]
@@ -140,10 +145,12 @@ def test_planarity_of_a_pentagon():
 def test_pentagonal_bipyramid_features():
     f = pentagonal_bipyramid_features(pentagonal_bipyramid())
     assert f["angle_LML_axial_deg"] == pytest.approx(180.0)
-    assert f["MPP_eq_A"] == pytest.approx(0, abs=1e-12) and f["SDP_eq_A"] == pytest.approx(0, abs=1e-12)
+    assert f["MPP_eq_A"] == pytest.approx(0, abs=1e-12)
+    assert f["SDP_eq_A"] == pytest.approx(0, abs=1e-12)
     assert f["eq_angle_dev_deg"] == pytest.approx(0, abs=1e-10)
     assert (f["Z_axial_1"], f["Z_axial_2"]) == (8, 8)
-    assert f["d_ML_axial_mean_A"] == pytest.approx(2.2) and f["d_ML_eq_mean_A"] == pytest.approx(2.35)
+    assert f["d_ML_axial_mean_A"] == pytest.approx(2.2)
+    assert f["d_ML_eq_mean_A"] == pytest.approx(2.35)
 
     h = 0.1
     z = h * np.cos(4 * np.pi * np.arange(5) / 5)
@@ -163,7 +170,8 @@ def test_pentagonal_bipyramid_features():
 
 
 def test_all_features_are_invariant_under_rotation_translation_and_renumbering():
-    for base in (noisy(chelate(), 1), noisy(pentagonal_bipyramid(), 2), noisy(co_n4(TETRAHEDRON), 3)):
+    for base in (noisy(chelate(), 1), noisy(pentagonal_bipyramid(), 2),
+                 noisy(co_n4(TETRAHEDRON), 3)):
         ref = structure_features(base)
         for seed in range(4):
             f = structure_features(moved(base, seed))
@@ -223,7 +231,8 @@ def test_cli_on_an_xyz_file(tmp_path):
     assert "q_tet" in r.output and "angle_intra_mean_deg" in r.output and "C4CoN4" in r.output
     out = json.loads(run(xyz, "--json").stdout)
     assert out["structures"] == 3 and out["rows"][2]["frame"] == 2
-    assert out["rows"][1]["q_tet"] == pytest.approx(structure_features(frames[1])["q_tet"], rel=1e-6)
+    q_tet = structure_features(frames[1])["q_tet"]
+    assert out["rows"][1]["q_tet"] == pytest.approx(q_tet, rel=1e-6)
     assert out["summary"]["d_ML_mean_A"]["n"] == 3
     # many frames: summary statistics and every row in the CSV
     write(xyz, [noisy(chelate(), s, 0.02) for s in range(25)])
@@ -246,7 +255,8 @@ def test_cli_on_a_dataset(tmp_path):
     assert out["structures"] == 1 and out["rows"][0]["formula"] == "H10DyO7P2"
     assert "MPP_eq_A" in run(db, "--select", "split=test").output
     r = run(db, "--select", "split=test", "--metal-index", 99, ok=False)
-    assert r.exit_code == 1 and "row 3 of" in r.output and "metal index 99 is not an atom index" in r.output
+    assert r.exit_code == 1 and "row 3 of" in r.output
+    assert "metal index 99 is not an atom index" in r.output
 
 
 def test_cli_errors(tmp_path):
@@ -287,7 +297,8 @@ def test_copdms_md_frames(shared_data):
           f"<N-Co-N intraligand> = {ang.mean():.2f} deg, <q> = {q.mean():.4f} "
           f"(q range {q.min():.3f}..{q.max():.3f})")
     assert 1.95 < d.mean() < 2.05
-    assert 75 < ang.mean() < 90  # five-membered N-C-C-N chelate rings: well below the tetrahedral 109.5
+    # five-membered N-C-C-N chelate rings: well below the tetrahedral 109.5
+    assert 75 < ang.mean() < 90
     assert 0.5 < q.mean() < 1.0 and 0.5 < q.min() and q.max() < 1.0  # between square plane and Td
 
 

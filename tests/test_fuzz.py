@@ -231,7 +231,8 @@ def variants(atoms: Atoms, rng, path: Path) -> list[tuple[str, object]]:
     out = []
     for k in range(3):
         a = atoms.copy()
-        a.positions = a.positions @ Rotation.random(random_state=int(rng.integers(1 << 30))).as_matrix().T
+        rot = Rotation.random(random_state=int(rng.integers(1 << 30))).as_matrix()
+        a.positions = a.positions @ rot.T
         out.append((f"rotated {k}", a))
     a = atoms.copy()
     a.positions += rng.uniform(-50, 50, 3)

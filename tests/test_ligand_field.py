@@ -36,7 +36,8 @@ def test_octahedral_and_tetrahedral_one_electron_splitting(es, ep):
     np.testing.assert_allclose(w[3:].mean() - w[:3].mean(), 3 * es - 4 * ep, atol=1e-9)
     np.testing.assert_allclose([np.ptp(w[:3]), np.ptp(w[3:])], 0, atol=1e-9)
     w = np.linalg.eigvalsh(aom_matrix(local_frames(TET), es, ep, ep))
-    np.testing.assert_allclose(abs(w[2:].mean() - w[:2].mean()), abs(4 / 3 * es - 16 / 9 * ep), atol=1e-9)
+    np.testing.assert_allclose(abs(w[2:].mean() - w[:2].mean()), abs(4 / 3 * es - 16 / 9 * ep),
+                               atol=1e-9)
     # the many-electron engine sees the same splitting for d1 (no spin-orbit coupling)
     eng = LigandFieldEngine("Ti3+", zeta=0.0)
     v = aom_matrix(local_frames(OCT), es, ep, ep)
@@ -172,13 +173,15 @@ def test_calibrated_copdms_D(shared_data):
     # batched conformers give the same numbers as one structure at a time
     model = LigandFieldModel.from_atoms(mean)
     batch = model.aom_matrices(np.stack([f.positions for f in frames[:5]]))
-    single = [LigandFieldModel.from_atoms(f, charge=-2, multiplicity=4).aom_matrix() for f in frames[:5]]
+    single = [LigandFieldModel.from_atoms(f, charge=-2, multiplicity=4).aom_matrix()
+              for f in frames[:5]]
     np.testing.assert_allclose(batch, single, atol=1e-9)
 
 
 def test_refusals():
     with pytest.raises(ValueError, match="no transition metal"):
-        LigandFieldCalculator().get_property("zfs_D", Atoms("H2O", positions=[[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]]))
+        water = Atoms("H2O", positions=[[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]])
+        LigandFieldCalculator().get_property("zfs_D", water)
     zn = nicl6()
     zn.numbers[0] = 30
     with pytest.raises(ValueError, match="not a 3d ion"):
@@ -190,7 +193,8 @@ def test_refusals():
         LigandFieldCalculator().get_property("zfs_D", cu)
     wrong = nicl6()
     wrong.info["multiplicity"] = 1  # low spin: the ligand field says otherwise
-    with pytest.raises(ValueError, match="S = 1 .multiplicity 3., but the structure says multiplicity 1"):
+    with pytest.raises(ValueError,
+                       match="S = 1 .multiplicity 3., but the structure says multiplicity 1"):
         LigandFieldCalculator().get_property("zfs_D", wrong)
     wrong.info["multiplicity"] = 2  # impossible for d8
     with pytest.raises(ValueError, match="cannot have spin multiplicity 2"):
@@ -263,16 +267,19 @@ def test_outer_point_charges_in_the_calculator():
     assert calc.info["point_charges"]["atoms"] == 1
     assert np.abs(d1 - d0).max() > 1e-3  # the counter-ion changes D ...
     far = LigandFieldCalculator(charge=-2, outer_charges=q, outer_cutoff=3.0)
-    np.testing.assert_allclose(far.get_property("zfs_tensor", a), d0, atol=1e-12)  # ... unless cut off
+    # ... unless cut off
+    np.testing.assert_allclose(far.get_property("zfs_tensor", a), d0, atol=1e-12)
     # rotation covariance holds with the point charges too
     rot = np.linalg.qr(np.random.default_rng(4).normal(size=(3, 3)))[0]
     rot *= np.linalg.det(rot)
     b = a.copy()
     b.positions = a.positions @ rot.T
-    np.testing.assert_allclose(LigandFieldCalculator(charge=-2, outer_charges=q).get_property("zfs_tensor", b),
+    calc = LigandFieldCalculator(charge=-2, outer_charges=q)
+    np.testing.assert_allclose(calc.get_property("zfs_tensor", b),
                                rot @ d1 @ rot.T, atol=1e-8 * np.abs(d1).max())
     model = LigandFieldModel.from_atoms(a, charge=-2, outer_charges=q)
-    np.testing.assert_allclose(model.aom_matrices(a.positions[None])[0], model.aom_matrix(), atol=1e-9)
+    np.testing.assert_allclose(model.aom_matrices(a.positions[None])[0], model.aom_matrix(),
+                               atol=1e-9)
     with pytest.raises(ValueError, match="one charge per atom"):
         LigandFieldCalculator(charge=-2, outer_charges=[1.0]).get_property("zfs_D", a)
 

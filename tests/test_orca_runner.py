@@ -38,7 +38,8 @@ d = -40.0 - 10.0 * np.linalg.norm(pos[1] - pos[0])
 t = np.diag([-d / 3, -d / 3, 2 * d / 3])
 print("                                 * O   R   C   A *")
 print("                         Program Version 6.1.0  -  RELEASE   -")
-print("---------------------------------\nCARTESIAN COORDINATES (ANGSTROEM)\n---------------------------------")
+print("---------------------------------\nCARTESIAN COORDINATES (ANGSTROEM)\n"
+      "---------------------------------")
 for a, p in zip(atoms, pos):
     print(f"  {{a[0]:<2s}} {{p[0]:12.6f}}{{p[1]:12.6f}}{{p[2]:12.6f}}")
 print(f"\n Total Charge           Charge          ....   {{charge}}")

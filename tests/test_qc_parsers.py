@@ -72,7 +72,8 @@ CARTESIAN COORDINATES (ANGSTROEM)
 Number of active electrons          ...    7
 Number of active orbitals           ...    5
 """ if geometry else ""
-    tail = "\n                             ****ORCA TERMINATED NORMALLY****\nTOTAL RUN TIME: 0 days\n"
+    tail = ("\n                             ****ORCA TERMINATED NORMALLY****\n"
+            "TOTAL RUN TIME: 0 days\n")
     return head + geo + blocks + (tail if terminated else "")
 
 
@@ -111,7 +112,8 @@ def test_orca_casscf_blocks_from_known_tensor(tmp_path, d_tensor):
     np.testing.assert_allclose(rec2.labels["zfs_tensor"], d_tensor, atol=1e-6)
     with pytest.raises(DataFileError, match="several ZFS blocks"):
         r.to_record(zfs_method="effective")
-    assert rec.charge == -2 and rec.multiplicity == 4 and rec.atoms.get_chemical_formula() == "Cl4Co"
+    assert rec.charge == -2 and rec.multiplicity == 4
+    assert rec.atoms.get_chemical_formula() == "Cl4Co"
     js = r.to_json()
     assert isinstance(js["zfs"], list) and js["structure"]["multiplicity"] == 4
 
@@ -300,7 +302,8 @@ def openmolcas_like_log(levels, eso, ito, *, stop_aniso=True, rc="_RC_ALL_IS_WEL
     rasscf/inppri, single_aniso2, aniso_util/atens and crystalfield) for a Ce3+ model."""
     bohr = 1.0 / 0.529177210903
     rows = [("CE1", 0.0, 0.0, 0.0), ("F2", 0.0, 0.0, 2.3), ("F3", 0.0, 0.0, -2.3)]
-    geo = "\n".join(f"      {i + 1:3d} {'':5s}{lab:<8s}{x * bohr:15.6f}{y * bohr:15.6f}{z * bohr:15.6f}"
+    geo = "\n".join(f"      {i + 1:3d} {'':5s}{lab:<8s}"
+                    f"{x * bohr:15.6f}{y * bohr:15.6f}{z * bohr:15.6f}"
                     f"{'':7s}{x:15.6f}{y:15.6f}{z:15.6f}" for i, (lab, x, y, z) in enumerate(rows))
     so = np.repeat(levels.kd_energies, 2)
     so_lines = "\n".join(f"ENERGY OF THE SPIN-ORBIT STATE ({i + 1:4d}) ={e:25.14f}"
@@ -325,7 +328,8 @@ Xm, Ym, Zm -- main magnetic axes
 --------------------------------------------------------|
 """
     eso_rows = "\n".join(f"  {k} | {q:3d} |{1.0:11.2f}  |{v:22.14E} |"
-                         for (k, q), v in ((tuple(map(int, key.split(","))), v) for key, v in eso.items()))
+                         for (k, q), v in ((tuple(map(int, key.split(","))), v)
+                                           for key, v in eso.items()))
     ito_rows = "\n".join(f"  {k}  |  {q}  |{ito.get(f'{k},{q}', 0.0):22.14E} |"
                          f"{ito.get(f'{k},{-q}', 0.0) if q else 0.0:22.14E} |"
                          for k in (2, 4) for q in range(0, k + 1))
@@ -334,11 +338,12 @@ Xm, Ym, Zm -- main magnetic axes
     return f"""   This run of MOLCAS is using the pymolcas driver
                OPENMOLCASOPENMOLCA        version: 21.02
 --- Start Module: gateway at Wed Aug  8 12:17:01 2018 ---
-                    ************************************************ 
-                    **** Cartesian Coordinates / Bohr, Angstrom **** 
-                    ************************************************ 
+                    ************************************************{' '}
+                    **** Cartesian Coordinates / Bohr, Angstrom ****{' '}
+                    ************************************************{' '}
 
-     Center  Label                x              y              z                     x              y              z
+     Center  Label                x              y              z                     \
+x              y              z
 {geo}
 --- Stop Module: gateway at Wed Aug  8 12:17:05 2018 /rc=_RC_ALL_IS_WELL_ ---
 --- Start Module: rasscf at Wed Aug  8 12:17:06 2018 ---
@@ -400,7 +405,8 @@ def test_openmolcas_log(tmp_path, ce_model):
     np.testing.assert_allclose(r.g_axes, levels.g_axes, atol=1e-12)
     for key, v in eso.items():
         assert r.cf_parameters["values"][key] == pytest.approx(v, rel=1e-12, abs=1e-14)
-    assert stevens_from_ito(r.cf_parameters_ito["values"]) == pytest.approx(eso, rel=1e-12, abs=1e-14)
+    assert stevens_from_ito(r.cf_parameters_ito["values"]) == pytest.approx(eso, rel=1e-12,
+                                                                          abs=1e-14)
     np.testing.assert_allclose(solve("Ce3+", r.cf_parameters).kd_energies, r.kd_energies, atol=1e-6)
     assert r.atoms.get_chemical_symbols() == ["Ce", "F", "F"]
     np.testing.assert_allclose(r.atoms.positions[1], [0, 0, 2.3])
@@ -463,7 +469,8 @@ def test_cli_parse_json_and_db(tmp_path, d_tensor, ce_model):
     frag = tmp_path / "frag.out"
     frag.write_text(orca_casscf_zfs_block(d_tensor))
     co2 = tmp_path / "co2.out"
-    co2.write_text(orca_like_output(orca_casscf_zfs_block(2 * d_tensor)).replace("1.300000", "1.310000"))
+    co2.write_text(orca_like_output(orca_casscf_zfs_block(2 * d_tensor))
+                   .replace("1.300000", "1.310000"))
     res = runner.invoke(app, ["parse", str(co2), str(frag), "--db", str(db)])
     assert res.exit_code == 1 and "no geometry" in res.output
     assert "nothing was added" in res.output

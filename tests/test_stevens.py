@@ -48,7 +48,8 @@ def _explicit(j):
         (4, -3): ac(jz, p(jp, 3) - p(jm, 3)) / 2j,
         (4, 4): 0.5 * (p(jp, 4) + p(jm, 4)),
         (4, -4): (p(jp, 4) - p(jm, 4)) / 2j,
-        (6, 0): 231 * p(jz, 6) - (315 * s - 735) * p(jz, 4) + (105 * s * s - 525 * s + 294) * p(jz, 2)
+        (6, 0): 231 * p(jz, 6) - (315 * s - 735) * p(jz, 4)
+        + (105 * s * s - 525 * s + 294) * p(jz, 2)
         - (5 * s ** 3 - 40 * s * s + 60 * s) * one,
         (6, -2): ac(33 * p(jz, 4) - (18 * s + 123) * p(jz, 2) + (s * s + 10 * s + 102) * one,
                     p(jp, 2) - p(jm, 2)) / 2j,
@@ -102,10 +103,13 @@ def test_tensor_operators_obey_racah_commutation_rules(j, k):
         tq = t[q + k]
         assert np.abs(jz @ tq - tq @ jz - q * tq).max() < tol
         if q < k:
-            assert np.abs(jp @ tq - tq @ jp - np.sqrt(k * (k + 1) - q * (q + 1)) * t[q + k + 1]).max() < tol
+            up = np.sqrt(k * (k + 1) - q * (q + 1)) * t[q + k + 1]
+            assert np.abs(jp @ tq - tq @ jp - up).max() < tol
         if q > -k:
-            assert np.abs(jm @ tq - tq @ jm - np.sqrt(k * (k + 1) - q * (q - 1)) * t[q + k - 1]).max() < tol
-    c = (-1) ** k * np.sqrt(float(np.prod(np.arange(1, 2 * k + 1)))) / (2 ** k * np.prod(np.arange(1, k + 1)))
+            down = np.sqrt(k * (k + 1) - q * (q - 1)) * t[q + k - 1]
+            assert np.abs(jm @ tq - tq @ jm - down).max() < tol
+    c = (-1) ** k * np.sqrt(float(np.prod(np.arange(1, 2 * k + 1)))) \
+        / (2 ** k * np.prod(np.arange(1, k + 1)))
     assert np.abs(t[2 * k] - c * np.linalg.matrix_power(jp, k)).max() < tol
 
 
@@ -156,7 +160,8 @@ def test_hund_ground_multiplets_and_lande_factors():
     for s in LANTHANIDES:
         assert lanthanide_ion(s).term == expected[s]
     # with g_S = 2 the textbook values: Ce 6/7, Dy 4/3, Er 6/5, Yb 8/7, Tb 3/2
-    for s, g in {"Ce": 6 / 7, "Dy": 4 / 3, "Er": 6 / 5, "Yb": 8 / 7, "Tb": 1.5, "Sm": 2 / 7}.items():
+    textbook = {"Ce": 6 / 7, "Dy": 4 / 3, "Er": 6 / 5, "Yb": 8 / 7, "Tb": 1.5, "Sm": 2 / 7}
+    for s, g in textbook.items():
         ion = lanthanide_ion(s)
         assert lande_g(ion.S, ion.L, ion.J, g_s=2.0) == pytest.approx(g)
     assert lanthanide_ion("Dy3+").g_J == pytest.approx(1.33411, abs=1e-5)  # g_e = 2.00232
@@ -167,7 +172,8 @@ def test_ion_names_radial_integrals_and_errors():
     assert lanthanide_ion("dy") is dy and lanthanide_ion("Dy(III)") is dy
     assert (dy.radial[2], dy.radial[4], dy.radial[6]) == (0.849, 1.977, 10.44)
     assert dy.kramers and not lanthanide_ion("Tb3+").kramers and dy.dim == 16
-    assert not lanthanide_ion("Gd3+").has_crystal_field and not lanthanide_ion("Eu3+").has_crystal_field
+    assert not lanthanide_ion("Gd3+").has_crystal_field
+    assert not lanthanide_ion("Eu3+").has_crystal_field
     for bad in ("Co2+", "Lu3+", "Xx", "Dy4+"):
         with pytest.raises(ValueError, match="unknown or unsupported ion"):
             lanthanide_ion(bad)

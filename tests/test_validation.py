@@ -154,8 +154,11 @@ def test_record_uses_the_gate():
 
 def test_point_charges_enter_the_structure_hash():
     ce = Atoms("Ce")
-    prov = lambda pcs: {"kd_energies": Provenance(method="CASSCF", parameters=(
-        {"point_charges": pcs} if pcs is not None else {}))}
+
+    def prov(pcs):
+        return {"kd_energies": Provenance(method="CASSCF", parameters=(
+            {"point_charges": pcs} if pcs is not None else {}))}
+
     bare = Record(ce, 3, 2, labels={"kd_energies": [0.0, 100.0]}, provenance=prov(None))
     pc1 = [[-2, 0, 0, 3.0], [-2, 0, 0, -3.0]]
     pc2 = [[-2, 0, 0, 2.5], [-2, 0, 0, -2.5]]

@@ -86,11 +86,11 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms, FixedPlane
+from ase.constraints import FixAtoms, FixConstraint, FixedPlane
 
 from molmag.chem.xtb import RelaxationError, XTBCalculator
 from molmag.chem.xtb import relax as xtb_relax
@@ -261,7 +261,7 @@ def build_fecl6(*, relax: bool = True, fmax: float = DEFAULT_FMAX, steps: int = 
     atoms = Atoms("FeCl6", positions=pos)
     stages = None
     if keep_prism:
-        cons = [FixAtoms(indices=[0])]
+        cons: list[FixConstraint] = [FixAtoms(indices=[0])]
         cons += [FixedPlane(i + 1, [-math.sin(t), math.cos(t), 0.0]) for i, t in enumerate(phis)]
         stages = [cons]
     return _finish(atoms, name="fecl6", charge=-3, multiplicity=6, donors=range(1, 7),
@@ -301,25 +301,26 @@ def _embed(mol, *, seed: int = SEED, n_conformers: int = 1):
     them with MMFF94 (else UFF, else not at all).  Returns (mol with H, list of (n, 3)
     coordinate arrays, force field used)."""
     from rdkit import Chem
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
     mh = Chem.AddHs(mol)
-    params = AllChem.ETKDGv3()
+    # Any: rdkit-stubs type the EmbedParameters properties as EmbedParameters
+    params: Any = rdDistGeom.ETKDGv3()
     params.randomSeed = int(seed)
     params.numThreads = 1
-    ids = list(AllChem.EmbedMultipleConfs(mh, n_conformers, params))
+    ids = list(rdDistGeom.EmbedMultipleConfs(mh, n_conformers, params))
     if not ids:
         params.useRandomCoords = True
-        ids = list(AllChem.EmbedMultipleConfs(mh, n_conformers, params))
+        ids = list(rdDistGeom.EmbedMultipleConfs(mh, n_conformers, params))
     if not ids:
         raise ValueError(f"RDKit could not embed {Chem.MolToSmiles(mol)!r} in 3D")
     ff = "none"
     try:
-        if AllChem.MMFFHasAllMoleculeParams(mh):
-            AllChem.MMFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
+        if rdForceFieldHelpers.MMFFHasAllMoleculeParams(mh):
+            rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
             ff = "MMFF94"
-        elif AllChem.UFFHasAllMoleculeParams(mh):
-            AllChem.UFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
+        elif rdForceFieldHelpers.UFFHasAllMoleculeParams(mh):
+            rdForceFieldHelpers.UFFOptimizeMoleculeConfs(mh, maxIters=2000, numThreads=1)
             ff = "UFF"
     except Exception:  # pragma: no cover - keep the ETKDG geometry
         ff = "none"
@@ -342,7 +343,7 @@ def _chelate_frame(x: np.ndarray, n1: int, n2: int, ring: list[int], r_mn: float
     u = _unit(x[n2] - x[n1])
     v = mid - x[ring].mean(axis=0)
     v = _unit(v - np.dot(v, u) * u)
-    half = 0.5 * np.linalg.norm(x[n2] - x[n1])
+    half = 0.5 * float(np.linalg.norm(x[n2] - x[n1]))
     h = math.sqrt(max(r_mn**2 - half**2, 0.25))
     return mid + h * v, np.stack([u, v, np.cross(u, v)])
 
@@ -522,8 +523,9 @@ def _waters(r: float = DY_WATER_DISTANCE) -> tuple[list[int], np.ndarray]:
         radial = np.array([math.cos(t), math.sin(t), 0.0])
         o = r * radial
         z += [8, 1, 1]
-        pos += [o, o + WATER_OH * (math.cos(half) * radial + math.sin(half) * np.array([0, 0, 1.0])),
-                o + WATER_OH * (math.cos(half) * radial - math.sin(half) * np.array([0, 0, 1.0]))]
+        up = math.sin(half) * np.array([0, 0, 1.0])
+        pos += [o, o + WATER_OH * (math.cos(half) * radial + up),
+                o + WATER_OH * (math.cos(half) * radial - up)]
     return z, np.array(pos)
 
 
@@ -752,8 +754,9 @@ def build(name: str, **options) -> Atoms:
     return BUILDERS[key](**options)
 
 
-__all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6", "build_cocl4",
-           "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "build_co_l4", "co_l4_ligands",
-           "CO_DONOR_DISTANCES", "parse_ligand", "ligand_charge",
-           "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "MAX_LIGAND_CHARGE", "MAX_LIGAND_HEAVY_ATOMS", "H2PDMS_SMILES",
+__all__ = ["BUILDERS", "quiet_rdkit", "LIGAND_BUILDERS", "build", "build_fecl5", "build_fecl6",
+           "build_cocl4", "build_co_pdms", "build_dy_h2o5l2", "build_free_ligand", "build_co_l4",
+           "co_l4_ligands", "CO_DONOR_DISTANCES", "parse_ligand", "ligand_charge",
+           "DEFAULT_FMAX", "DEFAULT_STEPS", "SEED", "MAX_LIGAND_CHARGE", "MAX_LIGAND_HEAVY_ATOMS",
+           "H2PDMS_SMILES",
            "PDMS_SMILES", "DY_DONOR_DISTANCES", "DONOR_ELEMENTS", "DY_WATER_DISTANCE"]

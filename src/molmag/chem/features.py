@@ -76,7 +76,7 @@ def donor_indices(atoms: Atoms, metal_index: int | None = None,
                            if atoms.numbers[j] > 1), dtype=int)
 
 
-def _donors(atoms: Atoms, m: int, donors: Sequence[int] | None) -> np.ndarray:
+def _donors(atoms: Atoms, m: int, donors: Sequence[int] | np.ndarray | None) -> np.ndarray:
     if donors is None:
         d = donor_indices(atoms, m)
         if len(d) == 0:
@@ -182,7 +182,8 @@ def _pentagonal_bipyramid(vec: np.ndarray, z: np.ndarray) -> dict[str, np.ndarra
             "d_ML_eq_mean_A": np.take_along_axis(d, eq, axis=1).mean(axis=1)}
 
 
-def _features(vec: np.ndarray, z: np.ndarray, pairs: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+def _features(vec: np.ndarray, z: np.ndarray,
+              pairs: list[tuple[int, int]]) -> dict[str, np.ndarray]:
     """All features applicable to (F, k, 3) metal -> donor vectors, each an array (F,)."""
     nf, k = vec.shape[:2]
     d = np.linalg.norm(vec, axis=-1)
@@ -208,7 +209,8 @@ def _row(features: dict[str, np.ndarray], f: int) -> dict:
 
 # --- public functions on one structure ----------------------------------------------------
 def metal_donor_distances(atoms: Atoms, metal_index: int | None = None,
-                          donors: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          donors: Sequence[int] | np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """Metal-donor distances d_ML (Angstrom) and the donor indices, in the same order."""
     m = _metal(atoms, metal_index)
     d = _donors(atoms, m, donors)
@@ -216,7 +218,8 @@ def metal_donor_distances(atoms: Atoms, metal_index: int | None = None,
 
 
 def tetrahedral_order_parameter(atoms: Atoms, metal_index: int | None = None,
-                                donors: Sequence[int] | None = None) -> tuple[float, float]:
+                                donors: Sequence[int] | np.ndarray | None = None
+                                ) -> tuple[float, float]:
     """Tetrahedral order parameter q and mean metal-donor distance (Angstrom).
 
     q = 1 - 3/8 sum_{i<j} (cos theta_ij + 1/3)^2 over the six angles donor_i-M-donor_j
@@ -234,7 +237,8 @@ def tetrahedral_order_parameter(atoms: Atoms, metal_index: int | None = None,
 
 
 def intraligand_angles(atoms: Atoms, metal_index: int | None = None,
-                       donors: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       donors: Sequence[int] | np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Donor-M-donor angles (degrees) of the donor pairs in the same ligand, and those pairs
     (n, 2) as atom indices.  A ligand is a connected fragment of the bond graph without the
     metal (see :func:`ligand_fragments`); monodentate ligands give no pair."""
@@ -260,7 +264,8 @@ def planarity(atoms: Atoms, plane_atoms: Sequence[int]) -> tuple[float, float]:
     from the plane; we follow Lu's root-mean-square definition.
     """
     idx = np.asarray(plane_atoms, dtype=int).ravel()
-    if len(idx) < 3 or len(set(idx.tolist())) != len(idx) or idx.min() < 0 or idx.max() >= len(atoms):
+    if len(idx) < 3 or len(set(idx.tolist())) != len(idx) or idx.min() < 0 \
+            or idx.max() >= len(atoms):
         raise ValueError(f"{atoms.get_chemical_formula()}: a plane needs 3 or more distinct atom "
                          f"indices (0..{len(atoms) - 1}), got {idx.tolist()}")
     pos = atoms.positions[idx]
@@ -271,7 +276,7 @@ def planarity(atoms: Atoms, plane_atoms: Sequence[int]) -> tuple[float, float]:
 
 
 def pentagonal_bipyramid_features(atoms: Atoms, metal_index: int | None = None,
-                                  donors: Sequence[int] | None = None) -> dict:
+                                  donors: Sequence[int] | np.ndarray | None = None) -> dict:
     """Features of a 7-coordinate metal (e.g. Dy(H2O)5L2), as in GAUSS-II.
 
     The axial donors are the pair with the largest donor-M-donor angle, the other five are
@@ -285,12 +290,13 @@ def pentagonal_bipyramid_features(atoms: Atoms, metal_index: int | None = None,
     d = _donors(atoms, m, donors)
     if len(d) != 7:
         raise ValueError(f"{atoms.get_chemical_formula()}: a pentagonal bipyramid needs 7 donors, "
-                         f"{_name(atoms, m)} has {len(d)} ({', '.join(_name(atoms, i) for i in d)})")
+                         f"{_name(atoms, m)} has {len(d)} "
+                         f"({', '.join(_name(atoms, i) for i in d)})")
     return _row(_pentagonal_bipyramid(_vectors(atoms, m, d)[None], atoms.numbers[d]), 0)
 
 
 def structure_features(atoms: Atoms, metal_index: int | None = None,
-                       donors: Sequence[int] | None = None) -> dict:
+                       donors: Sequence[int] | np.ndarray | None = None) -> dict:
     """The features that apply to this coordination sphere, keys named with their units.
 
     Always ``n_donors`` and ``d_ML_mean_A``, ``d_ML_min_A``, ``d_ML_max_A``; with chelating
@@ -331,6 +337,7 @@ def features_table(records_or_atoms: Iterable, metal_index: int | None = None,
         try:
             m = _metal(atoms, metal_index if metal_index is not None
                        else getattr(item, "metal_index", None))
+            key0: str | tuple[str, str] | None
             if fixed is not None or donors == "first":
                 key0 = "first"
                 given = fixed

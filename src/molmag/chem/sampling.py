@@ -1,4 +1,5 @@
-"""Configuration sampling: random displacements, Langevin MD snapshots, normal-mode Boltzmann samples.
+"""Configuration sampling: random displacements, Langevin MD snapshots, normal-mode Boltzmann
+samples.
 
 Three ways to turn one (relaxed) structure into many distorted ones for labelling:
 

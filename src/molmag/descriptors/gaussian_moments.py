@@ -104,8 +104,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # --- symmetric-tensor index bookkeeping ----------------------------------------------------
 # Per pair we accumulate only the unique components of u(x)u (6) and u(x)u(x)u (10); the full
 # 3x3 and 3x3x3 moment tensors are rebuilt per atom with these gather indices.
-_SYM2 = [c for c in itertools.combinations_with_replacement(range(3), 2)]
-_SYM3 = [c for c in itertools.combinations_with_replacement(range(3), 3)]
+_SYM2: list[tuple[int, ...]] = [c for c in itertools.combinations_with_replacement(range(3), 2)]
+_SYM3: list[tuple[int, ...]] = [c for c in itertools.combinations_with_replacement(range(3), 3)]
 _EXPAND2 = [_SYM2.index(tuple(sorted(c))) for c in itertools.product(range(3), repeat=2)]
 _EXPAND3 = [_SYM3.index(tuple(sorted(c))) for c in itertools.product(range(3), repeat=3)]
 
@@ -262,7 +262,8 @@ def neighbour_pairs(positions: Tensor, r_cut: float, batch: Tensor | None = None
     return NeighbourPairs(i, j, positions[i] - positions[j])
 
 
-def collate(positions: Sequence[Any], species: Sequence[Any]) -> tuple[Tensor, Tensor, Tensor]:
+def collate(positions: Sequence[Any] | Tensor, species: Sequence[Any] | Tensor
+            ) -> tuple[Tensor, Tensor, Tensor]:
     """Concatenate molecules: ``(positions (sum N, 3), species (sum N,), batch (sum N,))``.
 
     ``positions[m]`` is an (N_m, 3) array or tensor, ``species[m]`` an (N_m,) integer array or
@@ -293,6 +294,12 @@ def _to_atomic_number(x: Any) -> int:
     raise ValueError(f"unknown element {x!r}")
 
 
+#: the keys of :meth:`GaussianMoments.settings` (and of ``descriptor:`` in a train
+#: configuration of a gmnn kind)
+SETTINGS_KEYS = ("species", "n_radial", "n_basis", "r_cut", "r_min", "n_contractions", "init",
+                 "dtype")
+
+
 class GaussianMoments(torch.nn.Module):
     """Trainable Gaussian-moment descriptor (see the module docstring for the equations).
 
@@ -309,6 +316,16 @@ class GaussianMoments(torch.nn.Module):
     dtype : ``torch.float32`` (default) or ``torch.float64`` (or their names).
     seed : seed of the initial coefficients (``None``: torch's global generator).
     """
+
+    # buffers registered in __init__ (declared here for the type checker)
+    shifts: Tensor
+    _z_to_index: Tensor
+    _expand2: Tensor
+    _expand3: Tensor
+    _unique2: Tensor
+    _rank3_from2: Tensor
+    _tri2: Tensor
+    _tri3: Tensor
 
     def __init__(self, species: Sequence[str | int], n_radial: int = DEFAULT_N_RADIAL,
                  n_basis: int = DEFAULT_N_BASIS, r_cut: float = DEFAULT_R_CUT,
@@ -438,9 +455,7 @@ class GaussianMoments(torch.nn.Module):
         kind = s.pop("kind", "gaussian_moments")
         if kind != "gaussian_moments":
             raise ValueError(f"settings are for {kind!r}, not 'gaussian_moments'")
-        allowed = {"species", "n_radial", "n_basis", "r_cut", "r_min", "n_contractions",
-                   "init", "dtype"}
-        unknown = sorted(set(s) - allowed)
+        unknown = sorted(set(s) - set(SETTINGS_KEYS))
         if unknown:
             raise ValueError(f"unknown Gaussian-moment settings: {', '.join(unknown)}")
         if "species" not in s:
@@ -613,6 +628,7 @@ class GaussianMoments(torch.nn.Module):
                 raise ValueError("concatenated positions need their batch index")
             positions, species, batch = collate(positions, species)
         positions = torch.as_tensor(positions)
+        species = torch.as_tensor(species)
         batch = _check_batch(batch, positions.shape[0], positions.device)
         if pairs is None:
             pairs = neighbour_pairs(positions, self.r_cut, batch=batch)

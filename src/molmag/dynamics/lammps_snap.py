@@ -24,8 +24,9 @@ coefficients, which for a linear model *is* the committee's mean prediction (ene
 forces are linear in the coefficients); an integer k the k-th member.
 
 Langevin NVT (:func:`run_lammps_langevin`): ``fix nve`` + ``fix langevin T T damp seed
-zero no|yes`` (``yes`` with ``fix_com``: the random forces sum to zero) with ``damp = 1 / friction`` (LAMMPS's friction force is -(m/damp) v, ASE's
-Langevin has the same -gamma m v with gamma = ``friction``; ``friction_per_fs`` in 1/fs as in
+zero no|yes`` (``yes`` with ``fix_com``: the random forces sum to zero) with
+``damp = 1 / friction`` (LAMMPS's friction force is -(m/damp) v, ASE's Langevin has the same
+-gamma m v with gamma = ``friction``; ``friction_per_fs`` in 1/fs as in
 ASE's ``friction=0.01/units.fs`` -> damp = 100 fs = 0.1 ps).  LAMMPS integrates with velocity
 Verlet plus the Langevin force (Schneider & Stoll/BBK form); ASE's ``Langevin`` uses the
 Vanden-Eijnden-Ciccotti scheme: the two sample the same canonical distribution, their
@@ -158,13 +159,14 @@ class LammpsSNAP:
         self.numbers = atoms.numbers.copy()
         self.types = np.array([s.species.index(x) + 1 for x in labels], dtype=int)
         masses = atoms.get_masses()
-        type_mass = {}
+        type_mass: dict[int, float] = {}
         for t, m in zip(self.types, masses):
             if type_mass.setdefault(int(t), float(m)) != float(m):
                 raise ValueError(f"atoms of species {s.species[t - 1]} have different masses; "
                                  "LAMMPS needs one mass per type")
-        self._tmp = tempfile.TemporaryDirectory(prefix="molmag-snap-")
-        cpath, ppath = write_snap_files(committee_or_member, self._tmp.name, member)
+        tmp = tempfile.TemporaryDirectory(prefix="molmag-snap-")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = tmp
+        cpath, ppath = write_snap_files(committee_or_member, tmp.name, member)
         lmp = _new_lammps()
         self.lmp = lmp
         pos = np.asarray(atoms.positions, float)
@@ -173,7 +175,8 @@ class LammpsSNAP:
         lmp.commands_list([
             "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
             "boundary m m m",
-            "region box block " + " ".join(f"{float(c[k] - half)!r} {float(c[k] + half)!r}" for k in range(3)),
+            "region box block " + " ".join(f"{float(c[k] - half)!r} {float(c[k] + half)!r}"
+                                           for k in range(3)),
             f"create_box {len(s.species)} box",
         ])
         for k, sp in enumerate(s.species, start=1):
@@ -197,8 +200,9 @@ class LammpsSNAP:
         if getattr(self, "lmp", None) is not None:
             self.lmp.close()
             self.lmp = None
-        if getattr(self, "_tmp", None) is not None:
-            self._tmp.cleanup()
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            tmp.cleanup()
             self._tmp = None
 
     def __del__(self):

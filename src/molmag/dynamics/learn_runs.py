@@ -17,8 +17,8 @@ One round ``r`` (folder ``<output>/round<r>``):
 The loop ends when a whole round of MD (every run finished, ``md.time_ps`` long) has no
 frame above the thresholds (converged), when ``budget`` labels have been added, or after
 ``max_rounds``; the last round's models, trained on every label, are the result
-(``learn.json``: ``final``).  Round 0 starts from ``initial`` labels: Boltzmann samples along the start
-structure's normal modes at the MD temperature (or random displacements).
+(``learn.json``: ``final``).  Round 0 starts from ``initial`` labels: Boltzmann samples along
+the start structure's normal modes at the MD temperature (or random displacements).
 
 Resumable: every step is idempotent (training skips a finished model, MD continues from its
 checkpoint, labelling skips labelled rows) and ``learn.json`` records finished rounds.
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 from ase import Atoms
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from molmag.config_files import StrictModel as _Strict
 from molmag.config_files import read_yaml, resolve, validate
@@ -40,7 +40,7 @@ from molmag.dynamics.md import MAX_TIMESTEP_FS, MDSettings, run_md
 from molmag.dynamics.md_files import write_json_atomic
 from molmag.explore.calculators import StructureSpec, load_structure
 from molmag.labelling.config import ClusterConfig, LabelsConfig
-from molmag.training.config import ModelSection
+from molmag.training.config import ModelSection, model_section
 
 Log = Callable[[str], None]
 
@@ -57,21 +57,21 @@ class InitialConfig(_Strict):
     already, e.g. a campaign's)."""
 
     kind: Literal["normal-modes", "displacements", "none"] = "normal-modes"
-    n: int = Field(40, ge=4)
-    temperature: float | None = Field(None, gt=0, description="K (default: the highest MD "
+    n: int = Field(default=40, ge=4)
+    temperature: float | None = Field(default=None, gt=0, description="K (default: the highest MD "
                                                               "temperature)")
     amplitudes: Literal["classical", "quantum"] = "quantum"
-    delta: float = Field(0.05, gt=0, le=0.5)
+    delta: float = Field(default=0.05, gt=0, le=0.5)
     seed: int = 0
 
 
 class LearnMDConfig(_Strict):
     engine: Literal["auto", "ase", "lammps"] = "auto"
     temperatures: list[float] = Field(default_factory=lambda: [100.0], min_length=1)
-    time_ps: float = Field(5.0, gt=0, description="length of each round's run, ps")
-    timestep_fs: float = Field(0.5, gt=0, le=MAX_TIMESTEP_FS)
-    friction_per_fs: float = Field(0.01, gt=0)
-    stride: int = Field(10, ge=1)
+    time_ps: float = Field(default=5.0, gt=0, description="length of each round's run, ps")
+    timestep_fs: float = Field(default=0.5, gt=0, le=MAX_TIMESTEP_FS)
+    friction_per_fs: float = Field(default=0.01, gt=0)
+    stride: int = Field(default=10, ge=1)
     seed: int = 0
 
     @field_validator("temperatures")
@@ -92,12 +92,17 @@ class SelectConfig(_Strict):
 
     forces: Threshold = "calibration"
     zfs_D: Threshold = "calibration"
-    batch: int = Field(10, ge=1, description="labels added per round")
+    batch: int = Field(default=10, ge=1, description="labels added per round")
 
 
 class TestSetConfig(_Strict):
     dataset: str
     selection: str | None = None
+
+
+def _section(kind: str) -> ModelSection:
+    # model_section validates against the ModelSection union (its annotation is the base)
+    return cast(ModelSection, model_section(kind))
 
 
 def _default_labels() -> LabelsConfig:
@@ -107,27 +112,43 @@ def _default_labels() -> LabelsConfig:
 
 class LearnConfig(_Strict):
     structure: StructureSpec = Field(default_factory=lambda: StructureSpec(builder="co-pdms"))
-    dataset: str = Field("labels.db", description="all labels (initial + chosen): created "
+    dataset: str = Field(default="labels.db", description="all labels (initial + chosen): created "
                                                   "or extended")
     initial: InitialConfig = Field(default_factory=InitialConfig)
     labels: LabelsConfig = Field(default_factory=_default_labels)
-    potential: ModelSection = Field(default_factory=lambda: ModelSection(kind="snap-energy"))
-    tensor: ModelSection | None = Field(default_factory=lambda: ModelSection(
-        kind="covariant-ridge"))
-    potential_selection: str | None = Field(None, description="rows the potential trains on "
-                                            "(ASE selection, e.g. 'group!=disp0.2')")
-    tensor_selection: str | None = Field(None, description="rows the tensor model trains on")
+    potential: ModelSection = Field(default_factory=lambda: _section("snap-energy"))
+    tensor: ModelSection | None = Field(default_factory=lambda: _section("covariant-ridge"))
+    potential_selection: str | None = Field(
+        default=None,
+        description="rows the potential trains on (ASE selection, e.g. 'group!=disp0.2')")
+    tensor_selection: str | None = Field(default=None,
+                                         description="rows the tensor model trains on")
     descriptors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="descriptor overrides per role: potential, tensor")
     md: LearnMDConfig = Field(default_factory=LearnMDConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
-    budget: int = Field(200, ge=1, description="labels added by the loop at most")
-    max_rounds: int = Field(10, ge=1)
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    budget: int = Field(default=200, ge=1, description="labels added by the loop at most")
+    max_rounds: int = Field(default=10, ge=1)
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     seed: int = 0
     test: TestSetConfig | None = None
     cluster: ClusterConfig = Field(default_factory=lambda: ClusterConfig(kind="serial"))
     output: str = "learn"
+
+    @model_validator(mode="after")
+    def _descriptor_roles(self) -> LearnConfig:
+        from molmag.training.config import descriptor_keys
+
+        sections = {"potential": self.potential, "tensor": self.tensor}
+        for role, overrides in self.descriptors.items():
+            section = sections.get(role)
+            if section is None:
+                raise ValueError(f"descriptors.{role}: not a model role (potential, tensor)")
+            unknown = [k for k in overrides if k not in descriptor_keys(section.kind)]
+            if unknown:
+                raise ValueError(f"descriptors.{role}: unknown setting(s) "
+                                 f"{', '.join(unknown)} of the {section.kind} descriptor")
+        return self
 
 
 def load_learn_config(path: str | Path, **overrides) -> LearnConfig:
@@ -189,7 +210,7 @@ def initial_frames(cfg: LearnConfig, start: Atoms) -> list[Atoms]:
                                                   quantum=ini.amplitudes == "quantum")
 
 
-def _train(cfg: LearnConfig, section: ModelSection, role: str, folder: Path, log: Log,
+def _train(cfg: LearnConfig, section: Any, role: str, folder: Path, log: Log,
            selection: str | None = None) -> Path:
     from molmag.training.config import TrainConfig
     from molmag.training.run import train
@@ -252,12 +273,13 @@ def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | N
     n_steps = max(1, int(round(cfg.md.time_ps * 1000 / cfg.md.timestep_fs)))
     n_steps = -(-n_steps // cfg.md.stride) * cfg.md.stride     # whole strides
     every = max(cfg.md.stride, (1000 // cfg.md.stride) * cfg.md.stride)
-    results, frames = [], []
+    results: list = []
+    frames: list[Atoms] = []
     for t in cfg.md.temperatures:
         s = MDSettings(temperature_K=t, n_steps=n_steps, timestep_fs=cfg.md.timestep_fs,
                        friction_per_fs=cfg.md.friction_per_fs, stride=cfg.md.stride,
                        checkpoint_every=every, seed=cfg.md.seed)
-        kw = dict(tensor=ten, potential_label=str(pot_path),
+        kw: dict[str, Any] = dict(tensor=ten, potential_label=str(pot_path),
                   tensor_label=str(ten_path) if ten_path else None)
         if use_lammps(cfg.md.engine, pot):
             from molmag.dynamics.md_lammps import run_md_lammps

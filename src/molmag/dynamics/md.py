@@ -358,6 +358,7 @@ def _integrate(start: Atoms, potential, settings: MDSettings, files: RunFiles,
         flush()
         bad_step = step
         step -= 1
+        assert last_good is not None  # set together with reason
         good = Atoms(atoms.numbers, positions=last_good[0])
         good.set_momenta(last_good[1], apply_constraint=False)
         good.info.update(step=step, time_fs=step * settings.timestep_fs)

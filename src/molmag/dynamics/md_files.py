@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Mapping
 
 import numpy as np
 from ase import Atoms
@@ -66,7 +66,7 @@ class RunLock:
 
     def __init__(self, files: RunFiles):
         self.path = files.lockfile
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ class Checkpoint:
     step: int
     positions: np.ndarray
     momenta: np.ndarray
-    rng_state: dict
+    rng_state: Mapping[str, Any]
     n_frames: int
     traj_bytes: int
     wall_s: float
@@ -156,10 +156,10 @@ class Checkpoint:
 
 def save_checkpoint(files: RunFiles, ck: Checkpoint) -> None:
     tmp = files.checkpoint.with_name(files.checkpoint.name + ".tmp.npz")
+    extra: dict[str, Any] = {} if ck.velocities is None else {"velocities": ck.velocities}
     np.savez(tmp, step=ck.step, positions=ck.positions, momenta=ck.momenta,
              rng_state=json.dumps(ck.rng_state), n_frames=ck.n_frames,
-             traj_bytes=ck.traj_bytes, wall_s=ck.wall_s,
-             **({} if ck.velocities is None else {"velocities": ck.velocities}))
+             traj_bytes=ck.traj_bytes, wall_s=ck.wall_s, **extra)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, files.checkpoint)

@@ -114,7 +114,8 @@ def _integrate(start: Atoms, committee, settings: MDSettings, files: RunFiles,
     t0, wall0 = time.perf_counter(), ck.wall_s
     n_frames, traj_bytes = ck.n_frames, ck.traj_bytes
     buffer: list[Atoms] = []
-    state = {"reason": None, "last": (ck.positions.copy(), ck.momenta.copy(), ck.step)}
+    state: dict[str, Any] = {"reason": None,
+                             "last": (ck.positions.copy(), ck.momenta.copy(), ck.step)}
     seed = int(np.random.SeedSequence([settings.seed, settings.trajectory,
                                        int(round(settings.temperature_K * 1000))]
                                       ).generate_state(1)[0] % (2 ** 31 - 1))

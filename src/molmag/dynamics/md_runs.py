@@ -26,9 +26,9 @@ from molmag.labelling.config import ClusterConfig
 class StopConfig(_Strict):
     """When a run stops itself (it keeps every good frame and the last good state)."""
 
-    max_temperature_factor: float = Field(3.0, gt=1, description="x the target temperature")
-    max_force: float = Field(25.0, gt=0, description="largest force component, eV/Angstrom")
-    max_stretch: float = Field(1.6, gt=1, description="nearest-neighbour distance over its "
+    max_temperature_factor: float = Field(default=3.0, gt=1, description="x the target temperature")
+    max_force: float = Field(default=25.0, gt=0, description="largest force component, eV/Angstrom")
+    max_stretch: float = Field(default=1.6, gt=1, description="nearest-neighbour distance over its "
                                                        "start value")
 
 
@@ -36,19 +36,20 @@ class MDConfig(_Strict):
     structure: StructureSpec = Field(default_factory=lambda: StructureSpec(builder="co-pdms"))
     potential: CalculatorSpec = Field(..., description="energy + forces: {model: E.npz} or "
                                                        "{xtb: {}}")
-    tensor: CalculatorSpec | None = Field(None, description="D tensor of every stored frame: "
+    tensor: CalculatorSpec | None = Field(default=None,
+                                          description="D tensor of every stored frame: "
                                           "{model: D.npz} or {ligand_field: {}}")
     engine: Literal["auto", "ase", "lammps"] = Field(
-        "auto", description="lammps: the whole run inside LAMMPS (snap-energy models); "
+        default="auto", description="lammps: the whole run inside LAMMPS (snap-energy models); "
                             "auto: lammps for snap-energy models, ase otherwise")
     temperatures: list[float] = Field(default_factory=lambda: [100.0], min_length=1)
-    trajectories: int = Field(1, ge=1, description="independent runs per temperature")
-    time_ps: float | None = Field(None, gt=0)
-    n_steps: int | None = Field(None, ge=1)
-    timestep_fs: float = Field(0.5, gt=0, le=MAX_TIMESTEP_FS)
-    friction_per_fs: float = Field(0.01, gt=0)
-    stride: int = Field(20, ge=1, description="steps between stored frames")
-    checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+    trajectories: int = Field(default=1, ge=1, description="independent runs per temperature")
+    time_ps: float | None = Field(default=None, gt=0)
+    n_steps: int | None = Field(default=None, ge=1)
+    timestep_fs: float = Field(default=0.5, gt=0, le=MAX_TIMESTEP_FS)
+    friction_per_fs: float = Field(default=0.01, gt=0)
+    stride: int = Field(default=20, ge=1, description="steps between stored frames")
+    checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints")
     seed: int = 0
     stop: StopConfig = Field(default_factory=StopConfig)
     cluster: ClusterConfig = Field(default_factory=lambda: ClusterConfig(kind="local"))
@@ -81,8 +82,11 @@ class MDConfig(_Strict):
     def steps(self) -> int:
         """Steps of each run, rounded up to whole strides (every run ends on a stored
         frame, so it can be extended and its frames are evenly spaced)."""
-        n = self.n_steps if self.n_steps is not None else \
-            max(1, int(round(self.time_ps * 1000 / self.timestep_fs)))
+        if self.n_steps is not None:
+            n = self.n_steps
+        else:
+            assert self.time_ps is not None  # the validator asks for exactly one
+            n = max(1, int(round(self.time_ps * 1000 / self.timestep_fs)))
         return -(-n // self.stride) * self.stride
 
     def settings(self, temperature: float, trajectory: int) -> MDSettings:
@@ -168,7 +172,9 @@ def run_one(start: Atoms, cfg: MDConfig, temperature: float, trajectory: int,
     stem = run_stem(cfg.output, temperature, trajectory)
     if use_lammps(cfg.engine, pot):
         from molmag.dynamics.md_lammps import run_md_lammps
+        from molmag.models.calculator import ModelCalculator
 
+        assert isinstance(pot, ModelCalculator)  # LAMMPS runs snap-energy models only
         return run_md_lammps(start, pot.model, settings, stem,
                              tensor=_tensor_source(cfg.tensor, start),
                              potential_label=_label(cfg.potential) or "",

@@ -96,6 +96,7 @@ def pooled_autocorrelation(series: list[np.ndarray], max_lag: int) -> np.ndarray
         tot = s if tot is None else tot + s
     if np.any(cnt == 0):
         raise ValueError(f"lag {int(np.argmin(cnt))} is longer than every run")
+    assert tot is not None  # there was a run (else cnt == 0 above)
     return tot / cnt[:, None]
 
 
@@ -239,6 +240,7 @@ class SpectraResult:
         out = {"vv_mesa": spectral_peaks(self.wavenumbers, self.S_vv_mesa),
                "vv_welch": spectral_peaks(self.welch_wavenumbers, self.S_vv_welch)}
         if self.S_DD_mesa is not None:
+            assert self.S_DD_welch is not None  # both or neither
             out["DD_mesa"] = spectral_peaks(self.wavenumbers, self.S_DD_mesa)
             out["DD_welch"] = spectral_peaks(self.welch_wavenumbers, self.S_DD_welch)
         return out
@@ -284,6 +286,7 @@ def _welch_mean(series: list[np.ndarray], sd: np.ndarray, dt: float, nperseg: in
         wn, p = welch_psd(x[:, ok] / sd[ok], dt, nperseg)
         acc = len(x) * p.mean(axis=1) if acc is None else acc + len(x) * p.mean(axis=1)
         wsum += len(x)
+    assert acc is not None, "no runs"
     return wn, acc / wsum
 
 
@@ -322,7 +325,8 @@ def _group_spectra(runs: list[Trajectory], skip_ps: float, max_lag_ps: float | N
         for t in runs:
             t.require("zfs_tensor")
         ref = runs[0].positions[0]
-        tens = [t.molecular_frame_tensors(ref, k) if frame == "molecular" else t.tensors[k]
+        tens = [t.molecular_frame_tensors(ref, k) if frame == "molecular"
+                else t.require("zfs_tensor")[k]
                 for t, k in zip(runs, keeps)]
         comp = [np.stack([x[:, i, j] for i, j in COMPONENTS], axis=1) for x in tens]
         mean = np.concatenate(comp).mean(axis=0)
@@ -384,9 +388,9 @@ def spectra_analysis(trajectories: list[Trajectory], *, skip_ps: float = 0.0,
     for name, v in (("max wavenumber", max_wavenumber), ("spacing", spacing_cm1)):
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} {v}: must be > 0 cm-1")
-    for name, v in (("max lag", max_lag_ps), ("Welch segment", welch_segment_ps)):
-        if v is not None and not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} {v}: must be > 0 ps")
+    for name, ps in (("max lag", max_lag_ps), ("Welch segment", welch_segment_ps)):
+        if ps is not None and not (np.isfinite(ps) and ps > 0):
+            raise ValueError(f"{name} {ps}: must be > 0 ps")
     if mesa_max_order is not None and mesa_max_order < 1:
         raise ValueError(f"MESA order cap {mesa_max_order}: must be >= 1")
     return {key: _group_spectra(runs, skip_ps, max_lag_ps, max_wavenumber, welch_segment_ps,
@@ -464,6 +468,7 @@ def write_spectra(results: dict[str, SpectraResult], out_dir,
         ax.plot(r.welch_wavenumbers, r.S_vv_welch / top, lw=0.8, color="C0", alpha=0.45,
                 label="Welch")
         if r.S_DD_mesa is not None:
+            assert r.S_DD_welch is not None  # both or neither
             topd = max(r.S_DD_mesa.max(), r.S_DD_welch.max())
             ax.plot(r.wavenumbers, r.S_DD_mesa / topd - 1.1, lw=1, color="C1",
                     label=r"$S[C_{DD}]$ MESA (shifted)")

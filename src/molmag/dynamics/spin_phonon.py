@@ -224,4 +224,5 @@ def spin_of(atoms: Atoms) -> float:
     return s
 
 
-__all__ = ["ZFSCouplings", "zfs_couplings", "add_second_order", "real_modes", "relaxation_times", "spin_of"]
+__all__ = ["ZFSCouplings", "zfs_couplings", "add_second_order", "real_modes", "relaxation_times",
+           "spin_of"]

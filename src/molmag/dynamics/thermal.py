@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,8 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
     reference = trajectories[0].positions[0]
     out = {}
     for key, runs in group_by_temperature(trajectories).items():
-        parts = {k: [] for k in ("run", "t", "ten", "sd", "tstd", "tk", "fs", "d", "q")}
+        parts: dict[str, list[Any]] = {
+            k: [] for k in ("run", "t", "ten", "sd", "tstd", "tk", "fs", "d", "q")}
         n_donors = 0
         for r, traj in enumerate(runs):
             ten = traj.require("zfs_tensor")

@@ -229,20 +229,24 @@ def read_trajectory(path) -> Trajectory:
         raise FileNotFoundError(f"{traj}: no such trajectory file")
     settings = read_sidecar(traj, sidecar)
 
-    numbers = masses = None
+    numbers: np.ndarray | None = None
+    masses: np.ndarray | None = None
     pos, vel, times, steps, temps = [], [], [], [], []
-    tens = {k: [] for k in TENSOR_KEYS}
-    scal = {k: [] for k in SCALAR_KEYS if k != "temperature_K"}
+    tens: dict[str, list[np.ndarray]] = {k: [] for k in TENSOR_KEYS}
+    scal: dict[str, list[float]] = {k: [] for k in SCALAR_KEYS if k != "temperature_K"}
     present: dict[str, bool] = {}
     info0: dict = {}
     for i, atoms in iter_frames(traj, format="extxyz"):
         if i == 0:
             numbers, masses = atoms.numbers.copy(), atoms.get_masses()
             info0 = dict(atoms.info)
-        elif len(atoms) != len(numbers) or np.any(atoms.numbers != numbers):
-            raise DataFileError(traj, f"{atoms.get_chemical_formula()} ({len(atoms)} atoms), "
-                                f"not the {Atoms(numbers=numbers).get_chemical_formula()} of "
-                                "frame 0 in the same order", i, "species")
+        else:
+            assert numbers is not None  # set by frame 0
+            if len(atoms) != len(numbers) or np.any(atoms.numbers != numbers):
+                raise DataFileError(traj, f"{atoms.get_chemical_formula()} ({len(atoms)} "
+                                    f"atoms), not the "
+                                    f"{Atoms(numbers=numbers).get_chemical_formula()} of "
+                                    "frame 0 in the same order", i, "species")
         has = {"momenta": "momenta" in atoms.arrays, "time_fs": "time_fs" in atoms.info,
                "step": "step" in atoms.info, "temperature_K": "temperature_K" in atoms.info}
         has.update({k: k in atoms.info for k in (*TENSOR_KEYS, *scal)})
@@ -272,6 +276,7 @@ def read_trajectory(path) -> Trajectory:
             raise DataFileError(traj, f"time_fs {times[-1]:g} is not after the previous "
                                 f"frame's {times[-2]:g}", i, "time_fs")
 
+    assert numbers is not None and masses is not None  # iter_frames raises on no frames
     return Trajectory(
         path=traj, settings=settings, numbers=numbers, masses=masses,
         positions=np.asarray(pos), times_fs=np.asarray(times), steps=np.asarray(steps),

@@ -74,7 +74,8 @@ def latent_pca(z: np.ndarray, n_components: int = 2) -> PCA:
 
 def plot_latent_maps(coords: np.ndarray, panels: Sequence[tuple[str, np.ndarray]],
                      path: str | Path, *, background: np.ndarray | None = None,
-                     explained: Sequence[float] | None = None, title: str | None = None,
+                     explained: Sequence[float] | np.ndarray | None = None,
+                     title: str | None = None,
                      columns: int = 3) -> Path:
     """Scatter plots of PCA coordinates ``(n, 2)``, one panel per ``(label, values)`` (NaN =
     not labelled: not drawn); ``background`` ``(m, 2)`` points (e.g. the whole corpus) are
@@ -227,7 +228,8 @@ def seed_bins(values: dict[str, float], n_bins: int = 6, per_bin: int = 1,
     return out
 
 
-def seed_sample_r2(seed_values: Sequence[float], sample_values: Sequence[float]) -> float:
+def seed_sample_r2(seed_values: Sequence[float] | np.ndarray,
+                   sample_values: Sequence[float] | np.ndarray) -> float:
     """The paper's seed-vs-sample R^2: each sample's value predicted by its seed's value,
     ``1 - sum (y_s - y_seed)^2 / sum (y_s - mean y_s)^2`` over all (seed, sample) pairs."""
     y0 = np.asarray(seed_values, dtype=float)
@@ -334,10 +336,10 @@ def plot_repopulation(sets: Sequence[tuple[str, Sequence[float]]], path: str | P
         if any(len(v) for _, v in sets) else np.zeros(1)
     bins = np.linspace(float(np.nanmin(allv)), float(np.nanmax(allv)) + 1e-9, 25)
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    for name, v in sets:
-        v = np.asarray(v, dtype=float)
+    for name, values in sets:
+        v = np.asarray(values, dtype=float)
         if len(v):
-            ax.hist(v, bins=bins, density=True, alpha=0.45,
+            ax.hist(v, bins=bins.tolist(), density=True, alpha=0.45,
                     label=f"{name} (n={len(v)}, mean {np.nanmean(v):.0f})")
     ax.set_xlabel(label)
     ax.set_ylabel("density")

@@ -527,17 +527,18 @@ def default_parents() -> Iterator[str]:
     6. N-donors: amines (R in ALKYL, primary/secondary/tertiary), aldimines RCH=NR',
        nitriles RC#N, azoles.
     """
-    R, A = R_P, AMINO
-    for r in itertools.combinations_with_replacement(R, 3):
-        yield "O=P({})({}){}".format(*r)
+    R: tuple[str, ...] = R_P
+    A = AMINO
+    for rs in itertools.combinations_with_replacement(R, 3):
+        yield "O=P({})({}){}".format(*rs)
     for r1, r2 in itertools.combinations_with_replacement(R, 2):
         for a in A:
             yield f"O=P({a})({r1}){r2}"
     for r in R:
         for a1, a2 in itertools.combinations_with_replacement(A, 2):
             yield f"O=P({a1})({a2}){r}"
-    for a in itertools.combinations_with_replacement(A, 3):
-        yield "O=P({})({}){}".format(*a)
+    for aa in itertools.combinations_with_replacement(A, 3):
+        yield "O=P({})({}){}".format(*aa)
     R = R_GROUPS
     for r1, r2 in itertools.combinations_with_replacement(R, 2):
         yield f"O=S({r1}){r2}"
@@ -566,8 +567,8 @@ def default_parents() -> Iterator[str]:
         yield f"N{r}"
     for r1, r2 in itertools.combinations_with_replacement(ALKYL, 2):
         yield f"N({r1}){r2}"
-    for r in itertools.combinations_with_replacement(ALKYL, 3):
-        yield "N({})({}){}".format(*r)
+    for rs in itertools.combinations_with_replacement(ALKYL, 3):
+        yield "N({})({}){}".format(*rs)
     for r in ("",) + ALKYL:
         r = r.replace("1", "2")
         yield f"c1cn({r})cn1" if r else "c1c[nH]cn1"

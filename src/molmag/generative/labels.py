@@ -98,8 +98,8 @@ def proxies_of(atoms, labels: dict) -> dict:
     """The four proxies of a labelled free ligand (donor = atom 0)."""
     for name in ("charges", "atomic_dipoles", "polarizabilities"):
         if name not in labels:
-            raise ValueError(f"free ligand {atoms.info.get('ligand', atoms.get_chemical_formula())}:"
-                             f" label {name!r} missing")
+            ligand = atoms.info.get('ligand', atoms.get_chemical_formula())
+            raise ValueError(f"free ligand {ligand}: label {name!r} missing")
     return {"donor_Z": float(atoms.numbers[0]),
             "donor_charge": float(labels["charges"][0]),
             "donor_dipole": float(labels["atomic_dipoles"][0]),

@@ -43,25 +43,26 @@ from .corpus import DEFAULT_MAX_HEAVY_ATOMS, Ligand, default_corpus, read_corpus
 
 
 class LabelSettings(_Strict):
-    n: int = Field(1000, ge=0, description="training ligands labelled (random subset)")
-    dataset: str = Field("vae-labels.db", description="labelled dataset (reused on a rerun)")
-    workers: int | None = Field(None, ge=1)
-    fmax: float = Field(0.05, gt=0)
+    n: int = Field(default=1000, ge=0, description="training ligands labelled (random subset)")
+    dataset: str = Field(default="vae-labels.db",
+                         description="labelled dataset (reused on a rerun)")
+    workers: int | None = Field(default=None, ge=1)
+    fmax: float = Field(default=0.05, gt=0)
 
 
 class VAETrainConfig(_Strict):
     corpus: str = "default"
-    max_heavy_atoms: int | None = Field(12, ge=1)
-    n_train: int | None = Field(None, ge=10)
-    validation_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    max_heavy_atoms: int | None = Field(default=12, ge=1)
+    n_train: int | None = Field(default=None, ge=10)
+    validation_fraction: float = Field(default=0.05, ge=0.0, lt=0.5)
     representation: Literal["smiles", "selfies"] = "smiles"
     decoder: Literal["autoregressive", "gauss"] = "autoregressive"
-    kl_anneal_epochs: float = Field(1.0, ge=0.0)
-    augment: int = Field(0, ge=0, le=20)
+    kl_anneal_epochs: float = Field(default=1.0, ge=0.0)
+    augment: int = Field(default=0, ge=0, le=20)
     head: Literal["proxies", "gaps", "none"] = "proxies"
     labels: LabelSettings = Field(default_factory=LabelSettings)
-    max_epochs: int = Field(200, ge=1)
-    batch_size: int = Field(100, ge=1)
+    max_epochs: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=100, ge=1)
     seed: int = 0
     output: str = "vae.npz"
 
@@ -561,8 +562,8 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
 
 
 __all__ = ["VAETrainConfig", "LabelSettings", "load_vae_train_config", "load_ligands",
-           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table", "prior_table",
-           "check_seeds",
+           "split_corpus", "labelled_subset", "run_vae_train", "TrainOutcome", "sample_table",
+           "prior_table", "check_seeds",
            "latent_map", "write_rows", "head_targets", "head_r2", "heavy_atoms", "fit_vae",
            "on_epoch_log",
            "DEFAULT_MAX_HEAVY_ATOMS"]

@@ -262,6 +262,6 @@ def plot_sampling_curve(rows: Sequence[dict], path: str | Path, title: str | Non
     return path
 
 
-__all__ = ["encode", "decode", "sample_prior", "perturb", "sample_around", "reconstruction_accuracy",
-           "canonical_smiles", "canonical_set", "training_canonical", "generation_metrics", "sampling_curve",
-           "plot_sampling_curve"]
+__all__ = ["encode", "decode", "sample_prior", "perturb", "sample_around",
+           "reconstruction_accuracy", "canonical_smiles", "canonical_set", "training_canonical",
+           "generation_metrics", "sampling_curve", "plot_sampling_curve"]

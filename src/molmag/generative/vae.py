@@ -265,6 +265,14 @@ class MoleculeVAE(nn.Module):
     ``L`` positions, as in the paper.
     """
 
+    # buffers registered in __init__ (declared here for the type checker)
+    prop_mean: torch.Tensor
+    prop_std: torch.Tensor
+    extra_mean: torch.Tensor
+    extra_std: torch.Tensor
+    #: canonical SMILES of the training strings, set by load_vae / training_canonical()
+    training_canonical: set[str]
+
     def __init__(self, vocab: Vocabulary, config: VAEConfig | None = None) -> None:
         super().__init__()
         self.vocab = vocab
@@ -284,8 +292,8 @@ class MoleculeVAE(nn.Module):
                                                     cfg.ar_layers, cfg.embed_dim)
         else:
             d = cfg.latent_dim
-            for h in cfg.decoder_hidden:
-                h = V if h is None else h
+            for hid in cfg.decoder_hidden:
+                h = V if hid is None else hid
                 self.decoder_grus.append(nn.GRU(d, h, batch_first=True, bidirectional=True))
                 d = 2 * h
             self.fc_out = nn.Linear(d, V)
@@ -317,6 +325,7 @@ class MoleculeVAE(nn.Module):
         else:
             for gru in self.encoder_grus:
                 x, h_n = gru(x)
+        assert h_n is not None  # there is at least one encoder GRU
         last = torch.cat([h_n[0], h_n[1]], dim=-1)
         return self.fc_mu(last), self.fc_logvar(last)
 

@@ -17,7 +17,7 @@ def write_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: **kw vs allow_pickle
     os.replace(tmp, path)
     return path
 

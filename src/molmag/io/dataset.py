@@ -60,6 +60,9 @@ from ase.db import connect
 from ase.db.sqlite import SQLite3Database
 
 from molmag.io.labels import LABELS, labels_equal
+from molmag.io.provenance import Provenance
+from molmag.io.records import Record
+from molmag.physics.zfs import zfs_from_tensor
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -82,9 +85,6 @@ def holder_is_dead(holder: str) -> bool:
     except PermissionError:   # alive, another user's
         return False
     return False
-from molmag.io.provenance import Provenance
-from molmag.io.records import Record
-from molmag.physics.zfs import zfs_from_tensor
 
 _ARRAY_LABELS = ("zfs_tensor", "kd_energies", "g_tensors", "cf_parameters", "charges", "dipole",
                  "polarizabilities", "atomic_dipoles")
@@ -275,7 +275,8 @@ class Dataset:
     @staticmethod
     def _type(url: str) -> str:
         if "://" in url:
-            return "postgresql" if url.startswith(("postgresql://", "postgres://")) else "extract_from_name"
+            return "postgresql" if url.startswith(("postgresql://", "postgres://")) \
+                else "extract_from_name"
         return "json" if url.endswith(".json") else "db"
 
     # -- reading --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, cast, overload
 
 import ase.io
 import numpy as np
@@ -23,7 +23,7 @@ from ase.io.extxyz import key_val_str_to_dict
 
 from molmag.io.errors import DataFileError, LabelError
 from molmag.io.labels import LABELS, PER_ATOM_LABELS
-from molmag.io.provenance import now_iso
+from molmag.io.provenance import Provenance, now_iso
 from molmag.io.records import Record
 from molmag.io.validation import validate_structure
 from molmag.physics.elements import metal_indices
@@ -91,7 +91,7 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
     prov_in = info.get("provenance", {}) or {}
     if not isinstance(prov_in, dict):
         raise DataFileError(file, "must be a JSON object keyed by label name", frame, "provenance")
-    provenance = {}
+    provenance: dict[str, Any] = {}
     for name in labels:
         p = dict(prov_in.get(name, {}))
         p.setdefault("source", f"{file}:{frame}")
@@ -101,7 +101,9 @@ def _frame_to_record(atoms: Atoms, file: str, frame: int, defaults: dict,
     try:
         return Record(clean, charge=meta["charge"], multiplicity=meta["multiplicity"],
                       metal_index=meta.get("metal_index"), split=meta.get("split"),
-                      labels=labels, provenance=provenance)
+                      labels=labels,
+                      # Record validates the dicts into Provenance (errors name the label)
+                      provenance=cast("dict[str, Provenance]", provenance))
     except LabelError as exc:
         field = exc.field if exc.field in _META_KEYS or exc.field.startswith("provenance") \
             else PREFIX + exc.field
@@ -129,7 +131,19 @@ def _column_ok(kind: str, text: str) -> bool:
     return True
 
 
-def _diagnose(path: Path, frame: int | None) -> tuple[str | None, int | None]:
+_Diagnosis = tuple[str | None, int | None]
+_DiagnosisAll = tuple[str | None, int | None, int | None]
+
+
+@overload
+def _diagnose(path: Path, frame: int) -> _Diagnosis: ...
+
+
+@overload
+def _diagnose(path: Path, frame: None) -> _DiagnosisAll: ...
+
+
+def _diagnose(path: Path, frame: int | None) -> _Diagnosis | _DiagnosisAll:
     """Find which field of an (ext)xyz frame ASE could not parse: a key of the comment line,
     the atom count, or a value of an atom line (named by its property, e.g. ``pos``).
     Returns (field, 1-based line number); (None, None) when nothing is found.  With

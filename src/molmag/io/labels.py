@@ -91,7 +91,8 @@ def _cf_parameters(value: Any) -> dict:
             raise LabelError(name, f"key {key!r} is not of the form 'k,q'")
         k, q = int(m.group(1)), int(m.group(2))
         if not (1 <= k <= 16 and abs(q) <= k):
-            raise LabelError(name, f"rank/component ({k},{q}) out of range (1 <= k <= 16, |q| <= k)")
+            raise LabelError(name, f"rank/component ({k},{q}) out of range "
+                                   "(1 <= k <= 16, |q| <= k)")
         try:
             fv = float(v)
         except (TypeError, ValueError):
@@ -138,8 +139,10 @@ def validate_label(name: str, value: Any, natoms: int) -> Any:
     if name == "g_tensors":
         if arr.ndim == 1 and arr.size % 3 == 0 and arr.size > 0:
             arr = arr.reshape(-1, 3)
-        if not (arr.ndim == 2 and arr.shape[1] == 3) and not (arr.ndim == 3 and arr.shape[1:] == (3, 3)):
-            raise LabelError(name, f"expected (n, 3) g values or (n, 3, 3) tensors, got {arr.shape}")
+        if not (arr.ndim == 2 and arr.shape[1] == 3) \
+                and not (arr.ndim == 3 and arr.shape[1:] == (3, 3)):
+            raise LabelError(name, f"expected (n, 3) g values or (n, 3, 3) tensors, "
+                                   f"got {arr.shape}")
         return arr
     if name in ("charges", "polarizabilities", "atomic_dipoles"):
         if arr.shape != (natoms,):

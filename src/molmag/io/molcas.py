@@ -31,7 +31,7 @@ from molmag.io.errors import DataFileError
 from molmag.io.molcas_aniso_data import doublet_g, is_aniso_data_file, read_aniso_data
 from molmag.io.qc_result import QCResult
 from molmag.io.single_aniso import parse_single_aniso
-from molmag.io.textscan import FLOAT, TextScan
+from molmag.io.textscan import FLOAT, TextScan, found
 
 _BANNER = re.compile(r"This run of MOLCAS is using the pymolcas driver|OPENMOLCAS|"
                      r"MOLCAS executing module|--- Start Module:", re.IGNORECASE)
@@ -54,8 +54,12 @@ def is_molcas_output(scan: TextScan) -> bool:
 
 
 def _check_modules(scan: TextScan) -> list[str]:
-    started = [(i, _START.search(scan.lines[i]).group(1).lower()) for i in scan.find_all(_START)]
-    stopped = [(i, *(_STOP.search(scan.lines[i]).group(1, 2))) for i in scan.find_all(_STOP)]
+    started = [(i, found(_START.search(scan.lines[i])).group(1).lower())
+               for i in scan.find_all(_START)]
+    stopped: list[tuple[int, str, str]] = []
+    for i in scan.find_all(_STOP):
+        name, rc = found(_STOP.search(scan.lines[i])).group(1, 2)
+        stopped.append((i, name, rc))
     for i, name, rc in stopped:
         if rc not in _OK_RC:
             raise scan.error(f"module {name} stopped with rc={rc}", i)
@@ -84,7 +88,7 @@ def _basis_elements(scan: TextScan) -> dict[str, str]:
     """Atom label -> element from the ``Basis set label: XX.basis...`` blocks."""
     out = {}
     for i in scan.find_all(_BASIS_LABEL):
-        elem = _BASIS_LABEL.match(scan.lines[i]).group(1).capitalize()
+        elem = found(_BASIS_LABEL.match(scan.lines[i])).group(1).capitalize()
         head = scan.find(r"Label\s+Cartesian Coordinates / Bohr", i, i + 40)
         if head is None or elem not in atomic_numbers:
             continue
@@ -136,7 +140,7 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
     result = QCResult(file=str(path), program="openmolcas")
     v = scan.find(_VERSION, 0, 400)
     if v is not None:
-        m = _VERSION.search(scan.lines[v])
+        m = found(_VERSION.search(scan.lines[v]))
         result.version = m.group(1) or m.group(2)
     if modules:
         result.calculation["modules"] = modules
@@ -151,11 +155,12 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
             vals = []
             j = heads[-1] + 1
             while j < len(scan) and _RASSI_ROW.match(scan.lines[j]):
-                vals.append(scan.number(_RASSI_ROW.match(scan.lines[j]).group(4), j,
+                vals.append(scan.number(found(_RASSI_ROW.match(scan.lines[j])).group(4), j,
                                         "RASSI spin-orbit energy", "so_energies"))
                 j += 1
             if not vals:
-                raise scan.error("RASSI spin-orbit table without rows", heads[-1], field="so_energies")
+                raise scan.error("RASSI spin-orbit table without rows", heads[-1],
+                                 field="so_energies")
             result.so_energies = np.array(vals) - min(vals)
             result.so_method = "CASSCF/RASSI-SO"
             result.kinds.append("so-spectrum")
@@ -163,12 +168,12 @@ def parse_molcas_output(path: str | Path, scan: TextScan | None = None) -> QCRes
     atoms = _geometry(scan)
     charges = scan.find_all(_CHARGE)
     if charges:
-        q = scan.number(_CHARGE.search(scan.lines[charges[-1]]).group(1), charges[-1],
+        q = scan.number(found(_CHARGE.search(scan.lines[charges[-1]])).group(1), charges[-1],
                         "molecular charge", "charge")
         result.charge = int(round(q))
     spins = scan.find_all(_SPIN)
     if spins:
-        s = scan.number(_SPIN.search(scan.lines[spins[-1]]).group(1), spins[-1],
+        s = scan.number(found(_SPIN.search(scan.lines[spins[-1]])).group(1), spins[-1],
                         "spin quantum number", "multiplicity")
         if s < 0 or abs(2 * s - round(2 * s)) > 1e-6:
             raise scan.error(f"spin quantum number {s} is not a non-negative multiple of 1/2",

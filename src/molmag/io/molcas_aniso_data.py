@@ -85,8 +85,9 @@ def _read(path: str | Path, scan: TextScan | None = None):
     pos = 0
     for name, n in sections:
         if len(vals) < pos + n:
-            raise DataFileError(path, f"truncated: {name} need {n} numbers after the ones before, "
-                                      f"only {len(vals) - pos} left (file ends at line {len(scan)})",
+            raise DataFileError(path, f"truncated: {name} need {n} numbers after the ones "
+                                      f"before, only {len(vals) - pos} left (file ends at line "
+                                      f"{len(scan)})",
                                 field=name.split(" (")[0])
         pos += n
     if len(vals) > pos:

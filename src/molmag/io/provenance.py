@@ -19,8 +19,8 @@ class Provenance(BaseModel):
     ``method`` names the level of theory (e.g. ``"CASSCF(7,5)/NEVPT2"``, ``"GFN2-xTB"``,
     ``"ligand-field AOM"``); ``parameters`` holds what is needed to repeat it; ``program`` and
     ``version`` the code that computed it; ``date`` when (ISO 8601); ``source`` the file and
-    frame it was read from and ``imported`` when, if the label was imported.  ``"unknown"`` marks labels imported without any
-    record of their origin.
+    frame it was read from and ``imported`` when, if the label was imported.  ``"unknown"``
+    marks labels imported without any record of their origin.
     """
 
     model_config = ConfigDict(extra="forbid")

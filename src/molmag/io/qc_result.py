@@ -17,8 +17,9 @@ Keys whose quantity the file does not hold are omitted.  Principal axes (``zfs.a
 ``g_axes``) are *columns*, as in :func:`molmag.physics.zfs.zfs_from_tensor`.  When SINGLE_ANISO
 names the ground J multiplet, ``kd_energies`` and ``g_tensors`` hold its doublets only (3 for
 Ce3+ J = 5/2, 8 for Dy3+ J = 15/2: the states the crystal-field engine computes and GAUSS-II
-labels), while ``so_energies`` keeps the whole spin-orbit spectrum.  :meth:`QCResult.to_record` makes a
-dataset row (:class:`molmag.io.Record`) with one :class:`molmag.io.Provenance` per label.
+labels), while ``so_energies`` keeps the whole spin-orbit spectrum.
+:meth:`QCResult.to_record` makes a dataset row (:class:`molmag.io.Record`) with one
+:class:`molmag.io.Provenance` per label.
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ class QCResult:
             hits = [z for z in self.zfs if method.lower() in z.method.lower()]
             if len(hits) != 1:
                 names = ", ".join(repr(z.method) for z in self.zfs)
-                raise DataFileError(self.file, f"{'no' if not hits else 'several'} ZFS blocks match "
-                                               f"{method!r}; the file has {names}", field="zfs")
+                raise DataFileError(self.file, f"{'no' if not hits else 'several'} ZFS blocks "
+                                               f"match {method!r}; the file has {names}",
+                                    field="zfs")
             return hits[0]
         return max(self.zfs, key=lambda z: (_LEVEL_RANK.get(z.level, 0),
                                             _TREATMENT_RANK.get(z.treatment, 0), z.job))
@@ -219,6 +221,8 @@ class QCResult:
             raise DataFileError(self.file, f"cannot make a dataset row: the file has no "
                                            f"{' / '.join(missing)} (an excerpt or a data file "
                                            f"without the calculation's input?)", field=missing[0])
+        assert self.atoms is not None and self.charge is not None \
+            and self.multiplicity is not None  # none is missing
         labels, prov = self.labels(zfs_method)
         if not labels:
             raise DataFileError(self.file, "no molmag labels (ZFS tensor, Kramers doublets, g, "
@@ -277,6 +281,7 @@ class QCResult:
         """
         for z in self.zfs:
             p = zfs_from_tensor(z.tensor)
+            where = f"ZFS block {z.method!r} (line {(z.line or 0) + 1})"
             scale = max(abs(z.D), 1.0)
             # the sign of D is ambiguous only near the rhombic limit E/D = 1/3
             signed = abs(p.E_over_D) < 0.3
@@ -287,16 +292,16 @@ class QCResult:
                 w = np.linalg.eigvalsh(0.5 * (z.tensor + z.tensor.T))
                 bad = np.abs(np.sort(z.eigenvalues) - w).max() > tol * max(np.abs(w).max(), 1.0)
                 if bad:
-                    raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
+                    raise DataFileError(self.file, f"{where}: "
                                                    f"printed eigenvalues {z.eigenvalues} are not "
                                                    f"those of the printed matrix {w}", field="zfs")
             if z.axes is not None and not bad:
                 if np.abs(z.axes.T @ z.axes - np.eye(3)).max() > 1e-3:
-                    raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
+                    raise DataFileError(self.file, f"{where}: "
                                                    f"the printed eigenvectors are not orthonormal",
                                         field="zfs")
             if bad:
-                raise DataFileError(self.file, f"ZFS block {z.method!r} (line {(z.line or 0) + 1}): "
+                raise DataFileError(self.file, f"{where}: "
                                                f"printed D = {z.D}, E = {z.E} but the printed "
                                                f"matrix gives D = {p.D:.6f}, E = {p.E:.6f}",
                                     field="zfs")

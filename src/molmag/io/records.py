@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from ase import Atoms
@@ -153,9 +153,10 @@ class Record:
             raise LabelError("charge", f"charge {self.charge:+d} leaves {nelec} electrons")
         if nelec % 2 == self.multiplicity % 2:
             raise LabelError("multiplicity",
-                             f"multiplicity {self.multiplicity} is impossible with {nelec} electrons "
-                             f"(charge {self.charge:+d}): an {'even' if nelec % 2 == 0 else 'odd'} "
-                             f"count needs an {'odd' if nelec % 2 == 0 else 'even'} multiplicity")
+                             f"multiplicity {self.multiplicity} is impossible with {nelec} "
+                             f"electrons (charge {self.charge:+d}): an "
+                             f"{'even' if nelec % 2 == 0 else 'odd'} count needs an "
+                             f"{'odd' if nelec % 2 == 0 else 'even'} multiplicity")
         if self.metal_index is None:
             try:
                 self.metal_index = find_metal_index(self.atoms)
@@ -164,7 +165,8 @@ class Record:
         else:
             self.metal_index = _as_int("metal_index", self.metal_index)
             if not 0 <= self.metal_index < n:
-                raise LabelError("metal_index", f"{self.metal_index} is not an atom index (0..{n - 1})")
+                raise LabelError("metal_index",
+                                 f"{self.metal_index} is not an atom index (0..{n - 1})")
         # the one gate for structures: finite, sane, no clashes, a multiplicity the metal can hold
         if self.gate:
             validate_structure(self.atoms, charge=self.charge, multiplicity=self.multiplicity,
@@ -172,7 +174,8 @@ class Record:
         if self.split is not None:
             self.split = str(self.split).strip()
             if not self.split.isidentifier():
-                raise LabelError("split", f"{self.split!r} is not a simple name (e.g. train, val, test)")
+                raise LabelError("split",
+                                 f"{self.split!r} is not a simple name (e.g. train, val, test)")
         self.tags = validate_tags(self.tags)
         self.labels = {k: validate_label(k, v, n) for k, v in self.labels.items()}
         prov = {}
@@ -201,10 +204,13 @@ class Record:
     def formula(self) -> str:
         return self.atoms.get_chemical_formula()
 
-    def with_labels(self, labels: dict[str, Any], provenance: dict[str, Provenance | dict]) -> Record:
+    def with_labels(self, labels: dict[str, Any],
+                    provenance: dict[str, Provenance | dict]) -> Record:
         """A copy with ``labels`` added (or replaced), each with its provenance."""
         new_labels = {**self.labels, **labels}
         new_prov = {**self.provenance, **provenance}
+        # Record validates the dicts into Provenance
         return Record(self.atoms.copy(), self.charge, self.multiplicity, self.metal_index,
-                      self.split, new_labels, new_prov, self.id, dict(self.tags),
+                      self.split, new_labels, cast("dict[str, Provenance]", new_prov), self.id,
+                      dict(self.tags),
                       gate=self.gate)

@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from molmag.io.textscan import FLOAT, TextScan
+from molmag.io.textscan import FLOAT, TextScan, found
 
 _SO_SPECTRUM = re.compile(r"Spin-orbit energy spectra \(cm-1\)")
 _N_SO = re.compile(r"Number of spin-orbit states\s*-*\s*:\s*(\d+)")
@@ -46,9 +46,11 @@ _CF_J = re.compile(r"CALCULATION OF CRYSTAL-FIELD PARAMETERS OF THE GROUND ATOMI
                    r"\s*J\s*=\s*([^\s.]+(?:\.\d+)?)")
 _SECTION = re.compile(r"^\s*CALCULATION OF ")
 _ESO_HEADER = re.compile(r"^\s*k\s*\|\s*q\s*\|\s*\(K\)\^2\s*\|\s*B\(k,q\)\s*\|")
-_ESO_ROW = re.compile(r"^\s*(\d+)\s*\|\s*(-?\d+)\s*\|\s*(" + FLOAT + r")\s*\|\s*(" + FLOAT + r")\s*\|")
+_ESO_ROW = re.compile(r"^\s*(\d+)\s*\|\s*(-?\d+)\s*\|\s*(" + FLOAT + r")\s*\|\s*("
+                      + FLOAT + r")\s*\|")
 _ITO_HEADER = re.compile(r"^\s*k\s*\|\s*q\s*\|\s*B\(k,q\)\s*\|\s*C\(k,q\)\s*\|")
-_ITO_ROW = re.compile(r"^\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(" + FLOAT + r")\s*\|\s*(" + FLOAT + r")\s*\|")
+_ITO_ROW = re.compile(r"^\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(" + FLOAT + r")\s*\|\s*("
+                      + FLOAT + r")\s*\|")
 _TABLE_END = re.compile(r"^\s*-+\|\s*$")
 
 
@@ -126,12 +128,14 @@ def _read_g_block(scan: TextScan, i: int, stop: int) -> tuple[np.ndarray, np.nda
             seen.add(k)
     if len(seen) != 3:
         raise scan.error(f"g tensor of the pseudospin block at line {i + 1}: found rows "
-                         f"{sorted('XYZ'[k] for k in seen)} of gX, gY, gZ", where, field="g_tensors")
+                         f"{sorted('XYZ'[k] for k in seen)} of gX, gY, gZ", where,
+                         field="g_tensors")
     return g, axes
 
 
-def _read_table(scan: TextScan, header: int, row: re.Pattern, what: str) -> list[tuple[int, re.Match]]:
-    rows = []
+def _read_table(scan: TextScan, header: int, row: re.Pattern,
+                what: str) -> list[tuple[int, re.Match]]:
+    rows: list[tuple[int, re.Match]] = []
     j = header + 1
     while True:
         text = scan.line(j, f"the end of the {what} table that starts at line {header + 1}",
@@ -142,7 +146,8 @@ def _read_table(scan: TextScan, header: int, row: re.Pattern, what: str) -> list
         if m:
             rows.append((j, m))
         elif not text.strip():
-            raise scan.error(f"{what} table ends without its closing line", j, field="cf_parameters")
+            raise scan.error(f"{what} table ends without its closing line", j,
+                             field="cf_parameters")
         j += 1
 
 
@@ -191,8 +196,8 @@ def _read_cf(scan: TextScan, start: int, stop: int, data: AnisoData) -> None:
                 values[f"{k},{-q}"] = scan.number(m.group(4), j, "ITO parameter C", "cf_parameters")
         _check_ranks(scan, ito, values, "ITO")
         data.cf_ito = values
-    for table, values in (("ESO", data.cf_stevens), ("ITO", data.cf_ito)):
-        if values and max(int(key.split(",")[0]) for key in values) > 2 * j_value:
+    for table, params in (("ESO", data.cf_stevens), ("ITO", data.cf_ito)):
+        if params and max(int(key.split(",")[0]) for key in params) > 2 * j_value:
             raise scan.error(f"{table} crystal-field table has ranks above 2J = {2 * j_value}",
                              start, field="cf_parameters")
     if data.cf_stevens and data.cf_ito:          # B_ESO(k, +-q) = K_kq [B or C](k, q)
@@ -219,16 +224,17 @@ def parse_single_aniso(scan: TextScan, start: int, stop: int | None = None) -> A
     stop = len(scan) if stop is None else stop
     data = AnisoData(line=start)
     i = scan.find(_N_SO, start, stop)
-    n_so = int(scan.match(i, _N_SO.pattern, "number of spin-orbit states").group(1)) if i is not None else None
+    n_so = int(scan.match(i, _N_SO.pattern, "number of spin-orbit states").group(1)) \
+        if i is not None else None
     i = scan.find(_SO_SPECTRUM, start, stop)
     if i is not None:                                   # ORCA's information block
         data.so_energies = _read_so_spectrum(scan, i, n_so)
     else:                                               # OpenMolcas: one line per state
         rows = scan.find_all(_SO_STATE, start, stop)
         if rows:
-            vals = [scan.number(_SO_STATE.search(scan.lines[j]).group(2), j,
+            vals = [scan.number(found(_SO_STATE.search(scan.lines[j])).group(2), j,
                                 "spin-orbit energy", "so_energies") for j in rows]
-            idx = [int(_SO_STATE.search(scan.lines[j]).group(1)) for j in rows]
+            idx = [int(found(_SO_STATE.search(scan.lines[j])).group(1)) for j in rows]
             if idx != list(range(1, len(idx) + 1)):
                 raise scan.error("spin-orbit energies out of order", rows[0], field="so_energies")
             data.so_energies = np.array(vals)
@@ -258,7 +264,9 @@ def parse_single_aniso(scan: TextScan, start: int, stop: int | None = None) -> A
     i = scan.find(_CF_J, start, stop)
     if i is not None:
         _read_cf(scan, i, stop, data)
-        dim = int(2 * ground_j(data.cf_multiplet) + 1)
+        j_cf = ground_j(data.cf_multiplet)
+        assert j_cf is not None  # _read_cf writes "J = ..."
+        dim = int(2 * j_cf + 1)
         if data.ground_dimension is None:               # OpenMolcas prints only J
             data.ground_dimension = dim
         elif data.ground_dimension != dim:

@@ -31,6 +31,12 @@ def to_float(text: str) -> float:
     return value
 
 
+def found(m: re.Match[str] | None) -> re.Match[str]:
+    """``m``, the match of a pattern on a line that was found with that same pattern."""
+    assert m is not None, "the line was found with this pattern"
+    return m
+
+
 class TextScan:
     """The lines of a text file with error reporting by line number."""
 
@@ -44,19 +50,22 @@ class TextScan:
         try:
             text = path.read_text(errors="replace")
         except (OSError, ValueError) as exc:        # ValueError: a NUL byte in the path
-            raise DataFileError(path, f"cannot read the file ({getattr(exc, 'strerror', None) or exc})") from None
+            reason = getattr(exc, 'strerror', None) or exc
+            raise DataFileError(path, f"cannot read the file ({reason})") from None
         return cls(text.splitlines(), path)
 
     def __len__(self) -> int:
         return len(self.lines)
 
-    def error(self, message: str, line: int | None = None, field: str | None = None) -> DataFileError:
+    def error(self, message: str, line: int | None = None,
+              field: str | None = None) -> DataFileError:
         """A DataFileError at 0-based ``line`` (reported 1-based)."""
         where = f"line {line + 1}: " if line is not None else ""
         return DataFileError(self.file, where + message, field=field)
 
     # ---------------------------------------------------------------------------- search
-    def find(self, pattern: str | re.Pattern, start: int = 0, stop: int | None = None) -> int | None:
+    def find(self, pattern: str | re.Pattern, start: int = 0,
+             stop: int | None = None) -> int | None:
         """Index of the first line at or after ``start`` (before ``stop``) matching the regex."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         stop = len(self.lines) if stop is None else min(stop, len(self.lines))
@@ -65,7 +74,8 @@ class TextScan:
                 return i
         return None
 
-    def find_all(self, pattern: str | re.Pattern, start: int = 0, stop: int | None = None) -> list[int]:
+    def find_all(self, pattern: str | re.Pattern, start: int = 0,
+                 stop: int | None = None) -> list[int]:
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         stop = len(self.lines) if stop is None else min(stop, len(self.lines))
         return [i for i in range(start, stop) if rx.search(self.lines[i])]
@@ -85,7 +95,8 @@ class TextScan:
         return self.lines[i]
 
     # ---------------------------------------------------------------------------- numbers
-    def floats(self, i: int, what: str, n: int | None = None, field: str | None = None) -> list[float]:
+    def floats(self, i: int, what: str, n: int | None = None,
+               field: str | None = None) -> list[float]:
         """All numbers on line ``i`` (exactly ``n`` of them if given)."""
         text = self.line(i, what, field)
         vals = [self.number(m, i, what, field) for m in _FLOAT_RE.findall(text)]
@@ -94,7 +105,8 @@ class TextScan:
                              i, field)
         return vals
 
-    def matrix(self, i: int, rows: int, cols: int, what: str, field: str | None = None) -> np.ndarray:
+    def matrix(self, i: int, rows: int, cols: int, what: str,
+               field: str | None = None) -> np.ndarray:
         """``rows`` lines of ``cols`` numbers starting at line ``i``."""
         return np.array([self.floats(i + r, f"{what} (row {r + 1})", cols, field)
                          for r in range(rows)])
@@ -119,4 +131,4 @@ class TextScan:
         return self.number(m.group(1), i, what, field)
 
 
-__all__ = ["FLOAT", "TextScan", "to_float"]
+__all__ = ["FLOAT", "TextScan", "found", "to_float"]

@@ -87,7 +87,15 @@ def max_unpaired(z: int, oxidation_state: int | None = None) -> int | None:
     if oxidation_state is None:
         return _MAX_MULT_ANY_OX[sh[0]] - 1
     n = open_shell_count(z, oxidation_state)
+    assert n is not None  # z has an open shell
     return max(0, min(n, sh[1] - n))
+
+
+def _metal_max_unpaired(z: int) -> int:
+    """:func:`max_unpaired` of a d/f metal (of :func:`metal_indices`), which has a value."""
+    n = max_unpaired(z)
+    assert n is not None, f"Z = {z} is not a d/f metal"
+    return n
 
 
 def _show(value: Any) -> str:
@@ -220,8 +228,10 @@ def validate_structure(atoms: Atoms, *, source=None, frame: int | None = None,
     if oxidation_state is not None:
         m = metals[0]
         ox = _as_integer(oxidation_state, "oxidation_state", fail)
-        kind, cap, _ = shell_of(numbers[m])
+        shell = shell_of(numbers[m])
         nd = open_shell_count(numbers[m], ox)
+        assert shell is not None and nd is not None  # metals were kept only with a shell
+        kind, cap, _ = shell
         ion = f"{atoms[m].symbol}{ox:+d}"
         if not 0 <= nd <= cap:
             what = f" (charge {charge:+d})" if charge is not None else ""
@@ -229,7 +239,7 @@ def validate_structure(atoms: Atoms, *, source=None, frame: int | None = None,
                  f"configuration ({kind}^{nd})", "charge" if charge is not None else
                  "oxidation_state", (m,))
         bound = min(nd, cap - nd)
-        others = sum(max_unpaired(numbers[k]) for k in metal_indices(atoms) if k != m)
+        others = sum(_metal_max_unpaired(numbers[k]) for k in metal_indices(atoms) if k != m)
         if multiplicity - 1 > bound + others:
             what = f"charge {charge:+d} makes " if charge is not None else ""
             fail(f"{what}the metal {_sym(atoms, m)} {ion} ({kind}^{nd}, at most {bound} "
@@ -237,7 +247,7 @@ def validate_structure(atoms: Atoms, *, source=None, frame: int | None = None,
                  f"(at most {bound + others + 1})", "multiplicity", (m,))
         return
     metal_idx = metal_indices(atoms)
-    bound = sum(max_unpaired(numbers[k]) for k in metal_idx)
+    bound = sum(_metal_max_unpaired(numbers[k]) for k in metal_idx)
     if multiplicity - 1 > bound + LIGAND_RADICALS * len(metal_idx):
         names = ", ".join(_sym(atoms, k) for k in metal_idx)
         fail(f"multiplicity {multiplicity} needs {multiplicity - 1} unpaired electrons; the "

@@ -99,7 +99,8 @@ class SourceConfig(_Strict):
         if self.ligands is not None and not self.builder:
             raise ValueError("'ligands' goes with a builder (dy-h2o5l2)")
         if self.sampler is not None and not self.builder:
-            raise ValueError("'sampler' goes with a builder (files and datasets are used as they are)")
+            raise ValueError("'sampler' goes with a builder "
+                             "(files and datasets are used as they are)")
         if self.ligands is not None and not self.ligands:
             raise ValueError("'ligands' is empty")
         return self
@@ -110,15 +111,19 @@ class SourceConfig(_Strict):
 
 
 XTB_PROPERTIES = ("energy", "forces", "charges", "dipole", "polarizabilities", "atomic_dipoles")
+XTBProperty = Literal["energy", "forces", "charges", "dipole", "polarizabilities",
+                      "atomic_dipoles"]
+
+
+def _default_xtb_properties() -> list[XTBProperty]:
+    return ["energy", "forces", "charges"]
 
 
 class XTBLabelConfig(_Strict):
     """GFN2-xTB labels (tblite): ``properties`` from energy, forces, charges, dipole,
     polarizabilities (D4), atomic_dipoles (|mu_A| of GFN2-xTB's atomic multipoles)."""
 
-    properties: list[Literal["energy", "forces", "charges", "dipole", "polarizabilities",
-                             "atomic_dipoles"]] = \
-        Field(default_factory=lambda: ["energy", "forces", "charges"])
+    properties: list[XTBProperty] = Field(default_factory=_default_xtb_properties)
     accuracy: float = Field(default=1.0, gt=0)
     electronic_temperature: float = Field(default=300.0, gt=0, description="K")
     max_iterations: int = Field(default=250, ge=1)
@@ -176,6 +181,7 @@ class LabelsConfig(_Strict):
     def label_names(self, labeller: str) -> list[str]:
         """The dataset labels a labeller writes."""
         if labeller == "xtb":
+            assert self.xtb is not None, "no xtb labeller configured"
             return list(self.xtb.properties)
         if labeller == "ligand_field":
             return ["zfs_tensor"]
@@ -250,8 +256,10 @@ class LabelConfig(_Strict):
     labels: LabelsConfig
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     batch_size: int = Field(default=8, ge=1, description="structures per Dask task")
-    retry_failed: bool = Field(default=False, description="try again what failed in an earlier run")
-    lease_seconds: float = Field(default=300.0, gt=0, description="how long a run's claim on a row or "
+    retry_failed: bool = Field(default=False,
+                               description="try again what failed in an earlier run")
+    lease_seconds: float = Field(default=300.0, gt=0,
+                                 description="how long a run's claim on a row or "
                                  "build item lasts without renewal (renewed every third of "
                                  "it): the work of a run that dies is taken over by the other "
                                  "runs on the dataset this long after its last renewal")

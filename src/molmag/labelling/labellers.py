@@ -85,7 +85,8 @@ def label_ligand_field(atoms: Atoms, opts: dict, cache: dict, metal_index,
     info = calc.info
     params = {"ion": info.get("ion"), "ion_from": info.get("ion_from"),
               "B": info.get("B"), "C": info.get("C"), "zeta": info.get("zeta"),
-              "k": info.get("k"), "source": info.get("source"), "point_charges": opts.get("point_charges", "none"),
+              "k": info.get("k"), "source": info.get("source"),
+              "point_charges": opts.get("point_charges", "none"),
               "donors": [{"index": d["index"], "type": d.get("type")}
                          for d in info.get("donors", [])]}
     prov = {"method": "ligand-field AOM + Racah + SOC", "parameters": params,

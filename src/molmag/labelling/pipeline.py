@@ -322,12 +322,13 @@ class LabelRun:
     def _import(self, src: SourceConfig) -> set[int]:
         key = f"file:{src.file}" if src.file else f"dataset:{src.dataset}"
         if src.dataset and src.dataset == self.ds.url:  # label a dataset in place
-            return {r.id for r in self.ds.select(src.selection)}
+            return {r.id for r in self.ds.select(src.selection) if r.id is not None}
         if src.file:
             records: Iterable[Record] = read_records(src.file, charge=src.charge,
                                                      multiplicity=src.multiplicity,
                                                      metal_index=src.metal_index)
         else:
+            assert src.dataset is not None  # a source has a file or a dataset
             if "://" not in src.dataset and not Path(src.dataset).is_file():
                 raise FileNotFoundError(f"source dataset {src.dataset}: no such file")
             records = Dataset(src.dataset).select(src.selection)

@@ -124,4 +124,5 @@ def real_to_complex_operator(v_real) -> np.ndarray:
 
 def scale_with_distance(e0, r, r0, exponent) -> np.ndarray:
     """e(r) = e(r0) (r0 / r)^exponent."""
-    return np.asarray(e0, float) * (np.asarray(r0, float) / np.asarray(r, float)) ** np.asarray(exponent, float)
+    ratio = np.asarray(r0, float) / np.asarray(r, float)
+    return np.asarray(e0, float) * ratio ** np.asarray(exponent, float)

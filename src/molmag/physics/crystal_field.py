@@ -273,7 +273,8 @@ def convert_cf_parameters(params, to: str, ion=None) -> dict:
     src = _as_set(params)
     to = str(to).strip().lower()
     if to not in CONVENTIONS:
-        raise ValueError(f"unknown crystal-field convention {to!r}; use one of {', '.join(CONVENTIONS)}")
+        raise ValueError(f"unknown crystal-field convention {to!r}; "
+                         f"use one of {', '.join(CONVENTIONS)}")
     conv, vals = src["convention"], src["values"]
     if conv == to:
         return src
@@ -480,13 +481,15 @@ def classify_donor(atoms: Atoms, ln: int, i: int) -> str:
                 return "O_alkoxide"
             if xs == "C" and atoms.get_distance(i, x, mic=bool(atoms.pbc.any())) >= CARBONYL_MAX_CO:
                 for o in bonded_neighbours(atoms, x, {ln, i}, factor=BOND_SCALE):
-                    if atoms[o].symbol == "O" and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
+                    if atoms[o].symbol == "O" \
+                            and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
                         return "O_carboxylate"
                 return "O_alkoxide"
             if xs == "C":
                 # short C=O: a carbonyl unless the C also carries a terminal O (carboxylate)
                 for o in bonded_neighbours(atoms, x, {ln, i}, factor=BOND_SCALE):
-                    if atoms[o].symbol == "O" and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
+                    if atoms[o].symbol == "O" \
+                            and bonded_neighbours(atoms, o, {ln}, factor=BOND_SCALE) == [x]:
                         return "O_carboxylate"
         return "O_neutral"
     if sym == "N":
@@ -539,7 +542,8 @@ def point_charge_model(atoms: Atoms, *, charges="rec", metal_index: int | None =
     if isinstance(charges, str):
         scheme = charges.strip().lower()
         if scheme not in ("formal", "rec"):
-            raise ValueError(f"charges must be 'formal', 'rec' or a per-atom array, got {charges!r}")
+            raise ValueError(f"charges must be 'formal', 'rec' or a per-atom array, "
+                             f"got {charges!r}")
         if not donor_idx:
             raise ValueError(f"{atoms.get_chemical_formula()}: no donor atoms around "
                              f"{atoms[ln].symbol}{ln} (cutoff {cutoff or 'covalent'})")
@@ -624,10 +628,12 @@ def _parameter_vector(model: IonModel, parameters) -> np.ndarray:
     if vec.shape[-1] == len(cf_keys(CF_RANKS)) and nkq != vec.shape[-1]:
         keep = [i for i, (k, _) in enumerate(cf_keys(CF_RANKS)) if k in model.ranks]
         if np.any(np.delete(vec, keep, axis=-1) != 0.0):
-            raise ValueError(f"ranks above 2J = {int(2 * model.ion.J)} must be zero for {model.ion.name}")
+            raise ValueError(f"ranks above 2J = {int(2 * model.ion.J)} must be zero "
+                             f"for {model.ion.name}")
         vec = vec[..., keep]
     if vec.shape[-1] != nkq:
-        raise ValueError(f"expected {nkq} Stevens parameters (ranks {model.ranks}), got {vec.shape[-1]}")
+        raise ValueError(f"expected {nkq} Stevens parameters (ranks {model.ranks}), "
+                         f"got {vec.shape[-1]}")
     return vec
 
 

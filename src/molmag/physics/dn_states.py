@@ -160,8 +160,10 @@ def _orbital_ops_spinorbital() -> dict[str, np.ndarray]:
     lx, ly, lz = (np.asarray(a)[::-1, ::-1] for a in spin_matrices(2))  # m = -2..2 order
     sx, sy, sz = (np.asarray(a) for a in spin_matrices(0.5))  # alpha, beta order
     # spin-orbital p = i + 5 s: the spin index is the slow one, hence kron(spin, orbital)
-    return {"lx": np.kron(np.eye(2), lx), "ly": np.kron(np.eye(2), ly), "lz": np.kron(np.eye(2), lz),
-            "sx": np.kron(sx, np.eye(5)), "sy": np.kron(sy, np.eye(5)), "sz": np.kron(sz, np.eye(5))}
+    return {"lx": np.kron(np.eye(2), lx), "ly": np.kron(np.eye(2), ly),
+            "lz": np.kron(np.eye(2), lz),
+            "sx": np.kron(sx, np.eye(5)), "sy": np.kron(sy, np.eye(5)),
+            "sz": np.kron(sz, np.eye(5))}
 
 
 @lru_cache(maxsize=None)
@@ -211,8 +213,10 @@ def dn_space(n: int) -> DnSpace:
                         R[:, index[d4], col] += 0.5 * s1 * s2 * s3 * s4 * val
 
     ops = _orbital_ops_spinorbital()
-    L = np.stack([_one_body_matrix(dets, index, ops[a]) for a in ("lx", "ly", "lz")]).astype(complex)
-    S = np.stack([_one_body_matrix(dets, index, ops[a]) for a in ("sx", "sy", "sz")]).astype(complex)
+    L = np.stack([_one_body_matrix(dets, index, ops[a])
+                  for a in ("lx", "ly", "lz")]).astype(complex)
+    S = np.stack([_one_body_matrix(dets, index, ops[a])
+                  for a in ("sx", "sy", "sz")]).astype(complex)
     ls = sum(ops[f"l{a}"] @ ops[f"s{a}"] for a in "xyz")
     soc = _one_body_matrix(dets, index, ls).astype(complex)
     s_minus = _one_body_matrix(dets, index, (ops["sx"] - 1j * ops["sy"]).real)

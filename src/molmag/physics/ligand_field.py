@@ -38,6 +38,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -127,7 +128,8 @@ ION_DEFAULTS: dict[str, IonParameters] = {
 COMMON_OXIDATION_STATES = {"Ti": (3,), "V": (3,), "Cr": (3, 2), "Mn": (2, 3), "Fe": (2, 3),
                            "Co": (2,), "Ni": (2,), "Cu": (2,)}
 
-_ION_RE = re.compile(r"^\s*([A-Z][a-z]?)\s*\(?\s*(\d)\s*\+?\s*\)?\s*$|^\s*([A-Z][a-z]?)\s*\(\s*([IVX]+)\s*\)\s*$")
+_ION_RE = re.compile(r"^\s*([A-Z][a-z]?)\s*\(?\s*(\d)\s*\+?\s*\)?\s*$"
+                     r"|^\s*([A-Z][a-z]?)\s*\(\s*([IVX]+)\s*\)\s*$")
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
 
 
@@ -137,7 +139,8 @@ def ion_parameters(ion: str | IonParameters) -> IonParameters:
         return ion
     m = _ION_RE.match(str(ion))
     if m:
-        el, ox = (m.group(1), int(m.group(2))) if m.group(1) else (m.group(3), _ROMAN.get(m.group(4), 0))
+        el, ox = (m.group(1), int(m.group(2))) if m.group(1) \
+            else (m.group(3), _ROMAN.get(m.group(4), 0))
         key = f"{el}{ox}+"
         if key in ION_DEFAULTS:
             return ION_DEFAULTS[key]
@@ -192,8 +195,8 @@ DONOR_DEFAULTS: dict[str, DonorParameters] = {
     # inverted branch (e_pi_y = 2100, molmag <= issue 6) gave the same D with both trends
     # reversed.
     "N_sulfonamide": DonorParameters(5500.0, 0.0, 1500.0, 2.02, 5.0, -1,
-                                     "calibrated on [Co(pdms)2]2- (scripts/calibrate_ligand_field.py); "
-                                     + _BG),
+                                     "calibrated on [Co(pdms)2]2- "
+                                     "(scripts/calibrate_ligand_field.py); " + _BG),
     # deprotonated amide N: like the sulfonamide, slightly weaker pi donor
     "N_amide": DonorParameters(5500.0, 0.0, 1300.0, 2.00, 5.0, -1,
                                "scaled from N_sulfonamide; " + _BG),
@@ -435,9 +438,9 @@ def infer_ion(atoms: Atoms, metal: int, donors: list[Donor] | None = None,
             return name, f"charge {charge:+d} minus donor formal charges"
     if multiplicity is not None:
         for ox in COMMON_OXIDATION_STATES[el]:
-            p = ION_DEFAULTS.get(f"{el}{ox}+")
-            if p is not None and high_spin_multiplicity(p.n_d) == multiplicity:
-                return p.name, f"high-spin multiplicity {multiplicity}"
+            cand = ION_DEFAULTS.get(f"{el}{ox}+")
+            if cand is not None and high_spin_multiplicity(cand.n_d) == multiplicity:
+                return cand.name, f"high-spin multiplicity {multiplicity}"
     name = f"{el}{COMMON_OXIDATION_STATES[el][0]}+"
     return name, "most common oxidation state"
 
@@ -537,9 +540,11 @@ class LigandFieldEngine:
                  for i in range(0, len(v), self.chunk_size)]
         if len(parts) == 1:
             return parts[0]
-        return LigandFieldResult(**{
-            f: None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
-            for f in LigandFieldResult.__dataclass_fields__})
+        merged: dict[str, Any] = {
+            f: None if getattr(parts[0], f) is None
+            else np.concatenate([getattr(p, f) for p in parts])
+            for f in LigandFieldResult.__dataclass_fields__}
+        return LigandFieldResult(**merged)
 
     def _solve_chunk(self, v: np.ndarray, pt2: bool, n_out: int) -> LigandFieldResult:
         nb = len(v)
@@ -593,6 +598,7 @@ class LigandFieldEngine:
             if two_s >= 2:
                 res.zfs_tensor[sel], res.zfs_fit_rms[sel] = fit_d_tensor(h_eff, two_s)
                 if pt2:
+                    assert res.zfs_tensor_pt2 is not None
                     res.zfs_tensor_pt2[sel] = self._pt2(hsf[sel], model, e0[sel], two_s)
         return res
 
@@ -716,7 +722,8 @@ class LigandFieldModel:
         if self.outer_charges is not None and self._point_charges_on:
             out["point_charges"] = {"atoms": int(len(self.outer)),
                                     "total_charge_e": float(self.outer_charges.sum()),
-                                    "radial_bohr": dict(zip(("<r^2>", "<r^4>"), RADIAL_3D[self.ion]))}
+                                    "radial_bohr": dict(zip(("<r^2>", "<r^4>"),
+                                                            RADIAL_3D[self.ion]))}
         return out
 
 
@@ -727,7 +734,8 @@ def engine_for(ion: str, **overrides) -> LigandFieldEngine:
     """A cached engine per (ion, parameter overrides)."""
     key = (ion, tuple(sorted((k, v) for k, v in overrides.items() if v is not None)))
     if key not in _ENGINES:
-        _ENGINES[key] = LigandFieldEngine(ion, **{k: v for k, v in overrides.items() if v is not None})
+        _ENGINES[key] = LigandFieldEngine(ion, **{k: v for k, v in overrides.items()
+                                                  if v is not None})
     return _ENGINES[key]
 
 

@@ -294,5 +294,5 @@ def _fit_data(temperatures, tau) -> tuple[np.ndarray, np.ndarray]:
     return t, y
 
 
-__all__ = ["RateModel", "RamanModel", "line_shape", "bose", "rate_matrix", "relaxation_time", "tau_of_t",
-           "fit_arrhenius", "fit_power_law", "GOLDEN_RULE"]
+__all__ = ["RateModel", "RamanModel", "line_shape", "bose", "rate_matrix", "relaxation_time",
+           "tau_of_t", "fit_arrhenius", "fit_power_law", "GOLDEN_RULE"]

@@ -51,7 +51,8 @@ def _g_fit_basis(two_s: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flatten(h: np.ndarray) -> np.ndarray:
-    return np.concatenate([h.real.reshape(*h.shape[:-2], -1), h.imag.reshape(*h.shape[:-2], -1)], axis=-1)
+    return np.concatenate([h.real.reshape(*h.shape[:-2], -1),
+                           h.imag.reshape(*h.shape[:-2], -1)], axis=-1)
 
 
 def fit_d_tensor(h_eff: np.ndarray, two_s: int) -> tuple[np.ndarray, np.ndarray]:

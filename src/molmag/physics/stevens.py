@@ -146,7 +146,8 @@ def _tensor_operators(two_j: int, k: int) -> np.ndarray:
             for b in range(n):
                 a = b + q
                 if 0 <= a < n:
-                    t[q + k, a, b] = red * clebsch_gordan(Fraction(two_j, 2), Fraction(2 * b - two_j, 2),
+                    t[q + k, a, b] = red * clebsch_gordan(Fraction(two_j, 2),
+                                                          Fraction(2 * b - two_j, 2),
                                                           k, q, Fraction(two_j, 2),
                                                           Fraction(2 * a - two_j, 2))
     t.setflags(write=False)
@@ -287,7 +288,8 @@ def clebsch_gordan(j1, m1, j2, m2, j, m) -> float:
 
     def h(x: int) -> int:          # twice-values -> values (all sums below are even)
         return x // 2
-    pref = Fraction((c + 1) * f(h(c + a - b)) * f(h(c - a + b)) * f(h(a + b - c)), f(h(a + b + c) + 1))
+    pref = Fraction((c + 1) * f(h(c + a - b)) * f(h(c - a + b)) * f(h(a + b - c)),
+                    f(h(a + b + c) + 1))
     pref *= Fraction(f(h(c + cm)) * f(h(c - cm)) * f(h(a - am)) * f(h(a + am)) * f(h(b - bm))
                      * f(h(b + bm)))
     total = Fraction(0)
@@ -441,7 +443,8 @@ def lande_g(s, l, j, g_s: float = G_ELECTRON) -> float:
     if j == 0:
         return 0.0
     jj = j * (j + 1)
-    return (jj + l * (l + 1) - s * (s + 1)) / (2 * jj) + g_s * (jj - l * (l + 1) + s * (s + 1)) / (2 * jj)
+    return ((jj + l * (l + 1) - s * (s + 1)) / (2 * jj)
+            + g_s * (jj - l * (l + 1) + s * (s + 1)) / (2 * jj))
 
 
 _ION = re.compile(r"^\s*([A-Za-z]{2})\s*(?:(?:\(\s*III\s*\))|(?:3\+)|(?:\+3)|(?:\^?3\+))?\s*$")

@@ -23,6 +23,8 @@ So ``convert(1.0, "cm-1", "K")`` = h c 100 / k_B = 1.438777 K and
 
 from __future__ import annotations
 
+from typing import SupportsFloat, cast
+
 import numpy as np
 from scipy import constants as _c
 
@@ -69,5 +71,5 @@ def convert(value, from_unit: str, to_unit: str):
     """
     f = factor(from_unit, to_unit)
     if np.isscalar(value):
-        return float(value) * f
+        return float(cast(SupportsFloat, value)) * f
     return np.asarray(value, dtype=float) * f

@@ -127,7 +127,8 @@ def small_d(l: int, beta: float) -> np.ndarray:
 
 
 def wigner_D_euler(l: int, alpha: float, beta: float, gamma: float) -> np.ndarray:
-    """W^l for R = Rz(alpha) Ry(beta) Rz(gamma): W_mm' = e^{i m alpha} d_mm'(beta) e^{i m' gamma}."""
+    """W^l for R = Rz(alpha) Ry(beta) Rz(gamma):
+    W_mm' = e^{i m alpha} d_mm'(beta) e^{i m' gamma}."""
     l = _check_l(l)
     m = np.arange(-l, l + 1)
     return np.exp(1j * m * alpha)[:, None] * small_d(l, beta) * np.exp(1j * m * gamma)[None, :]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -13,13 +13,13 @@ from molmag.config_files import read_yaml, resolve, validate
 
 class PrescreenSettings(_Strict):
     enabled: bool = True
-    oversample: int = Field(3, ge=1, description="children bred per child evaluated")
-    positive_quantile: float = Field(0.5, ge=0.0, lt=1.0,
+    oversample: int = Field(default=3, ge=1, description="children bred per child evaluated")
+    positive_quantile: float = Field(default=0.5, ge=0.0, lt=1.0,
                                      description="'worth it' = fitness >= this quantile so far")
-    explore: float = Field(0.25, ge=0.0, le=1.0,
+    explore: float = Field(default=0.25, ge=0.0, le=1.0,
                            description="share of evaluations spent on rejected children "
                                        "(measures recall)")
-    min_train: int = Field(8, ge=2)
+    min_train: int = Field(default=8, ge=2)
 
 
 class CompareSettings(_Strict):
@@ -28,32 +28,33 @@ class CompareSettings(_Strict):
 
 
 class VAESettings(_Strict):
-    model: str | None = Field(None, description="a trained molmag VAE (.npz); null: train one "
-                                                "on the library")
-    max_epochs: int = Field(40, ge=1)
-    top_seeds: int = Field(4, ge=1)
+    model: str | None = Field(default=None,
+                              description="a trained molmag VAE (.npz); null: train one "
+                                          "on the library")
+    max_epochs: int = Field(default=40, ge=1)
+    top_seeds: int = Field(default=4, ge=1)
     sigmas: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3])
-    draws_per_sigma: int = Field(500, ge=1)
+    draws_per_sigma: int = Field(default=500, ge=1)
 
 
 class GAConfig(_Strict):
     metal: Literal["Dy", "Co"] = "Dy"
     objective: Literal["dE01", "D"] = "dE01"
     library: str = "default"
-    max_heavy_atoms: int = Field(8, ge=1)
+    max_heavy_atoms: int = Field(default=8, ge=1)
     genes: Literal["static", "dynamic"] = "static"
-    population: int = Field(12, ge=2)
-    offspring: int = Field(12, ge=1)
-    budget: int = Field(120, ge=2, description="evaluations per search arm")
-    mutation_rate: float = Field(0.5, ge=0.0, le=1.0)
-    tournament: int = Field(3, ge=1)
-    neighbours: int = Field(8, ge=1)
+    population: int = Field(default=12, ge=2)
+    offspring: int = Field(default=12, ge=1)
+    budget: int = Field(default=120, ge=2, description="evaluations per search arm")
+    mutation_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    tournament: int = Field(default=3, ge=1)
+    neighbours: int = Field(default=8, ge=1)
     prescreen: PrescreenSettings = Field(default_factory=PrescreenSettings)
     compare: CompareSettings = Field(default_factory=CompareSettings)
     vae: VAESettings = Field(default_factory=VAESettings)
     relax: bool = True
-    fmax: float = Field(0.05, gt=0)
-    workers: int | None = Field(None, ge=1)
+    fmax: float = Field(default=0.05, gt=0)
+    workers: int | None = Field(default=None, ge=1)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -70,7 +71,7 @@ class GAConfig(_Strict):
     def preset(cls, name: str, *, quick: bool = False, **over) -> GAConfig:
         """The settings of template ``name`` ('dy-axial' or 'co-chelate'), quick sizes with
         ``quick``."""
-        base = dict(PRESETS[name])
+        base: dict[str, Any] = dict(PRESETS[name])
         if quick:
             base.update(QUICK)
         base.update(over)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 import numpy as np
 
@@ -119,8 +119,8 @@ class Library:
 
     ligands: list[str]
     source: str = ""
-    fps: np.ndarray = field(default=None, repr=False)
-    _index: dict = field(default=None, repr=False)
+    fps: np.ndarray | None = field(default=None, repr=False)
+    _index: dict = field(default_factory=dict, repr=False)
     _neighbours: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -138,6 +138,7 @@ class Library:
     def neighbours(self, smiles: str, k: int) -> list[str]:
         """The ``k`` library ligands most similar to ``smiles`` (itself left out)."""
         if (smiles, k) not in self._neighbours:
+            assert self.fps is not None  # set in __post_init__
             sim = tanimoto(morgan_bits(smiles), self.fps)
             if smiles in self._index:
                 sim[self._index[smiles]] = -1.0
@@ -145,8 +146,9 @@ class Library:
             self._neighbours[(smiles, k)] = [self.ligands[i] for i in order]
         return self._neighbours[(smiles, k)]
 
-    def nearest(self, smiles: str, exclude: set[str] = frozenset()) -> str | None:
+    def nearest(self, smiles: str, exclude: AbstractSet[str] = frozenset()) -> str | None:
         """The library ligand most similar to ``smiles`` that is not in ``exclude``."""
+        assert self.fps is not None  # set in __post_init__
         sim = tanimoto(morgan_bits(smiles), self.fps)
         for i in np.argsort(-sim, kind="stable"):
             if self.ligands[i] not in exclude:

@@ -228,6 +228,7 @@ class Search:
                            explore=cfg.prescreen.explore, min_train=cfg.prescreen.min_train,
                            seed=cfg.seed)
         while not arm.done and len(arm.evaluated) < cfg.budget:
+            assert arm.rng is not None  # set by _start
             rng = _rng_load(arm.rng)
             n = min(cfg.offspring, cfg.budget - len(arm.evaluated))
             wanted = n * (cfg.prescreen.oversample if cfg.prescreen.enabled else 1)
@@ -267,6 +268,7 @@ class Search:
         cfg = self.cfg
         arm = self._start("random")
         while not arm.done and len(arm.evaluated) < cfg.budget:
+            assert arm.rng is not None  # set by _start
             rng = _rng_load(arm.rng)
             n = min(cfg.offspring, cfg.budget - len(arm.evaluated))
             seen = set(arm.evaluated)
@@ -326,6 +328,7 @@ class Search:
         model = None
         while not arm.done and len(arm.evaluated) < cfg.budget:
             model = model or self.vae_model()
+            assert arm.rng is not None  # set by _start
             rng = _rng_load(arm.rng)
             n = min(cfg.offspring, cfg.budget - len(arm.evaluated))
             seen = set(arm.evaluated)
@@ -343,7 +346,8 @@ class Search:
                 gen = generate_ligands(model, model.vocab.to_repr(lig), per_seed,
                                        sigmas=cfg.vae.sigmas,
                                        draws_per_sigma=cfg.vae.draws_per_sigma,
-                                       exclude=ligs_seen, rng_seed=cfg.seed * 1000 + arm.generation * 37 + j,
+                                       exclude=ligs_seen,
+                                       rng_seed=cfg.seed * 1000 + arm.generation * 37 + j,
                                        max_heavy_atoms=cfg.max_heavy_atoms)
                 for new in gen.ligands:
                     from .genes import accepted_ligand
@@ -392,7 +396,7 @@ def _fmt(v) -> str:
 def best_curve(arm: ArmState, outcomes: dict[str, dict], obj: Objective) -> list[float | None]:
     """Best value found after each evaluation (None until the first success)."""
     out: list[float | None] = []
-    best = None
+    best: float | None = None
     for k in arm.evaluated:
         v = outcomes.get(k, {}).get("value")
         if v is not None and (best is None or obj.fitness(v) > obj.fitness(best)):

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence, overload
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from molmag.labelling.cluster import Executor
+
 #: The (metal, objective) pairs molmag's engines compute.
-OBJECTIVES = {
+OBJECTIVES: dict[tuple[str, str], dict[str, Any]] = {
     ("Dy", "dE01"): dict(builder="dy-h2o5l2", n_sites=1,
                          labels={"crystal_field": {"ion": "Dy3+"}}, label="kd_energies",
                          sense=1.0, unit="cm-1", title="Delta E01 of Dy(H2O)5L2"),
@@ -64,6 +67,15 @@ class Objective:
         from molmag.physics.zfs import zfs_from_tensor
 
         return float(zfs_from_tensor(np.asarray(labels["zfs_tensor"], float)).D)
+
+    @overload
+    def fitness(self, value: float) -> float: ...
+
+    @overload
+    def fitness(self, value: None) -> None: ...
+
+    @overload
+    def fitness(self, value: float | None) -> float | None: ...
 
     def fitness(self, value: float | None) -> float | None:
         return None if value is None else self.sense * value
@@ -99,7 +111,7 @@ class Evaluator:
         self.workers = workers
         self.batch_size = batch_size
         self.reporter = reporter
-        self._executor = None
+        self._executor: Executor | None = None
         self._known: dict[str, Outcome] = {}
 
     def _cluster(self) -> dict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -57,8 +57,8 @@ class Prescreen:
         self.min_train = min_train
         self.n_estimators = n_estimators
         self.seed = seed
-        self.model = None
-        self.threshold = None
+        self.model: Any = None  # a fitted RandomForestClassifier
+        self.threshold: float | None = None
 
     def fit(self, fitness: dict[str, float | None]) -> bool:
         """Train on ``{key: fitness or None (failed)}``; False if too few or one class."""

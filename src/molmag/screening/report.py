@@ -109,9 +109,11 @@ def markdown(summary: dict, figures: dict[str, str]) -> str:
     obj = summary["objective"]
     s = summary["settings"]
     u = obj["unit"]
+    sense = 'maximised' if obj['sense'] == 'max' else 'minimised'
+    relaxed = 'GFN2-xTB relaxed' if obj['relaxed'] else 'unrelaxed'
     lines = [f"# GA screening: {obj['title']}", "",
-             f"Objective {obj['name']} ({u}, {'maximised' if obj['sense'] == 'max' else 'minimised'}"
-             f"), builder `{obj['builder']}`, {'GFN2-xTB relaxed' if obj['relaxed'] else 'unrelaxed'}"
+             f"Objective {obj['name']} ({u}, {sense}"
+             f"), builder `{obj['builder']}`, {relaxed}"
              f"; {s['genes']} genes, population {s['population']}, {s['offspring']} children "
              f"evaluated per generation, budget {s['budget']} evaluations per arm; pre-screen "
              f"{'on' if s['prescreen']['enabled'] else 'off'}. {summary['evaluations_computed']} "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 _COMMON = """\
 library: default             # ligand library: 'default' (molmag's donor-first corpus) or a
-                             # `molmag corpus` file (.csv/.smi); ligands the builder refuses are left out
+                             # `molmag corpus` file (.csv/.smi); ligands the builder refuses
+                             # are left out
 max_heavy_atoms: 8           # library ligands (and new dynamic-gene ligands) up to this size
 genes: static                # static: ligands from the library | dynamic: SELFIES/Graph-GA edits,
                              # new ligands appear (kept only if valid, sane and donor-first)

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
+from molmag.progress import ProgressFn
 from molmag.workflows.co_pdms_dynamics import stage_learn, stage_md, stage_thermal
 from molmag.workflows.stages import Context, LabelProgress, Stage
 
@@ -94,7 +96,7 @@ class CoPdmsSettings:
 
     @classmethod
     def quick(cls, **over) -> CoPdmsSettings:
-        base = dict(mode="quick", deltas=(0.05, 0.1, 0.2), n_per_delta=40,
+        base: dict[str, Any] = dict(mode="quick", deltas=(0.05, 0.1, 0.2), n_per_delta=40,
                     covariant_committee=3, gmnn_committee=2, gmnn_epochs=40,
                     energy_committee=2, gammas=(0.0, 0.02, 0.1), pso_particles=20,
                     pso_steps=50, pso_max_displacement=0.1, scan_points=9,
@@ -114,6 +116,7 @@ def _read_start(ctx: Context):
     import ase.io
 
     atoms = ase.io.read(ctx.out / "start.xyz", format="extxyz")
+    assert isinstance(atoms, Atoms)  # one frame
     atoms.calc = None
     if isinstance(atoms.info.get("donor_indices"), np.ndarray):
         atoms.info["donor_indices"] = [int(i) for i in atoms.info["donor_indices"]]
@@ -193,7 +196,7 @@ def stage_label(ctx: Context) -> dict:
     s: CoPdmsSettings = ctx.settings
     start = _read_start(ctx)
     files = ctx.results["sample"]["files"]
-    sources = [{"file": str(ctx.out / "start.xyz"), "group": "base"}]
+    sources: list[dict[str, Any]] = [{"file": str(ctx.out / "start.xyz"), "group": "base"}]
     sources += [{"file": str(ctx.out / f), "group": g, "charge": -2, "multiplicity": 4}
                 for g, f in files.items()]
     donors = [int(i) for i in start.info["donor_indices"]]
@@ -429,11 +432,12 @@ def stage_magnetism(ctx: Context) -> dict:
     folder.mkdir(exist_ok=True)
     start = _read_start(ctx)
     ctx.log("normal modes, spin-phonon couplings and tau(T) of the start structure")
-    out = {"start": _relaxation_of(start, s, relax=True)[0]}
+    out: dict[str, Any] = {"start": _relaxation_of(start, s, relax=True)[0]}
     pso = ctx.results.get("pso", {}).get("rows", [])
     if s.relax_optimum and pso:
         k = max(range(len(pso)), key=lambda i: pso[i]["gamma_eV_per_cm-1"])
         opt = ase.io.read(ctx.out / "pso" / f"optimum_gamma_{k}.xyz", format="extxyz")
+        assert isinstance(opt, Atoms)  # one frame
         opt.calc = None
         opt.info = {**start.info, **{key: v for key, v in opt.info.items()
                                      if key in ("charge", "multiplicity")}}
@@ -521,7 +525,7 @@ STAGES = [
 
 
 def run_co_pdms(out: str | Path, settings: CoPdmsSettings, *, log=None, reporter=None,
-                progress: bool = False, only: str | None = None) -> dict:
+                progress: ProgressFn | None = None, only: str | None = None) -> dict:
     """Run (or resume) the campaign in ``out``; returns the stage summaries."""
     from molmag.workflows.stages import run_campaign
 

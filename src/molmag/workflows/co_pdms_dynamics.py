@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from molmag.workflows.stages import Context
 
@@ -195,7 +196,7 @@ def stage_thermal(ctx: Context) -> dict:
     plots = [str(Path(p).relative_to(ctx.out)) for p in plot_thermal(series, out.parent)]
     from ase.io import read
 
-    frames = []
+    frames: list[Atoms] = []
     for p in paths:
         frames += read(p, ":")
     n = max(1, len(frames) // s.spot_check_frames)

@@ -161,12 +161,13 @@ def findings(res: dict) -> tuple[list[str], dict]:
         rc = top["rel_change"]
         err = top.get("reference_relative_error")
         nums["pso"] = top
+        xtb_mev = 1000 * top['xtb_energy_eV'] if top.get('xtb_energy_eV') is not None else None
         bullets.append(
             f"**PSO** (GM-NN D + SNAP energy, γ = {top['gamma_eV_per_cm-1']:g} eV/cm⁻¹): D "
             f"{top['zfs_D_start_cm-1']:.1f} → {top['zfs_D_cm-1']:.1f} ± "
             f"{_num(top.get('zfs_D_std_cm-1'))} cm⁻¹ (calibrated σ) at an energy cost of "
             f"{1000 * top['energy_eV']:.0f} meV (xTB: "
-            f"{_num(1000 * top['xtb_energy_eV'] if top.get('xtb_energy_eV') is not None else None, '.0f')}"
+            f"{_num(xtb_mev, '.0f')}"
             f" meV); the swarm moved the mean N–Co–N angle by {_pct(rc['angle_NCoN_deg'])} "
             f"and the mean Co–N by {_pct(rc['d_CoN_A'])}; around the metal: "
             + "; ".join(top.get("top_metal_changes", [])[:3])
@@ -409,16 +410,18 @@ def _dynamics_sections(rep: Report, ctx: Context) -> None:
         rep.text(f"Langevin NVT, 0.5 fs, friction 0.01 fs⁻¹, {md.get('time_ps', 0):g} ps per "
                  f"temperature with the learned committees (first {ctx.settings.thermal_skip_ps:g} "
                  "ps left out); D, E and their calibrated σ from the covariant committee at every "
-                 "stored frame. The paper: GM-NN committees trained on PBE+U AIMD and CASSCF/NEVPT2 "
-                 "D tensors, 2.5 ns per temperature; molmag's reference is its ligand-field "
-                 "engine, so the absolute D differs by what the engine differs from CASSCF; "
-                 "compare the trends (std of D growing with T, the sign and size of r).")
+                 "stored frame. The paper: GM-NN committees trained on PBE+U AIMD and "
+                 "CASSCF/NEVPT2 D tensors, 2.5 ns per temperature; molmag's reference is its "
+                 "ligand-field engine, so the absolute D differs by what the engine differs "
+                 "from CASSCF; compare the trends (std of D growing with T, the sign and size "
+                 "of r).")
         rows = []
         for t, v in th["thermal"].items():
             p = PAPER_THERMAL.get(str(int(float(t))), {})
             rows.append([t, v["n_frames"], f"{_num(v['D_mean'])} ± {_num(v['D_std'])}",
                          f"{_num(p.get('D_mean'))} ± {_num(p.get('D_std'))}" if p else "",
-                         f"{_num(v.get('E_abs_mean', v['E_mean']), '.2f')} ± {_num(v['E_std'], '.2f')}",
+                         f"{_num(v.get('E_abs_mean', v['E_mean']), '.2f')} ± "
+                         f"{_num(v['E_std'], '.2f')}",
                          f"{_num(p.get('E_mean'), '.1f')} ± {_num(p.get('E_std'), '.1f')}" if p
                          else "", _num(v["r_D_dML"], "+.2f"), _num(p.get("r_D_dML"), "+.2f"),
                          _num(v["r_D_q"], "+.2f"), _num(p.get("r_D_q"), "+.2f"),

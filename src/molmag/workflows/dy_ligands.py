@@ -36,9 +36,11 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from molmag.progress import ProgressFn
 from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's numbers (Khatibi et al. 2026): seed-vs-sample R^2 of GAUSS-II (Fig. 8),
@@ -82,7 +84,7 @@ class DyLigandSettings:
 
     @classmethod
     def quick(cls, **over) -> DyLigandSettings:
-        base = dict(mode="quick", max_heavy_atoms=8, n_proxies=300, max_epochs=90,
+        base: dict[str, Any] = dict(mode="quick", max_heavy_atoms=8, n_proxies=300, max_epochs=90,
                     n_labelled=32, seeds_per_bin=1, samples_per_seed=2, bin_draws=2000,
                     top_seeds=8, repop_draws=5000, n_repopulate=16, curve_batches=5)
         if over.get("pretrained"):
@@ -302,6 +304,11 @@ def _generate(ctx: Context, model, seeds: list[str], n_each: int, sigmas, exclud
     return out, stats
 
 
+def _unzip(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """(seed values, sample values) of (seed, sample) pairs."""
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def stage_seeds(ctx: Context) -> dict:
     from molmag.generative.analysis import (
         plot_seed_vs_sample,
@@ -339,9 +346,9 @@ def stage_seeds(ctx: Context) -> dict:
                              "seed_dE01": labelled[seed]["dE01"], "dE01": table[g]["dE01"]})
     r2_01 = seed_sample_r2(*zip(*pairs01)) if len(pairs01) >= 2 else None
     r2_07 = seed_sample_r2(*zip(*pairs07)) if len(pairs07) >= 2 else None
-    ci01 = seed_sample_r2_interval(*zip(*pairs01), groups=owners, rng_seed=s.seed) \
+    ci01 = seed_sample_r2_interval(*_unzip(pairs01), groups=owners, rng_seed=s.seed) \
         if len(pairs01) >= 2 else None
-    ci07 = seed_sample_r2_interval(*zip(*pairs07), groups=owners, rng_seed=s.seed) \
+    ci07 = seed_sample_r2_interval(*_unzip(pairs07), groups=owners, rng_seed=s.seed) \
         if len(pairs07) >= 2 else None
     fig = plot_seed_vs_sample(pairs01, ctx.path("figures", "seed_vs_sample.png"), r2=r2_01)
     pr = np.array(pairs01) if pairs01 else np.zeros((0, 2))
@@ -445,7 +452,8 @@ def stage_repopulate(ctx: Context) -> dict:
     curve_fig = _plot_curves(doc["curves"], ctx.path("figures", "discovery.png"))
     per_min = doc["unique_new"] / max(doc["sampling_seconds"], 1e-9) * 60.0
     per_seed = [{"seed": c["seed"], **c["stats"]} for c in doc["curves"] if "stats" in c]
-    return {"top_seeds": tops, "per_seed": per_seed, "n_draws_per_seed": s.repop_draws, "sigma": s.repop_sigma,
+    return {"top_seeds": tops, "per_seed": per_seed, "n_draws_per_seed": s.repop_draws,
+            "sigma": s.repop_sigma,
             "unique_new": doc["unique_new"], "sampling_seconds": doc["sampling_seconds"],
             "unique_new_per_minute": per_min, "chosen": len(doc["chosen"]),
             "labelled": len(gen), "generated": distribution_summary(gen),
@@ -497,7 +505,7 @@ STAGES = [
 
 
 def run_dy_ligands(out: str | Path, settings: DyLigandSettings, *, log=None, reporter=None,
-                   progress: bool = False, only: str | None = None) -> dict:
+                   progress: ProgressFn | None = None, only: str | None = None) -> dict:
     """Run (or resume) the campaign in ``out``; returns the stage summaries."""
     from molmag.workflows.stages import run_campaign
 

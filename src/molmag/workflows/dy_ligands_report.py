@@ -127,8 +127,10 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         rows = [["epochs (best)", f"{t.get('epochs')} ({t.get('best_epoch')})"
                  + ("" if t.get("converged") else ", max_epochs reached")],
                 ["training time (s)", _f(t.get("train_seconds"))],
-                ["reconstruction accuracy, validation", _f(t["reconstruction_accuracy_val"], ".3f")],
-                ["reconstruction accuracy, training", _f(t["reconstruction_accuracy_train"], ".3f")]]
+                ["reconstruction accuracy, validation",
+                 _f(t["reconstruction_accuracy_val"], ".3f")],
+                ["reconstruction accuracy, training",
+                 _f(t["reconstruction_accuracy_train"], ".3f")]]
         for k, v in (t.get("head_r2_val") or t.get("head_r2_train") or {}).items():
             rows.append([f"head R² {k} ({'validation' if t.get('head_r2_val') else 'training'})",
                          _f(v, ".2f")])

@@ -21,6 +21,8 @@ from typing import Any, Callable
 from molmag.io.atomic import write_text_atomic
 from molmag.io.jsonable import json_default
 from molmag.io.provenance import now_iso
+from molmag.labelling.pipeline import Reporter
+from molmag.progress import ProgressFn
 
 STATE_FILE = "campaign.json"
 
@@ -53,7 +55,7 @@ class Context:
     settings: Any
     results: dict[str, dict] = field(default_factory=dict)
     log: Callable[[str], None] = lambda s: None
-    progress: bool = False
+    progress: ProgressFn | None = None
 
     def path(self, *parts: str) -> Path:
         p = self.out.joinpath(*parts)
@@ -113,7 +115,7 @@ class StageReporter:
     def fail(self, k: int, n: int, stage: Stage, entry: dict) -> None: ...
 
 
-class LabelProgress:
+class LabelProgress(Reporter):
     """A :class:`molmag.labelling.pipeline.Reporter` for campaign logs: one line at the start
     and at every quarter of a labelling stage, each prefixed with ``what``; build failures are
     left to the stage's own summary when ``quiet_failures``."""
@@ -189,12 +191,13 @@ def run_stages(stages: list[Stage], ctx: Context, state: CampaignState,
     return ctx.results
 
 
-__all__ = ["LabelProgress", "run_campaign", "Stage", "Context", "CampaignState", "StageError", "StageReporter", "run_stages",
-           "STATE_FILE"]
+__all__ = ["LabelProgress", "run_campaign", "Stage", "Context", "CampaignState", "StageError",
+           "StageReporter", "run_stages", "STATE_FILE"]
 
 
 def run_campaign(name: str, stages: list[Stage], out: str | Path, settings, *, log=None,
-                 reporter: StageReporter | None = None, progress: bool = False,
+                 reporter: StageReporter | None = None,
+                 progress: ProgressFn | None = None,
                  only: str | None = None) -> dict:
     """Run (or resume) the campaign ``name`` of ``stages`` in ``out`` with ``settings`` (a
     dataclass with ``mode`` and ``as_dict()``); the report stage, cheap and reading

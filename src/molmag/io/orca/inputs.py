@@ -633,6 +633,7 @@ def write_orca_inputs(structures: Iterable[Atoms], out_dir: str | Path, method: 
             raise ValueError(f"structure #{i} ({name}): {exc}") from None
         options = {k: kwargs[k] for k in ("nevpt2", "quartets", "nprocs", "maxcore",
                                           "single_aniso", "moinp") if k in kwargs}
+        row_id = None if ids is None else ids[i]
         record = {
             "molmag_version": __version__,
             "method": method,
@@ -645,7 +646,7 @@ def write_orca_inputs(structures: Iterable[Atoms], out_dir: str | Path, method: 
             "formula": atoms.get_chemical_formula(),
             "structure_hash": _structure_hash(atoms, system.structure_charge,
                                               system.structure_multiplicity),
-            "id": None if ids is None or ids[i] is None else int(ids[i]),
+            "id": None if row_id is None else int(row_id),
             "inputs": [f"{name}.inp"] + ([f"{name}_relax.inp"] if relax else []),
         }
         jobs.append((name, text, relax, record))

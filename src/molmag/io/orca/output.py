@@ -41,12 +41,12 @@ from ase.data import atomic_numbers
 from molmag.io.errors import DataFileError
 from molmag.io.qc_result import QCResult, ZFSBlock
 from molmag.io.single_aniso import parse_single_aniso
-from molmag.io.textscan import FLOAT, TextScan
+from molmag.io.textscan import FLOAT, TextScan, found
 
 BANNER = re.compile(r"\*\s+O\s+R\s+C\s+A\s+\*")
 NORMAL_END = re.compile(r"\*\*\*\*ORCA TERMINATED NORMALLY\*\*\*\*")
-ERROR_END = re.compile(r"ORCA finished by error termination|aborting the run|ORCA TERMINATED ABNORMALLY",
-                       re.IGNORECASE)
+ERROR_END = re.compile(r"ORCA finished by error termination|aborting the run"
+                       r"|ORCA TERMINATED ABNORMALLY", re.IGNORECASE)
 _VERSION = re.compile(r"Program Version\s+(\S+)")
 _JOB = re.compile(r"JOB NUMBER\s+(\d+)")
 _CAS_ZFS = re.compile(r"^\s*ZERO-FIELD SPLITTING\s*$")
@@ -95,18 +95,20 @@ def _casscf_zfs(scan: TextScan, h: int, stop: int, level: str, active: str, job:
     title = " ".join(scan.lines[j].strip() for j in (h, h + 1) if j < len(scan)).upper()
     treatment = ("effective Hamiltonian" if "EFFECTIVE HAMILTONIAN" in title
                  else "2nd order" if "2ND ORDER" in title else "")
-    contrib = re.search(r"(SOC\+SSC|SSC\+SOC|SOC|SSC)", title)
-    contrib = contrib.group(1) if contrib else "SOC"
+    m_contrib = re.search(r"(SOC\+SSC|SSC\+SOC|SOC|SSC)", title)
+    contrib = m_contrib.group(1) if m_contrib else "SOC"
     what = f"{level} ZFS block ({treatment or 'unknown treatment'}) at line {h + 1}"
     raw = scan.require(r"^\s*Raw matrix", h, f"'Raw matrix' of the {what}", stop, field="zfs")
     tensor = scan.matrix(raw + 1, 3, 3, f"raw D matrix of the {what}", field="zfs")
-    ev = scan.require(r"^\s*Eigenvalues \(cm-1\):", raw, f"eigenvalues of the {what}", stop, field="zfs")
+    ev = scan.require(r"^\s*Eigenvalues \(cm-1\):", raw, f"eigenvalues of the {what}", stop,
+                      field="zfs")
     eigenvalues = np.array(scan.floats(ev + 1, f"eigenvalues of the {what}", 3, field="zfs"))
     vec = scan.require(r"^\s*Eigenvectors:", ev, f"eigenvectors of the {what}", stop, field="zfs")
     axes = scan.matrix(vec + 1, 3, 3, f"eigenvectors of the {what}", field="zfs")
     d_line = scan.require(r"^\s*D\s+=", vec, f"'D =' of the {what}", stop, field="zfs")
     D = scan.value_after(d_line, r"D\s+=", f"D of the {what}", field="zfs")
-    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3, field="zfs")
+    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3,
+                           field="zfs")
     e_over_d = scan.value_after(ed_line, r"E/D\s+=", f"E/D of the {what}", field="zfs")
     lvl = f"{level}{active}" if level == "CASSCF" or level == "NEVPT2" else level
     method = f"{lvl}/QDPT {treatment} {contrib}".replace("  ", " ")
@@ -127,7 +129,8 @@ def _dft_zfs(scan: TextScan, h: int, stop: int, job: int) -> ZFSBlock:
     axes = scan.matrix(first, 3, 3, f"eigenvectors of the {what}", field="zfs")
     d_line = scan.require(r"^\s*D\s+=", first, f"'D =' of the {what}", stop, field="zfs")
     D = scan.value_after(d_line, r"D\s+=", f"D of the {what}", field="zfs")
-    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3, field="zfs")
+    ed_line = scan.require(r"^\s*E/D\s+=", d_line, f"'E/D =' of the {what}", d_line + 3,
+                           field="zfs")
     e_over_d = scan.value_after(ed_line, r"E/D\s+=", f"E/D of the {what}", field="zfs")
     return ZFSBlock(method="DFT (CP-SCF SOC + SS)", tensor=tensor, D=D, E_over_D=e_over_d,
                     axes=axes, eigenvalues=eigenvalues, level="DFT", treatment="", job=job, line=h)
@@ -146,7 +149,8 @@ def _dft_g(scan: TextScan, h: int, stop: int) -> tuple[np.ndarray, np.ndarray, n
     if np.abs(np.sort(values) - principal).max() > 1e-4:
         raise scan.error(f"g(tot) {values} of the {what} are not the principal values of the "
                          f"printed g-matrix {principal}", tot, field="g_tensors")
-    ori = scan.require(r"^\s*Orientation:", tot, f"orientation of the {what}", tot + 5, field="g_tensors")
+    ori = scan.require(r"^\s*Orientation:", tot, f"orientation of the {what}", tot + 5,
+                       field="g_tensors")
     axes = np.array([scan.floats(ori + 1 + r, f"orientation of the {what}", 3, field="g_tensors")
                      for r in range(3)])
     return matrix, values, axes
@@ -169,7 +173,7 @@ def _table_end(scan: TextScan, h: int) -> int:
 
 
 def _so_spectrum(scan: TextScan, h: int) -> np.ndarray:
-    vals = []
+    vals: list[float] = []
     j = h + 1
     while j < len(scan):
         m = _SO_ROW.match(scan.lines[j])
@@ -191,7 +195,8 @@ def _geometry(scan: TextScan) -> tuple[Atoms | None, np.ndarray | None]:
     h = heads[-1]
     if not scan.line(h + 1, "the coordinates").strip().startswith("-"):
         raise scan.error("coordinate block without its underline", h + 1, field="structure")
-    symbols, positions = [], []
+    symbols: list[str] = []
+    rows: list[list[float]] = []
     j = h + 2
     while True:
         text = scan.line(j, f"the end of the coordinate block at line {h + 1}", field="structure")
@@ -201,13 +206,13 @@ def _geometry(scan: TextScan) -> tuple[Atoms | None, np.ndarray | None]:
         if len(parts) != 4:
             raise scan.error(f"coordinate line {text.strip()!r}: expected 'symbol x y z'", j,
                              field="structure")
-        positions.append([scan.number(p, j, f"coordinate line {text.strip()!r}", "structure")
-                          for p in parts[1:]])
+        rows.append([scan.number(p, j, f"coordinate line {text.strip()!r}", "structure")
+                     for p in parts[1:]])
         symbols.append(parts[0])
         j += 1
     if not symbols:
         raise scan.error("empty coordinate block", h, field="structure")
-    positions = np.array(positions)
+    positions = np.array(rows)
     point = [i for i, s in enumerate(symbols) if s.upper() == "Q"]
     charges = np.zeros(len(point))
     if point:
@@ -244,7 +249,7 @@ def _last_int(scan: TextScan, rx: re.Pattern) -> int | None:
     hits = scan.find_all(rx)
     if not hits:
         return None
-    return int(rx.search(scan.lines[hits[-1]]).group(1))
+    return int(found(rx.search(scan.lines[hits[-1]])).group(1))
 
 
 # ---------------------------------------------------------------------------------- entry
@@ -265,11 +270,11 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
     version = ""
     v = scan.find(_VERSION, 0, 200)
     if v is not None:
-        version = _VERSION.search(scan.lines[v]).group(1)
+        version = found(_VERSION.search(scan.lines[v])).group(1)
     result = QCResult(file=str(path), program="orca", version=version)
 
-    jobs = [(i, int(_JOB.search(scan.lines[i]).group(1))) for i in scan.find_all(_JOB)]
-    levels = [(i, _QDPT_LEVEL.search(scan.lines[i]).group(1).upper())
+    jobs = [(i, int(found(_JOB.search(scan.lines[i])).group(1))) for i in scan.find_all(_JOB)]
+    levels = [(i, found(_QDPT_LEVEL.search(scan.lines[i])).group(1).upper())
               for i in scan.find_all(_QDPT_LEVEL)]
     nel, norb = _last_int(scan, _NEL), _last_int(scan, _NORB)
     active = f"({nel},{norb})" if nel is not None and norb is not None else ""
@@ -278,14 +283,14 @@ def parse_orca_output(path: str | Path, scan: TextScan | None = None) -> QCResul
         calc["active_space"] = [nel, norb]
     b = scan.find_all(_BASIS)
     if b:
-        calc["basis"] = _BASIS.search(scan.lines[b[-1]]).group(1)
-    keywords = []      # the "!" lines of the last job of the echoed input
+        calc["basis"] = found(_BASIS.search(scan.lines[b[-1]])).group(1)
+    keywords: list[str] = []      # the "!" lines of the last job of the echoed input
     for i in scan.find_all(r"^\|\s*\d+>", 0, 5000):
         text = scan.lines[i]
         if re.match(r"^\|\s*\d+>\s*\$new_job", text, re.IGNORECASE):
             keywords = []
         elif _INPUT_KEYWORDS.match(text):
-            keywords += _INPUT_KEYWORDS.match(text).group(1).split("#")[0].split()
+            keywords += found(_INPUT_KEYWORDS.match(text)).group(1).split("#")[0].split()
     if keywords:
         calc["keywords"] = keywords
     if len(jobs) > 1:

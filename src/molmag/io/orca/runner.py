@@ -130,12 +130,14 @@ def _store(folder: Path, meta: dict, dataset) -> tuple[int | None, str]:
 
     last = folder / (Path(meta["inputs"][-1]).stem + ".out")
     if meta["method"] in GEOMETRY_METHODS:
+        from ase import Atoms
         from ase.io import read
 
         xyz = last.with_suffix(".xyz")
         if not xyz.is_file():
             raise DataFileError(xyz, "ORCA's optimised geometry is missing")
         atoms = read(xyz)
+        assert isinstance(atoms, Atoms)  # one frame
         mi = meta.get("metal_index")
         if mi is not None and atoms[mi].symbol == "Y":
             atoms[mi].symbol = "Dy"               # the Y(III) stand-in back to Dy(III)
@@ -182,7 +184,8 @@ def run_orca_folders(root: str | Path, *, db: str | None = None, orca: str | Pat
         outs = [folder / (Path(i).stem + ".out") for i in meta["inputs"]]
         was_done = all(finished(o) for o in outs)
         ok, message = (True, "") if was_done else _run_one(folder, orca_path, timeout)
-        return FolderResult(folder, "skipped" if was_done else ("done" if ok else "failed"), message)
+        status = "skipped" if was_done else ("done" if ok else "failed")
+        return FolderResult(folder, status, message)
 
     with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
         futures = {pool.submit(work, f): f for f in folders}
