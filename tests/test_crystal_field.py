@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from molmag.cli import cf
 from molmag.io.labels import validate_label
+from molmag.physics.ase_properties import CF_PARAMETER_KEYS
 from molmag.physics.crystal_field import (
     CrystalFieldCalculator,
     cf_parameter_set,
@@ -476,7 +477,10 @@ def test_ase_calculator_properties_and_rotation():
     assert g.shape == (8, 3) and np.all(np.diff(g, axis=1) >= 0)
     assert validate_label("kd_energies", kd, len(atoms)) is not None
     assert validate_label("g_tensors", g, len(atoms)).shape == (8, 3)
-    assert validate_label("cf_parameters", cfp, len(atoms))["convention"] == "stevens"
+    assert cfp.shape == (27,)                  # array form, CF_PARAMETER_KEYS order
+    label = atoms.calc.cf_parameters_dict(atoms)
+    assert validate_label("cf_parameters", label, len(atoms))["convention"] == "stevens"
+    assert label["values"]["2,0"] == pytest.approx(cfp[CF_PARAMETER_KEYS.index("2,0")])
     props = atoms.get_properties(["kd_energies", "g_tensors", "cf_energies", "easy_axis"])
     assert props["cf_energies"].shape == (16,) and props["kd_energies"] == pytest.approx(kd)
     import io

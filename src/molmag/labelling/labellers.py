@@ -104,7 +104,7 @@ def label_crystal_field(atoms: Atoms, opts: dict, cache: dict, metal_index,
                                   donors=opts.get("donors") or donors)
     kd = calc.get_property("kd_energies", atoms)
     g = calc.get_property("g_tensors", atoms)
-    cf = calc.get_property("cf_parameters", atoms)
+    cf = calc.cf_parameters_dict(atoms)
     params = {"ion": opts.get("ion"), "charges": opts.get("charges", "rec"),
               "shielding": bool(opts.get("shielding", False)), "cutoff": opts.get("cutoff"),
               "donors": [int(i) for i in calc.point_charges.donors]}

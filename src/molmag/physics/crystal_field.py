@@ -906,7 +906,10 @@ class CrystalFieldCalculator(ase_properties.ExportRegisteredMixin, Calculator):
     Properties (``atoms.calc.get_property(name, atoms)``):
       ``kd_energies`` (nd,) cm-1, ground 0 (quasi-doublets for non-Kramers ions);
       ``g_tensors`` (nd, 3) principal g per doublet, ascending;
-      ``cf_parameters`` ``{"convention": "stevens", "values": {"k,q": B}}`` cm-1;
+      ``cf_parameters`` (27,) Stevens parameters B(k,q) cm-1 in the order of
+      :data:`molmag.physics.ase_properties.CF_PARAMETER_KEYS` (k = 2, 4, 6; q = -k..k;
+      ``cf_parameters_dict(atoms)`` gives the label dict ``{"convention": "stevens",
+      "values": {"k,q": B}}``);
       ``cf_energies`` (2J+1,) all state energies, cm-1, ground 0;
       ``easy_axis`` (3,) unit vector of the ground doublet.
     (The state energies are not called ``energies``: ASE reserves that name for per-atom
@@ -925,6 +928,15 @@ class CrystalFieldCalculator(ase_properties.ExportRegisteredMixin, Calculator):
                           "donors": None, "metal_index": None, "include": "donors",
                           "formal_charges": None, "rec_parameters": None}
 
+    #: the convention of the array-form ``cf_parameters``
+    cf_convention = "stevens"
+
+    def cf_parameters_dict(self, atoms=None) -> dict:
+        """``cf_parameters`` as the label dict ``{"convention": "stevens", "values":
+        {"k,q": B}}`` (cm-1)."""
+        return ase_properties.cf_parameters_dict(self.get_property("cf_parameters", atoms),
+                                                 self.cf_convention)
+
     def calculate(self, atoms=None, properties=("kd_energies",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         p = self.parameters
@@ -937,7 +949,8 @@ class CrystalFieldCalculator(ase_properties.ExportRegisteredMixin, Calculator):
         self.results["cf_energies"] = levels.energies.copy()
         self.results["kd_energies"] = levels.kd_energies.copy()
         self.results["g_tensors"] = levels.g_values.copy()
-        self.results["cf_parameters"] = levels.stevens_parameters()
+        self.results["cf_parameters"] = ase_properties.cf_parameters_array(
+            levels.stevens_parameters())
         if levels.g_axes.shape[-3]:
             self.results["easy_axis"] = levels.easy_axis.copy()
         self.point_charges = pcm
