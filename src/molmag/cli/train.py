@@ -47,18 +47,16 @@ def _metrics_table(title: str, target: str, per_split: dict) -> Table:
     return t
 
 
-#: the quantity whose calibration a metrics table shows, per target
-_MAIN = {"zfs_tensor": ("zfs_D", "D"), "energy": ("forces", "F"),
-         "kd_energies": ("kd_energies", "KD"), "cf_parameters": ("cf_parameters", "B_kq")}
-
-
 def _coverage_cells(target: str, cal: dict) -> dict[str, str]:
     """Coverage of +-1/+-2 calibrated sigma (expected 0.68/0.95) and Spearman rho of the
-    table's main quantity."""
-    key, short = _MAIN[target]
-    c = cal.get(key) or (cal.get("energy") if target == "energy" else None)
-    if target == "energy" and key not in cal:
-        short = "E"
+    table's main quantity: the first of the target's ``coverage`` quantities
+    (:class:`molmag.models.targets.TargetSpec`) with a calibration, named by the first one
+    the calibration lists."""
+    from molmag.models.targets import target_spec
+
+    choices = target_spec(target).coverage
+    c = next((cal[key] for key, _ in choices if cal.get(key)), None)
+    short = next((s for key, s in choices if key in cal), "")
     if not c or not c.get("n"):
         return {}
     rho = c.get("spearman_abs_error_sigma")

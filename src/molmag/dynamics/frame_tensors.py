@@ -16,7 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-TENSOR_TARGETS = ("zfs_tensor", "kd_energies", "cf_parameters")
+from molmag.models.targets import TARGETS, target_spec
+
+#: targets whose quantities annotate MD frames: every target but the potentials (targets
+#: whose members predict forces)
+TENSOR_TARGETS = tuple(name for name, spec in TARGETS.items() if not spec.forces)
 
 
 class TensorSource:
@@ -56,33 +60,34 @@ class TensorSource:
 
 
 def committee_rows(model, frames: list[Atoms]) -> list[dict[str, Any]]:
+    """One ``info`` row per frame from the target's spec: the value (flattened) and its
+    ``_std``, the derived scalars and their ``_std``, then the member info (sequences joined
+    by spaces)."""
+    spec = target_spec(model.target)
     pred = model.predict(frames)
     rows: list[dict[str, Any]] = [{} for _ in frames]
-    if model.target == "zfs_tensor":
-        for n, r in enumerate(rows):
-            r["zfs_tensor"] = np.asarray(pred["zfs_tensor"][n], float).reshape(9)
-            r["zfs_tensor_std"] = np.asarray(pred["zfs_tensor_std"][n], float).reshape(9)
-            for k in ("zfs_D", "zfs_E", "zfs_D_std", "zfs_E_std"):
-                r[k] = float(pred[k][n])
-    else:
-        key = model.target
-        for n, r in enumerate(rows):
-            r[key] = np.asarray(pred[key][n], float)
-            r[f"{key}_std"] = np.asarray(pred[f"{key}_std"][n], float)
-            if key == "cf_parameters":
-                r["cf_keys"] = " ".join(pred["cf_keys"])
-                r["cf_convention"] = pred["cf_convention"]
+    for n, r in enumerate(rows):
+        r[spec.name] = np.asarray(pred[spec.name][n], float).reshape(-1)
+        r[f"{spec.name}_std"] = np.asarray(pred[f"{spec.name}_std"][n], float).reshape(-1)
+        for k in (*spec.derived, *(f"{d}_std" for d in spec.derived)):
+            r[k] = float(pred[k][n])
+        for k in spec.member_info:
+            v = pred[k]
+            r[k] = v if isinstance(v, str) else " ".join(v)
     return rows
 
 
 def engine_row(calculator, atoms: Atoms) -> dict[str, Any]:
-    from molmag.physics.zfs import zfs_from_tensor
-
+    """The ``info`` row of a reference engine's D tensor: the tensor (flattened) and the
+    scalars the ``zfs_tensor`` spec derives from it (no ``_std``)."""
+    spec = target_spec("zfs_tensor")
     a = atoms.copy()
     a.info = dict(atoms.info)
-    t = np.asarray(calculator.get_property("zfs_tensor", a), float).reshape(3, 3)
-    p = zfs_from_tensor(t)
-    return {"zfs_tensor": t.reshape(9), "zfs_D": float(p.D), "zfs_E": float(p.E)}
+    t = np.asarray(calculator.get_property(spec.name, a), float).reshape(3, 3)
+    row: dict[str, Any] = {spec.name: t.reshape(9)}
+    if spec.derive is not None:
+        row.update({k: float(v[0]) for k, v in spec.derive(t[None]).items()})
+    return row
 
 
 __all__ = ["TensorSource", "TENSOR_TARGETS", "committee_rows", "engine_row"]

@@ -76,7 +76,8 @@ class ModelCalculator(Calculator):
         return cf_parameters_dict(self.get_property("cf_parameters", atoms),
                                   self.cf_convention or "stevens")
 
-    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+    def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
+                  system_changes: list[str] = all_changes) -> None:
         from molmag.io.validation import validate_structure
 
         wanted = list(properties or self.implemented_properties[:1])

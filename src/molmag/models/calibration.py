@@ -198,7 +198,7 @@ def calibration_report(errors, sigma, cal: Calibration | None = None) -> dict[st
     e, s = _flat(errors, sigma)
     if e.size == 0:
         return {"n": 0}
-    out = {"n": int(e.size),
+    out: dict[str, Any] = {"n": int(e.size),
            "coverage_1sigma": float(np.mean(e <= s)),
            "coverage_2sigma": float(np.mean(e <= 2 * s)),
            "spearman_abs_error_sigma": spearman(e, s),

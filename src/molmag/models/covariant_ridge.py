@@ -12,8 +12,8 @@ As in the SI: the sum runs over the atoms within ``env_cutoff`` of the metal (3.
 to the metal first), with one coefficient vector alpha(i) per atom i of the reference
 environment, as eq. 4 writes it; the rotation comes from the Eckart conditions (mass-weighted
 Kabsch over those atoms, matched element by element to the reference so that the atom order of
-a structure does not matter: :func:`eckart_match`); the reference l0 of a structure is the one minimising
-d(l, l0) = sum_j |B_j(l) - B_j(l0)|^2 among references with the same atoms; the ridge
+a structure does not matter: :func:`eckart_match`); the reference l0 of a structure is the one
+minimising d(l, l0) = sum_j |B_j(l) - B_j(l0)|^2 among references with the same atoms; the ridge
 regularisation lambda is chosen on a validation set.
 
 Implementation: with R the Eckart rotation that brings the structure onto the reference, the
@@ -38,9 +38,9 @@ Features (``features``):
   substituents together (element by element Hungarian matching, so independent of the atom
   order): with the donors alone, a near-symmetric donor set (the pseudo-tetrahedral N4 of
   [Co(pdms)2]2-) let a permuted match win for an occasional structure; the rotation R is then
-  the mass-weighted Kabsch rotation of the metal and the matched donors alone.  On [Co(pdms)2]2- (LF labels, 900 training structures) this brings RMSE(D_ij)
-  from 1.04 (bispectrum, the paper's setting) to 0.26 cm-1 (degree 3;
-  ``benchmarks/models.py``).
+  the mass-weighted Kabsch rotation of the metal and the matched donors alone.  On
+  [Co(pdms)2]2- (LF labels, 900 training structures) this brings RMSE(D_ij) from 1.04
+  (bispectrum, the paper's setting) to 0.26 cm-1 (degree 3; ``benchmarks/models.py``).
 * ``"bispectrum"``: the paper's eq. 4, as described above (model files written before
   ``features`` existed load with this).
 """
@@ -52,7 +52,7 @@ import functools
 import hashlib
 import itertools
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -79,6 +79,13 @@ class ReferenceEnvironment:
     #: features="donors": (F,) mean of the geometric features over the training structures
     centre: np.ndarray | None = None
 
+    @functools.cached_property
+    def match_key(self) -> bytes:
+        """Digest of the reference's atoms and environment: its part of the key of the
+        Eckart-match cache shared by the members of a committee."""
+        return hashlib.sha1(self.positions.tobytes() + self.env.tobytes() +
+                            self.numbers.tobytes()).digest()
+
 
 def environment(atoms: Atoms, metal: int, cutoff: float) -> np.ndarray:
     """Indices of the atoms within ``cutoff`` (Å) of the metal, the metal included."""
@@ -94,11 +101,11 @@ def matched_environment(atoms: Atoms, metal: int, ref_numbers: np.ndarray) -> np
     out = [metal]
     for z in sorted(set(int(x) for x in ref_numbers[1:])):
         need = int(np.sum(ref_numbers[1:] == z))
-        cand = [i for i in np.flatnonzero(atoms.numbers == z) if i != metal]
-        if len(cand) < need:
+        others = [i for i in np.flatnonzero(atoms.numbers == z) if i != metal]
+        if len(others) < need:
             raise ValueError(f"{atoms.get_chemical_formula()}: the reference environment has "
-                             f"{need} atoms of Z={z}, the structure only {len(cand)}")
-        cand = np.asarray(cand)[np.argsort(d[cand], kind="stable")[:need]]
+                             f"{need} atoms of Z={z}, the structure only {len(others)}")
+        cand = np.asarray(others)[np.argsort(d[others], kind="stable")[:need]]
         out.extend(int(i) for i in cand)
     return np.asarray(out)
 
@@ -125,7 +132,9 @@ def eckart_match(pos: np.ndarray, numbers: np.ndarray, masses: np.ndarray,
 
     vp, vq = axes(p), axes(q)
     groups = [np.flatnonzero(numbers == z) for z in np.unique(numbers)]
-    best = (np.inf, None, None)
+    best_rmsd = np.inf
+    best_r: np.ndarray | None = None
+    best_perm: np.ndarray | None = None
     for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
         s_ = np.diag(signs).astype(float)
         if np.linalg.det(vq @ s_ @ vp.T) < 0:
@@ -146,9 +155,12 @@ def eckart_match(pos: np.ndarray, numbers: np.ndarray, masses: np.ndarray,
                 break   # the assignment is stable: another Kabsch step changes nothing
             perm = new
             r, rmsd = _kabsch(p[perm], q, w)
-        if rmsd < best[0] - 1e-12:
-            best = (rmsd, r, perm)
-    return best[1], best[2]
+        if rmsd < best_rmsd - 1e-12:
+            best_rmsd, best_r, best_perm = rmsd, r, perm
+    if best_r is None or best_perm is None:
+        raise ValueError("eckart_match: no candidate frame has a finite RMSD "
+                         "(non-finite positions?)")
+    return best_r, best_perm
 
 
 def _kabsch(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -161,6 +173,14 @@ def _kabsch(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, fl
     r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
     diff = p @ r.T - q
     return r, float(np.sqrt(np.sum(w * np.sum(diff**2, axis=1))))
+
+
+def _substituents(atoms: Atoms, i: int, metal: int) -> list[int]:
+    """Atoms bonded to donor ``i`` other than the metal: heavy atoms first, heavier
+    elements first, then nearest first."""
+    nb = bonded_neighbours(atoms, i, exclude={metal})
+    return sorted(nb, key=lambda j: (atoms.numbers[j] == 1, -atoms.numbers[j],
+                                     atoms.get_distance(i, j)))
 
 
 def species_sums(b: np.ndarray, numbers: np.ndarray, idx: np.ndarray,
@@ -189,9 +209,7 @@ def donor_environment(atoms: Atoms, metal: int) -> tuple[np.ndarray, np.ndarray]
     donors = donors[np.lexsort((d, atoms.numbers[donors]))]
     subs = np.full((len(donors), 2), -1, dtype=int)
     for k, i in enumerate(donors):
-        nb = bonded_neighbours(atoms, int(i), exclude={metal})
-        nb = sorted(nb, key=lambda j: (atoms.numbers[j] == 1, -atoms.numbers[j],
-                                       atoms.get_distance(int(i), j)))
+        nb = _substituents(atoms, int(i), metal)
         subs[k, :len(nb[:2])] = nb[:2]
     return np.concatenate([[metal], donors]).astype(int), subs
 
@@ -236,6 +254,18 @@ def monomials(x: np.ndarray, degree: int) -> np.ndarray:
 #: the same reference (each match is computed once per structure, not once per member).
 _MATCHES: collections.OrderedDict = collections.OrderedDict()
 _MATCHES_MAX = 50_000
+
+
+#: rows of :meth:`CovariantRidge._design`, per reference: (structure index, features, target
+#: parts in the reference frame or None, rotation R)
+_Row = tuple[int, np.ndarray, np.ndarray | None, np.ndarray]
+_Rows = dict[int, list[_Row]]
+
+
+def _target_parts(row: _Row) -> np.ndarray:
+    """The target parts of a design row built with tensors (the fit's rows)."""
+    assert row[2] is not None   # _design was given the tensors
+    return row[2]
 
 
 def tensor_parts(t: np.ndarray) -> np.ndarray:
@@ -337,10 +367,7 @@ class CovariantRidge:
         for reference k; cached, so the members of a committee sharing the reference match
         each structure once."""
         ref = self.references[k]
-        if not hasattr(ref, "_key"):
-            ref._key = hashlib.sha1(ref.positions.tobytes() + ref.env.tobytes() +
-                                    ref.numbers.tobytes()).digest()
-        key = (ref._key, self.features, int(metal), atoms.numbers.tobytes(),
+        key = (ref.match_key, self.features, int(metal), atoms.numbers.tobytes(),
                np.ascontiguousarray(atoms.positions, float).tobytes())
         hit = _MATCHES.get(key)
         if hit is not None:
@@ -353,11 +380,9 @@ class CovariantRidge:
             # Eckart frame of the metal, its donors and their substituents: the substituents
             # break the near symmetry of a donor set such as a pseudo-tetrahedral N4 (with the
             # donors alone a permuted match can win)
+            assert ref.subs is not None   # references of features="donors" have them
             env = self._env(atoms, metal, ref)
-            own = [sorted(bonded_neighbours(atoms, int(i), exclude={metal}),
-                          key=lambda j, i=int(i): (atoms.numbers[j] == 1, -atoms.numbers[j],
-                                                   atoms.get_distance(i, j)))[:2]
-                   for i in env[1:]]
+            own = [_substituents(atoms, int(i), metal)[:2] for i in env[1:]]
             extra = [j for js in own for j in js if j not in set(env)]
             frame = np.concatenate([env, np.unique(extra)]).astype(int)
             ref_frame = np.concatenate([ref.env, np.unique(ref.subs[ref.subs >= 0])])
@@ -391,10 +416,12 @@ class CovariantRidge:
             _MATCHES.popitem(last=False)
         return hit
 
-    def _match_by_nearest(self, atoms: Atoms, metal: int, ref, env: np.ndarray):
+    def _match_by_nearest(self, atoms: Atoms, metal: int, ref: ReferenceEnvironment,
+                          env: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(R, environment in reference order, substituents) from an Eckart match of the
         metal and donors alone; each reference substituent is the nearest atom of the same
         element (not the metal or a donor) after the rotation."""
+        assert ref.subs is not None   # references of features="donors" have them
         r, ordered = self._rotation(atoms, ref, env)
         subs = np.full(ref.subs.shape, -1, dtype=int)
         w = atomic_masses[atoms.numbers[ordered]]
@@ -464,8 +491,11 @@ class CovariantRidge:
                     a.numbers.copy(), a.positions.copy(), metals[n], env, bm[c].copy(),
                     subs))
 
-    def _design(self, frames, bs, metals, tensors=None):
-        rows: dict[int, list] = {k: [] for k in range(len(self.references))}
+    def _design(self, frames: Sequence[Atoms], bs: Sequence[np.ndarray | None],
+                metals: Sequence[int], tensors: np.ndarray | None = None) -> _Rows:
+        """Per reference k: (structure index, features, target parts in the reference
+        frame or None without ``tensors``, rotation R) of the structures assigned to k."""
+        rows: _Rows = {k: [] for k in range(len(self.references))}
         for n, (a, b, m) in enumerate(zip(frames, bs, metals)):
             k = self._assign(a, b, m)
             r, ordered, subs = self._match(a, m, k)
@@ -484,12 +514,16 @@ class CovariantRidge:
         tensors = np.asarray(targets["zfs_tensor"], float).reshape(-1, 3, 3)
         metals = [metal_index(a) for a in frames]
         val_metals = [metal_index(a) for a in val_frames]
-        val_tensors = val_targets["zfs_tensor"] if val_frames else ()
+        val_tensors: Any = ()
+        if val_frames:
+            if val_targets is None:
+                raise ValueError("val_frames given without val_targets")
+            val_tensors = val_targets["zfs_tensor"]
         self.species = sorted({int(z) for a in frames for z in a.numbers})
         bs = self._b(frames)
         self._choose_references(frames, bs, list(metals))
         rows = self._design(frames, bs, list(metals), tensors)
-        vrows = {k: [] for k in rows}
+        vrows: _Rows = {k: [] for k in rows}
         if len(val_frames):
             vt = np.asarray(val_tensors, float).reshape(-1, 3, 3)
             vrows = self._design(list(val_frames), self._b(list(val_frames)), list(val_metals), vt)
@@ -502,9 +536,9 @@ class CovariantRidge:
             if self._donors:
                 self.references[k].centre = x.mean(axis=0)
             x = self._rows(k, x)
-            y = np.stack([r[2] for r in rows[k]])
+            y = np.stack([_target_parts(r) for r in rows[k]])
             xv = self._rows(k, np.stack([r[1] for r in vrows[k]])) if vrows[k] else None
-            yv = np.stack([r[2] for r in vrows[k]]) if vrows[k] else None
+            yv = np.stack([_target_parts(r) for r in vrows[k]]) if vrows[k] else None
             self.fits.append(fit_ridge(x, y, xv, yv, self.lambdas))
         return self
 
@@ -548,8 +582,9 @@ class CovariantRidge:
                 arrays[f"ref{k}_subs"] = ref.subs
             if ref.centre is not None:
                 arrays[f"ref{k}_centre"] = ref.centre
-            if self.fits[k] is not None:
-                arrays.update(self.fits[k].as_arrays(f"fit{k}_"))
+            fit = self.fits[k]
+            if fit is not None:
+                arrays.update(fit.as_arrays(f"fit{k}_"))
         return meta, arrays
 
     @classmethod
@@ -559,8 +594,11 @@ class CovariantRidge:
                 lambdas=meta["lambdas"], seed=meta.get("seed", 0),
                 features=meta.get("features", "bispectrum"), degree=meta.get("degree", 2))
         m.species = [int(z) for z in meta["species"]]
+
+        def get(name: str) -> np.ndarray | None:
+            return np.asarray(arrays[name]) if name in arrays else None
+
         for k, r in enumerate(meta["references"]):
-            get = (lambda name: np.asarray(arrays[name]) if name in arrays else None)
             m.references.append(ReferenceEnvironment(
                 np.asarray(arrays[f"ref{k}_numbers"]), np.asarray(arrays[f"ref{k}_positions"]),
                 int(r["metal"]), np.asarray(arrays[f"ref{k}_env"]),

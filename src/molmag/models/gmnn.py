@@ -264,6 +264,8 @@ def traceless_dyads(positions: Tensor, batch: Tensor, n_mol: int, origin: str,
         centre = positions.new_zeros((n_mol, 3)).index_add_(0, batch, positions)
         centre = centre / counts.clamp_min(1.0)[:, None]
     elif origin == "metal":
+        if metals is None:
+            raise ValueError("origin 'metal' needs the metal indices (metals)")
         centre = positions.index_select(0, metals)
     else:
         raise ValueError(f"origin must be 'centroid' or 'metal', got {origin!r}")
@@ -426,6 +428,31 @@ class _GMNNMember:
         self.init_norm: dict[str, Any] = {}
 
     # -- hooks -------------------------------------------------------------------------------
+    def _targets(self, frames: Sequence[Atoms], targets: Mapping[str, Any] | None) -> dict:
+        """The training targets of ``frames`` as tensors (checked against the frames)."""
+        raise NotImplementedError
+
+    def _prepare_data(self, frames: Sequence[Atoms]) -> _Frames:
+        """The frames as the member's training/prediction data."""
+        raise NotImplementedError
+
+    def _init_normalisation(self, data: _Frames, y: dict) -> None:
+        """Initial per-species scale and shift from the training data."""
+        raise NotImplementedError
+
+    def _loss(self, data: _Frames, y: dict, ids: np.ndarray) -> Tensor:
+        """The training loss of the mini-batch ``ids``."""
+        raise NotImplementedError
+
+    def _validate(self, data: _Frames, y: dict) -> tuple[float, dict]:
+        """(early-stopping metric, validation errors for the history)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _log_line(r: dict) -> str:
+        """One log line for an epoch's history record."""
+        raise NotImplementedError
+
     @classmethod
     def _effective_settings(cls, descriptor: Mapping[str, Any]) -> dict:
         return GaussianMoments.from_settings(dict(descriptor)).settings()
@@ -511,6 +538,7 @@ class _GMNNMember:
             self.net.eval()
             record = {"epoch": epoch, "train_loss": train_loss}
             if val is not None:
+                assert y_val is not None   # built with val
                 metric, errors = self._validate(val, y_val)
                 record.update(errors)
                 record["val_metric"] = metric
@@ -678,6 +706,8 @@ class GMNNTensor(_GMNNMember):
         rc = self.hyper["env_cutoff"]
         if rc is not None:
             pos = data.extra["positions64"]
+            # env_cutoff needs origin "metal" (checked with the hyperparameters)
+            assert data.metals is not None
             glob = data.metals + data.atom_start
             r = torch.linalg.norm(pos - pos.index_select(0, glob).index_select(0, mol), dim=1)
             w = torch.where(r < rc, 0.5 * (torch.cos(math.pi * r / rc) + 1.0),
@@ -796,10 +826,10 @@ class GMNNTensor(_GMNNMember):
                 sub = [frames[i] for i in ids]
                 data = self._prepare_data(sub)
                 d6, b = self._tensor6(data, np.arange(len(sub)))
-                d6 = d6.double().numpy()
+                d6n = d6.double().numpy()
                 t = np.zeros((len(sub), 9))
-                t[:, _LOWER] = d6
-                t[:, [1, 2, 5]] = d6[:, [1, 2, 4]]
+                t[:, _LOWER] = d6n
+                t[:, [1, 2, 5]] = d6n[:, [1, 2, 4]]
                 out[ids[b.ids.numpy()]] = t.reshape(-1, 3, 3)
         return {"zfs_tensor": out}
 
@@ -840,6 +870,13 @@ class GMNNEnergy(_GMNNMember):
         # fixed float64 part b_Z of the shift mu_Z (eV), from the element-count regression
         self.net.register_buffer("energy_baseline",
                                  torch.zeros(len(self.species), dtype=torch.float64))
+
+    @property
+    def _baseline(self) -> Tensor:
+        """The fixed float64 part b_Z of the shift mu_Z (eV; the net's buffer)."""
+        base = self.net.energy_baseline
+        assert isinstance(base, Tensor)
+        return base
 
     @classmethod
     def _effective_settings(cls, descriptor: Mapping[str, Any]) -> dict:
@@ -902,7 +939,7 @@ class GMNNEnergy(_GMNNMember):
         if not scale > 0:
             scale = 1.0
         with torch.no_grad():
-            self.net.energy_baseline.copy_(torch.as_tensor(base))
+            self._baseline.copy_(torch.as_tensor(base))
             self.net.scale_shift.scale.fill_(scale)
             self.net.scale_shift.shift.zero_()
         self.init_norm = {"unit": "eV", "baseline": base.tolist(), "scale": scale,
@@ -923,7 +960,7 @@ class GMNNEnergy(_GMNNMember):
 
     def _residual_ref(self, y: dict, ids) -> Tensor:
         ids = torch.as_tensor(ids)
-        base = y["counts"][ids] @ self.net.energy_baseline
+        base = y["counts"][ids] @ self._baseline
         return (y["energy"][ids] - base).to(self.dtype)
 
     def _loss(self, data: _Frames, y: dict, ids) -> Tensor:
@@ -934,6 +971,7 @@ class GMNNEnergy(_GMNNMember):
         de = (e - self._residual_ref(y, b.ids)) / Hartree
         loss = h["energy_weight"] * de**2
         if use_f:
+            assert f is not None   # asked for with need_forces
             df = (f - y["forces"].index_select(0, b.atoms)) / Hartree
             per_mol = e.new_zeros(b.n_mol).index_add_(0, b.batch, (df**2).sum(1))
             # lambda_F,k / (3 N_k) * sum_i |dF_i|^2 with lambda_F,k = force_weight * N_k
@@ -944,6 +982,7 @@ class GMNNEnergy(_GMNNMember):
         e_err, f_err, n_f = 0.0, 0.0, 0
         for ids in self._chunks(len(data)):
             e, f, b = self._energy_forces(data, ids, create_graph=False)
+            assert f is not None   # need_forces (the default)
             e_err += float((e.detach() - self._residual_ref(y, b.ids)).abs().sum())
             has = torch.repeat_interleave(y["has_forces"][b.ids], b.n_atoms)
             df = (f.detach() - y["forces"].index_select(0, b.atoms))[has]
@@ -952,7 +991,7 @@ class GMNNEnergy(_GMNNMember):
         mae_e = e_err / len(data)
         mae_f = f_err / n_f if n_f else None
         stop = self.hyper["stop_on"]
-        if n_f == 0 or stop == "energy":
+        if mae_f is None or stop == "energy":
             metric = mae_e
         elif stop == "forces":
             metric = mae_f
@@ -978,17 +1017,18 @@ class GMNNEnergy(_GMNNMember):
         energies = np.zeros(len(frames))
         f_out: list[np.ndarray] = [np.zeros((0, 3))] * len(frames)
         self.net.eval()
-        base = self.net.energy_baseline.numpy()
+        base = self._baseline.numpy()
         for ids in self._chunks(len(frames)):
             sub = [frames[i] for i in ids]
             data = self._prepare_data(sub)
             e, f, b = self._energy_forces(data, np.arange(len(sub)), create_graph=False)
+            assert f is not None   # need_forces (the default)
             order = b.ids.numpy()
             energies[ids[order]] = (e.detach().double().numpy()
                                     + self._counts(sub).numpy()[order] @ base)
-            f = f.detach().double().numpy()
+            fn = f.detach().double().numpy()
             s = 0
             for k, n in zip(order.tolist(), b.n_atoms.tolist()):
-                f_out[ids[k]] = f[s:s + n].copy()
+                f_out[ids[k]] = fn[s:s + n].copy()
                 s += n
         return {"energy": energies, "forces": f_out} if forces else {"energy": energies}

@@ -68,8 +68,8 @@ def fit_ridge(x_train, y_train, x_val=None, y_val=None, lambdas=DEFAULT_LAMBDAS,
     ymean = y.mean(axis=0) if intercept else np.zeros(y.shape[1])
     u, s, vt = np.linalg.svd(xs, full_matrices=False)
     uty = u.T @ (y - ymean)
-    curve = []
-    best = None
+    curve: list[tuple[float, float]] = []
+    best: tuple[float, RidgeFit] | None = None
     for lam in lambdas:
         coef = vt.T @ ((s / (s**2 + lam))[:, None] * uty)
         fit = RidgeFit(coef, ymean.copy(), mean, scale, float(lam), None, [])
@@ -82,6 +82,8 @@ def fit_ridge(x_train, y_train, x_val=None, y_val=None, lambdas=DEFAULT_LAMBDAS,
         curve.append((float(lam), rmse))
         if best is None or (np.isfinite(rmse) and rmse < best[0]):
             best = (rmse, fit)
+    if best is None:
+        raise ValueError("fit_ridge needs at least one lambda")
     fit = best[1]
     fit.val_rmse = best[0] if np.isfinite(best[0]) else None
     fit.curve = curve

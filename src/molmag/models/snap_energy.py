@@ -83,7 +83,8 @@ def fit_ridge_gram(g: dict, gv: dict | None, lambdas: Sequence[float]) -> RidgeF
     w, v = np.linalg.eigh(gs)
     w = np.clip(w, 0.0, None)
     vtb = v.T @ bs
-    curve, best = [], None
+    curve: list[tuple[float, float]] = []
+    best: tuple[float, RidgeFit] | None = None
     for lam in lambdas:
         coef = v @ (vtb / (w + lam))
         fit = RidgeFit(coef[:, None], np.zeros(1), np.zeros(len(scale)), scale, float(lam),
@@ -96,6 +97,8 @@ def fit_ridge_gram(g: dict, gv: dict | None, lambdas: Sequence[float]) -> RidgeF
         curve.append((float(lam), rmse))
         if best is None or (np.isfinite(rmse) and rmse < best[0]):
             best = (rmse, fit)
+    if best is None:
+        raise ValueError("fit_ridge_gram needs at least one lambda")
     fit = best[1]
     fit.val_rmse = best[0] if np.isfinite(best[0]) else None
     fit.curve = curve
@@ -236,6 +239,7 @@ class SNAPEnergyRidge:
                     if f_k.shape != (n_at, 3):
                         raise ValueError(f"forces of structure {k} have shape {f_k.shape}, "
                                          f"expected ({n_at}, 3)")
+                    assert fr is not None   # _rows gives force rows when asked for them
                     xs.append(wf * fr)
                     ys.append(wf * f_k.reshape(-1))
             x = np.concatenate(xs)
@@ -274,6 +278,7 @@ class SNAPEnergyRidge:
             n_f = g["n_f"]
             gv = None
             if val_frames:
+                assert val_targets is not None   # checked above
                 vf = (self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f
                       else None)
                 gv = self._gram(val_frames, val_targets["energy"], vf)
@@ -282,6 +287,7 @@ class SNAPEnergyRidge:
             x, y, n_f = self._weighted(frames, energies, forces)
             xv = yv = None
             if val_frames:
+                assert val_targets is not None   # checked above
                 # validation forces only when the training set has them: the validation
                 # RMSE is then the same weighted loss as the training one
                 vf = (self._forces_list(val_targets.get("forces"), len(val_frames)) if n_f
@@ -327,7 +333,7 @@ class SNAPEnergyRidge:
         return out
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        if self.fit_ is None:
+        if self.fit_ is None or self.atom_energies is None:
             raise RuntimeError("the model is not fitted")
         meta = {"kind": self.kind, "target": self.target,
                 "descriptor_species": list(self.descriptor.settings.species),

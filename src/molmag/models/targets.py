@@ -107,6 +107,10 @@ class TargetSpec:
                       path is skipped;
     ``curve_unit``    unit of the learning-curve axis;
     ``panels``        the parity-plot panels (:class:`ParityPanel`);
+    ``coverage``      (quantity, short name) pairs, in order of preference, of the quantity
+                      whose calibration (coverage, Spearman rho) the metrics tables of
+                      ``molmag train``/``evaluate``/``learning-curve`` show: the first one
+                      the calibration has (energy models: the forces, else the energy);
     ``count_name``    what the entries of one value are called in messages;
     ``snap_rcutfac``, ``gm_r_cut``  default descriptor reach (Angstrom) of models of the
                       target (SNAP bispectrum, Gaussian moments).
@@ -130,6 +134,7 @@ class TargetSpec:
     to_label: Callable[[np.ndarray, dict[str, Any]], Any] | None = None
     aliases: tuple[tuple[str, str], ...] = ()
     count_name: str = "values"
+    coverage: tuple[tuple[str, str], ...] = ()
     snap_rcutfac: float = 3.5
     gm_r_cut: float = 8.0
 
@@ -193,7 +198,7 @@ TARGETS: dict[str, TargetSpec] = {
         curve_unit="cm-1",
         panels=(ParityPanel("zfs_tensor", "D_ij", "cm-1", std=True),
                 ParityPanel("zfs_D", "D", "cm-1", std=True)),
-        count_name="tensor elements"),
+        coverage=(("zfs_D", "D"),), count_name="tensor elements"),
     "energy": TargetSpec(
         name="energy", shape=(), unit="eV", labels=("energy",), forces=True,
         calibrated=("energy", "forces"), aliases=(("free_energy", "energy"),),
@@ -204,7 +209,7 @@ TARGETS: dict[str, TargetSpec] = {
         panels=(ParityPanel("energy", "E - <E_ref>", "meV", std=True, scale=1000.0,
                             centred=True),
                 ParityPanel("forces", "F", FORCES_UNIT)),
-        snap_rcutfac=3.1, gm_r_cut=6.5),
+        coverage=(("forces", "F"), ("energy", "E")), snap_rcutfac=3.1, gm_r_cut=6.5),
     "kd_energies": TargetSpec(
         name="kd_energies", shape=("n_kd",), unit="cm-1", labels=("kd_energies",),
         calibrated=("kd_energies",), ground_columns=1,
@@ -212,7 +217,7 @@ TARGETS: dict[str, TargetSpec] = {
         headline=(("RMSE levels", "all_levels.rmse"), ("RMSE E01", "gap_E01.rmse")),
         curve_unit="cm-1",
         panels=(ParityPanel("kd_energies", "Kramers-doublet energies", "cm-1"),),
-        count_name="Kramers doublets"),
+        coverage=(("kd_energies", "KD"),), count_name="Kramers doublets"),
     "cf_parameters": TargetSpec(
         name="cf_parameters", shape=(27,), unit="cm-1", labels=("cf_parameters",),
         calibrated=("cf_parameters",), member_info=("cf_keys", "cf_convention"),
@@ -220,7 +225,7 @@ TARGETS: dict[str, TargetSpec] = {
         metrics="molmag.training.metrics:cf_metrics",
         headline=(("RMSE B_kq", "all.rmse"),), curve_unit="cm-1",
         panels=(ParityPanel("cf_parameters", "B_kq ({cf_convention})", "cm-1"),),
-        count_name="crystal-field parameters"),
+        coverage=(("cf_parameters", "B_kq"),), count_name="crystal-field parameters"),
 }
 
 
