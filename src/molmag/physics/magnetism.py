@@ -34,7 +34,7 @@ which gives 14.190).
 Feynman, mu_B per molecule), with E_i, |i> the eigenpairs of H(B n); the powder average is
 the integral over field directions, done on a Lebedev grid (scipy.integrate.lebedev_rule; the
 default order 17, 110 points, integrates spherical harmonics to degree 17 exactly and is
-converged to < 1e-4 relative for the test systems, see tests/test_magnetism.py).  Saturation
+converged to < 1e-4 relative for the test systems, see tests/physics/test_magnetism.py).  Saturation
 at high field and low T: M -> g S (spin), g_J J (lanthanide ion).
 
 **Kramers doublets.**  For a pair of states {|1>, |2>} the effective g tensor of S_eff = 1/2

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from molmag.cli.info import OPTIONAL, REQUIRED, _version, collect
 from molmag.cli.main import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _name(req: str) -> str:

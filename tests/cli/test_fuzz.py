@@ -34,7 +34,7 @@ from molmag.cli.main import app
 runner = CliRunner()
 SEED = 16
 ALARM_S = 30
-QC = Path(__file__).resolve().parents[2] / "shared" / "data" / "qc-outputs"
+QC = Path(__file__).resolve().parents[3] / "shared" / "data" / "qc-outputs"
 
 
 class Hang(Exception):

@@ -31,7 +31,7 @@ _BUILTIN = ["C", "N", "O", "C#C", "C#N", "C=O", "CC", "CO", "CC#C", "CC#N", "CC=
             "CCC=O", "CCCO", "CCOC", "OC1CC1", "NC1CC1", "CN1CC1", "C=CC=O", "CC=CC", "c1cc[nH]c1",
             "c1ccoc1", "c1ccccc1", "Cc1ccccc1", "Oc1ccccc1", "Nc1ccccc1", "CCl", "CBr", "ClCCl"]
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as conftest
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as conftest
 
 TINY = dict(latent_dim=8, encoder_hidden=(16, 16, 8), decoder_hidden=(32, None),
             decoder="gauss")
