@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from molmag.config_files import StrictModel
 
 
 def now_iso() -> str:
@@ -13,7 +15,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-class Provenance(BaseModel):
+class Provenance(StrictModel):
     """Where a label came from.
 
     ``method`` names the level of theory (e.g. ``"CASSCF(7,5)/NEVPT2"``, ``"GFN2-xTB"``,
@@ -22,8 +24,6 @@ class Provenance(BaseModel):
     frame it was read from and ``imported`` when, if the label was imported.  ``"unknown"``
     marks labels imported without any record of their origin.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     method: str = "unknown"
     parameters: dict[str, Any] = Field(default_factory=dict)
