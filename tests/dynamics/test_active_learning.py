@@ -80,3 +80,101 @@ def test_initial_normal_mode_samples_classical_are_narrower_than_quantum():
         spread[amp] = np.std([f.positions - start.positions for f in frames])
     # O-H stretches and the bend (1600-3800 cm-1) are frozen at 100 K: quantum >> classical
     assert spread["classical"] < 0.3 * spread["quantum"], spread
+
+
+def test_select_frames_refuses_thresholds_that_can_never_select():
+    frames = _frames([0.01, 0.5], [0.1, 0.1])
+    for bad in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ValueError, match="threshold of forces must be a finite positive"):
+            select_frames(frames, {"forces": bad}, batch=1)
+
+
+def test_select_frames_ignores_labelled_rows_of_other_molecules():
+    """A dataset shared with other systems (``initial: none`` on a mixed dataset): rows of
+    another molecule (other atom count or elements) do not enter the farthest-point
+    distances, and the batch is the one chosen against the same molecule's rows."""
+    from ase.build import molecule
+
+    frames = _frames([0.5, 0.6, 0.7], [0.1, 0.1, 0.1])
+    same = [frames[2].copy()]                   # labelled already: frame 2 is not new
+    other = [molecule("CH4"), molecule("H2O"), Atoms("CS2", positions=frames[0].positions)]
+    sel = select_frames(frames, {"forces": 0.1}, batch=1, labelled=same + other)
+    ref = select_frames(frames, {"forces": 0.1}, batch=1, labelled=same)
+    assert sel.picked == ref.picked and sel.picked != [2]
+
+
+def test_a_stopped_learning_run_continues_when_its_limits_are_raised(tmp_path):
+    """max_rounds or the label budget raised after a run stopped: the last round (which
+    could pick nothing) selects again; a converged run stays converged."""
+    from molmag.dynamics.learn_runs import LearnConfig, _reopen
+
+    cfg = LearnConfig.model_validate({"structure": {"file": "unused.xyz"}, "max_rounds": 4,
+                                      "budget": 50})
+    (tmp_path / "round1").mkdir()
+    (tmp_path / "round1" / "selection.json").write_text("{}")
+    rounds = [{"round": 0, "picked": [1, 2]}, {"round": 1, "picked": []}]
+    st = {"status": "stopped", "stop_reason": "max_rounds (2) reached", "rounds": list(rounds)}
+    assert _reopen(st, cfg, 2, tmp_path, lambda s: None)
+    assert st["status"] == "running" and st["stop_reason"] is None
+    assert [r["round"] for r in st["rounds"]] == [0]
+    assert not (tmp_path / "round1" / "selection.json").exists()
+    # the same limits as when it stopped: it stays stopped
+    st = {"status": "stopped", "stop_reason": "max_rounds (2) reached", "rounds": list(rounds)}
+    assert not _reopen(st, cfg.model_copy(update={"max_rounds": 2}), 2, tmp_path,
+                       lambda s: None)
+    st = {"status": "stopped", "stop_reason": "label budget (2) spent", "rounds": list(rounds)}
+    assert _reopen(st, cfg, 2, tmp_path, lambda s: None)
+    st = {"status": "stopped", "stop_reason": "label budget (2) spent", "rounds": list(rounds)}
+    assert not _reopen(st, cfg.model_copy(update={"budget": 2}), 2, tmp_path, lambda s: None)
+    st = {"status": "converged", "stop_reason": "round 1: ...", "rounds": list(rounds)}
+    assert not _reopen(st, cfg, 2, tmp_path, lambda s: None)
+
+
+def test_calibration_force_threshold_is_a_per_frame_statistic(tmp_path):
+    """``forces: calibration`` compares a frame's largest component sigma with twice the 95th
+    percentile of the same per-frame maximum on the potential's validation frames (not with
+    the per-component calibration threshold, which a maximum over 3N components exceeds in
+    almost every frame)."""
+    from ase.calculators.morse import MorsePotential
+
+    from molmag.descriptors.bispectrum import snap_available
+    from molmag.dynamics.learn_runs import frame_force_threshold
+    from molmag.io.dataset import Dataset
+    from molmag.io.provenance import Provenance
+    from molmag.io.records import Record
+    from molmag.training.config import TrainConfig
+    from molmag.training.run import train
+
+    if not snap_available():
+        pytest.skip("LAMMPS ML-SNAP unavailable")
+    rng = np.random.default_rng(3)
+    d = 2.28 / np.sqrt(3)
+    base = np.array([[0, 0, 0], [d, d, d], [-d, -d, d], [-d, d, -d], [d, -d, -d]])
+    frames = [Atoms("CoCl4", positions=base + rng.uniform(-0.15, 0.15, base.shape))
+              for _ in range(60)]
+    e, f = [], []
+    for a in frames:
+        b = a.copy()
+        b.calc = MorsePotential(epsilon=1.0, r0=2.3, rho0=5.0)
+        e.append(b.get_potential_energy())
+        f.append(b.get_forces())
+    prov = Provenance(method="Morse", program="ase", version="test")
+    db = Dataset(tmp_path / "morse.db")
+    db.add_many([Record(a, charge=-2, multiplicity=4, labels={"energy": ei, "forces": fi},
+                        provenance={"energy": prov, "forces": prov})
+                 for a, ei, fi in zip(frames, e, f)])
+    cfg = TrainConfig.model_validate({
+        "model": {"kind": "snap-energy", "committee": 4},
+        "descriptor": {"twojmax": 4, "rcutfac": 3.0},
+        "data": {"dataset": str(tmp_path / "morse.db"), "split": {"val": 0.3, "test": 0.0}},
+        "output": str(tmp_path / "pot")})
+    model = train(cfg).model
+    thr = frame_force_threshold(model)
+    val = [db.get(i).atoms for i in model.config["split_ids"]["val"]]
+    sig = model.predict(val, forces=True)["forces_std"]
+    per_frame = np.array([np.max(s) for s in sig])
+    assert thr == pytest.approx(2.0 * np.quantile(per_frame, 0.95))
+    # the per-component threshold sits below most frames' maximum; the per-frame one does not
+    per_component = model.calibration.get("forces").threshold
+    assert np.mean(per_frame > per_component) > np.mean(per_frame > thr)
+    assert np.mean(per_frame > thr) <= 0.05

@@ -7,10 +7,11 @@ committee as in Seung et al. 1992 and the active learning of Briganti & Lunghi):
 * forces: the largest per-component calibrated sigma of the frame's forces (eV/Å);
 * D: the calibrated sigma of D (cm-1).
 
-A threshold is a number in those units, or ``"calibration"``: the model's own calibration
-threshold, twice the 95th percentile of the calibrated sigmas on its validation split
-(:func:`molmag.models.calibration.fit_calibration`) — a frame more uncertain than almost
-everything the model was validated on.
+A threshold is a number in those units, or ``"calibration"``: twice the 95th percentile of
+the same statistic on the model's validation split — for D the calibrated sigma
+(:func:`molmag.models.calibration.fit_calibration`), for forces each validation frame's
+largest calibrated component sigma (:func:`molmag.dynamics.learn_runs.frame_force_threshold`)
+— a frame more uncertain than almost everything the model was validated on.
 
 Among the candidates a batch is chosen by **farthest-point selection** (greedy max-min,
 Gonzalez 1985) in a structural descriptor space, starting from the structures already
@@ -92,13 +93,16 @@ def spreads(frames: Sequence[Atoms]) -> dict[str, np.ndarray]:
 def select_frames(frames: Sequence[Atoms], thresholds: dict[str, float], batch: int,
                   labelled: Sequence[Atoms] = ()) -> Selection:
     """Candidates above any threshold, and a farthest-point batch of at most ``batch`` among
-    them (far from ``labelled`` too)."""
+    them (far from the rows of ``labelled`` that are the same molecule, too).  ValueError for
+    a threshold that is not a finite positive number."""
     frames = list(frames)
     s = spreads(frames)
     mask = np.zeros(len(frames), bool)
     above, thr_used, mx = {}, {}, {}
     for name, thr in thresholds.items():
-        if name not in s or not np.isfinite(thr):
+        if not np.isfinite(thr) or thr <= 0:
+            raise ValueError(f"threshold of {name} must be a finite positive number, got {thr}")
+        if name not in s:
             continue
         hit = s[name] > thr
         mask |= hit
@@ -109,7 +113,11 @@ def select_frames(frames: Sequence[Atoms], thresholds: dict[str, float], batch: 
     if not cand:
         return Selection([], [], thr_used, above, mx)
     x = inverse_distances([frames[i] for i in cand])
-    ex = inverse_distances(list(labelled)) if len(labelled) else None
+    # distances in descriptor space compare one molecule in one atom order: labelled rows of
+    # other molecules (a dataset shared with other systems) do not enter
+    same = [a for a in labelled if len(a) == len(frames[0])
+            and np.array_equal(a.numbers, frames[0].numbers)]
+    ex = inverse_distances(same) if same else None
     # without a labelled set, start from the most uncertain candidate
     score = np.nanmax(np.stack([s[n][cand] / thr_used[n] for n in thr_used]), axis=0)
     local = farthest_point_selection(x, batch, ex, first=int(np.nanargmax(score)))

@@ -88,7 +88,7 @@ Threshold = float | Literal["calibration"] | None
 class SelectConfig(_Strict):
     """Thresholds of the calibrated spreads: a number (eV/Å for forces: the largest
     per-component sigma of a frame; cm-1 for D), ``calibration`` (the model's own: twice the
-    95th percentile of its validation sigmas) or null (not used)."""
+    95th percentile of the same statistic on its validation split) or null (not used)."""
 
     forces: Threshold = "calibration"
     zfs_D: Threshold = "calibration"
@@ -224,15 +224,49 @@ def _train(cfg: LearnConfig, section: Any, role: str, folder: Path, log: Log,
     return Path(res.output) / "model.npz"
 
 
+def frame_force_threshold(potential) -> float:
+    """The ``calibration`` threshold of a frame's largest force sigma (eV/Å): twice the 95th
+    percentile, over the potential's validation frames, of each frame's largest calibrated
+    per-component sigma.
+
+    A frame's spread is the maximum over its 3N components (:data:`active_learning.SPREAD_KEYS`),
+    so it is compared with the same statistic on the validation frames, not with the
+    per-component threshold of the calibration (which the maximum of 3N components exceeds
+    in almost every frame).  ``inf`` when the model has no validation frames."""
+    from molmag.io.dataset import Dataset
+
+    ids = (potential.config.get("split_ids") or {}).get("val") or []
+    dataset = potential.config.get("dataset")
+    if not ids or not dataset:
+        return float("inf")
+    ds = Dataset(dataset)
+    frames = [ds.get(int(i)).atoms for i in ids]
+    pred = potential.predict(frames, forces=True)
+    per_frame = np.array([float(np.max(np.asarray(s))) for s in pred["forces_std"]])
+    per_frame = per_frame[np.isfinite(per_frame)]
+    return float(2.0 * np.quantile(per_frame, 0.95)) if per_frame.size else float("inf")
+
+
 def thresholds(cfg: LearnConfig, potential, tensor) -> dict[str, float]:
-    """The thresholds of ``select`` in numbers (``calibration`` read from the models)."""
+    """The thresholds of ``select`` in numbers (``calibration``: from the models' validation
+    splits; forces as a per-frame maximum, :func:`frame_force_threshold`).  ValueError when
+    one is not a finite positive number: a loop that can never select a frame would stop as
+    "converged" without having checked anything."""
     out = {}
     for name, model, key in (("forces", potential, "forces"), ("zfs_D", tensor, "zfs_D")):
         thr = getattr(cfg.select, name)
         if thr is None or model is None:
             continue
-        out[name] = float(model.calibration.get(key).threshold) if thr == "calibration" \
-            else float(thr)
+        if thr == "calibration":
+            value = frame_force_threshold(model) if name == "forces" else \
+                float(model.calibration.get(key).threshold)
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"select.{name}: calibration gives no usable threshold "
+                                 f"({value}; the {name} model has no validation split with "
+                                 "spreads); set a number instead")
+        else:
+            value = float(thr)
+        out[name] = value
     return out
 
 
@@ -348,6 +382,25 @@ def _select_round(cfg: LearnConfig, frames: list[Atoms], pot_path: Path,
     return out
 
 
+def _reopen(st: dict[str, Any], cfg: LearnConfig, used: int, out: Path, log: Log) -> bool:
+    """A run stopped by ``max_rounds`` or the label budget continues when the configuration
+    now allows more: its last round (which could pick nothing) is selected again with the new
+    limits (its models and MD are kept).  A converged run stays converged."""
+    if st.get("status") != "stopped" or not st["rounds"]:
+        return False
+    reason = str(st.get("stop_reason") or "")
+    more_rounds = reason.startswith("max_rounds") and cfg.max_rounds > len(st["rounds"])
+    more_labels = reason.startswith("label budget") and cfg.budget > used
+    if not (more_rounds or more_labels):
+        return False
+    last = st["rounds"].pop()
+    (out / f"round{last['round']}" / "selection.json").unlink(missing_ok=True)
+    log(f"continuing a stopped run ({reason}) with max_rounds {cfg.max_rounds}, budget "
+        f"{cfg.budget}: round {last['round']} selects again")
+    st.update(status="running", stop_reason=None)
+    return True
+
+
 def run_learning(cfg: LearnConfig, log: Log | None = None,
                  start: Atoms | None = None) -> dict[str, Any]:
     """Run (or continue) the active-learning loop of ``cfg``; returns the state
@@ -371,6 +424,8 @@ def run_learning(cfg: LearnConfig, log: Log | None = None,
             st["initial_labels"] = len(_labelled_frames(cfg.dataset))
         write_json_atomic(state_path, st)
     used = sum(len(r["picked"]) for r in st["rounds"])
+    if _reopen(st, cfg, used, out, log):
+        write_json_atomic(state_path, st)
     while st["status"] == "running":
         r = len(st["rounds"])
         folder = out / f"round{r}"

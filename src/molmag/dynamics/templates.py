@@ -87,7 +87,8 @@ md:
 
 select:                    # thresholds of the calibrated spreads
   forces: calibration      # eV/Angstrom (largest per-component sigma) or 'calibration':
-  zfs_D: calibration       # cm-1         the model's own, 2 x its 95th-percentile sigma
+  zfs_D: calibration       # cm-1         2 x the 95th percentile of the same statistic
+                           #              on the model's validation split
   batch: 10                # labels per round (farthest-point among the candidates)
 
 budget: 200                # labels the loop may add
