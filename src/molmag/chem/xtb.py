@@ -102,10 +102,10 @@ class XTBCalculator(Calculator):
                           "accuracy": 1.0, "electronic_temperature": 300.0,
                           "max_iterations": 250, "retry": True}
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._tb = None
-        self._tb_key = None
+        self._tb: Any = None
+        self._tb_key: Any = None
         self._work: Atoms | None = None
         self.attempts: list[dict] = []
         self.retried = False

@@ -208,7 +208,8 @@ class RoutedCalculator(Calculator):
             f"{', '.join(type(c).__name__ for c in self.calculators)} (they give "
             f"{', '.join(self.implemented_properties)})")
 
-    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+    def calculate(self, atoms: Atoms | None = None, properties: Any = None,
+                  system_changes: Any = all_changes) -> None:
         super().calculate(atoms, properties or self.implemented_properties[:1], system_changes)
         res: dict = {}
         for prop in properties or self.implemented_properties[:1]:

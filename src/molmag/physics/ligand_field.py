@@ -761,7 +761,7 @@ class LigandFieldCalculator(Calculator):
                           "B": None, "C": None, "zeta": None, "k": None,
                           "outer_charges": None, "outer_cutoff": None}
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model: LigandFieldModel | None = None
 
