@@ -178,3 +178,14 @@ def test_calibration_force_threshold_is_a_per_frame_statistic(tmp_path):
     per_component = model.calibration.get("forces").threshold
     assert np.mean(per_frame > per_component) > np.mean(per_frame > thr)
     assert np.mean(per_frame > thr) <= 0.05
+
+
+def test_calibration_frame_threshold_is_for_forces_only():
+    from molmag.dynamics.learn_runs import LearnConfig, thresholds
+
+    cfg = LearnConfig.model_validate({"structure": {"file": "unused.xyz"},
+                                      "select": {"forces": "calibration-frame",
+                                                 "zfs_D": "calibration-frame"}})
+    assert cfg.select.forces == "calibration-frame"
+    with pytest.raises(ValueError, match="select.zfs_D: calibration-frame applies to forces"):
+        thresholds(cfg, None, object())

@@ -7,11 +7,12 @@ committee as in Seung et al. 1992 and the active learning of Briganti & Lunghi):
 * forces: the largest per-component calibrated sigma of the frame's forces (eV/Å);
 * D: the calibrated sigma of D (cm-1).
 
-A threshold is a number in those units, or ``"calibration"``: twice the 95th percentile of
-the same statistic on the model's validation split — for D the calibrated sigma
-(:func:`molmag.models.calibration.fit_calibration`), for forces each validation frame's
-largest calibrated component sigma (:func:`molmag.dynamics.learn_runs.frame_force_threshold`)
-— a frame more uncertain than almost everything the model was validated on.
+A threshold is a number in those units, or ``"calibration"``: the model's own calibration
+threshold, twice the 95th percentile of the calibrated sigmas on its validation split
+(:func:`molmag.models.calibration.fit_calibration`; per component for forces, so a frame's
+largest component exceeds it readily: a strict rule), or for forces ``"calibration-frame"``:
+twice the 95th percentile of the validation frames' largest component sigma
+(:func:`molmag.dynamics.learn_runs.frame_force_threshold`), the frame statistic itself.
 
 Among the candidates a batch is chosen by **farthest-point selection** (greedy max-min,
 Gonzalez 1985) in a structural descriptor space, starting from the structures already

@@ -82,13 +82,15 @@ class LearnMDConfig(_Strict):
         return v
 
 
-Threshold = float | Literal["calibration"] | None
+Threshold = float | Literal["calibration", "calibration-frame"] | None
 
 
 class SelectConfig(_Strict):
     """Thresholds of the calibrated spreads: a number (eV/Å for forces: the largest
     per-component sigma of a frame; cm-1 for D), ``calibration`` (the model's own: twice the
-    95th percentile of the same statistic on its validation split) or null (not used)."""
+    95th percentile of its validation sigmas, per component for forces), for forces
+    ``calibration-frame`` (twice the 95th percentile of the validation frames' largest
+    component sigma: the frame statistic itself, more lenient), or null (not used)."""
 
     forces: Threshold = "calibration"
     zfs_D: Threshold = "calibration"
@@ -248,17 +250,22 @@ def frame_force_threshold(potential) -> float:
 
 
 def thresholds(cfg: LearnConfig, potential, tensor) -> dict[str, float]:
-    """The thresholds of ``select`` in numbers (``calibration``: from the models' validation
-    splits; forces as a per-frame maximum, :func:`frame_force_threshold`).  ValueError when
-    one is not a finite positive number: a loop that can never select a frame would stop as
-    "converged" without having checked anything."""
+    """The thresholds of ``select`` in numbers.  ``calibration``: the models' own calibration
+    thresholds (twice the 95th percentile of the calibrated sigmas on the validation split;
+    for forces per component, while a frame's spread is its largest component: a strict
+    threshold); ``calibration-frame`` (forces): the same statistic as the frame's,
+    :func:`frame_force_threshold`.  ValueError when one is not a finite positive number: a
+    loop that can never select a frame would stop as "converged" without having checked
+    anything."""
     out = {}
     for name, model, key in (("forces", potential, "forces"), ("zfs_D", tensor, "zfs_D")):
         thr = getattr(cfg.select, name)
         if thr is None or model is None:
             continue
-        if thr == "calibration":
-            value = frame_force_threshold(model) if name == "forces" else \
+        if thr == "calibration-frame" and name != "forces":
+            raise ValueError(f"select.{name}: calibration-frame applies to forces only")
+        if thr in ("calibration", "calibration-frame"):
+            value = frame_force_threshold(model) if thr == "calibration-frame" else \
                 float(model.calibration.get(key).threshold)
             if not np.isfinite(value) or value <= 0:
                 raise ValueError(f"select.{name}: calibration gives no usable threshold "

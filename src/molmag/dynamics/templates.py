@@ -87,8 +87,9 @@ md:
 
 select:                    # thresholds of the calibrated spreads
   forces: calibration      # eV/Angstrom (largest per-component sigma) or 'calibration':
-  zfs_D: calibration       # cm-1         2 x the 95th percentile of the same statistic
-                           #              on the model's validation split
+  zfs_D: calibration       # cm-1         2 x the 95th-percentile validation sigma (forces:
+                           #              per component, strict; 'calibration-frame': per
+                           #              frame's largest component, more lenient)
   batch: 10                # labels per round (farthest-point among the candidates)
 
 budget: 200                # labels the loop may add
