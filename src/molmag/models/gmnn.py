@@ -101,6 +101,7 @@ import hashlib
 import math
 import os
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -399,7 +400,7 @@ def _prepare(frames: Sequence[Atoms], descriptor: GaussianMoments, *, need_metal
 
 
 # --- shared member machinery ---------------------------------------------------------------
-class _GMNNMember:
+class _GMNNMember(ABC):
     """Shared construction, training loop, checkpoints and state of the GM-NN members."""
 
     kind: ClassVar[str]
@@ -427,31 +428,37 @@ class _GMNNMember:
         self.fitted = False
         self.init_norm: dict[str, Any] = {}
 
-    # -- hooks -------------------------------------------------------------------------------
+    # -- hooks: each kind implements them; the training loop calls them ---------------------
+    @abstractmethod
     def _targets(self, frames: Sequence[Atoms], targets: Mapping[str, Any] | None) -> dict:
         """The training targets of ``frames`` as tensors (checked against the frames)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _prepare_data(self, frames: Sequence[Atoms]) -> _Frames:
         """The frames as the member's training/prediction data."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _init_normalisation(self, data: _Frames, y: dict) -> None:
         """Initial per-species scale and shift from the training data."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _loss(self, data: _Frames, y: dict, ids: np.ndarray) -> Tensor:
         """The training loss of the mini-batch ``ids``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _validate(self, data: _Frames, y: dict) -> tuple[float, dict]:
         """(early-stopping metric, validation errors for the history)."""
-        raise NotImplementedError
+        ...
 
     @staticmethod
+    @abstractmethod
     def _log_line(r: dict) -> str:
         """One log line for an epoch's history record."""
-        raise NotImplementedError
+        ...
 
     @classmethod
     def _effective_settings(cls, descriptor: Mapping[str, Any]) -> dict:
