@@ -9,6 +9,12 @@ uses the campaign's ``start.xyz`` and ``models/{energy,gmnn,covariant}/model.npz
 the wall time of each step (Hessian, couplings, tau at 50 temperatures) per path and the
 speed-up; for the 10 modes with the strongest reference couplings, the relative error of the
 ML coupling norms |dD/dQ| Q_zp (issue 20's target: within 10 %); U_eff from both.
+
+The ML Hessian is timed twice on a fresh calculator each: batched (all 6N displaced frames in
+one ``ModelCalculator.batch_forces`` call, the default of ``normal_modes``) and per
+displacement (``batch=False``: ASE Vibrations, one ``get_forces`` each, the path before issue
+20's batching), with the largest difference of the two Hessians relative to their largest
+element.
 """
 
 from __future__ import annotations
@@ -62,6 +68,11 @@ def main() -> None:
     energy = ModelCalculator(camp / "models" / "energy" / "model.npz")
     modes_ml, t_hess_ml = timed(lambda: normal_modes(atoms, energy, delta=0.005,
                                                      imaginary="ignore"))
+    single = ModelCalculator(camp / "models" / "energy" / "model.npz")
+    modes_single, t_hess_single = timed(lambda: normal_modes(
+        atoms, single, delta=0.005, imaginary="ignore", batch=False))
+    h_diff = (np.abs(modes_ml.hessian - modes_single.hessian).max()
+              / np.abs(modes_single.hessian).max())
     n_imag = int(np.sum(modes_ml.frequencies_cm1 <= 0))
     top = c_ref.strongest(10)
     for name in [m for m in args.tensor_models.split(",") if m]:
@@ -81,6 +92,10 @@ def main() -> None:
     ref = rows[0]
     for name, th, tc, *_ in rows[1:]:
         print(f"speed-up of {name}: Hessian {ref[1] / th:.1f}x, couplings {ref[2] / tc:.1f}x")
+    print(f"ML Hessian: batched {t_hess_ml:.2f} s, per displacement {t_hess_single:.2f} s "
+          f"({t_hess_single / t_hess_ml:.1f}x); xTB / batched ML {t_hess_ref / t_hess_ml:.1f}x, "
+          f"xTB / per-displacement ML {t_hess_ref / t_hess_single:.1f}x; max |H_batched - "
+          f"H_single| / max |H| = {h_diff:.1e}")
 
 
 if __name__ == "__main__":

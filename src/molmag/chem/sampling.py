@@ -405,12 +405,52 @@ def _modes_from_hessian(atoms: Atoms, hessian: np.ndarray, masses: np.ndarray,
                        linear=(n_ext == 5), delta_A=float(delta))
 
 
+def displaced_positions(positions: np.ndarray, delta: float) -> np.ndarray:
+    """The 6N frames (6N, N, 3) Angstrom of a central-difference Hessian, in the order of
+    :class:`ase.vibrations.Vibrations`: for atom a, then axis i (x, y, z), the coordinate
+    (a, i) moved by -``delta`` and then by +``delta`` Angstrom (the same floating-point sum
+    as ASE's)."""
+    pos = np.asarray(positions, dtype=float)
+    n = len(pos)
+    out = np.repeat(pos[None], 6 * n, axis=0)
+    for a in range(n):
+        for i in range(3):
+            r = 6 * a + 2 * i
+            out[r, a, i] = pos[a, i] - delta
+            out[r + 1, a, i] = pos[a, i] + delta
+    return out
+
+
+def hessian_from_forces(forces: np.ndarray, delta: float) -> np.ndarray:
+    """Cartesian Hessian (3N, 3N), eV/Angstrom^2, from the forces (6N, N, 3) eV/Angstrom at
+    the frames of :func:`displaced_positions`: row (a, i) is (F(-) - F(+)) / (2 delta),
+    symmetrised as :meth:`ase.vibrations.Vibrations.read` does (the same arithmetic, so the
+    same numbers from the same forces)."""
+    f = np.asarray(forces, dtype=float)
+    n3 = 3 * f.shape[1]
+    if f.shape != (2 * n3, n3 // 3, 3):
+        raise ValueError(f"forces have shape {f.shape}, expected ({2 * n3}, {n3 // 3}, 3)")
+    h = np.empty((n3, n3))
+    for r in range(n3):
+        h[r] = 0.5 * (f[2 * r] - f[2 * r + 1]).ravel()
+        h[r] /= 2 * delta
+    h += h.copy().T
+    return h
+
+
 def normal_modes(atoms: Atoms, calculator, delta: float = 0.01, name: str | None = None,
                  workdir: str | Path | None = None, imaginary: str = "warn",
-                 imaginary_tolerance_cm1: float = 10.0) -> NormalModes:
+                 imaginary_tolerance_cm1: float = 10.0, batch: bool = True) -> NormalModes:
     """Harmonic normal modes of ``atoms`` from central finite differences of the forces
-    (:class:`ase.vibrations.Vibrations`, +/- ``delta`` Angstrom along each Cartesian
-    coordinate: 6N + 1 force calculations with ``calculator``).
+    (+/- ``delta`` Angstrom along each Cartesian coordinate).
+
+    How the forces are computed: a calculator with a ``batch_forces(atoms, positions)``
+    method (forces (n, N, 3) eV/Angstrom at frames (n, N, 3) Angstrom, e.g.
+    :meth:`molmag.models.calculator.ModelCalculator.batch_forces`) gets all 6N displaced
+    frames (:func:`displaced_positions`) in one call, unless ``batch=False``; any other
+    calculator runs through :class:`ase.vibrations.Vibrations` (6N + 1 single points, one
+    ``get_forces`` each).  :func:`hessian_from_forces` repeats the arithmetic of ASE's
+    ``Vibrations.read``, so equal forces give the same Hessian, bit for bit, on either path.
 
     The Cartesian Hessian H (eV/Angstrom^2) is symmetrised and mass weighted,
     H~ = M^-1/2 H M^-1/2 (eV/(Angstrom^2 amu)); the 6 (5 for a linear molecule) translations
@@ -431,9 +471,9 @@ def normal_modes(atoms: Atoms, calculator, delta: float = 0.01, name: str | None
     is used and removed.  With it, the cache stays there, so a killed or repeated run only
     computes the displacements not done yet; a ``reference.json`` next to the cache records the
     structure and delta, and a mismatch raises ``ValueError`` rather than mixing structures.
+    The batched path checks ``reference.json`` the same way but caches no forces (it is one
+    call).
     """
-    from ase.vibrations import Vibrations
-
     if imaginary not in ("warn", "raise", "ignore"):
         raise ValueError(f"imaginary must be 'warn', 'raise' or 'ignore', got {imaginary!r}")
     if delta <= 0:
@@ -443,8 +483,26 @@ def normal_modes(atoms: Atoms, calculator, delta: float = 0.01, name: str | None
     work.set_constraint()
     work.calc = calculator
     masses = work.get_masses()
+    batch_forces = getattr(calculator, "batch_forces", None) if batch else None
+
+    def run_batch() -> np.ndarray:
+        assert batch_forces is not None   # only called when the calculator has it
+        frames = displaced_positions(work.positions, delta)
+        try:
+            forces = np.asarray(batch_forces(work, frames), dtype=np.float64)
+        except Exception as exc:
+            raise SamplingError(f"normal-mode analysis of {label} failed: "
+                                f"{type(exc).__name__}: {exc}") from exc
+        if forces.shape != frames.shape:
+            raise SamplingError(f"normal-mode analysis of {label} failed: batch_forces gave "
+                                f"shape {forces.shape}, expected {frames.shape}")
+        return hessian_from_forces(forces, delta)
 
     def run(directory: Path) -> np.ndarray:
+        if batch_forces is not None:
+            return run_batch()
+        from ase.vibrations import Vibrations
+
         cache = directory / "displacements"
         for f in cache.glob("*.json") if cache.is_dir() else []:
             if f.stat().st_size == 0:   # left by a killed run; ASE would read it as done
@@ -458,7 +516,9 @@ def normal_modes(atoms: Atoms, calculator, delta: float = 0.01, name: str | None
                                 f"{type(exc).__name__}: {exc}") from exc
         return np.asarray(vib.get_vibrations().get_hessian_2d(), dtype=float)
 
-    if workdir is None:
+    if workdir is None and batch_forces is not None:
+        hessian = run_batch()
+    elif workdir is None:
         with tempfile.TemporaryDirectory(prefix="molmag-vib-") as tmp:
             hessian = run(Path(tmp))
     else:
@@ -586,5 +646,6 @@ def boltzmann_normal_mode_samples(atoms: Atoms, modes: NormalModes, temperature_
 
 __all__ = ["SamplingError", "ImaginaryModeError", "NormalModes", "HBAR", "KB",
            "DEFAULT_MIN_FREQUENCY_CM1", "random_displacements", "displacement_sets",
-           "md_snapshots", "normal_modes", "mode_variance", "sample_mode_amplitudes",
+           "md_snapshots", "normal_modes", "displaced_positions", "hessian_from_forces",
+           "mode_variance", "sample_mode_amplitudes",
            "boltzmann_normal_mode_samples"]

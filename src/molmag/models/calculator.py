@@ -111,5 +111,49 @@ class ModelCalculator(Calculator):
                                    f"{', '.join(bad)} for {a.get_chemical_formula()}")
         self.results = res
 
+    def batch_forces(self, atoms: Atoms, positions) -> np.ndarray:
+        """Forces (n, N, 3), eV/Å, of ``atoms`` moved to each of the frames ``positions``
+        (n, N, 3) Å: the ``forces`` that :meth:`get_forces` gives frame by frame (the
+        committee mean), to rounding, from one batched call of
+        :meth:`~molmag.models.committee.Committee.mean_forces` (snap-energy: one LAMMPS
+        ``pair_style snap`` run for all frames).  Finite-difference users
+        (:func:`molmag.chem.sampling.normal_modes`) call it when a calculator has it.
+
+        Energy models only (:class:`~ase.calculators.calculator.PropertyNotImplementedError`
+        otherwise).  The structure (elements, ``info``, and every frame's geometry) passes
+        :func:`molmag.io.validation.validate_structure` as in :meth:`calculate`; bad input
+        raises :class:`CalculatorInputError`, non-finite forces :class:`CalculatorFailed`.
+        ``self.results`` is left as it was."""
+        from ase.calculators.calculator import PropertyNotImplementedError
+
+        from molmag.io.validation import validate_structure
+
+        if "forces" not in self.implemented_properties:
+            raise PropertyNotImplementedError(f"{self.model.kind} models predict no forces")
+        a = atoms.copy()
+        a.calc = None
+        a.set_constraint()
+        if self.metal_index is not None:
+            a.info["metal_index"] = int(self.metal_index)
+        pos = np.asarray(positions, dtype=float)
+        if pos.ndim != 3 or pos.shape[1:] != (len(a), 3):
+            raise CalculatorInputError(f"positions have shape {pos.shape}, expected "
+                                       f"(n, {len(a)}, 3)")
+        try:
+            for p in pos:
+                a.positions = p
+                validate_structure(a)
+        except ValueError as exc:
+            raise CalculatorInputError(str(exc)) from exc
+        try:
+            f = self.model.mean_forces(a, pos)
+        except ValueError as exc:  # unseen elements; or non-finite member output
+            failed = "non-finite" in str(exc) or isinstance(exc, np.linalg.LinAlgError)
+            raise (CalculatorFailed if failed else CalculatorInputError)(str(exc)) from exc
+        if not np.all(np.isfinite(f)):
+            raise CalculatorFailed(f"the {self.model.kind} model gave non-finite forces for "
+                                   f"{a.get_chemical_formula()}")
+        return f
+
 
 __all__ = ["ModelCalculator", "PROPERTIES"]

@@ -324,6 +324,39 @@ class Committee:
         forces = bool(forces) and target_spec(self.target).forces
         return [m.predict(frames, forces=forces) for m in self.members]
 
+    def mean_forces(self, atoms: Atoms, positions: np.ndarray) -> np.ndarray:
+        """Committee-mean forces (n, N, 3), eV/Å, of the molecule ``atoms`` (elements, atom
+        order, ``info``) at each of the frames ``positions`` (n, N, 3) Å, in one batched
+        call: the ``forces`` that :meth:`predict` gives for those frames, to rounding.
+
+        Energy models only.  A member kind with a ``committee_forces(members, atoms,
+        positions)`` classmethod evaluates all frames its own way (snap-energy: one LAMMPS
+        ``pair_style snap`` run of the mean coefficients); other kinds predict the frames as
+        one list."""
+        if not target_spec(self.target).forces:
+            raise ValueError(f"{self.kind} models predict no forces")
+        if not self.members:
+            raise ValueError("the model is not trained")
+        pos = np.asarray(positions, dtype=float)
+        if pos.ndim != 3 or pos.shape[1:] != (len(atoms), 3):
+            raise ValueError(f"positions have shape {pos.shape}, expected (n, {len(atoms)}, 3)")
+        if len(pos) == 0:
+            return np.empty(pos.shape)
+        batched = getattr(self.member_cls, "committee_forces", None)
+        if batched is not None:
+            return np.asarray(batched(self.members, atoms, pos), dtype=float)
+        frames = []
+        for p in pos:
+            a = atoms.copy()
+            a.calc = None
+            a.positions = p
+            frames.append(a)
+        preds = self.predict_members(frames, forces=True)
+        out = np.empty(pos.shape)
+        for n in range(len(frames)):
+            out[n] = committee_stats(np.stack([p["forces"][n] for p in preds]))[0]
+        return out
+
     def predict(self, frames: Sequence[Atoms], forces: bool = True,
                 calibrated: bool = True, ensemble: bool = False) -> dict[str, Any]:
         """Mean predictions and their standard deviations: the committee spread of eq. 12

@@ -312,6 +312,42 @@ class SNAPEnergyRidge:
             raise RuntimeError("the model is not fitted")
         return self.fit_.coef[:, 0] / self.fit_.scale
 
+    def pair_coefficients(self) -> np.ndarray:
+        """(T, 1 + F) coefficients of the same model as a LAMMPS ``pair_style snap``
+        potential (eV), one row per descriptor species: beta0_t = e0_t + c_t (the reference
+        energy plus the fitted count coefficient), then beta_t (see
+        :func:`molmag.descriptors.bispectrum.write_pair_snap_files`)."""
+        if self.fit_ is None or self.atom_energies is None:
+            raise RuntimeError("the model is not fitted")
+        t = len(self.type_numbers)
+        c = self.coefficients
+        beta0 = np.asarray(self.atom_energies, float) + c[:t]
+        return np.concatenate([beta0[:, None], c[t:].reshape(t, -1)], axis=1)
+
+    @classmethod
+    def committee_forces(cls, members: Sequence[SNAPEnergyRidge], atoms: Atoms,
+                         positions: np.ndarray) -> np.ndarray:
+        """Mean forces of ``members`` (n, N, 3), eV/Å, at the frames ``positions`` (n, N, 3)
+        Å of the molecule ``atoms`` (its elements and atom order): the committee-mean
+        ``forces`` of :meth:`molmag.models.committee.Committee.predict`, to rounding.
+
+        The model is linear in its coefficients, so the mean of the members' forces is the
+        force of the mean coefficients; that one potential runs as LAMMPS ``pair_style
+        snap`` on every frame at once
+        (:meth:`~molmag.descriptors.bispectrum.SNAPDescriptor.pair_snap_forces`): one LAMMPS
+        run with adjoint forces instead of the full descriptor derivatives of every frame."""
+        members = list(members)
+        if not members:
+            raise ValueError("no members")
+        desc = members[0].descriptor
+        settings = desc.settings
+        for m in members:
+            if m.descriptor is not desc and m.descriptor.settings != settings:
+                raise ValueError("committee members with different descriptors")
+            check_species([atoms], m.species, cls.kind)
+        coef = np.mean([m.pair_coefficients() for m in members], axis=0)
+        return desc.pair_snap_forces(atoms, positions, coef)
+
     def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
         """``{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Angstrom}`` (no "forces" key
         with ``forces=False``, which skips the derivatives and is faster)."""
