@@ -81,11 +81,9 @@ class ZFSCouplings:
         return [int(k) for k in np.argsort(-self.norms)[:n]]
 
 
-def zfs_couplings(modes: NormalModes, tensor_calculator, *, step_fraction: float = 0.25,
-                  progress: Callable[[int, int], None] | None = None) -> ZFSCouplings:
-    """Eq. (1) for every real mode of ``modes`` with ``tensor_calculator`` (``zfs_tensor``,
-    cm-1).  Imaginary modes are refused: exclude them from ``modes`` first (they have no
-    zero-point amplitude)."""
+def check_modes(modes: NormalModes, step_fraction: float) -> np.ndarray:
+    """The wavenumbers of ``modes`` (cm-1), all real; imaginary modes and steps outside (0, 1]
+    are refused (imaginary modes have no zero-point amplitude: exclude them first)."""
     freqs = np.asarray(modes.frequencies_cm1, float)
     if np.any(freqs <= 0):
         bad = ", ".join(f"{abs(f):.1f}{'i' if f < 0 else ''}" for f in freqs[freqs <= 0])
@@ -93,56 +91,49 @@ def zfs_couplings(modes: NormalModes, tensor_calculator, *, step_fraction: float
                          "potential first, or exclude them explicitly")
     if not 0 < step_fraction <= 1:
         raise ValueError(f"step_fraction must be in (0, 1], got {step_fraction}")
-    base = modes.atoms
+    return freqs
 
-    def d_of(pos) -> np.ndarray:
-        a = base.copy()
-        a.info = dict(base.info)
-        a.positions = pos
-        return np.asarray(tensor_calculator.get_property("zfs_tensor", a), float)
 
-    d0 = d_of(base.positions)
+#: ``values(positions)``: a property (n, ...) at every set of positions (n, N, 3)
+ValuesFn = Callable[[list], np.ndarray]
+
+
+def first_differences(modes: NormalModes, values: ValuesFn, *, step_fraction: float = 0.25,
+                      chunk: int = 8, progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. (1) for any property: (its derivative along every mode, (M, ...) per Angstrom
+    sqrt(amu), and the zero-point amplitudes Q_zp (M,)), with steps h = ``step_fraction`` Q_zp;
+    ``values`` is called on ``2 chunk`` displaced structures at a time (a model evaluates
+    them as one batch)."""
+    freqs = check_modes(modes, step_fraction)
     qzp = np.sqrt(mode_variance(freqs, 0.0))
+    h = step_fraction * qzp
     vecs = modes.cartesian_vectors
-    out = np.empty((len(freqs), 3, 3))
-    for k, (h, v) in enumerate(zip(step_fraction * qzp, vecs)):
-        plus = d_of(base.positions + h * v)
-        minus = d_of(base.positions - h * v)
-        out[k] = (plus - minus) / (2.0 * h)
+    p0 = modes.atoms.positions
+    parts = []
+    for s in range(0, len(freqs), chunk):
+        ks = range(s, min(s + chunk, len(freqs)))
+        pos = [p0 + sign * h[k] * vecs[k] for k in ks for sign in (1.0, -1.0)]
+        y = np.asarray(values(pos), float)
+        parts.append((y[0::2] - y[1::2]) / (2.0 * h[list(ks)]).reshape((-1,) + (1,) * (y.ndim - 1)))
         if progress:
-            progress(k + 1, len(freqs))
-    return ZFSCouplings(d0, freqs, qzp, out)
+            progress(ks[-1] + 1, len(freqs))
+    return np.concatenate(parts), qzp
 
 
-def _tensors(tensor_calculator, base: Atoms, positions: list[np.ndarray]) -> np.ndarray:
-    """D (n, 3, 3) at every set of positions: one batch for a tensor model, one call per
-    structure otherwise."""
-    frames = []
-    for pos in positions:
-        a = base.copy()
-        a.info = dict(base.info)
-        a.positions = pos
-        frames.append(a)
-    model = getattr(tensor_calculator, "model", None)
-    if model is not None and getattr(model, "target", None) == "zfs_tensor":
-        return np.asarray(model.predict(frames)["zfs_tensor"], float)
-    return np.array([np.asarray(tensor_calculator.get_property("zfs_tensor", a), float)
-                     for a in frames])
-
-
-def add_second_order(couplings: ZFSCouplings, modes: NormalModes, tensor_calculator, *,
-                     max_wavenumber: float = 300.0, step_fraction: float = 0.25) -> ZFSCouplings:
-    """Eq. (2) for every pair of the modes below ``max_wavenumber`` (cm-1); returns
-    ``couplings`` with ``second`` and ``second_modes`` set."""
+def second_differences(modes: NormalModes, values: ValuesFn, f0: np.ndarray,
+                       zero_point: np.ndarray, *, max_wavenumber: float = 300.0,
+                       step_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. (2) for any property with value ``f0`` at the reference: (d2f/dQ_a dQ_b (m, m,
+    ...) for the m modes below ``max_wavenumber`` (cm-1), their indices)."""
     freqs = np.asarray(modes.frequencies_cm1, float)
     idx = np.flatnonzero((freqs > 0) & (freqs <= max_wavenumber))
     if not len(idx):
         raise ValueError(f"no mode below {max_wavenumber:g} cm-1 for the second-order "
                          "couplings; raise the cut-off")
-    base = modes.atoms
-    h = step_fraction * couplings.zero_point[idx]
+    h = step_fraction * np.asarray(zero_point)[idx]
     v = modes.cartesian_vectors[idx] * h[:, None, None]
-    p0 = base.positions
+    p0 = modes.atoms.positions
     pos, keys = [], []
     for i in range(len(idx)):
         for si in (1, -1):
@@ -153,15 +144,61 @@ def add_second_order(couplings: ZFSCouplings, modes: NormalModes, tensor_calcula
                 for sj in (1, -1):
                     pos.append(p0 + si * v[i] + sj * v[j])
                     keys.append((i, si, j, sj))
-    d = dict(zip(keys, _tensors(tensor_calculator, base, pos)))
+    d = dict(zip(keys, np.asarray(values(pos), float)))
     m = len(idx)
-    out = np.empty((m, m, 3, 3))
+    f0 = np.asarray(f0, float)
+    out = np.empty((m, m) + f0.shape)
     for i in range(m):
-        out[i, i] = (d[(i, 1, i, 0)] - 2.0 * couplings.d0 + d[(i, -1, i, 0)]) / h[i] ** 2
+        out[i, i] = (d[(i, 1, i, 0)] - 2.0 * f0 + d[(i, -1, i, 0)]) / h[i] ** 2
         for j in range(i + 1, m):
             out[i, j] = out[j, i] = (d[(i, 1, j, 1)] - d[(i, 1, j, -1)] - d[(i, -1, j, 1)]
                                      + d[(i, -1, j, -1)]) / (4.0 * h[i] * h[j])
-    couplings.second, couplings.second_modes = out, idx
+    return out, idx
+
+
+def displaced(base: Atoms, positions: list) -> list[Atoms]:
+    """Copies of ``base`` (its info kept) at every set of positions."""
+    frames = []
+    for pos in positions:
+        a = base.copy()
+        a.info = dict(base.info)
+        a.positions = pos
+        frames.append(a)
+    return frames
+
+
+def _tensors(tensor_calculator, base: Atoms, positions: list) -> np.ndarray:
+    """D (n, 3, 3) at every set of positions: one batch for a tensor model, one call per
+    structure otherwise."""
+    frames = displaced(base, positions)
+    model = getattr(tensor_calculator, "model", None)
+    if model is not None and getattr(model, "target", None) == "zfs_tensor":
+        return np.asarray(model.predict(frames)["zfs_tensor"], float)
+    return np.array([np.asarray(tensor_calculator.get_property("zfs_tensor", a), float)
+                     for a in frames])
+
+
+def zfs_couplings(modes: NormalModes, tensor_calculator, *, step_fraction: float = 0.25,
+                  progress: Callable[[int, int], None] | None = None) -> ZFSCouplings:
+    """Eq. (1) for every real mode of ``modes`` with ``tensor_calculator`` (``zfs_tensor``,
+    cm-1; a tensor model evaluates the displaced structures in batches).  Imaginary modes are
+    refused: exclude them from ``modes`` first (they have no zero-point amplitude)."""
+    freqs = check_modes(modes, step_fraction)
+    base = modes.atoms
+    d0 = _tensors(tensor_calculator, base, [base.positions])[0]
+    d_dq, qzp = first_differences(modes, lambda pos: _tensors(tensor_calculator, base, pos),
+                                  step_fraction=step_fraction, progress=progress)
+    return ZFSCouplings(d0, freqs, qzp, d_dq)
+
+
+def add_second_order(couplings: ZFSCouplings, modes: NormalModes, tensor_calculator, *,
+                     max_wavenumber: float = 300.0, step_fraction: float = 0.25) -> ZFSCouplings:
+    """Eq. (2) for every pair of the modes below ``max_wavenumber`` (cm-1); returns
+    ``couplings`` with ``second`` and ``second_modes`` set."""
+    base = modes.atoms
+    couplings.second, couplings.second_modes = second_differences(
+        modes, lambda pos: _tensors(tensor_calculator, base, pos), couplings.d0,
+        couplings.zero_point, max_wavenumber=max_wavenumber, step_fraction=step_fraction)
     return couplings
 
 
@@ -225,4 +262,4 @@ def spin_of(atoms: Atoms) -> float:
 
 
 __all__ = ["ZFSCouplings", "zfs_couplings", "add_second_order", "real_modes", "relaxation_times",
-           "spin_of"]
+           "spin_of", "check_modes", "first_differences", "second_differences", "displaced"]

@@ -87,7 +87,8 @@ def line_shape(x, width: float, shape: str = "gaussian") -> np.ndarray:
 
 def bose(energy, temperature: float) -> np.ndarray:
     """Bose-Einstein occupation of a mode of ``energy`` (cm-1, > 0) at ``temperature`` K."""
-    return 1.0 / np.expm1(np.asarray(energy, float) / (K_B_CM * temperature))
+    with np.errstate(over="ignore"):                  # far above kT: n = 0
+        return 1.0 / np.expm1(np.asarray(energy, float) / (K_B_CM * temperature))
 
 
 @dataclass
@@ -216,10 +217,10 @@ def relaxation_time(w: np.ndarray, energies: np.ndarray, temperature: float) -> 
     if not scale > 0:
         raise ValueError("no relaxation: the couplings connect no pair of states at these "
                          "mode energies and line width (all rates are zero)")
-    # symmetrised with sqrt(p) in log space (p underflows for large gaps at low T)
-    half = -0.5 * (np.asarray(energies, float) - np.min(energies)) / (K_B_CM * temperature)
-    s = r * np.exp(half[None, :] - half[:, None])
-    s = 0.5 * (s + s.T)
+    # symmetrised with sqrt(p): S_ab = S_ba = W_down exp(-|E_b - E_a| / 2kT), the downward
+    # rate of the pair times the square root of the Boltzmann ratio (= sqrt(W_ba W_ab) under
+    # detailed balance, with no overflow however far apart the levels are)
+    s = _symmetrised(r, np.asarray(energies, float), temperature)
     lam = np.sort(np.abs(np.linalg.eigvalsh(s)))
     if len(lam) > 1 and lam[1] > 1e-8 * scale:
         return float(1.0 / lam[1])           # resolved in double precision
@@ -232,21 +233,34 @@ def relaxation_time(w: np.ndarray, energies: np.ndarray, temperature: float) -> 
     w = np.array(w, float)
     np.fill_diagonal(w, 0.0)
     n = len(w)
+    e = np.asarray(energies, float)
     with mpmath.workdps(60):
         wm = mpmath.matrix(w.tolist())
-        hm = [mpmath.mpf(float(x)) for x in half]
+        kt = mpmath.mpf(float(K_B_CM * temperature))
         sm = mpmath.matrix(n, n)
         for a in range(n):
             sm[a, a] = -mpmath.fsum(wm[b, a] for b in range(n))
             for b in range(a + 1, n):
-                # sqrt(W_ba W_ab): the symmetrised off-diagonal, exact under detailed balance
-                val = wm[b, a] * mpmath.exp(hm[a] - hm[b])
+                # the downward rate of the pair times exp(-|dE| / 2kT): sqrt(W_ba W_ab)
+                lo, hi = (a, b) if e[a] <= e[b] else (b, a)
+                val = wm[lo, hi] * mpmath.exp(-(mpmath.mpf(float(e[hi])) - float(e[lo]))
+                                              / (2 * kt))
                 sm[b, a] = sm[a, b] = val
         ev = mpmath.eigsy(sm, eigvals_only=True)
         lam_mp = sorted(abs(x) for x in ev)
     if len(lam_mp) < 2 or not lam_mp[1] > mpmath.mpf(10) ** -40 * scale:
         raise ValueError("no relaxation: the rate matrix has no non-zero eigenvalue")
     return float(1 / lam_mp[1])
+
+
+def _symmetrised(r: np.ndarray, energies: np.ndarray, temperature: float) -> np.ndarray:
+    """P^-1/2 R P^1/2 of the rate matrix R, built from the downward rate of each pair."""
+    de = energies[:, None] - energies[None, :]              # [b, a] = E_b - E_a
+    down = np.where(de > 0, r.T, r)                         # W(upper -> lower) of the pair
+    with np.errstate(under="ignore"):
+        off = down * np.exp(-np.abs(de) / (2.0 * K_B_CM * temperature))
+    s = np.where(np.eye(len(r), dtype=bool), r, off)
+    return 0.5 * (s + s.T)
 
 
 def tau_of_t(h, couplings, mode_energies, temperatures, linewidth: float,
