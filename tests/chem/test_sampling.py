@@ -29,6 +29,7 @@ from molmag.chem.sampling import (
     normal_modes,
     random_displacements,
     sample_mode_amplitudes,
+    zero_point_mode_displacements,
 )
 
 
@@ -352,6 +353,35 @@ def test_quantum_samples_have_wigner_width(water_modes):
     assert var[0] == pytest.approx(zp[0], rel=2e-3)          # bend: x = 3.7, coth x = 1.0012
     ratio = var / mode_variance(m.frequencies_cm1, T, quantum=False)   # = x coth x
     assert ratio[0] > 3.5 and np.all(ratio[1:] > 8)
+
+
+def test_zero_point_mode_displacements(water_modes):
+    m = water_modes
+    samples = zero_point_mode_displacements(m.atoms, m, 30, modes_per_sample=2, scale=0.5,
+                                            seed=4)
+    q = _amplitudes(m, samples)
+    qzp = np.sqrt(HBAR / (2 * np.sqrt(m.force_constants)))
+    for s, row in zip(samples, q):
+        moved = np.flatnonzero(np.abs(row) > 1e-9)
+        assert len(moved) == 2
+        assert np.allclose(np.abs(row[moved]), 0.5 * qzp[moved], rtol=1e-9)
+        signed = sorted(f"{'+' if row[j] > 0 else '-'}{j}" for j in moved)
+        assert sorted(s.info["modes"].split(",")) == signed
+        assert s.info["sampler"] == "zero_point_modes" and s.info["scale"] == 0.5
+        t, rot = _external_residual(m.atoms, m.masses, s.positions - m.atoms.positions)
+        assert np.allclose(t, 0, atol=1e-10) and np.allclose(rot, 0, atol=1e-10)
+    assert len({s.info["modes"] for s in samples}) > 6      # all pairs and both signs occur
+    # deterministic, and a shorter run is a prefix of a longer one
+    again = zero_point_mode_displacements(m.atoms, m, 5, modes_per_sample=2, scale=0.5, seed=4)
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, samples))
+    # only modes at or above the threshold move
+    hi = zero_point_mode_displacements(m.atoms, m, 10, modes_per_sample=1,
+                                       min_frequency_cm1=m.frequencies_cm1[1])
+    assert np.all(np.abs(_amplitudes(m, hi)[:, 0]) < 1e-9)
+    with pytest.raises(ValueError, match="modes_per_sample"):
+        zero_point_mode_displacements(m.atoms, m, 3, modes_per_sample=4)
+    with pytest.raises(ValueError, match="scale"):
+        zero_point_mode_displacements(m.atoms, m, 3, scale=0.0)
 
 
 def test_mode_variance_limits():

@@ -10,7 +10,10 @@ Three ways to turn one (relaxed) structure into many distorted ones for labellin
   GFN2-xTB, :class:`molmag.chem.xtb.XTBCalculator`, in practice) at one or more temperatures;
 * :func:`normal_modes` + :func:`boltzmann_normal_mode_samples` -- harmonic normal modes from
   finite differences, then Gaussian displacements along them with the (quantum or classical)
-  thermal width of each mode.
+  thermal width of each mode;
+* :func:`zero_point_mode_displacements` -- displacements by +/- the zero-point amplitude
+  along a few randomly chosen modes at a time: training sets for the local derivatives of a
+  property (spin-phonon couplings).
 
 Every sampler returns a list of ``ase.Atoms``: copies of the input (``info`` and constraints
 kept, no calculator attached) with extra ``info`` keys that say how each sample was made
@@ -52,7 +55,7 @@ KB = units.kB
 DEFAULT_MIN_FREQUENCY_CM1 = 50.0
 
 # tags that keep the random streams of the samplers apart
-_TAG_DISPLACEMENT, _TAG_MD, _TAG_MODES = 1, 2, 3
+_TAG_DISPLACEMENT, _TAG_MD, _TAG_MODES, _TAG_ZERO_POINT = 1, 2, 3, 4
 
 
 class SamplingError(RuntimeError):
@@ -644,8 +647,66 @@ def boltzmann_normal_mode_samples(atoms: Atoms, modes: NormalModes, temperature_
     return out
 
 
+def zero_point_mode_displacements(atoms: Atoms, modes: NormalModes, n: int,
+                                  modes_per_sample: int = 2, scale: float = 1.0,
+                                  seed: int = 0, min_frequency_cm1: float = 0.0
+                                  ) -> list[Atoms]:
+    """``n`` copies of ``atoms`` each displaced along ``modes_per_sample`` distinct, randomly
+    chosen normal modes by ``scale`` times their zero-point amplitude, with random signs:
+
+        dx_i = sum_{k in sample} s_k scale Q_zp,k e_k,i / sqrt(m_i),
+        Q_zp,k = sqrt(hbar / (2 omega_k)),  s_k = +/-1.
+
+    A training set for the derivatives of a property along the modes at the reference
+    structure (first-order spin-phonon couplings, :mod:`molmag.dynamics.spin_phonon`, which
+    differentiates at +/- Q_zp / 4): every sample stays within sqrt(modes_per_sample) * scale
+    zero-point amplitudes of the minimum, where a low-degree model of the property is
+    accurate, and each mode is visited about ``n * modes_per_sample / M`` times.
+    (:func:`boltzmann_normal_mode_samples` at 0 K moves all M modes at once, sqrt(M) times
+    as far: on [Co(pdms)2]2-, 153 modes, a covariant ridge of D then needs ~1000 samples
+    for the couplings that 50-200 of these give; DEVELOPERS.md, "Spin-phonon".)
+
+    Only real modes with nu >= ``min_frequency_cm1`` (default: every real mode) are chosen.
+    The stream depends on ``(seed, scale)``; the first ``m`` samples of a run with ``n > m``
+    are those of a run with ``n = m``.  ``info`` of each copy gains
+    ``sampler="zero_point_modes"``, ``modes`` (the signed mode indices, e.g. ``"+20,-7"``,
+    indices into ``modes``), ``scale``, ``sample_index`` and ``seed``.
+    """
+    if len(atoms) != len(modes.atoms) or np.any(atoms.numbers != modes.atoms.numbers):
+        raise ValueError("atoms and modes describe different structures")
+    n, k = int(n), int(modes_per_sample)
+    scale = float(scale)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive number of zero-point amplitudes, "
+                         f"got {scale}")
+    nu = np.asarray(modes.frequencies_cm1, float)
+    use = np.flatnonzero(nu >= max(float(min_frequency_cm1), 1e-9))
+    if not 1 <= k <= len(use):
+        raise ValueError(f"modes_per_sample must be between 1 and the {len(use)} usable modes "
+                         f"(real, >= {min_frequency_cm1:g} cm-1), got {k}")
+    qzp = np.zeros(modes.n_modes)
+    qzp[use] = np.sqrt(mode_variance(nu[use], 0.0))
+    cart = modes.cartesian_vectors
+    rng = _rng(seed, _TAG_ZERO_POINT, scale, 1e6)
+    out = []
+    for i in range(n):
+        idx = rng.choice(use, size=k, replace=False)
+        signs = rng.choice((-1.0, 1.0), size=k)
+        amp = signs * scale * qzp[idx]
+        a = _copy(atoms)
+        a.positions = atoms.positions + np.tensordot(amp, cart[idx], axes=1)
+        a.info.update({"sampler": "zero_point_modes",
+                       "modes": ",".join(f"{'+' if s > 0 else '-'}{j}"
+                                         for s, j in zip(signs, idx)),
+                       "scale": scale, "sample_index": i, "seed": int(seed)})
+        out.append(a)
+    return out
+
+
 __all__ = ["SamplingError", "ImaginaryModeError", "NormalModes", "HBAR", "KB",
            "DEFAULT_MIN_FREQUENCY_CM1", "random_displacements", "displacement_sets",
            "md_snapshots", "normal_modes", "displaced_positions", "hessian_from_forces",
            "mode_variance", "sample_mode_amplitudes",
-           "boltzmann_normal_mode_samples"]
+           "boltzmann_normal_mode_samples", "zero_point_mode_displacements"]

@@ -15,9 +15,37 @@ from molmag.chem.sampling import NormalModes, normal_modes
 
 
 def vibrations(atoms: Atoms, potential, *, relax: bool = True, fmax: float = 0.005,
-               delta: float = 0.005) -> NormalModes:
+               delta: float = 0.005, follow_imaginary: int = 3,
+               imaginary_threshold: float = 20.0) -> NormalModes:
     """Normal modes of ``atoms`` (relaxed first with ``potential`` to max |F| < ``fmax`` eV/Å
-    when ``relax``); imaginary modes are kept (negative wavenumbers) for the caller to judge."""
+    when ``relax``); imaginary modes are kept (negative wavenumbers) for the caller to judge.
+
+    A relaxation that stops on a saddle point (a symmetric start, e.g. a builder's ideal
+    D5h or Td geometry, has zero forces by symmetry and BFGS keeps the symmetry) is followed
+    down the imaginary modes: with ``relax``, while modes below -``imaginary_threshold`` cm-1
+    remain, the structure is displaced along them (their sum, 0.1 Å for the most displaced
+    atom) and relaxed again, at most ``follow_imaginary`` times; ``modes.atoms.info``
+    records ``saddle_escapes``, the number of such steps."""
+    modes = _relaxed_modes(atoms, potential, relax, fmax, delta)
+    escapes = 0
+    while relax and escapes < follow_imaginary:
+        down = modes.frequencies_cm1 < -abs(imaginary_threshold)
+        if not down.any():
+            break
+        step = modes.cartesian_vectors[down].sum(axis=0)
+        step *= 0.1 / np.linalg.norm(step, axis=1).max()
+        start = modes.atoms.copy()
+        start.info = dict(modes.atoms.info)
+        start.positions = start.positions + step
+        escapes += 1
+        modes = _relaxed_modes(start, potential, True, fmax, delta)
+    if escapes:
+        modes.atoms.info["saddle_escapes"] = escapes
+    return modes
+
+
+def _relaxed_modes(atoms: Atoms, potential, relax: bool, fmax: float, delta: float
+                   ) -> NormalModes:
     if relax:
         from molmag.chem.xtb import relax as run_relax
 
