@@ -271,8 +271,8 @@ def spin_phonon_cmd(
         t.add_row(str(k), f"{coup.frequencies_cm1[k]:.1f}", f"{coup.norms[k]:.3f}",
                   f"{last:+.3f}")
     console.print(t)
-    console.print(f"sum over modes of the coupling size: {coup.norms.sum():.2f} cm-1",
-                  highlight=False)
+    console.print(f"sum over modes of {'|V|' if lanthanide else '|dD/dQ| Q_zp'}: "
+                  f"{coup.norms.sum():.2f} cm-1", highlight=False)
     sec = res["second_order"]
     if sec:
         console.print(f"second order ({len(sec['modes'])} modes below {raman_max:g} cm-1), "
