@@ -171,12 +171,20 @@ def test_tiny_dy_ligands_campaign(tmp_path):
                                repop_draws=100, n_repopulate=2, curve_batches=1, workers=1)
     out = tmp_path / "camp"
     res = run_dy_ligands(out, s)
-    for stage in ("corpus", "proxies", "train", "gaps", "map", "seeds", "repopulate", "report"):
+    for stage in ("corpus", "proxies", "train", "gaps", "map", "seeds", "repopulate",
+                  "magnetism", "report"):
         assert stage in res, stage
+    mg = res["magnetism"]
+    assert mg["gap_cm-1"] > 0 and mg["U_eff_cm-1"] > 0 and len(mg["tau"]) == 50
+    # below the free ion's Curie value (14.17): a splitting of ~10^3 cm-1 leaves the upper
+    # doublets partly empty at 300 K, but not far below
+    assert 11.0 < mg["chi_T_300K"] < 14.17
+    assert (out / "magnetism" / "magnetism.png").is_file()
     assert res["gaps"]["labelled"] >= 6
     assert res["map"]["n_gaps"] == res["gaps"]["labelled"]
     html = (out / "report.html").read_text()
     assert "Targeted repopulation" in html and 'src="data:image/png;base64,' in html
+    assert "Magnetism of the best complex" in html
     assert 'src="figures' not in html
     md = (out / "report.md").read_text()
     # R^2 with its interval (or a plain "too few"), the per-seed table, the valence filter

@@ -22,7 +22,10 @@ Stages (each resumable, in one output folder; :mod:`molmag.workflows.stages`):
    subset, LP sampling at sigma = 0.3 (unique novel ligands against the number of draws),
    a selection of the new ligands assembled, relaxed and labelled; their Delta E01
    distribution against the seeds' and the random subset's (the shift).
-8. **report** — ``report.md`` and a self-contained ``report.html``: the ordered latent space,
+8. **magnetism** — tau(T), U_eff, chi*T(T) and M(H) of the best generated complex
+   (:mod:`molmag.workflows.dy_magnetism`: xTB normal modes, crystal-field spin-phonon
+   couplings, one-phonon relaxation).
+9. **report** — ``report.md`` and a self-contained ``report.html``: the ordered latent space,
    the seed-bin R^2, the repopulation shift, the best generated ligands.
 
 The reference for every gap is molmag's crystal-field engine (PCEM/REC point charges on the
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from molmag.progress import ProgressFn
+from molmag.workflows.dy_magnetism import stage_magnetism
 from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's numbers (Khatibi et al. 2026): seed-vs-sample R^2 of GAUSS-II (Fig. 8),
@@ -500,6 +504,8 @@ STAGES = [
     Stage("map", "latent PCA maps", stage_map),
     Stage("seeds", "seed bins: sample, assemble, label, R^2", stage_seeds),
     Stage("repopulate", "targeted repopulation from the top seeds", stage_repopulate),
+    Stage("magnetism", "tau(T), U_eff, chi*T and M(H) of the best generated complex",
+          stage_magnetism),
     Stage("report", "report (Markdown + HTML)", stage_report),
 ]
 

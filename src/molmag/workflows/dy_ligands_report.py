@@ -78,6 +78,12 @@ def findings(res: dict) -> list[str]:
                    f"{len(rp['top_seeds'])} × {rp['n_draws_per_seed']} LP samples at σ = "
                    f"{rp['sigma']:g} in {rp['sampling_seconds']:.0f} s "
                    f"({rp['unique_new_per_minute']:.0f} per minute).")
+    mg = res.get("magnetism") or {}
+    if mg.get("U_eff_cm-1") is not None:
+        out.append(f"**Magnetism of the best complex** (L = `{mg['ligand']}`, {mg['source']}): "
+                   f"one-phonon U_eff = {mg['U_eff_cm-1']:.0f} cm⁻¹ against ΔE01 = "
+                   f"{mg['gap_cm-1']:.0f} cm⁻¹, τ₀ = {mg['tau0_s']:.1e} s; χT(300 K) = "
+                   f"{mg['chi_T_300K']:.2f} cm³ K mol⁻¹.")
     return out
 
 
@@ -225,6 +231,9 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
                        "α (Å³)", "novel"], best,
                       caption="novel = not in the training corpus nor the labelled subset; "
                               "only ligands that pass the valence filter are ranked")
+    from molmag.workflows.dy_magnetism import report_section
+
+    report_section(rep, ctx)
     st = ctx.out / "campaign.json"
     if st.exists():
         import json
