@@ -288,3 +288,206 @@ def test_quick_run_end_to_end(tmp_path):
     assert set(doc["arms"]) == {"ga", "random", "vae"}
     for f in ("report.md", "report.html", "figures/ga_vs_random_vae.png", "evaluations.db"):
         assert (tmp_path / "q" / f).is_file()
+
+
+# -- diversity mechanisms (synthetic objective: few distinct values, no labelling) ------------
+def _plateau_value(key: str) -> float:
+    """D-like (minimised) value of a two-site individual that depends only on the donor
+    classes of its ligands: a dozen distinct values, wide plateaus of equal ones."""
+    def score(lig: str) -> float:
+        for prefix, s in (("[O-]", 3.0), ("[N-]", 2.5), ("O", 1.0), ("n", 2.0), ("N", 2.0)):
+            if lig.startswith(prefix):
+                return s
+        return 0.0
+    return -sum(score(x) for x in G.key_ligands(key, 2))
+
+
+def _synthetic_search(cfg, out, library, value=_plateau_value):
+    from molmag.screening.loop import Search
+
+    class Synthetic(Search):
+        def _evaluate(self, keys):
+            for k in keys:
+                self.outcomes[k] = {"value": value(k), "reason": None}
+
+    return Synthetic(cfg, out, library=library, log=lambda s: None)
+
+
+def _co_cfg(diversity: dict, **over):
+    from molmag.screening.config import DiversitySettings
+
+    off = DiversitySettings.off().model_dump()
+    off.update(diversity)
+    return _cfg(metal="Co", objective="D", diversity=off, **over)
+
+
+def test_immigrant_fraction_brings_that_many_new_random_individuals(tmp_path, library):
+    """immigrants: 0.4 of 5 evaluations per generation = 2 new random library individuals,
+    evaluated in that generation and never evaluated before; none with immigrants: 0."""
+    from molmag.screening.loop import Search
+
+    drawn: list[list[str]] = []
+    real = Search._random_new
+
+    def spy(self, n, rng, exclude):
+        out = real(self, n, rng, exclude)
+        drawn.append(list(out))
+        return out
+
+    for frac, per_gen in ((0.4, 2), (0.0, 0)):
+        drawn.clear()
+        s = _synthetic_search(_co_cfg({"immigrants": frac}, budget=30), tmp_path / f"i{frac}",
+                              library)
+        s._random_new = spy.__get__(s)           # type: ignore[method-assign]
+        arm = s.run_ga()
+        gens = arm.history[1:]
+        assert len(gens) == 5 and all(r["immigrants"] == per_gen for r in gens)
+        assert [len(d) for d in drawn] == [per_gen] * (5 if per_gen else 0)
+        for g, d in enumerate(drawn):           # the batch of generation g+1 ends with them
+            start = 5 * (g + 1)
+            batch = arm.evaluated[start:start + 5]
+            assert batch[-per_gen:] == d and not set(d) & set(arm.evaluated[:start])
+            assert all(x in library for k in d for x in G.key_ligands(k, 2))
+
+
+@pytest.mark.parametrize("radius,on", [(0.0, "molecule"), (0.4, "molecule"), (0.7, "donor")])
+def test_clearing_lowers_the_duplicate_share(tmp_path, library, radius, on):
+    """On a plateau objective the plain GA fills its population with equal values; clearing
+    (one winner per niche, equal values one niche) keeps distinct ones."""
+    dup = {}
+    for niching in ("none", "clearing"):
+        shares = []
+        for seed in range(3):
+            cfg = _co_cfg({"niching": niching, "niche_radius": radius, "niche_on": on,
+                           "niche_capacity": 1}, budget=40, seed=seed,
+                          prescreen={"enabled": False})
+            arm = _synthetic_search(cfg, tmp_path / f"{niching}{seed}", library).run_ga()
+            shares.append(arm.history[-1]["duplicate_share"])
+        dup[niching] = float(np.mean(shares))
+    assert dup["none"] >= 0.6
+    assert dup["clearing"] <= min(0.3, dup["none"] - 0.3)
+
+
+def test_clearing_and_crowding_survivors(tmp_path, library):
+    """Clearing: the best of each niche first (equal values or Tanimoto distance below the
+    radius share one), then the cleared by fitness.  Crowding: a child replaces its most
+    similar population member only if at least as good."""
+    a, b = "[O-]CC", "[O-]CCC"                       # similar ligands
+    ind = {"ab": G.individual_key((a, b)), "aa": G.individual_key((a, a)),
+           "far": G.individual_key(("N(C)(C)C", "OC")),
+           "far2": G.individual_key(("n1ccccc1", "O=P(C)(C)C")),
+           "near_far": G.individual_key(("N(C)(C)C", "OCC"))}
+    vals = {ind["ab"]: -9.0, ind["aa"]: -8.0, ind["far"]: -7.0, ind["far2"]: -7.0,
+            ind["near_far"]: -7.0}
+    fps = G.individual_fingerprints([ind["ab"], ind["aa"]], 2)
+    d_close = float(G.tanimoto_distances(fps)[0, 1])
+    assert d_close < 0.5
+
+    def search(**div):
+        div = {"niche_on": "molecule", "niche_capacity": 1, **div}
+        s = _synthetic_search(_co_cfg(div, population=3), tmp_path / str(div), library,
+                              value=vals.__getitem__)
+        s.outcomes = {k: {"value": v, "reason": None} for k, v in vals.items()}
+        return s
+
+    keys = list(vals)[:4]
+    assert search(niching="none")._survivors(keys[:2], keys[2:]) == \
+        [ind["ab"], ind["aa"], ind["far"]]           # plain: the best three
+    # clearing by distance: aa is within the radius of ab; far2 ties far's value
+    got = search(niching="clearing", niche_radius=0.5)._survivors(keys[:2], keys[2:])
+    assert got == [ind["ab"], ind["far"], ind["aa"]]
+    # a small radius: aa is its own niche, far2 still shares far's (value) niche
+    got = search(niching="clearing", niche_radius=0.01)._survivors(keys[:2], keys[2:])
+    assert got == [ind["ab"], ind["aa"], ind["far"]]
+    # donor fingerprints: ab and aa (two alkoxides) share a niche at any radius, far2 and far
+    # (other donors) do not; with 2 per niche aa is a winner again
+    got = search(niching="clearing", niche_on="donor", niche_radius=0.01)._survivors(
+        keys[:2], keys[2:])
+    assert got == [ind["ab"], ind["far"], ind["aa"]]
+    got = search(niching="clearing", niche_on="donor", niche_radius=0.01,
+                 niche_capacity=2)._survivors(keys[:2], keys[2:])
+    assert got == [ind["ab"], ind["aa"], ind["far"]]
+    # crowding: aa (worse) does not replace ab, its nearest; near_far (equal value) replaces
+    # far, its nearest, though worse than ab
+    s = search(niching="crowding")
+    s.cfg.population = 2
+    assert s._survivors([ind["ab"], ind["far"]], [ind["aa"]]) == [ind["ab"], ind["far"]]
+    assert s._survivors([ind["ab"], ind["far"]], [ind["near_far"]]) == \
+        [ind["ab"], ind["near_far"]]
+
+
+def test_adaptive_mutation_follows_the_loss_of_diversity(tmp_path, library):
+    """Each generation's mutation rate and random-ligand share rise from their settings in
+    proportion to how far the population's diversity fell below generation 0's."""
+    cfg = _co_cfg({"adaptive": True, "random_ligand": 0.2}, budget=50, mutation_rate=0.3)
+    arm = _synthetic_search(cfg, tmp_path / "a", library).run_ga()
+    h = arm.history
+    d0 = h[0]["diversity"]
+    assert d0 > 0.5
+    collapses = []
+    for prev, row in zip(h, h[1:]):
+        c = min(1.0, max(0.0, 1.0 - prev["diversity"] / d0))
+        collapses.append(c)
+        assert row["mutation_rate"] == pytest.approx(0.3 + 0.7 * c)
+        assert row["random_ligand"] == pytest.approx(0.2 + 0.8 * c)
+    assert max(collapses) > 0.05                     # the plateau objective does collapse it
+
+
+def test_restart_after_stagnation(tmp_path, library):
+    """A constant objective never improves: with restart_after 2 generations 3, 6, ...
+    evaluate random individuals only, and the population is the 1 kept plus those."""
+    cfg = _co_cfg({"restart_after": 2, "restart_keep": 1}, budget=50,
+                  prescreen={"enabled": False})
+    arm = _synthetic_search(cfg, tmp_path / "r", library, value=lambda k: -1.0).run_ga()
+    restarts = [r["generation"] for r in arm.history[1:] if r["restart"]]
+    assert restarts == [3, 6, 9]
+    for r in arm.history[1:]:
+        assert r["immigrants"] == (5 if r["restart"] else 0)
+    assert len(arm.population) == 5
+
+
+def test_runs_written_before_the_diversity_options_resume(tmp_path, library):
+    """A ga-state.json without the diversity settings was written by the plain GA: it resumes
+    with diversity off, and refuses the new defaults."""
+    from molmag.screening.config import DiversitySettings
+
+    out = tmp_path / "old"
+    cfg = _cfg(diversity=DiversitySettings.off().model_dump(), compare={"random": False,
+                                                                          "vae": False})
+    _synthetic_search(cfg, out, library, value=lambda k: 1.0).run()
+    doc = _state(out)
+    del doc["settings"]["diversity"]
+    (out / "ga-state.json").write_text(json.dumps(doc))
+    _synthetic_search(cfg, out, library, value=lambda k: 1.0)       # accepted
+    with pytest.raises(ValueError, match="other settings"):
+        _synthetic_search(_cfg(compare={"random": False, "vae": False}), out, library)
+
+
+@pytest.mark.parametrize("system", ["dy-axial", "co-chelate"])
+def test_ga_templates_show_the_defaults(system):
+    """`molmag template ga` documents every setting with the value a run uses."""
+    import yaml
+
+    from molmag.screening.config import GAConfig
+    from molmag.screening.templates import GA_TEMPLATES
+
+    doc = yaml.safe_load(GA_TEMPLATES[system])
+    cfg = GAConfig.model_validate(doc)
+    default = GAConfig(metal=doc["metal"], objective=doc["objective"])
+    assert cfg.model_dump() == default.model_dump()
+    assert set(doc["diversity"]) == set(type(cfg.diversity).model_fields)
+
+
+def test_report_shows_the_diversity_per_generation(tmp_path, library):
+    from molmag.screening.report import write_outputs
+
+    cfg = _co_cfg({"niching": "clearing", "immigrants": 0.4}, budget=20)
+    s = _synthetic_search(cfg, tmp_path / "rep", library)
+    res = s.run()
+    summary = write_outputs(res, cfg)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "niching clearing" in md and "40 % immigrants" in md
+    rows = [r for r in md.splitlines() if r.startswith("| 1 |")]
+    assert rows and rows[0].split("|")[8].strip() == "2"            # immigrants column
+    h = summary["arms"]["ga"]["history"]
+    assert all(0.0 <= r["diversity"] <= 1.0 and 0.0 <= r["duplicate_share"] <= 1.0 for r in h)

@@ -22,6 +22,54 @@ class PrescreenSettings(_Strict):
     min_train: int = Field(default=8, ge=2)
 
 
+class DiversitySettings(_Strict):
+    """How the GA keeps its population diverse (``molmag ga``; measured in DEVELOPERS.md,
+    'GA screening').  All off (``DiversitySettings.off()``) is the plain GA of molmag <= the
+    first issue-19 version, whose runs resume unchanged."""
+
+    random_ligand: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="static genes: share of mutations that put a random library ligand on the "
+                    "site instead of one of the `neighbours` most similar ones")
+    adaptive: bool = Field(
+        default=False,
+        description="raise mutation_rate and random_ligand towards 1 in proportion to the loss "
+                    "of the population's fingerprint diversity against generation 0")
+    niching: Literal["none", "clearing", "crowding"] = Field(
+        default="clearing",
+        description="survivor selection: none (the best `population`), clearing (the best of "
+                    "each niche first, then the rest) or "
+                    "deterministic crowding (a child replaces its most similar parent-population "
+                    "member if it is at least as good)")
+    niche_radius: float = Field(
+        default=0.7, ge=0.0, le=1.0,
+        description="clearing: Tanimoto distance (Morgan counts, sites summed) below which two "
+                    "individuals share a niche (individuals of equal objective value always "
+                    "do; 0: the value alone)")
+    niche_capacity: int = Field(default=2, ge=1, description="clearing: winners per niche")
+    niche_on: Literal["molecule", "donor"] = Field(
+        default="donor",
+        description="the fingerprint of niching: Morgan (radius 2) of the whole ligands, or of "
+                    "their donor environments only (radius 1 around the donor atom: "
+                    "individuals with the same donor set share a niche)")
+    immigrants: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="share of each generation's evaluations spent on new random library "
+                    "individuals (not pre-screened)")
+    restart_after: int = Field(
+        default=0, ge=0,
+        description="generations without a better best after which the population restarts "
+                    "(0: never): the generation evaluates random individuals only and the "
+                    "population becomes the `restart_keep` best so far plus those")
+    restart_keep: int = Field(default=2, ge=0, description="individuals kept at a restart")
+
+    @classmethod
+    def off(cls) -> DiversitySettings:
+        """No diversity mechanism: the plain (mu + lambda) GA."""
+        return cls(random_ligand=0.1, adaptive=False, niching="none", immigrants=0.0,
+                   restart_after=0)
+
+
 class CompareSettings(_Strict):
     random: bool = True
     vae: bool = True
@@ -50,6 +98,7 @@ class GAConfig(_Strict):
     tournament: int = Field(default=3, ge=1)
     neighbours: int = Field(default=8, ge=1)
     prescreen: PrescreenSettings = Field(default_factory=PrescreenSettings)
+    diversity: DiversitySettings = Field(default_factory=DiversitySettings)
     compare: CompareSettings = Field(default_factory=CompareSettings)
     vae: VAESettings = Field(default_factory=VAESettings)
     relax: bool = True
@@ -108,5 +157,5 @@ def load_ga_config(path: str | Path, **overrides) -> GAConfig:
     return cfg
 
 
-__all__ = ["GAConfig", "PrescreenSettings", "CompareSettings", "VAESettings", "PRESETS",
-           "QUICK", "load_ga_config"]
+__all__ = ["GAConfig", "PrescreenSettings", "DiversitySettings", "CompareSettings",
+           "VAESettings", "PRESETS", "QUICK", "load_ga_config"]

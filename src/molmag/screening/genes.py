@@ -30,6 +30,7 @@ operators as the one atom marked with isotope :data:`DONOR_ISOTOPE`.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import AbstractSet, Sequence
@@ -81,16 +82,20 @@ def accepted_ligand(smiles: str | None, *, max_heavy_atoms: int) -> str | None:
 
 
 # -- fingerprints ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=65536)
 def morgan_bits(smiles: str) -> np.ndarray:
-    """Morgan fingerprint (radius :data:`FP_RADIUS`, :data:`FP_BITS` bits) as a bool array."""
+    """Morgan fingerprint (radius :data:`FP_RADIUS`, :data:`FP_BITS` bits) as a bool array
+    (cached; read-only)."""
     from rdkit import Chem
 
     with quiet_rdkit():
         mol = Chem.MolFromSmiles(smiles)
     if mol is None:
-        return np.zeros(FP_BITS, bool)
-    gen = _generator()
-    return np.asarray(gen.GetFingerprintAsNumPy(mol), dtype=bool)
+        out = np.zeros(FP_BITS, bool)
+    else:
+        out = np.asarray(_generator().GetFingerprintAsNumPy(mol), dtype=bool)
+    out.flags.writeable = False
+    return out
 
 
 _GEN = None
@@ -110,6 +115,74 @@ def tanimoto(fp: np.ndarray, fps: np.ndarray) -> np.ndarray:
     inter = (fps & fp).sum(axis=1)
     union = (fps | fp).sum(axis=1)
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+@functools.lru_cache(maxsize=65536)
+def donor_bits(smiles: str) -> np.ndarray:
+    """Morgan fingerprint of the donor's environment only: the environments of radius 0 and
+    1 rooted at atom 0 (the donor, its element, charge, H count, degree and ring membership,
+    and its bonded atoms), as a bool array of :data:`FP_BITS` (cached; read-only).  Two
+    ligands with the same donor environment (an alkoxide O- on an sp3 C, a deprotonated
+    amide N-, a pyridine N, ...) have the same donor bits."""
+    from rdkit import Chem
+
+    with quiet_rdkit():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        out = np.zeros(FP_BITS, bool)
+    else:
+        out = np.asarray(_donor_generator().GetFingerprintAsNumPy(mol, fromAtoms=[0]),
+                         dtype=bool)
+    out.flags.writeable = False
+    return out
+
+
+_DONOR_GEN = None
+
+
+def _donor_generator():
+    global _DONOR_GEN
+    if _DONOR_GEN is None:
+        from rdkit.Chem import rdFingerprintGenerator
+
+        _DONOR_GEN = rdFingerprintGenerator.GetMorganGenerator(radius=1, fpSize=FP_BITS)
+    return _DONOR_GEN
+
+
+def individual_fingerprints(keys: Sequence[str], n_sites: int,
+                            kind: str = "molecule") -> np.ndarray:
+    """``(n, FP_BITS)`` bit counts of individuals, summed over their sites (a key of equal
+    ligands counts its ligand on every site): Morgan fingerprints of the whole ligands
+    (``kind="molecule"``) or of their donor environments (``"donor"``, :func:`donor_bits`)."""
+    bits = {"molecule": morgan_bits, "donor": donor_bits}[kind]
+    out = np.zeros((len(keys), FP_BITS), np.float32)
+    for i, k in enumerate(keys):
+        for lig in key_ligands(k, n_sites):
+            out[i] += bits(lig)
+    return out
+
+
+def tanimoto_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Tanimoto distances 1 - sum(min)/sum(max) between the rows of non-negative integer
+    count fingerprints ``a`` and ``b`` (``b`` = ``a`` if omitted); 0 between two empty rows.
+    (sum(min) = sum over thresholds t of [a >= t].[b >= t]: matrix products, no n x m x bits
+    array.)"""
+    a = np.asarray(a, np.float32)
+    b = a if b is None else np.asarray(b, np.float32)
+    inter = np.zeros((len(a), len(b)), np.float64)
+    for t in range(1, int(max(a.max(initial=0), b.max(initial=0))) + 1):
+        inter += (a >= t).astype(np.float32) @ (b >= t).astype(np.float32).T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return np.where(union > 0, 1.0 - inter / np.maximum(union, 1e-12), 0.0)
+
+
+def mean_pairwise_distance(fps: np.ndarray) -> float:
+    """Mean Tanimoto distance over the distinct pairs of rows (0 for fewer than two)."""
+    n = len(fps)
+    if n < 2:
+        return 0.0
+    d = tanimoto_distances(fps)
+    return float(d[np.triu_indices(n, 1)].mean())
 
 
 # -- the library -----------------------------------------------------------------------------
@@ -313,9 +386,10 @@ class Operators:
     def random_individual(self, rng: random.Random) -> Individual:
         return tuple(rng.choice(self.library.ligands) for _ in range(self.n_sites))
 
-    def _mutate_ligand(self, smi: str, rng: random.Random) -> str | None:
+    def _mutate_ligand(self, smi: str, rng: random.Random,
+                       random_jump: float | None = None) -> str | None:
         if self.encoding == "static":
-            if rng.random() < self.random_jump:
+            if rng.random() < (self.random_jump if random_jump is None else random_jump):
                 return rng.choice(self.library.ligands)
             return rng.choice(self.library.neighbours(smi, self.neighbours))
         if rng.random() < 0.5:
@@ -332,9 +406,13 @@ class Operators:
             return rng.choice(self.library.neighbours(rng.choice((a, b)), self.neighbours))
         return child if child in self.library else self.library.nearest(child, {a, b})
 
-    def mutate(self, ind: Individual, rng: random.Random) -> Individual | None:
+    def mutate(self, ind: Individual, rng: random.Random,
+               random_jump: float | None = None) -> Individual | None:
+        """One site's ligand replaced (static genes: by a random library ligand with
+        probability ``random_jump``, default :attr:`random_jump`, else by one of its
+        ``neighbours`` most similar library ligands)."""
         site = rng.randrange(self.n_sites)
-        new = self._mutate_ligand(ind[site], rng)
+        new = self._mutate_ligand(ind[site], rng, random_jump)
         if new is None:
             return None
         return tuple(new if k == site else s for k, s in enumerate(ind))
@@ -353,6 +431,7 @@ class Operators:
 
 
 __all__ = ["Individual", "individual_key", "key_ligands", "accepted_ligand", "morgan_bits",
-           "tanimoto", "Library", "load_library", "graph_mutate", "graph_crossover",
+           "tanimoto", "donor_bits", "individual_fingerprints", "tanimoto_distances",
+           "mean_pairwise_distance", "Library", "load_library", "graph_mutate", "graph_crossover",
            "selfies_alphabet", "selfies_mutate", "selfies_crossover", "Operators",
            "DONOR_ISOTOPE"]

@@ -9,6 +9,19 @@ pick ``offspring`` of them, evaluates those in one batch through the labelling p
 (:mod:`.objectives`) and keeps the best ``population`` of parents and children.  A failed
 evaluation has no fitness, is recorded with its reason and is never asked for again.
 
+Diversity (``diversity:``, :class:`.config.DiversitySettings`): a share ``immigrants`` of each
+generation's evaluations goes to new random library individuals (not pre-screened); survivor
+selection by *clearing* (Petrowski 1996: in order of fitness, at most ``niche_capacity``
+winners per niche, a niche being the individuals within Tanimoto distance ``niche_radius``
+of each other on the ``niche_on`` fingerprints, or of equal objective value; winners first,
+then the cleared) or deterministic *crowding* (a child replaces its most similar member if at
+least as good); optionally the mutation rate and the share of random-ligand mutations rise as
+the population's diversity falls below generation 0's (``adaptive``), and a population whose
+best has not improved for ``restart_after`` generations restarts from random individuals
+plus the ``restart_keep`` best.  The defaults were chosen by measurement (DEVELOPERS.md): on a
+plateau-rich objective the plain GA fills its population with one value.  Everything they
+need is in the state, so resumption stays bit-identical.
+
 Random search evaluates random library individuals; the VAE arm evaluates LP samples
 ``z' = mu(seed) + sigma eps`` (Khatibi et al. 2026) around the best individuals found so far
 (one site's ligand replaced).  All three arms start from the same generation 0 and count
@@ -32,10 +45,20 @@ from typing import Callable
 
 import numpy as np
 
-from .config import GAConfig
-from .genes import Individual, Library, Operators, individual_key, key_ligands, load_library
+from .config import DiversitySettings, GAConfig
+from .genes import (
+    Individual,
+    Library,
+    Operators,
+    individual_fingerprints,
+    individual_key,
+    key_ligands,
+    load_library,
+    mean_pairwise_distance,
+    tanimoto_distances,
+)
 from .objectives import Evaluator, Objective, objective_for
-from .prescreen import Prescreen, selection_metrics
+from .prescreen import Prescreen, Selection, selection_metrics
 
 STATE = "ga-state.json"
 DATASET = "evaluations.db"
@@ -73,6 +96,9 @@ def _load_state(path: Path, fingerprint: dict) -> dict[str, ArmState]:
         return {}
     doc = json.loads(path.read_text())
     stored = {k: v for k, v in (doc.get("settings") or {}).items() if k != "workers"}
+    if "diversity" not in stored and "diversity" in fingerprint:
+        # written before the diversity options existed: that GA had none of them
+        stored["diversity"] = DiversitySettings.off().model_dump(mode="json")
     if stored != fingerprint:
         raise ValueError(f"{path} was written by a run with other settings; use another --out "
                          "or delete it")
@@ -109,7 +135,8 @@ class Search:
         self.obj = objective_for(cfg.metal, cfg.objective, relax=cfg.relax, fmax=cfg.fmax)
         self.library = library or self._library()
         self.ops = Operators(cfg.genes, self.library, self.obj.n_sites, cfg.max_heavy_atoms,
-                             neighbours=cfg.neighbours)
+                             neighbours=cfg.neighbours,
+                             random_jump=cfg.diversity.random_ligand)
         self.evaluator = Evaluator(self.obj, dataset or self.out / DATASET, workers=cfg.workers,
                                    reporter=reporter)
         # the settings that decide what is computed (not how many processes compute it)
@@ -167,7 +194,32 @@ class Search:
                                     if pop else None),
                 "failures": sum(1 for k in arm.evaluated
                                 if self.outcomes.get(k, {}).get("value") is None),
+                "diversity": self.diversity(arm.population),
+                "duplicate_share": self.duplicate_share(arm.population),
                 **(extra or {})}
+
+    # population diversity ------------------------------------------------------------------
+    def _fps(self, keys: list[str], kind: str = "molecule") -> np.ndarray:
+        return individual_fingerprints(keys, self.obj.n_sites, kind)
+
+    def _niche_fps(self, keys: list[str]) -> np.ndarray:
+        return self._fps(keys, self.cfg.diversity.niche_on)
+
+    def diversity(self, keys) -> float:
+        """Mean Tanimoto distance between the individuals ``keys`` (Morgan counts, sites
+        summed): about 0.8-0.9 for random pairs of library ligands, 0 for clones."""
+        return mean_pairwise_distance(self._fps(list(keys)))
+
+    def duplicate_share(self, keys) -> float:
+        """Share of ``keys`` whose objective value repeats that of another of them (to 1e-6
+        relative): the phenotypic duplicates a population of few distinct values fills with."""
+        keys = list(keys)
+        vals = [self.outcomes.get(k, {}).get("value") for k in keys]
+        vals = [v for v in vals if v is not None]
+        if not keys:
+            return 0.0
+        distinct = {float(f"{v:.6g}") for v in vals}
+        return (len(vals) - len(distinct)) / len(keys)
 
     # generation 0, shared by all arms ------------------------------------------------------
     def initial_population(self) -> list[str]:
@@ -197,20 +249,35 @@ class Search:
             self._evaluate(arm.evaluated)   # read back (nothing is recomputed)
         return arm
 
+    def _random_new(self, n: int, rng: random.Random, exclude: set[str]) -> list[str]:
+        """Up to ``n`` random library individuals not in ``exclude`` (which grows)."""
+        out: list[str] = []
+        tries = 0
+        while len(out) < n and tries < 100 * n:
+            tries += 1
+            k = individual_key(self.ops.random_individual(rng))
+            if k not in exclude:
+                exclude.add(k)
+                out.append(k)
+        return out
+
     # GA ----------------------------------------------------------------------------------
     def _tournament(self, arm: ArmState, rng: random.Random) -> Individual:
         pool = [rng.choice(arm.population) for _ in range(self.cfg.tournament)]
         return key_ligands(self._rank(pool)[0], self.obj.n_sites)
 
-    def _breed(self, arm: ArmState, n: int, rng: random.Random) -> list[str]:
+    def _breed(self, arm: ArmState, n: int, rng: random.Random,
+               mutation_rate: float | None = None, random_jump: float | None = None
+               ) -> list[str]:
         seen = set(arm.evaluated)
         out: list[str] = []
         tries = 0
+        rate = self.cfg.mutation_rate if mutation_rate is None else mutation_rate
         while len(out) < n and tries < 60 * n:
             tries += 1
             a = self._tournament(arm, rng)
-            if rng.random() < self.cfg.mutation_rate:
-                child = self.ops.mutate(a, rng)
+            if rng.random() < rate:
+                child = self.ops.mutate(a, rng, random_jump)
             else:
                 child = self.ops.crossover(a, self._tournament(arm, rng), rng)
             if child is None:
@@ -221,8 +288,71 @@ class Search:
                 out.append(k)
         return out
 
+    def _collapse(self, arm: ArmState) -> float:
+        """0 while the population is as diverse as generation 0, rising to 1 for clones."""
+        d0 = arm.history[0].get("diversity") if arm.history else None
+        if d0 is None:
+            d0 = self.diversity(self.initial_population())
+        if not d0 or d0 <= 0:
+            return 0.0
+        return float(np.clip(1.0 - self.diversity(arm.population) / d0, 0.0, 1.0))
+
+    def _stagnant(self, arm: ArmState) -> int:
+        """Generations since the best last improved (or the population last restarted)."""
+        n = 0
+        for prev, row in zip(arm.history[-2::-1], arm.history[::-1]):
+            if row.get("restart"):
+                break
+            b, a = self.obj.fitness(row["best"]), self.obj.fitness(prev["best"])
+            if b is not None and (a is None or b > a + 1e-9 * max(1.0, abs(a))):
+                break
+            n += 1
+        return n
+
+    def _survivors(self, population: list[str], batch: list[str]) -> list[str]:
+        """The next population from the current one and the evaluated ``batch``."""
+        div, size = self.cfg.diversity, self.cfg.population
+        if div.niching == "crowding":
+            pop = list(population)
+            fps = self._niche_fps(pop)
+            for k in batch:
+                fit = self.fitness(k)
+                if fit is None or k in pop:
+                    continue
+                fk = self._niche_fps([k])
+                if len(pop) < size:
+                    pop.append(k)
+                    fps = np.vstack([fps, fk])
+                    continue
+                j = int(np.argmin(tanimoto_distances(fk, fps)[0]))
+                old = self.fitness(pop[j])
+                if old is None or fit >= old:      # ties replace: drift along plateaus
+                    pop[j] = k
+                    fps[j] = fk[0]
+            return self._rank(pop)
+        ranked = self._rank(set(population) | set(batch))
+        if div.niching == "none":
+            return ranked[:size]
+        # clearing (Petrowski 1996): in order of fitness, an individual in the niche of
+        # niche_capacity winners already taken is cleared; winners first, then the cleared.
+        # Niche: Tanimoto distance below niche_radius, or the same objective value (6
+        # significant digits: a plateau of equal values is one niche)
+        dist = tanimoto_distances(self._niche_fps(ranked))
+        vals = [self.outcomes.get(k, {}).get("value") for k in ranked]
+        same = [None if v is None else float(f"{v:.6g}") for v in vals]
+        winners: list[int] = []
+        cleared: list[int] = []
+        for i, k in enumerate(ranked):
+            if same[i] is not None and sum(dist[i, j] < div.niche_radius or same[i] == same[j]
+                                           for j in winners) < div.niche_capacity:
+                winners.append(i)
+            else:
+                cleared.append(i)
+        return [ranked[i] for i in (winners + cleared)[:size]]
+
     def run_ga(self) -> ArmState:
         cfg = self.cfg
+        div = cfg.diversity
         arm = self._start("ga")
         screen = Prescreen(positive_quantile=cfg.prescreen.positive_quantile,
                            explore=cfg.prescreen.explore, min_train=cfg.prescreen.min_train,
@@ -231,34 +361,56 @@ class Search:
             assert arm.rng is not None  # set by _start
             rng = _rng_load(arm.rng)
             n = min(cfg.offspring, cfg.budget - len(arm.evaluated))
-            wanted = n * (cfg.prescreen.oversample if cfg.prescreen.enabled else 1)
-            children = self._breed(arm, wanted, rng)
-            if not children:
-                arm.done, arm.note = True, "no new valid children could be bred"
+            collapse = self._collapse(arm) if div.adaptive else 0.0
+            mutation = cfg.mutation_rate + (1.0 - cfg.mutation_rate) * collapse
+            jump = div.random_ligand + (1.0 - div.random_ligand) * collapse
+            restart = div.restart_after > 0 and self._stagnant(arm) >= div.restart_after
+            n_imm = n if restart else int(round(div.immigrants * n))
+            n_child = n - n_imm
+            children: list[str] = []
+            sel = Selection([], [], 0, None)
+            if n_child:
+                wanted = n_child * (cfg.prescreen.oversample if cfg.prescreen.enabled else 1)
+                children = self._breed(arm, wanted, rng, mutation if div.adaptive else None,
+                                       jump if div.adaptive else None)
+                if not children and not div.immigrants:
+                    arm.done, arm.note = True, "no new valid children could be bred"
+                    break
+                if children and cfg.prescreen.enabled:
+                    screen.fit({k: self.fitness(k) for k in arm.evaluated})
+                    sel = screen.select(children, n_child, rng)
+                else:
+                    sel = Selection(children[:n_child], [], 0, None)
+            if div.immigrants:       # a shortfall of children is made up by immigrants
+                n_imm = n - len(sel.chosen) - len(sel.audit)
+            imm = self._random_new(n_imm, rng, set(arm.evaluated) | set(children)) \
+                if n_imm else []
+            batch = sel.chosen + sel.audit + imm
+            if not batch:
+                arm.done, arm.note = True, "no new individuals could be bred or drawn"
                 break
-            if cfg.prescreen.enabled:
-                screen.fit({k: self.fitness(k) for k in arm.evaluated})
-                sel = screen.select(children, n, rng)
-            else:
-                from .prescreen import Selection
-                sel = Selection(children[:n], [], 0, None)
-            batch = sel.chosen + sel.audit
             self._evaluate(batch)
             arm.evaluated += batch
-            arm.population = self._rank(set(arm.population) | set(batch))[:cfg.population]
+            if restart:
+                keep = self._rank(set(arm.evaluated) - set(batch))[:div.restart_keep]
+                arm.population = self._rank(set(keep) | set(batch))[:cfg.population]
+            else:
+                arm.population = self._survivors(arm.population, batch)
             arm.generation += 1
             arm.rng = _rng_dump(rng)
             metrics = selection_metrics(sel, {k: self.fitness(k) for k in batch}, screen) \
                 if cfg.prescreen.enabled else {"trained": False}
-            arm.history.append(self._history_row(arm, {"bred": len(children),
-                                                       "prescreen": metrics}))
+            arm.history.append(self._history_row(arm, {
+                "bred": len(children), "prescreen": metrics, "immigrants": len(imm),
+                "restart": restart, "mutation_rate": mutation, "random_ligand": jump}))
             self._save()
             row = arm.history[-1]
             self.log(f"GA generation {arm.generation}: {row['evaluations']} evaluations, best "
                      f"{_fmt(row['best'])}, population median {_fmt(row['population_median'])} "
-                     f"{self.obj.unit}" + (f"; pre-screen precision {_fmt(metrics['precision'])}"
-                                           f", recall {_fmt(metrics['recall'])}"
-                                           if metrics.get("trained") else ""))
+                     f"{self.obj.unit}, diversity {row['diversity']:.2f}"
+                     + (" (restart)" if restart else "")
+                     + (f"; pre-screen precision {_fmt(metrics['precision'])}"
+                        f", recall {_fmt(metrics['recall'])}" if metrics.get("trained") else ""))
         arm.done = True
         self._save()
         return arm
@@ -271,15 +423,7 @@ class Search:
             assert arm.rng is not None  # set by _start
             rng = _rng_load(arm.rng)
             n = min(cfg.offspring, cfg.budget - len(arm.evaluated))
-            seen = set(arm.evaluated)
-            batch: list[str] = []
-            tries = 0
-            while len(batch) < n and tries < 100 * n:
-                tries += 1
-                k = individual_key(self.ops.random_individual(rng))
-                if k not in seen:
-                    seen.add(k)
-                    batch.append(k)
+            batch = self._random_new(n, rng, set(arm.evaluated))
             if not batch:
                 arm.done, arm.note = True, "library exhausted"
                 break

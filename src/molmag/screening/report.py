@@ -105,6 +105,22 @@ def _f(v, nd=1) -> str:
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
+def _diversity(d: dict | None) -> str:
+    """The diversity settings in words."""
+    if not d:
+        return "no diversity mechanism"
+    parts = [f"niching {d['niching']}" + (
+        f" (radius {d['niche_radius']} on {d['niche_on']} fingerprints, "
+        f"{d['niche_capacity']} per niche)" if d["niching"] == "clearing" else
+        f" ({d['niche_on']} fingerprints)" if d["niching"] == "crowding" else ""),
+        f"{100 * d['immigrants']:.0f} % immigrants",
+        f"random-ligand mutation {d['random_ligand']}"
+        + (" (adaptive)" if d["adaptive"] else "")]
+    if d["restart_after"]:
+        parts.append(f"restart after {d['restart_after']} generations without progress")
+    return ", ".join(parts)
+
+
 def markdown(summary: dict, figures: dict[str, str]) -> str:
     obj = summary["objective"]
     s = summary["settings"]
@@ -116,7 +132,8 @@ def markdown(summary: dict, figures: dict[str, str]) -> str:
              f"), builder `{obj['builder']}`, {relaxed}"
              f"; {s['genes']} genes, population {s['population']}, {s['offspring']} children "
              f"evaluated per generation, budget {s['budget']} evaluations per arm; pre-screen "
-             f"{'on' if s['prescreen']['enabled'] else 'off'}. {summary['evaluations_computed']} "
+             f"{'on' if s['prescreen']['enabled'] else 'off'}; {_diversity(s.get('diversity'))}"
+             f". {summary['evaluations_computed']} "
              f"distinct individuals evaluated in {summary['seconds']:.0f} s.", ""]
     cmp = summary["comparison"]
     lines += ["## GA against random search and the VAE", "",
@@ -133,12 +150,19 @@ def markdown(summary: dict, figures: dict[str, str]) -> str:
         if key in figures:
             lines += [f"![{cap}]({figures[key]})", "", f"*{cap}*", ""]
     lines += ["## GA generations", "",
-              "| generation | evaluations | best | population median | bred | pre-screen precision "
-              "| recall |", "|---|---|---|---|---|---|---|"]
+              "Diversity: mean Tanimoto distance of the population (Morgan fingerprints, sites "
+              "summed); duplicates: share of the population whose value repeats another's; "
+              "immigrants: random individuals evaluated in the generation (all of them at a "
+              "restart, marked R).", "",
+              "| generation | evaluations | best | population median | diversity | duplicates "
+              "| bred | immigrants | pre-screen precision | recall |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["arms"]["ga"]["history"]:
         p = r.get("prescreen") or {}
         lines.append(f"| {r['generation']} | {r['evaluations']} | {_f(r['best'])} | "
-                     f"{_f(r['population_median'])} | {_f(r.get('bred'))} | "
+                     f"{_f(r['population_median'])} | {_f(r.get('diversity'), 2)} | "
+                     f"{_f(r.get('duplicate_share'), 2)} | {_f(r.get('bred'))} | "
+                     f"{_f(r.get('immigrants'))}{' R' if r.get('restart') else ''} | "
                      f"{_f(p.get('precision'), 2)} | {_f(p.get('recall'), 2)} |")
     lines += ["", "## Best individuals (GA)", "", f"| individual | {obj['name']} ({u}) |",
               "|---|---|"]

@@ -21,6 +21,24 @@ prescreen:                   # random forest on Morgan fingerprints, trained on 
   positive_quantile: 0.5     # 'worth evaluating' = fitness at or above this quantile so far
   explore: 0.25              # share of evaluations on rejected children (measures recall)
   min_train: 8               # evaluations needed before the classifier decides
+diversity:                   # keeping the population diverse (defaults measured on the Co(II) D
+                             # objective, DEVELOPERS.md; all off: the plain GA)
+  niching: clearing          # none | clearing (the best of each niche survive first) | crowding
+                             # (a child replaces its most similar member if at least as good)
+  niche_on: donor            # niche fingerprint: donor (the donor atom and its neighbours:
+                             # individuals with the same donor set share a niche) | molecule
+                             # (Morgan radius 2 of the whole ligands); sites summed
+  niche_radius: 0.7          # Tanimoto distance within one niche (0.7 on donor fingerprints: the
+                             # same donor elements/charges); equal objective values always share
+  niche_capacity: 2          # clearing: winners per niche
+  immigrants: 0.2            # share of each generation's evaluations on new random individuals
+  random_ligand: 0.1         # static mutation: share that takes a random library ligand
+                             # instead of one of the `neighbours` most similar
+  adaptive: false            # raise mutation_rate and random_ligand towards 1 as the
+                             # population's fingerprint diversity falls below generation 0's
+  restart_after: 0           # generations without a better best before a restart (0: never):
+                             # a generation of random individuals, the restart_keep best kept
+  restart_keep: 2
 compare:                     # the same budget spent by other searches, from the same generation 0
   random: true               # random individuals of the library
   vae: true                  # LP sampling of the VAE around the best individuals so far
