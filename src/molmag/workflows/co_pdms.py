@@ -38,6 +38,7 @@ from ase import Atoms
 
 from molmag.progress import ProgressFn
 from molmag.workflows.co_pdms_dynamics import stage_learn, stage_md, stage_thermal
+from molmag.workflows.report import plot_chi_t_and_mh
 from molmag.workflows.stages import Context, LabelProgress, Stage
 
 #: The paper's finding (Lunghi & Sanvito 2020, Fig. 4 and text): shorter Co-N distances and
@@ -487,14 +488,7 @@ def _magnetism_plots(folder: Path, out: dict, temps, chi, fields, mh) -> list[st
     ax[0].set_xlabel("1/T (K⁻¹)")
     ax[0].set_ylabel("τ (s), one-phonon")
     ax[0].legend(fontsize=7)
-    ax[1].plot(temps, chi, "o-", ms=2)
-    ax[1].set_xlabel("T (K)")
-    ax[1].set_ylabel("χT (cm³ K mol⁻¹)")
-    for t, v in mh.items():
-        ax[2].plot(fields, v, "o-", ms=2, label=f"{t:g} K")
-    ax[2].set_xlabel("H (T)")
-    ax[2].set_ylabel("M (μB)")
-    ax[2].legend()
+    plot_chi_t_and_mh(ax[1], ax[2], temps, chi, fields, mh)
     fig.tight_layout()
     fig.savefig(folder / "magnetism.png", dpi=110)
     plt.close(fig)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from molmag.workflows.report import plot_chi_t_and_mh
 from molmag.workflows.stages import Context
 
 #: temperatures (K) of tau(T) and the fitted (warmest) third; chi*T grid; M(H) fields
@@ -131,14 +132,7 @@ def _plots(root: Path, out: dict, temps, tau, chi_t, chi, fields, mh) -> list[st
     ax[0].set_xlabel("1/T (K⁻¹)")
     ax[0].set_ylabel("τ (s)")
     ax[0].legend(fontsize=7)
-    ax[1].plot(chi_t, chi, "o-", ms=2)
-    ax[1].set_xlabel("T (K)")
-    ax[1].set_ylabel("χT (cm³ K mol⁻¹)")
-    for t, v in mh.items():
-        ax[2].plot(fields, v, "o-", ms=2, label=f"{t:g} K")
-    ax[2].set_xlabel("H (T)")
-    ax[2].set_ylabel("M (μB)")
-    ax[2].legend()
+    plot_chi_t_and_mh(ax[1], ax[2], chi_t, chi, fields, mh)
     fig.suptitle(f"Dy(H2O)5L2, L = {out['ligand']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(folder / "magnetism.png", dpi=110)

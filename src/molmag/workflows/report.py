@@ -135,3 +135,16 @@ def _relative(path: Path, base: Path) -> str:
 
 
 __all__ = ["Report"]
+
+
+def plot_chi_t_and_mh(ax_chi, ax_mh, temps, chi, fields, mh: dict) -> None:
+    """The campaigns' magnetism panels: powder chi*T (cm3 K mol-1) against T (K) on
+    ``ax_chi``; M (mu_B) against H (T) at each temperature of ``mh`` ({T: M}) on ``ax_mh``."""
+    ax_chi.plot(temps, chi, "o-", ms=2)
+    ax_chi.set_xlabel("T (K)")
+    ax_chi.set_ylabel("χT (cm³ K mol⁻¹)")
+    for t, v in mh.items():
+        ax_mh.plot(fields, v, "o-", ms=2, label=f"{t:g} K")
+    ax_mh.set_xlabel("H (T)")
+    ax_mh.set_ylabel("M (μB)")
+    ax_mh.legend()
