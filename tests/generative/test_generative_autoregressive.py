@@ -277,3 +277,29 @@ def test_evaluate_cli_json_and_refusals(overfit, tmp_path):
     assert r.exit_code != 0 and "RDKit" in r.output
     r = CliRunner().invoke(app, ["vae", "evaluate", "no-such-model"])
     assert r.exit_code != 0 and "no-such-model" in r.output
+
+
+def test_fine_tuning_starts_from_the_given_state(overfit, tmp_path):
+    """train_vae(init_state=...) starts from a trained model (here with a larger KL weight,
+    as scripts/train_pretrained_vae.py finetune does); the state enters the checkpoint's
+    fingerprint; a state of another configuration is refused."""
+    import dataclasses
+
+    cfg = dataclasses.replace(overfit.config, kl_weight=0.5)
+    state = {k: v.clone() for k, v in overfit.state_dict().items()}
+    kw = dict(config=cfg, vocab=overfit.vocab, batch_size=16, lr=1e-2, seed=0, window=500)
+    start = train_vae(LIGANDS, init_state=state, max_epochs=5, max_epochs_this_call=0, **kw)
+    for k, v in start.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert reconstruction_accuracy(start, LIGANDS) == 1.0
+    ck = tmp_path / "ft.ckpt"
+    tuned = train_vae(LIGANDS, init_state=state, max_epochs=1, checkpoint=ck, **kw)
+    assert tuned.history[0]["train_kl"] < overfit.history[-1]["train_kl"]
+    with torch.random.fork_rng():
+        torch.manual_seed(9)
+        other = MoleculeVAE(overfit.vocab, cfg).state_dict()
+    with pytest.raises(ValueError, match="another training run"):
+        train_vae(LIGANDS, init_state=other, max_epochs=2, checkpoint=ck, **kw)
+    small = dataclasses.replace(cfg, latent_dim=4)
+    with pytest.raises(ValueError, match="init_state: not a state"):
+        train_vae(LIGANDS, init_state=state, max_epochs=1, **{**kw, "config": small})

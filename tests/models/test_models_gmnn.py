@@ -261,6 +261,31 @@ def test_tensor_state_round_trip(tensor_model, tensor_data):
         GMNNEnergy.from_state(SETTINGS, meta, arrays)
 
 
+def test_committee_prediction_prepares_shared_data_once(tensor_model, tensor_model64,
+                                                        tensor_data, monkeypatch):
+    """GMNNTensor.committee_predict (what Committee.predict uses) gives every member its own
+    prediction, for members that share the prepared frames and for members that cannot
+    (another dtype, origin or chunk size), and prepares each chunk once per group."""
+    train, t_train, *_, test, _ = tensor_data
+    env = GMNNTensor(SETTINGS, seed=5, max_epochs=1, origin="metal", env_cutoff=3.0,
+                     predict_batch=4, **SMALL).fit(train[:10], {"zfs_tensor": t_train[:10]})
+    twin = GMNNTensor.from_state(SETTINGS, *tensor_model.state())
+    alone = [m.predict(test)["zfs_tensor"] for m in (tensor_model, tensor_model64, env)]
+    calls = []
+    original = GMNNTensor._prepare_data
+    monkeypatch.setattr(GMNNTensor, "_prepare_data",
+                        lambda self, frames: calls.append(len(frames)) or
+                        original(self, frames))
+    together = GMNNTensor.committee_predict([tensor_model, tensor_model64, env, twin], test)
+    for a, b in zip(alone + [alone[0]], together):
+        np.testing.assert_allclose(b["zfs_tensor"], a, rtol=1e-6, atol=1e-6)
+    # one chunk for the two float32 centroid members, one for float64, 4-frame chunks for env
+    assert calls == [len(test), len(test)] + [4] * (len(test) // 4) + \
+        ([len(test) % 4] if len(test) % 4 else [])
+    with pytest.raises(ValueError, match="forces"):
+        GMNNTensor.committee_predict([tensor_model], test, forces=True)
+
+
 def test_tensor_unknown_species_and_bad_input(tensor_model, tensor_data):
     *_, test, _ = tensor_data
     a = test[0].copy()

@@ -3,7 +3,7 @@ import pytest
 from conftest import rotations, tensors
 from hypothesis import given, settings
 
-from molmag.physics.zfs import tensor_from_zfs, zfs_from_tensor
+from molmag.physics.zfs import tensor_from_zfs, zfs_DE, zfs_from_tensor
 
 
 def test_axial_tensor():
@@ -70,3 +70,24 @@ def test_bad_tensor():
         zfs_from_tensor(np.zeros(3))
     with pytest.raises(ValueError, match="non-finite"):
         zfs_from_tensor(np.full((3, 3), np.nan))
+
+
+def test_batched_D_E_equal_the_single_tensor_ones():
+    """zfs_DE (one batched eigvalsh) gives zfs_from_tensor's D and E, including the
+    degenerate cases: zero, axial, the rhombic limit E/D = 1/3 of both signs, an isotropic
+    part, non-symmetric input."""
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(500, 3, 3)) * rng.uniform(0.1, 100, (500, 1, 1))
+    t[0] = 0.0
+    t[1] = tensor_from_zfs(-10.0, 0.0)
+    t[2] = tensor_from_zfs(-10.0, 10.0 / 3)
+    t[3] = tensor_from_zfs(10.0, 10.0 / 3)
+    t[4] = tensor_from_zfs(5.0, 1.0, iso=2.0)
+    d, e = zfs_DE(t)
+    one = [zfs_from_tensor(x) for x in t]
+    np.testing.assert_allclose(d, [p.D for p in one], atol=1e-12 * np.abs(t).max())
+    np.testing.assert_allclose(e, [p.E for p in one], atol=1e-12 * np.abs(t).max())
+    with pytest.raises(ValueError, match="tensor 2 contains non-finite"):
+        zfs_DE(np.concatenate([t[:2], np.full((1, 3, 3), np.nan)]))
+    with pytest.raises(ValueError, match=r"\(n, 3, 3\)"):
+        zfs_DE(np.zeros((3, 3)))

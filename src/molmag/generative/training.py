@@ -212,6 +212,15 @@ def _batches(n: int, batch_size: int, lengths: np.ndarray | None, seed: int, epo
     return [out[i] for i in order]
 
 
+def _state_hash(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (16 hex digits) of a state dict's names and values."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def kl_weight_at(alpha: float, anneal_epochs: float, progress: float) -> float:
     """KL annealing (Bowman et al. 2016): the weight rises linearly from 0 to ``alpha`` over
     the first ``anneal_epochs`` epochs (``progress`` = epochs done, fractional); ``alpha``
@@ -236,7 +245,8 @@ def train_vae(strings: Sequence[str], *, config: VAEConfig | None = None,
               max_seconds: float | None = None,
               checkpoint_seconds: float | None = None,
               step_log: Callable[[dict], None] | None = None,
-              budget_clock: str = "wall") -> MoleculeVAE:
+              budget_clock: str = "wall",
+              init_state: dict[str, torch.Tensor] | None = None) -> MoleculeVAE:
     """Train a VAE on ``strings`` (in the vocabulary's representation: SMILES, or SELFIES for
     ``kind='selfies'``; convert with :meth:`Vocabulary.to_repr`).
 
@@ -260,7 +270,12 @@ def train_vae(strings: Sequence[str], *, config: VAEConfig | None = None,
     from that batch, with the same result). ``budget_clock``: ``"wall"`` (default) counts
     ``max_seconds`` and ``checkpoint_seconds`` in wall-clock seconds, ``"cpu"`` in CPU
     seconds of this process (:func:`time.process_time`, all threads): the budget a run
-    gets on a loaded machine, where wall time says little.
+    gets on a loaded machine, where wall time says little. ``init_state``: a state dict of a
+    model with the same configuration (except ``kl_weight``/``free_bits``/``word_dropout``,
+    which only enter the loss) and vocabulary to start from instead of a random
+    initialisation: fine-tuning, e.g. with a larger KL weight so that the aggregate
+    posterior fills the prior (its hash enters the checkpoint's fingerprint; a checkpoint,
+    if one exists, wins).
 
     Returns the model with the best parameters loaded (``model.history``,
     ``model.best_epoch``, ``model.header['training']``).
@@ -276,7 +291,7 @@ def train_vae(strings: Sequence[str], *, config: VAEConfig | None = None,
         vocab = Vocabulary.from_corpus(strings + list(val_strings or []), kind)
     if augment and vocab.kind != "smiles":
         raise ValueError("randomised-SMILES augmentation needs a SMILES vocabulary")
-    settings = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
+    settings: dict[str, Any] = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
                 "min_delta": min_delta, "window": window, "lr_factor": lr_factor,
                 "lr_patience": lr_patience, "lr_threshold": lr_threshold, "seed": seed}
     if kl_anneal_epochs:
@@ -286,6 +301,13 @@ def train_vae(strings: Sequence[str], *, config: VAEConfig | None = None,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MoleculeVAE(vocab, cfg)
+    if init_state is not None:
+        try:
+            model.load_state_dict(init_state)
+        except RuntimeError as exc:
+            raise ValueError("init_state: not a state of a model with this configuration "
+                             f"and vocabulary ({str(exc).splitlines()[0]})") from None
+        settings["init_state"] = _state_hash(init_state)
     props_arr = _as_targets(properties, len(strings), cfg.n_properties, "property targets")
     extras_arr = _as_targets(extras, len(strings), cfg.n_extra, "extra features")
     for buf, (m, s) in (("prop", _mean_std(props_arr, cfg.n_properties)),

@@ -322,6 +322,9 @@ class Committee:
             raise ValueError("the model is not trained")
         frames = list(frames)
         forces = bool(forces) and target_spec(self.target).forces
+        batched = getattr(self.member_cls, "committee_predict", None)
+        if batched is not None:  # a kind that prepares the frames once for all members
+            return list(batched(self.members, frames, forces))
         return [m.predict(frames, forces=forces) for m in self.members]
 
     def mean_forces(self, atoms: Atoms, positions: np.ndarray) -> np.ndarray:

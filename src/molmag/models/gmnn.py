@@ -190,12 +190,16 @@ def dense_gaussian_moments(gm: GaussianMoments, positions: Tensor, species: Tens
     ``centres`` (c,) the atoms whose moments are wanted (default: all n, c = n), every atom
     still counting as their neighbour."""
     b, n, _ = positions.shape
-    basis, angular, spc_c = _dense_geometry(gm, positions, species, centres)
-    c = spc_c.shape[0]
-    coef = gm.coefficients.index_select(0, spc_c).index_select(1, species)  # (c, n, R, K)
-    radial = torch.einsum("bijk,ijsk->bijs", basis, coef)              # (B, c, n, R)
-    summed = torch.matmul(radial.transpose(-1, -2), angular)          # (B, c, R, 20)
-    summed = summed.reshape(b * c, gm.n_radial, 20)
+    if not torch.is_grad_enabled() and not positions.requires_grad:
+        summed = _summed_moments_inference(gm, positions, species, centres)
+    else:
+        basis, angular, spc_c = _dense_geometry(gm, positions, species, centres)
+        c = spc_c.shape[0]
+        coef = gm.coefficients.index_select(0, spc_c).index_select(1, species)  # (c,n,R,K)
+        radial = torch.einsum("bijk,ijsk->bijs", basis, coef)              # (B, c, n, R)
+        summed = torch.matmul(radial.transpose(-1, -2), angular)          # (B, c, R, 20)
+        summed = summed.reshape(b * c, gm.n_radial, 20)
+    c = summed.shape[0] // b
     m0 = summed[..., 0]
     m1 = summed[..., 1:4]
     m2 = summed[..., 4:10][..., gm._expand2].reshape(b * c, gm.n_radial, 3, 3)
@@ -210,14 +214,71 @@ _GEOMETRY_CACHE: OrderedDict = OrderedDict()
 _GEOMETRY_CACHE_BYTES = 256 * 2**20
 
 
+def _summed_moments_inference(gm: GaussianMoments, positions: Tensor, species: Tensor,
+                              centres: Tensor | None) -> Tensor:
+    """(B c, R, 20) Psi_{i,s,a} = sum_j R_s(r_ij) u_ij^a of :func:`dense_gaussian_moments`,
+    for inference: the neighbour sums are split by the neighbour's species first,
+    G_{b,i,Z,k,a} = sum_{j: Z_j = Z} f_c Phi_k(r_ij) u_ij^a / sqrt(K) (no trainable
+    parameter: computed once per block and shared by the members of a committee through
+    the geometry cache), so that each member's radial coefficients enter as one batched
+    matrix product per centre, Psi_{i,s,a} = sum_{Z,k} beta[Z_i, Z, s, k] G_{i,Z,k,a}."""
+    grouped, spc_c = _grouped_geometry(gm, positions, species, centres)  # (c, S K, B 20)
+    b = positions.shape[0]
+    c = spc_c.shape[0]
+    n_s, n_r, n_b = gm.n_species, gm.n_radial, gm.n_basis
+    w = gm.coefficients.index_select(0, spc_c).permute(0, 2, 1, 3).reshape(c, n_r, n_s * n_b)
+    summed = torch.bmm(w, grouped).reshape(c, n_r, b, 20)
+    return summed.permute(2, 0, 1, 3).reshape(b * c, n_r, 20)
+
+
+def _grouped_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
+                      centres: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(G (c, S K, B 20), species of the centres (c,)): the neighbour sums of
+    :func:`_summed_moments_inference`, remembered in the inference geometry cache."""
+    key = ("grouped", positions.dtype, tuple(positions.shape), gm.r_cut, gm.n_basis,
+           gm.r_min, gm.n_species, positions.contiguous().numpy().tobytes(),
+           species.numpy().tobytes(), None if centres is None else centres.numpy().tobytes())
+    hit = _GEOMETRY_CACHE.get(key)
+    if hit is not None:
+        _GEOMETRY_CACHE.move_to_end(key)
+        return hit
+    basis, angular, spc_c = _dense_geometry(gm, positions, species, centres, cache=False)
+    b, c, n, n_b = basis.shape
+    order = torch.argsort(species, stable=True)
+    counts = torch.bincount(species, minlength=gm.n_species).tolist()
+    basis = basis.index_select(2, order).reshape(b * c, n, n_b)
+    angular = angular.index_select(2, order).reshape(b * c, n, 20)
+    parts, j0 = [], 0
+    for n_z in counts:       # species Z: (B c, K, n_Z) x (B c, n_Z, 20)
+        if n_z:
+            parts.append(torch.bmm(basis[:, j0:j0 + n_z].transpose(1, 2),
+                                   angular[:, j0:j0 + n_z]))
+        else:
+            parts.append(basis.new_zeros((b * c, n_b, 20)))
+        j0 += n_z
+    g = torch.stack(parts, 1).reshape(b, c, gm.n_species * n_b, 20)
+    out = (g.permute(1, 2, 0, 3).reshape(c, gm.n_species * n_b, b * 20).contiguous(), spc_c)
+    _remember(key, out)
+    return out
+
+
+def _remember(key: tuple, value: tuple) -> None:
+    _GEOMETRY_CACHE[key] = value
+    size = lambda v: v[0].nbytes + (v[1].nbytes if len(v) > 2 else 0)  # noqa: E731
+    total = sum(size(v) for v in _GEOMETRY_CACHE.values())
+    while len(_GEOMETRY_CACHE) > 1 and total > _GEOMETRY_CACHE_BYTES:
+        total -= size(_GEOMETRY_CACHE.popitem(last=False)[1])
+
+
 def _dense_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
-                    centres: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+                    centres: Tensor | None, cache: bool = True
+                    ) -> tuple[Tensor, Tensor, Tensor]:
     """(basis (B, c, n, K) = f_c(r_ij) Phi_k(r_ij) / sqrt(K) with the cutoff mask, angular
     (B, c, n, 20) = [1, u, u(x)u (6 unique), u(x)u(x)u (10 unique)], species of the centres
     (c,)).  Without gradients (inference) the result is remembered for the next call with the
     same positions, species, centres and Gaussian settings."""
     key = None
-    if not torch.is_grad_enabled() and not positions.requires_grad:
+    if cache and not torch.is_grad_enabled() and not positions.requires_grad:
         key = (positions.dtype, tuple(positions.shape), gm.r_cut, gm.n_basis, gm.r_min,
                positions.contiguous().numpy().tobytes(), species.numpy().tobytes(),
                None if centres is None else centres.numpy().tobytes())
@@ -246,11 +307,7 @@ def _dense_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
     angular = torch.cat([torch.ones_like(r)[..., None], u, uu, uuu], dim=-1)  # (B, c, n, 20)
     out = (basis, angular, spc_c)
     if key is not None:
-        _GEOMETRY_CACHE[key] = out
-        size = lambda v: v[0].nbytes + v[1].nbytes  # noqa: E731
-        total = sum(size(v) for v in _GEOMETRY_CACHE.values())
-        while len(_GEOMETRY_CACHE) > 1 and total > _GEOMETRY_CACHE_BYTES:
-            total -= size(_GEOMETRY_CACHE.popitem(last=False)[1])
+        _remember(key, out)
     return out
 
 
@@ -822,23 +879,56 @@ class GMNNTensor(_GMNNMember):
     def predict(self, frames: Sequence[Atoms], forces: bool = False) -> dict[str, np.ndarray]:
         """{"zfs_tensor": (n, 3, 3) cm-1}: symmetric, traceless D tensors (eq. 7); no forces
         (``forces=True`` is refused)."""
-        refuse_forces(self, forces)
-        self._check_fitted()
+        return self.committee_predict([self], frames, forces)[0]
+
+    def _shares_data_with(self, other: GMNNTensor) -> bool:
+        """Whether ``other`` prepares the same frames into the same data (descriptor
+        settings, origin, environment cutoff and prediction chunks: none of them trained)."""
+        keys = ("origin", "env_cutoff", "predict_batch")
+        return (self.settings == other.settings
+                and all(self.hyper[k] == other.hyper[k] for k in keys))
+
+    @classmethod
+    def committee_predict(cls, members: Sequence[GMNNTensor], frames: Sequence[Atoms],
+                          forces: bool = False) -> list[dict[str, np.ndarray]]:
+        """Every member's :meth:`predict` of ``frames``, batched: each chunk of
+        ``predict_batch`` structures is prepared once (composition groups, dyads of eq. 7,
+        environment weights) for all members with the same untrained settings, and the
+        geometry of the Gaussian moments is shared through their inference cache; only the
+        trained parts (radial coefficients, networks, scale and shift) run per member."""
+        members = list(members)
+        if not members:
+            raise ValueError("no members")
+        for m in members:
+            refuse_forces(m, forces)
+            m._check_fitted()
         frames = list(frames)
-        check_species(frames, self.species, self.kind)
-        out = np.zeros((len(frames), 3, 3))
-        self.net.eval()
+        check_species(frames, members[0].species, cls.kind)
+        groups: list[list[int]] = []
+        for k, m in enumerate(members):
+            for g in groups:
+                if members[g[0]]._shares_data_with(m):
+                    g.append(k)
+                    break
+            else:
+                groups.append([k])
+        outs = [np.zeros((len(frames), 3, 3)) for _ in members]
         with torch.inference_mode():
-            for ids in self._chunks(len(frames)):
-                sub = [frames[i] for i in ids]
-                data = self._prepare_data(sub)
-                d6, b = self._tensor6(data, np.arange(len(sub)))
-                d6n = d6.double().numpy()
-                t = np.zeros((len(sub), 9))
-                t[:, _LOWER] = d6n
-                t[:, [1, 2, 5]] = d6n[:, [1, 2, 4]]
-                out[ids[b.ids.numpy()]] = t.reshape(-1, 3, 3)
-        return {"zfs_tensor": out}
+            for g in groups:
+                lead = members[g[0]]
+                for ids in lead._chunks(len(frames)):
+                    sub = [frames[i] for i in ids]
+                    data = lead._prepare_data(sub)
+                    for k in g:
+                        m = members[k]
+                        m.net.eval()
+                        d6, b = m._tensor6(data, np.arange(len(sub)))
+                        d6n = d6.double().numpy()
+                        t = np.zeros((len(sub), 9))
+                        t[:, _LOWER] = d6n
+                        t[:, [1, 2, 5]] = d6n[:, [1, 2, 4]]
+                        outs[k][ids[b.ids.numpy()]] = t.reshape(-1, 3, 3)
+        return [{"zfs_tensor": out} for out in outs]
 
 
 # --- energy and forces --------------------------------------------------------------------

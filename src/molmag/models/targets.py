@@ -166,10 +166,11 @@ def resolve(path: str) -> Callable[..., Any]:
 # -- the target-specific pieces ----------------------------------------------------------------
 def _zfs_scalars(tensors: np.ndarray) -> dict[str, np.ndarray]:
     """D and E (cm-1) of each tensor of an (n, 3, 3) array."""
-    from molmag.physics.zfs import zfs_from_tensor
+    from molmag.physics.zfs import zfs_DE
 
-    p = [zfs_from_tensor(t) for t in np.asarray(tensors, float)]
-    return {"zfs_D": np.array([z.D for z in p]), "zfs_E": np.array([z.E for z in p])}
+    t = np.asarray(tensors, float)
+    d, e = zfs_DE(t.reshape(-1, 3, 3))
+    return {"zfs_D": d.reshape(t.shape[:-2]), "zfs_E": e.reshape(t.shape[:-2])}
 
 
 def _cf_align(labels: Sequence[Any], pred: dict[str, Any], frames: Sequence[Atoms]

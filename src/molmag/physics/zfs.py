@@ -102,6 +102,32 @@ def zfs_from_tensor(tensor, *, rtol: float = 1e-12) -> ZFSParameters:
                          eigenvalues=np.array([X, Y, Z]), iso=iso)
 
 
+def zfs_DE(tensors, *, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """D and E (cm-1) of a stack of 3x3 D tensors ``(n, 3, 3)``: the ``D`` and ``E`` of
+    :func:`zfs_from_tensor` for each (same conventions, D = 3/2 D_zz, E = (D_xx - D_yy)/2
+    with |D_zz| the largest traceless eigenvalue and 0 <= E/D <= 1/3), from one batched
+    eigenvalue call: for the thousands of tensors of a trajectory or a committee."""
+    t = np.asarray(tensors, dtype=float)
+    if t.ndim != 3 or t.shape[1:] != (3, 3):
+        raise ValueError(f"D tensors must have shape (n, 3, 3), got {t.shape}")
+    if not np.all(np.isfinite(t)):
+        bad = int(np.flatnonzero(~np.isfinite(t).all(axis=(1, 2)))[0])
+        raise ValueError(f"D tensor {bad} contains non-finite values")
+    s = 0.5 * (t + np.swapaxes(t, 1, 2))
+    iso = np.trace(s, axis1=1, axis2=2) / 3.0
+    w = np.linalg.eigvalsh(s - iso[:, None, None] * np.eye(3))        # ascending
+    mags = np.abs(w)
+    scale = np.maximum(mags.max(1), np.finfo(float).tiny)
+    near = mags >= (mags.max(1) - rtol * scale * 10)[:, None]
+    iz = np.argmax(near, axis=1)                                        # first near-tie
+    rows = np.arange(len(w))
+    z = w[rows, iz]
+    rest = np.array([[1, 2], [0, 2], [0, 1]])[iz]
+    wa, wb = w[rows, rest[:, 0]], w[rows, rest[:, 1]]
+    swap = (wa - wb) * z < 0
+    return 1.5 * z, 0.5 * np.where(swap, wb - wa, wa - wb)
+
+
 def tensor_from_zfs(D: float, E: float, axes=None, iso: float = 0.0) -> np.ndarray:
     """D tensor (cm-1) from D, E, principal axes (columns x, y, z) and isotropic part.
 
