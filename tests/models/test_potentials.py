@@ -190,6 +190,41 @@ def test_langevin_resumes_bit_identically(data):
     np.testing.assert_allclose(stored[200][3], f, rtol=1e-10, atol=1e-12)
 
 
+def test_langevin_blocks_without_setup_resume_bit_identically(data):
+    """reseed_every: frames inside a block come from runs continued without a new setup
+    (their energies and forces are still the potential's at the frame), and a run resumed
+    at a block boundary repeats the uninterrupted one bit for bit."""
+    frames, t = data
+    c = _committee(frames, t)
+    a = frames[0]
+    kw = dict(temperature_K=50.0, timestep_fs=0.5, friction_per_fs=0.01, stride=20, seed=11,
+              reseed_every=100)
+    stored = {}
+
+    def keep(step, pos, vel, e, f):
+        stored[step] = (pos.copy(), vel.copy(), e, f.copy())
+
+    whole = run_lammps_langevin(a, c, n_steps=300, on_frame=keep, **kw)
+    assert sorted(stored) == list(range(20, 301, 20))
+    b = a.copy()
+    b.positions = stored[200][0]
+    resumed = run_lammps_langevin(b, c, n_steps=300, velocities=stored[200][1],
+                                  start_step=200, **kw)
+    assert np.array_equal(resumed.positions, whole.positions)
+    assert np.array_equal(resumed.velocities, whole.velocities)
+    eng = LammpsSNAP(c, a)
+    for step in (140, 160):   # inside a block
+        e, f = eng.energy_forces(stored[step][0])
+        assert e == pytest.approx(stored[step][2], rel=1e-12)
+        np.testing.assert_allclose(stored[step][3], f, rtol=1e-10, atol=1e-12)
+    # the blocks change the thermostat's random numbers, not the physics of a step: the
+    # first block of 100 steps is the same as one run of 100 steps with the block's seed
+    one = run_lammps_langevin(a, c, n_steps=100, **{**kw, "stride": 100})
+    assert np.array_equal(one.positions, stored[100][0])
+    with pytest.raises(ValueError, match="reseed_every"):
+        run_lammps_langevin(a, c, n_steps=100, **{**kw, "reseed_every": 30})
+
+
 def test_bad_input_is_refused(data):
     frames, t = data
     c, a = _free_committee()

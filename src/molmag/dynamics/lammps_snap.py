@@ -235,7 +235,8 @@ class LammpsSNAP:
 
         After the first call the evaluation is one LAMMPS step without an integrator
         (``run 1 pre no``): no run setup, and the neighbour lists (skin 1 Å) are rebuilt
-        by LAMMPS's own displacement check, several times faster for small 2J."""
+        by LAMMPS's own displacement check, several times faster for small 2J (``run 0
+        pre no`` would not evaluate the forces at all)."""
         self.set_state(positions)
         if self._x_built is None:
             self.lmp.command("run 0 post no")
@@ -249,6 +250,16 @@ class LammpsSNAP:
         """``n_steps`` of fix nve + fix langevin (module docstring) from the current state;
         ``fix_com``: the random forces sum to zero (``zero yes``), so a molecule at rest
         stays at rest (ASE's ``FixCom``)."""
+        self.begin_langevin(temperature_K, timestep_fs, friction_per_fs, seed, fix_com)
+        try:
+            self.run(n_steps, setup=True)
+        finally:
+            self.end_langevin()
+
+    def begin_langevin(self, temperature_K: float, timestep_fs: float,
+                       friction_per_fs: float, seed: int, fix_com: bool = False) -> None:
+        """Define the integrator (fix nve + fix langevin with ``seed``) for the next
+        :meth:`run` calls; :meth:`end_langevin` removes it."""
         lmp = self.lmp
         lmp.command(f"timestep {float(timestep_fs) * 1e-3!r}")
         lmp.command("fix molmag_nve all nve")
@@ -256,9 +267,17 @@ class LammpsSNAP:
                     f"{float(temperature_K)!r} {1e-3 / float(friction_per_fs)!r} {seed} "
                     f"zero {'yes' if fix_com else 'no'}")
         self._x_built = None
-        lmp.command(f"run {int(n_steps)} post no")
-        lmp.command("unfix molmag_lgv")
-        lmp.command("unfix molmag_nve")
+
+    def run(self, n_steps: int, setup: bool) -> None:
+        """``n_steps`` of the integrator of :meth:`begin_langevin`: ``setup=True`` for the
+        first run after it (or after :meth:`set_state` changed the positions), ``False``
+        to continue the previous run where it stopped (``run N pre no``: no new setup, the
+        same steps as one longer run; the thermostat's random numbers continue)."""
+        self.lmp.command(f"run {int(n_steps)} {'' if setup else 'pre no '}post no")
+
+    def end_langevin(self) -> None:
+        self.lmp.command("unfix molmag_lgv")
+        self.lmp.command("unfix molmag_nve")
 
 
 class LammpsSNAPCalculator(Calculator):
@@ -351,7 +370,8 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
                         velocities: np.ndarray | None = None, start_step: int = 0,
                         member: int | str = "mean", fix_com: bool = False,
                         on_frame: Callable[[int, np.ndarray, np.ndarray, float, np.ndarray],
-                                           bool | None] | None = None) -> LangevinResult:
+                                           bool | None] | None = None,
+                        reseed_every: int | None = None) -> LangevinResult:
     """Langevin NVT of ``atoms`` with the SNAP ``committee`` (or one member) inside LAMMPS.
 
     Parameters: ``temperature_K`` (> 0), ``timestep_fs`` (0 < dt <= 2), ``friction_per_fs``
@@ -369,7 +389,16 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
 
     ``on_frame(step, positions, velocities, energy, forces)`` is called after every
     ``stride`` steps (positions Å, velocities ASE units, energy eV, potential forces eV/Å,
-    atom order of ``atoms``); returning ``False`` stops the run after that frame."""
+    atom order of ``atoms``); returning ``False`` stops the run after that frame.
+
+    ``reseed_every`` (a multiple of ``stride``; default ``stride``): the run goes in blocks
+    of that many steps (counted from step 0), each with a fresh ``fix langevin`` seeded by
+    (``seed``, the block's first step); inside a block the frames are taken between LAMMPS
+    runs that continue without a new setup (``run stride pre no``), which saves a force
+    evaluation and the run setup per frame (measured 1,690 -> 2,250 steps/s for the
+    53-atom [Co(pdms)2]2- at stride 20, reseeding every 1000 steps).  A run resumed at a
+    block boundary (``start_step`` a multiple of ``reseed_every``) continues
+    bit-identically."""
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     if not temperature_K > 0:
@@ -382,6 +411,10 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
         raise ValueError("stride must be >= 1 and n_steps >= 0")
     if start_step % stride:
         raise ValueError(f"start_step {start_step} is not a multiple of stride {stride}")
+    block = stride if reseed_every is None else int(reseed_every)
+    if block < stride or block % stride:
+        raise ValueError(f"reseed_every ({reseed_every}) must be a multiple of stride "
+                         f"({stride})")
     if velocities is None:
         a = atoms.copy()
         MaxwellBoltzmannDistribution(a, temperature_K=temperature_K,
@@ -398,20 +431,34 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
         eng.set_state(atoms.positions, velocities)
         step, frames, stopped = int(start_step), 0, False
         t0 = time.perf_counter()
-        while step < n_steps:
-            k = min(stride, n_steps - step)
-            eng.langevin(k, temperature_K, timestep_fs, friction_per_fs, _seed_of(seed, step),
-                         fix_com)
-            step += k
-            pos, vel, frc = eng.get_state()
-            # the velocities continue from their ASE-unit values, exactly as a run resumed
-            # from this frame does (v * c / c is not always v in floating point)
-            eng.set_state(pos, vel)
-            if on_frame is not None:
-                frames += 1
-                if on_frame(step, pos, vel, eng.energy(), frc) is False:
-                    stopped = True
-                    break
+        active = False
+        try:
+            while step < n_steps:
+                k = min(stride, n_steps - step)
+                if not active:      # a new block: fresh thermostat seed, run setup
+                    eng.begin_langevin(temperature_K, timestep_fs, friction_per_fs,
+                                       _seed_of(seed, step), fix_com)
+                    active = True
+                    eng.run(k, setup=True)
+                else:
+                    eng.run(k, setup=False)
+                step += k
+                pos, vel, frc = eng.get_state()
+                if step % block == 0:   # block boundary: where a resumed run starts
+                    eng.end_langevin()
+                    active = False
+                    # the velocities continue from their ASE-unit values, exactly as a run
+                    # resumed from this frame does (v * c / c is not always v in floating
+                    # point)
+                    eng.set_state(pos, vel)
+                if on_frame is not None:
+                    frames += 1
+                    if on_frame(step, pos, vel, eng.energy(), frc) is False:
+                        stopped = True
+                        break
+        finally:
+            if active:
+                eng.end_langevin()
         wall = time.perf_counter() - t0
         pos, vel, frc = eng.get_state()
         if step == start_step:

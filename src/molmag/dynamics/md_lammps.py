@@ -12,8 +12,9 @@ centre of mass is held as ASE's ``FixCom`` holds it (start velocities without ne
 ``fix langevin ... zero yes``), so the kinetic temperature counts 3N - 3 degrees of freedom as
 the ASE path does; the stop criteria are judged on stored frames (every ``stride`` steps), and
 ``n_steps`` must be a whole number of strides (``molmag md`` rounds it up).
-Resumption is bit-identical: the random forces of each ``stride`` chunk are seeded by
-(seed, trajectory, temperature, step).
+Resumption is bit-identical: the random forces of each block of ``checkpoint_every`` steps
+are seeded by (seed, trajectory, temperature, step at the block's start), and a resumed run
+starts at a checkpoint; inside a block the frames are taken without a new LAMMPS run setup.
 """
 
 from __future__ import annotations
@@ -186,7 +187,9 @@ def _integrate(start: Atoms, committee, settings: MDSettings, files: RunFiles,
     run_lammps_langevin(atoms, committee, settings.temperature_K, settings.timestep_fs,
                         settings.friction_per_fs, settings.n_steps, settings.stride, seed,
                         velocities=velocities, start_step=ck.step, on_frame=on_frame,
-                        fix_com=True)   # as FixCom in the ASE path: no drift of the molecule
+                        fix_com=True,   # as FixCom in the ASE path: no drift of the molecule
+                        # thermostat reseeded at every checkpoint (where a resumed run starts)
+                        reseed_every=settings.checkpoint_every)
     flush()
     if state["reason"] is not None:
         from ase.io import write
