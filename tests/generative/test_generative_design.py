@@ -206,6 +206,22 @@ def test_tiny_dy_ligands_campaign(tmp_path):
         run_dy_ligands(out, DyLigandSettings.full())
 
 
+def test_seed_bins_ask_for_enough_pairs():
+    """The quick --pretrained campaign asks for >= 60 seed/sample pairs (issue 18, item 4)
+    however many seeds its bins hold; the other modes keep their sizes."""
+    from molmag.workflows.dy_ligands import DyLigandSettings, samples_per_seed
+
+    s = DyLigandSettings.quick(pretrained="gauss-ii-qm9")
+    assert s.min_pairs == 60
+    assert samples_per_seed(s, 12) == 6          # 6 bins x 2 seeds: 72 asked
+    assert samples_per_seed(s, 10) == 7          # 10 seeds in the bins: 70 asked
+    for n in range(1, 13):
+        assert n * samples_per_seed(s, n) >= 1.1 * 60
+    full = DyLigandSettings.full()
+    assert samples_per_seed(full, 30) == 10 and samples_per_seed(full, 3) == 10
+    assert samples_per_seed(DyLigandSettings.quick(), 6) == 2
+
+
 def test_vae_train_gauss1_head_on_kramers_gaps(tmp_path):
     """GAUSS-I: the head reads the latent and the structural features of the labelled
     Dy(H2O)5L2 complexes (labels from the crystal-field engine, through the pipeline)."""

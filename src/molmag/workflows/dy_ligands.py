@@ -36,6 +36,7 @@ measurements, on molmag's own oracle.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,9 @@ class DyLigandSettings:
     n_bins: int = 6
     seeds_per_bin: int = 5
     samples_per_seed: int = 10
+    #: at least this many seed/sample pairs are asked for (samples per seed raised when the
+    #: bins hold fewer seeds than n_bins x seeds_per_bin; ~10 % more for failed labels)
+    min_pairs: int = 0
     bin_sigmas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
     bin_draws: int = 4000             # LP samples per sigma and seed at most (the paper: 4000)
     top_seeds: int = 16
@@ -93,9 +97,9 @@ class DyLigandSettings:
                     top_seeds=8, repop_draws=5000, n_repopulate=16, curve_batches=5)
         if over.get("pretrained"):
             # the time saved on proxies and training goes into gap labels: 6 bins x 2 seeds
-            # x 5 samples = 60 seed/sample pairs for the R^2
+            # x 5 samples, and at least 60 seed/sample pairs for the R^2 (issue 18: >= 60)
             base.update(max_heavy_atoms=9, n_labelled=48, seeds_per_bin=2, samples_per_seed=5,
-                        bin_draws=1000, repop_draws=2000)
+                        min_pairs=60, bin_draws=1000, repop_draws=2000)
         base.update(over)
         return cls(**base)
 
@@ -313,6 +317,12 @@ def _unzip(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 
+def samples_per_seed(s: DyLigandSettings, n_seeds: int) -> int:
+    """New ligands asked per seed: ``samples_per_seed``, raised so that ``n_seeds`` seeds
+    give at least ``min_pairs`` seed/sample pairs with 10 % to spare for failed labels."""
+    return max(s.samples_per_seed, math.ceil(1.1 * s.min_pairs / max(n_seeds, 1)))
+
+
 def stage_seeds(ctx: Context) -> dict:
     from molmag.generative.analysis import (
         plot_seed_vs_sample,
@@ -333,7 +343,12 @@ def stage_seeds(ctx: Context) -> dict:
         doc = json.loads(path.read_text())
         gen, stats = doc["generated"], doc.get("stats", {})   # no stats: an older campaign
     else:
-        gen, stats = _generate(ctx, model, [p[1] for p in picks], s.samples_per_seed,
+        per_seed = samples_per_seed(s, len(picks))
+        if per_seed > s.samples_per_seed:
+            ctx.log(f"{len(picks)} seeds (the bins hold fewer than {s.n_bins} x "
+                    f"{s.seeds_per_bin}): {per_seed} samples per seed for >= {s.min_pairs} "
+                    "pairs")
+        gen, stats = _generate(ctx, model, [p[1] for p in picks], per_seed,
                                s.bin_sigmas, corpus | set(subset), s.bin_draws, rng0=1000)
         _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen, "stats": stats})
     new = [g for lst in gen.values() for g in lst]
@@ -359,6 +374,7 @@ def stage_seeds(ctx: Context) -> dict:
     per_seed = [{"bin": b, "seed": seed, **stats.get(seed, {}),
                  "n_labelled": sum(1 for o in owners if o == seed)} for b, seed in picks]
     return {"n_seeds": len(picks), "n_generated": len(new), "n_labelled": len(pairs01),
+            "samples_per_seed": max((len(v) for v in gen.values()), default=0),
             "n_seeds_with_pairs": len(set(owners)),
             "r2_dE01": r2_01, "r2_dE07": r2_07, "r2_dE01_interval": ci01,
             "r2_dE07_interval": ci07,

@@ -175,7 +175,8 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
     if sd:
         rep.heading("Seed bins (Fig. 8)")
         rep.text(f"{sd['n_seeds']} seeds from {s.n_bins} bins of ΔE01, up to "
-                 f"{s.samples_per_seed} new ligands each (σ from {s.bin_sigmas[0]:g}); "
+                 f"{sd.get('samples_per_seed', s.samples_per_seed)} new ligands each (σ from "
+                 f"{s.bin_sigmas[0]:g}); "
                  f"{sd['n_labelled']} labelled. R²(sample vs seed) ΔE01 = "
                  f"{_f(sd['r2_dE01'], '.2f')} {r2_interval(sd)}, ΔE07 = "
                  f"{_f(sd['r2_dE07'], '.2f')} {r2_interval(sd, 'r2_dE07_interval')}; Pearson r "
