@@ -25,8 +25,10 @@ Two stages, each rerunnable:
 ``python benchmarks/potentials.py compare --data DIR [--n-train 900] [--models ...] [--json]``
     Trains committees on the training runs (10 % validation for calibration) and prints, per
     model: n_train, force RMSE and energy RMSE on the held-out 100 K run, the coverage of the
-    calibrated force spread (fraction of |error| <= 1.96 sigma), the time to train, and the MD
-    steps/s of the committee as an ASE calculator (53 atoms, one energy+forces call per step).
+    calibrated force spread (fraction of |error| <= 1.96 sigma), the time to train, the MD
+    steps/s of the committee as an ASE calculator (53 atoms, one energy+forces call per step)
+    and, for SNAP models, of LAMMPS-native Langevin (4000 steps, a frame every 20, the
+    thermostat reseeded every 1000 as ``molmag md`` does).
 """
 
 from __future__ import annotations
@@ -254,6 +256,12 @@ MODELS = {
         "twojmax": 4, "quadraticflag": True,
         "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}}, {}, 3),
     "snap-2j6-quadratic": ("snap-energy", {"twojmax": 6, "quadraticflag": True}, {}, 3),
+    "snap-2j5-quadratic-weights": ("snap-energy", {
+        "twojmax": 5, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+    "snap-2j6-quadratic-weights": ("snap-energy", {
+        "twojmax": 6, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
     "gmnn": ("gmnn-energy", {}, {}, 3),
     "gmnn-1x60": ("gmnn-energy", {}, {"max_epochs": 60}, 1),
 }
@@ -294,6 +302,12 @@ def compare_one(name, train, val, test, log=print) -> dict:
            "force_coverage95": float(np.mean(np.abs(ef) <= 1.96 * sf)),
            "fit_s": t_fit,
            "md_steps_per_s": md_steps_per_s(calculator_of(com), test[0][0])}
+    if kind == "snap-energy":   # the fast path: LAMMPS-native Langevin (as benchmarks/md.py)
+        from molmag.dynamics.lammps_snap import run_lammps_langevin
+
+        r = run_lammps_langevin(test[0][0], com, 100.0, 0.5, 0.01, 4000, 20, seed=1,
+                                on_frame=lambda *a: None, reseed_every=1000)
+        row["lammps_md_steps_per_s"] = r.steps_per_s
     log(json.dumps(row))
     return row
 
@@ -311,11 +325,11 @@ def cmd_compare(args) -> None:
         print(json.dumps(rows, indent=1))
         return
     print(f"{'model':22s} {'n_train':>7s} {'F RMSE eV/A':>12s} {'E RMSE eV':>10s} "
-          f"{'cov95 F':>8s} {'fit s':>7s} {'MD steps/s':>10s}")
+          f"{'cov95 F':>8s} {'fit s':>7s} {'MD steps/s':>10s} {'LAMMPS MD':>10s}")
     for r in rows:
         print(f"{r['model']:22s} {r['n_train']:7d} {r['force_rmse']:12.4f} "
               f"{r['energy_rmse']:10.4f} {r['force_coverage95']:8.3f} {r['fit_s']:7.0f} "
-              f"{r['md_steps_per_s']:10.1f}")
+              f"{r['md_steps_per_s']:10.1f} {r.get('lammps_md_steps_per_s', float('nan')):10.0f}")
 
 
 def main(argv=None) -> None:
