@@ -394,7 +394,8 @@ def train_vae(strings: Sequence[str], *, config: VAEConfig | None = None,
                 now = clock()
                 if step_log is not None and (b + 1) % 200 == 0:
                     step_log({"epoch": epoch, "step": b + 1, "steps": len(batches),
-                              "recon": float(parts["recon"]), "kl": float(parts["kl"]),
+                              "recon": float(parts["recon"].detach()),
+                              "kl": float(parts["kl"].detach()),
                               "seconds": seconds + now - t0})
                 if checkpoint_seconds and now - t_ck > checkpoint_seconds \
                         and b + 1 < len(batches):
