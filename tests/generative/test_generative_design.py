@@ -76,6 +76,16 @@ def test_seed_sample_r2_and_bins_and_shift():
     sh = repopulation_shift([5, 6, 7], [1, 2, 3])
     assert sh["mean_shift"] == pytest.approx(4) and sh["p_greater"] == 1.0
     assert repopulation_shift([1, 2, 3], [1, 2, 3])["p_greater"] == pytest.approx(0.5)
+    # the bootstrap interval of the mean shift: around the shift, narrowing with more data
+    rng = np.random.default_rng(0)
+    small = repopulation_shift(rng.normal(100, 30, 16), rng.normal(0, 30, 40))
+    big = repopulation_shift(rng.normal(100, 30, 400), rng.normal(0, 30, 1000))
+    for sh in (small, big):
+        assert sh["mean_shift_low"] < sh["mean_shift"] < sh["mean_shift_high"]
+    assert 60 < small["mean_shift_low"] and small["mean_shift_high"] < 140
+    assert (big["mean_shift_high"] - big["mean_shift_low"]) < \
+        0.3 * (small["mean_shift_high"] - small["mean_shift_low"])
+    assert repopulation_shift([5.0], [1.0, 2.0])["mean_shift_low"] is None
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +203,11 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     assert "too few" in md or "bootstrap interval" in md
     assert "novel and sane" in md and "| bin | seed | σ | draws | valid |" in md
     assert ("valence sanity filter" in md) == bool(res["repopulate"]["labelled"])
+    from molmag.workflows.dy_ligands_report import shift_interval
+
+    sh = res["repopulate"]["shift_vs_random"]
+    if sh["mean_shift_low"] is not None:
+        assert shift_interval(sh) in md and "bootstrap interval" in shift_interval(sh)
     per = res["repopulate"]["per_seed"]
     assert len(per) == len(res["repopulate"]["top_seeds"])
     for r in per:

@@ -310,18 +310,30 @@ def distribution_summary(values: Sequence[float]) -> dict:
             "q90": float(np.quantile(v, 0.9))}
 
 
-def repopulation_shift(generated: Sequence[float], reference: Sequence[float]) -> dict:
+def repopulation_shift(generated: Sequence[float], reference: Sequence[float], *,
+                       n_boot: int = 2000, level: float = 0.95, rng_seed: int = 0) -> dict:
     """How far the generated ligands' values lie above a reference set's: differences of the
-    means and medians, and the probability that a generated value exceeds a reference one
-    (the common-language effect size, 0.5 = no shift)."""
+    means and medians, the probability that a generated value exceeds a reference one (the
+    common-language effect size, 0.5 = no shift), and a bootstrap ``level`` percentile
+    interval of the mean shift (``mean_shift_low``/``_high``: both sets resampled with
+    replacement, independently; None with fewer than 2 values in either)."""
     g = np.asarray(list(generated), dtype=float)
     r = np.asarray(list(reference), dtype=float)
     g, r = g[np.isfinite(g)], r[np.isfinite(r)]
     if not g.size or not r.size:
-        return {"mean_shift": None, "median_shift": None, "p_greater": None}
+        return {"mean_shift": None, "median_shift": None, "p_greater": None,
+                "mean_shift_low": None, "mean_shift_high": None, "level": level}
     p = float(((g[:, None] > r[None, :]).mean() + 0.5 * (g[:, None] == r[None, :]).mean()))
+    low = high = None
+    if g.size >= 2 and r.size >= 2 and n_boot > 0:
+        rng = np.random.default_rng(rng_seed)
+        d = (g[rng.integers(0, g.size, (n_boot, g.size))].mean(1)
+             - r[rng.integers(0, r.size, (n_boot, r.size))].mean(1))
+        a = (1.0 - level) / 2.0
+        low, high = float(np.quantile(d, a)), float(np.quantile(d, 1.0 - a))
     return {"mean_shift": float(g.mean() - r.mean()),
-            "median_shift": float(np.median(g) - np.median(r)), "p_greater": p}
+            "median_shift": float(np.median(g) - np.median(r)), "p_greater": p,
+            "mean_shift_low": low, "mean_shift_high": high, "level": level}
 
 
 def plot_repopulation(sets: Sequence[tuple[str, Sequence[float]]], path: str | Path, *,

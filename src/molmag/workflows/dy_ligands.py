@@ -343,12 +343,12 @@ def stage_seeds(ctx: Context) -> dict:
         doc = json.loads(path.read_text())
         gen, stats = doc["generated"], doc.get("stats", {})   # no stats: an older campaign
     else:
-        per_seed = samples_per_seed(s, len(picks))
-        if per_seed > s.samples_per_seed:
+        n_per_seed = samples_per_seed(s, len(picks))
+        if n_per_seed > s.samples_per_seed:
             ctx.log(f"{len(picks)} seeds (the bins hold fewer than {s.n_bins} x "
-                    f"{s.seeds_per_bin}): {per_seed} samples per seed for >= {s.min_pairs} "
+                    f"{s.seeds_per_bin}): {n_per_seed} samples per seed for >= {s.min_pairs} "
                     "pairs")
-        gen, stats = _generate(ctx, model, [p[1] for p in picks], per_seed,
+        gen, stats = _generate(ctx, model, [p[1] for p in picks], n_per_seed,
                                s.bin_sigmas, corpus | set(subset), s.bin_draws, rng0=1000)
         _write_json(ctx, "seed_bins.json", {"picks": picks, "generated": gen, "stats": stats})
     new = [g for lst in gen.values() for g in lst]

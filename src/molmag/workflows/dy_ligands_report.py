@@ -30,6 +30,15 @@ def r2_interval(sd: dict, key: str = "r2_dE01_interval") -> str:
             f"seeds resampled; {pairs})")
 
 
+def shift_interval(sh: dict) -> str:
+    """' (95 % bootstrap interval a to b)' of a repopulation shift, or '' without one (older
+    campaigns, or fewer than 2 values in a set)."""
+    if sh.get("mean_shift_low") is None:
+        return ""
+    return (f" ({100 * sh.get('level', 0.95):.0f} % bootstrap interval "
+            f"{sh['mean_shift_low']:+.0f} to {sh['mean_shift_high']:+.0f} cm⁻¹)")
+
+
 def per_seed_rows(per_seed: list[dict], first: str) -> list[list]:
     """Rows of the per-seed validity/uniqueness/novelty table (rates of the draws)."""
     rows = []
@@ -70,7 +79,8 @@ def findings(res: dict) -> list[str]:
         out.append(f"**Repopulation**: {g['n']} new ligands generated around the top "
                    f"{len(rp['top_seeds'])} seeds have mean ΔE01 = {g['mean']:.0f} cm⁻¹ against "
                    f"{r['mean']:.0f} cm⁻¹ for the random labelled subset: a shift of "
-                   f"{sh['mean_shift']:+.0f} cm⁻¹ (median {sh['median_shift']:+.0f}); a "
+                   f"{sh['mean_shift']:+.0f} cm⁻¹{shift_interval(sh)} (median "
+                   f"{sh['median_shift']:+.0f}); a "
                    f"generated ligand beats a random one with probability "
                    f"{sh['p_greater']:.2f}. The seeds: mean {rp['seeds']['mean']:.0f} cm⁻¹.")
     if rp.get("unique_new") is not None:
@@ -203,7 +213,8 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
                   caption="ΔE01 (cm⁻¹) distributions")
         sh = rp["shift_vs_random"]
         rep.text(f"Shift of the generated ligands against the random subset: mean "
-                 f"{_f(sh['mean_shift'], '+.0f')} cm⁻¹, median {_f(sh['median_shift'], '+.0f')} "
+                 f"{_f(sh['mean_shift'], '+.0f')} cm⁻¹{shift_interval(sh)}, median "
+                 f"{_f(sh['median_shift'], '+.0f')} "
                  f"cm⁻¹, P(generated > random) = {_f(sh['p_greater'], '.2f')}. Against the "
                  f"seeds: mean {_f(rp['shift_vs_seeds']['mean_shift'], '+.0f')} cm⁻¹.")
         rep.figure(ctx.out / rp["figure"], "ΔE01: random subset, top seeds, generated ligands")
@@ -275,4 +286,5 @@ def best_ligands(ctx: Context, n: int = 10, with_flagged: bool = False):
     return (out, flagged) if with_flagged else out
 
 
-__all__ = ["write_report", "findings", "best_ligands", "r2_interval", "per_seed_rows"]
+__all__ = ["write_report", "findings", "best_ligands", "r2_interval", "shift_interval",
+           "per_seed_rows"]
