@@ -33,10 +33,12 @@ Vanden-Eijnden-Ciccotti scheme: the two sample the same canonical distribution, 
 trajectories differ.  Units: LAMMPS ``metal`` (Å, eV, ps, Å/ps, g/mol); positions and
 velocities cross the boundary in ASE units (Å, Å/ASE-time: ``atoms.get_velocities()``).
 
-Resumption: the dynamics run in chunks of ``stride`` steps; chunk c starts with a fresh
-``fix langevin`` whose seed is derived from (``seed``, first step of the chunk), so the random
-forces are a function of the step number alone.  Restarting from the positions and velocities
-of a stored frame (and its ``step``) continues bit-identically.  Blow-ups are the caller's
+Resumption: the dynamics run in blocks of ``reseed_every`` steps (default ``stride``; ``molmag
+md`` uses its checkpoint interval); each block starts with a fresh ``fix langevin`` whose seed is
+derived from (``seed``, first step of the block), so the random forces are a function of the
+step number alone, and the frames inside a block come from runs continued without a new setup.
+Restarting from the positions and velocities of a stored frame at a block boundary (and its
+``step``) continues bit-identically.  Blow-ups are the caller's
 business (``on_frame`` may return ``False`` to stop).
 """
 
