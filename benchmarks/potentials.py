@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from molmag.training.templates import SNAP_ENERGY_DESCRIPTOR
+
 RUNS = {  # name: (T/K, steps, stride, seed, split)
     "train100": (100.0, 2600, 5, 101, "train"),
     "train250": (250.0, 2200, 5, 102, "train"),
@@ -215,6 +217,9 @@ def md_steps_per_s(calc, atoms, n_steps: int = 100) -> float:
     return n_steps / (time.perf_counter() - t)
 
 
+#: the element weights of the shipped SNAP energy descriptor (molmag template train)
+WEIGHTS = dict(SNAP_ENERGY_DESCRIPTOR["weights"])
+
 MODELS = {
     # name: (kind, descriptor overrides, hyper, n_members)
     "snap-linear": ("snap-energy", {}, {}, 3),
@@ -232,19 +237,19 @@ MODELS = {
                                {"force_weight": 1.0}, 3),
     "snap-2j4-quadratic-weights": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+        "weights": WEIGHTS}, {}, 3),
     "snap-2j4-quadratic-wZ": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
         "weights": {"Co": 1.0, "S": 0.59, "O": 0.30, "N": 0.26, "C": 0.22, "H": 0.037}}, {}, 3),
     "snap-2j4-quadratic-weights-rc3.5": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True, "rcutfac": 3.5,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+        "weights": WEIGHTS}, {}, 3),
     "snap-2j6-weights": ("snap-energy", {
         "twojmax": 6,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+        "weights": WEIGHTS}, {}, 3),
     "snap-2j4-quadratic-weights-radii": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2},
+        "weights": WEIGHTS,
         "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}}, {}, 3),
     "snap-2j4-quadratic-weights2": ("snap-energy", {
         "twojmax": 4, "quadraticflag": True,
@@ -258,10 +263,10 @@ MODELS = {
     "snap-2j6-quadratic": ("snap-energy", {"twojmax": 6, "quadraticflag": True}, {}, 3),
     "snap-2j5-quadratic-weights": ("snap-energy", {
         "twojmax": 5, "quadraticflag": True,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+        "weights": WEIGHTS}, {}, 3),
     "snap-2j6-quadratic-weights": ("snap-energy", {
         "twojmax": 6, "quadraticflag": True,
-        "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4, "H": 0.2}}, {}, 3),
+        "weights": WEIGHTS}, {}, 3),
     "gmnn": ("gmnn-energy", {}, {}, 3),
     "gmnn-1x60": ("gmnn-energy", {}, {"max_epochs": 60}, 1),
 }

@@ -128,9 +128,10 @@ def _seed_of(seed: int, step: int) -> int:
 class LammpsSNAP:
     """One LAMMPS instance with ``pair_style snap`` for one molecule (its atoms and order).
 
-    ``energy_forces(positions)`` -> (E eV, F (N, 3) eV/Å); :meth:`langevin` advances the
-    dynamics.  Non-periodic box (``boundary m m m``), the molecule's atom order kept (LAMMPS
-    ids 1..N, ``atom_modify map array sort 0 0``)."""
+    ``energy_forces(positions)`` -> (E eV, F (N, 3) eV/Å); :meth:`begin_langevin`,
+    :meth:`run` and :meth:`end_langevin` advance the dynamics.  Non-periodic box
+    (``boundary m m m``), the molecule's atom order kept (LAMMPS ids 1..N,
+    ``atom_modify map array sort 0 0``)."""
 
     def __init__(self, committee_or_member, atoms: Atoms, member: int | str = "mean"):
         s = _settings(committee_or_member)
@@ -247,17 +248,6 @@ class LammpsSNAP:
             self.lmp.command("run 1 pre no post no")
         return self.energy(), self.get_state()[2]
 
-    def langevin(self, n_steps: int, temperature_K: float, timestep_fs: float,
-                 friction_per_fs: float, seed: int, fix_com: bool = False) -> None:
-        """``n_steps`` of fix nve + fix langevin (module docstring) from the current state;
-        ``fix_com``: the random forces sum to zero (``zero yes``), so a molecule at rest
-        stays at rest (ASE's ``FixCom``)."""
-        self.begin_langevin(temperature_K, timestep_fs, friction_per_fs, seed, fix_com)
-        try:
-            self.run(n_steps, setup=True)
-        finally:
-            self.end_langevin()
-
     def begin_langevin(self, temperature_K: float, timestep_fs: float,
                        friction_per_fs: float, seed: int, fix_com: bool = False) -> None:
         """Define the integrator (fix nve + fix langevin with ``seed``) for the next
@@ -278,6 +268,7 @@ class LammpsSNAP:
         self.lmp.command(f"run {int(n_steps)} {'' if setup else 'pre no '}post no")
 
     def end_langevin(self) -> None:
+        """Remove the integrator of :meth:`begin_langevin`."""
         self.lmp.command("unfix molmag_lgv")
         self.lmp.command("unfix molmag_nve")
 

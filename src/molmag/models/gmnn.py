@@ -264,7 +264,7 @@ def _grouped_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
 
 def _remember(key: tuple, value: tuple) -> None:
     _GEOMETRY_CACHE[key] = value
-    size = lambda v: v[0].nbytes + (v[1].nbytes if len(v) > 2 else 0)  # noqa: E731
+    size = lambda v: sum(t.nbytes for t in v)  # noqa: E731
     total = sum(size(v) for v in _GEOMETRY_CACHE.values())
     while len(_GEOMETRY_CACHE) > 1 and total > _GEOMETRY_CACHE_BYTES:
         total -= size(_GEOMETRY_CACHE.popitem(last=False)[1])
