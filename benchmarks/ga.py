@@ -3,10 +3,12 @@
 At equal evaluation budgets (every arm's run is one search at the largest budget; the smaller
 budgets are its prefixes) and several seeds: the best value found by the GA with static genes
 (with and without the random-forest pre-screen), the GA with dynamic (SELFIES/Graph-GA) genes,
-random sampling of the same library and LP sampling of a VAE trained on the library around the
-best individuals so far.  All arms of a seed start from the same generation 0.  The GA arms
-use the default diversity settings (``diversity:`` of ``molmag ga``); ``ga-static-plain`` is
-the GA without any of them (the first issue-19 version), with the pre-screen.  Reported:
+random sampling of the same library and LP sampling of a VAE around the best individuals so far
+(the shipped GAUSS-II model ``gauss-ii-qm9`` by default; ``--vae-model library`` trains one on
+the library, as the first version of this benchmark did).  All arms of a seed start from the
+same generation 0.  The GA arms use the default diversity settings (``diversity:`` of
+``molmag ga``); ``ga-static-plain`` is the GA without any of them (the first issue-19 version),
+with the pre-screen.  Reported:
 
 * best value after each budget, per arm (median over seeds, and per seed);
 * the evaluations each arm needs to reach random search's best at the largest budget (per
@@ -70,6 +72,9 @@ def main() -> None:
     ap.add_argument("--max-heavy-atoms", type=int, default=8)
     ap.add_argument("--population", type=int, default=20)
     ap.add_argument("--offspring", type=int, default=20)
+    ap.add_argument("--vae-model", default="gauss-ii-qm9",
+                    help="the VAE arm's model: a shipped one (gauss-ii-qm9, the default), a "
+                         "model file, or 'library': one trained on the library (--vae-epochs)")
     ap.add_argument("--vae-epochs", type=int, default=40)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--sample", type=int, default=1000,
@@ -120,7 +125,7 @@ def main() -> None:
             prescreen={"enabled": arm != "ga-static-noscreen"},
             diversity=(DiversitySettings.off() if arm == "ga-static-plain"
                        else DiversitySettings()).model_dump(),
-            vae={"model": vae_model, "max_epochs": args.vae_epochs})
+            vae={"model": vae_model if arm == "vae" else None, "max_epochs": args.vae_epochs})
         return GAConfig.model_validate(_merge(base, variants.get(arm, {})))
 
     direct = _DirectValues(out / "direct-values.json") if args.direct else None
@@ -158,8 +163,8 @@ def main() -> None:
               + "; ".join(desc) + f"; best {sv.min() if s.obj.sense < 0 else sv.max():.3f}; "
               f"{time.perf_counter() - t1:.0f} s", flush=True)
 
-    vae_model = None
-    if "vae" in args.arms:
+    vae_model = None if args.vae_model == "library" else args.vae_model
+    if "vae" in args.arms and vae_model is None:
         s = Search(cfg_for("vae", 0), out / "vae-model", library=library, dataset=dataset,
                    log=lambda m: print("  " + m, flush=True))
         s.vae_model()

@@ -491,3 +491,43 @@ def test_report_shows_the_diversity_per_generation(tmp_path, library):
     assert rows and rows[0].split("|")[8].strip() == "2"            # immigrants column
     h = summary["arms"]["ga"]["history"]
     assert all(0.0 <= r["diversity"] <= 1.0 and 0.0 <= r["duplicate_share"] <= 1.0 for r in h)
+
+
+# -- the VAE of the comparison --------------------------------------------------------------
+def test_vae_arm_uses_the_shipped_gauss_ii_model_by_default(tmp_path, library):
+    """vae.model defaults to the pretrained GAUSS-II model (by name, loaded from the package);
+    a file that does not exist is refused naming the key; null still means 'train one'."""
+    from molmag.screening.config import GAConfig, load_ga_config
+
+    assert GAConfig().vae.model == "gauss-ii-qm9"
+    p = tmp_path / "ga.yaml"
+    p.write_text("metal: Dy\nobjective: dE01\nvae: {model: gauss-ii-qm9}\n")
+    assert load_ga_config(p).vae.model == "gauss-ii-qm9"
+    p.write_text("metal: Dy\nobjective: dE01\nvae: {model: nowhere.npz}\n")
+    with pytest.raises(ValueError, match=r"ga.yaml: vae.model: no such file .*nowhere.npz"):
+        load_ga_config(p)
+    p.write_text("metal: Dy\nobjective: dE01\nvae: {model: null}\n")
+    assert load_ga_config(p).vae.model is None
+    s = _synthetic_search(_cfg(compare={"random": False, "vae": True}), tmp_path / "s", library)
+    model = s.vae_model()
+    assert model.config.decoder != "gauss"              # the autoregressive GAUSS-II model
+    assert model.vocab.encodes("[O-]CC")
+    assert len(model.training_strings) > 100_000      # trained on the QM9 ligand corpus
+    assert not (tmp_path / "s" / "vae.npz").exists()  # nothing trained
+
+
+def test_runs_begun_with_another_vae_resume_until_the_vae_arm_starts(tmp_path, library):
+    """The VAE settings decide only the VAE arm: a run whose state was written under other
+    VAE settings resumes while its VAE arm has evaluated nothing, and is refused after."""
+    cfg_old = _cfg(vae={"model": None}, compare={"random": True, "vae": False})
+    cfg_new = _cfg(compare={"random": True, "vae": False})
+    out = tmp_path / "run"
+    _synthetic_search(cfg_old, out, library, value=lambda k: 1.0).run_ga()
+    s = _synthetic_search(cfg_new, out, library, value=lambda k: 1.0)     # accepted
+    assert s.arms["ga"].evaluated
+    doc = _state(out)
+    doc["settings"]["vae"]["model"] = None
+    doc["arms"]["vae"] = {"name": "vae", "evaluated": ["[O-]C"], "population": ["[O-]C"]}
+    (out / "ga-state.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="other settings"):
+        _synthetic_search(cfg_new, out, library, value=lambda k: 1.0)

@@ -76,9 +76,11 @@ class CompareSettings(_Strict):
 
 
 class VAESettings(_Strict):
-    model: str | None = Field(default=None,
-                              description="a trained molmag VAE (.npz); null: train one "
-                                          "on the library")
+    model: str | None = Field(default="gauss-ii-qm9",
+                              description="the VAE of the comparison: a model shipped with "
+                                          "molmag (gauss-ii-qm9, the pretrained GAUSS-II) or a "
+                                          "trained molmag VAE (.npz); null: train one on the "
+                                          "library")
     max_epochs: int = Field(default=40, ge=1)
     top_seeds: int = Field(default=4, ge=1)
     sigmas: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3])
@@ -129,8 +131,9 @@ class GAConfig(_Strict):
 
 PRESETS = {"dy-axial": {"metal": "Dy", "objective": "dE01"},
            "co-chelate": {"metal": "Co", "objective": "D"}}
-#: ``--quick``: sized so that ``molmag ga --quick`` (GA, random and VAE arms, with the VAE
-#: trained from scratch) finishes in under 15 minutes on 2 cores.
+#: ``--quick``: sized so that ``molmag ga --quick`` (GA, random and VAE arms; the VAE arm
+#: samples the shipped GAUSS-II model, or trains one on the library with ``vae.model: null``)
+#: finishes in under 15 minutes on 2 cores.
 QUICK = {"max_heavy_atoms": 7, "population": 8, "offspring": 8, "budget": 24,
          "vae": {"max_epochs": 30, "top_seeds": 4}}
 
@@ -150,11 +153,18 @@ def load_ga_config(path: str | Path, **overrides) -> GAConfig:
         cfg.library = resolve(cfg.library, base)
         if not Path(cfg.library).is_file():
             raise ValueError(f"{path}: library: no such file {cfg.library}")
-    if cfg.vae.model is not None:
+    if cfg.vae.model is not None and not _shipped_vae(cfg.vae.model, base):
         cfg.vae.model = resolve(cfg.vae.model, base)
         if not Path(cfg.vae.model).is_file():
             raise ValueError(f"{path}: vae.model: no such file {cfg.vae.model}")
     return cfg
+
+
+def _shipped_vae(name: str, base: Path) -> bool:
+    """``name`` is a VAE shipped with molmag (and no file of that name next to the config)."""
+    from molmag.generative.pretrained import MODELS
+
+    return name in MODELS and not (base / name).exists()
 
 
 __all__ = ["GAConfig", "PrescreenSettings", "DiversitySettings", "CompareSettings",

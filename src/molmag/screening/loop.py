@@ -99,6 +99,11 @@ def _load_state(path: Path, fingerprint: dict) -> dict[str, ArmState]:
     if "diversity" not in stored and "diversity" in fingerprint:
         # written before the diversity options existed: that GA had none of them
         stored["diversity"] = DiversitySettings.off().model_dump(mode="json")
+    arms = doc.get("arms") or {}
+    if "vae" in fingerprint and not (arms.get("vae") or {}).get("evaluated"):
+        # the VAE settings decide only the VAE arm: before it has evaluated anything, a run
+        # resumes under other ones (e.g. a run begun when the default was a library-trained VAE)
+        stored["vae"] = fingerprint["vae"]
     if stored != fingerprint:
         raise ValueError(f"{path} was written by a run with other settings; use another --out "
                          "or delete it")
@@ -442,11 +447,13 @@ class Search:
 
     # VAE LP sampling -----------------------------------------------------------------------
     def vae_model(self):
-        """The VAE of the comparison: ``vae.model`` or one trained on the library
-        (``vae.npz`` in the output folder; training resumes from its checkpoint)."""
+        """The VAE of the comparison: ``vae.model`` (a shipped model's name, by default the
+        pretrained ``gauss-ii-qm9``, or a file) or, with ``vae.model: null``, one trained on
+        the library (``vae.npz`` in the output folder; training resumes from its checkpoint)."""
         from molmag.generative.training import load_vae
 
         if self.cfg.vae.model:
+            self.log(f"VAE: {self.cfg.vae.model}")
             return load_vae(self.cfg.vae.model)
         path = self.out / "vae.npz"
         if not path.is_file():

@@ -144,6 +144,13 @@ def markdown(summary: dict, figures: dict[str, str]) -> str:
         lines.append(f"| {LABELS.get(name, name)} | {arm['evaluations']} | "
                      f"{_f(arm['best_curve'][-1] if arm['best_curve'] else None)} | "
                      f"{_f(reach)} |")
+    vae = (s.get("vae") or {}).get("model")
+    if "vae" in summary["arms"]:
+        lines += ["", "VAE: " + (f"LP sampling of `{vae}`" if vae else
+                                 "LP sampling of a VAE trained on the library (`vae.npz`)")
+                  + f" around the {(s.get('vae') or {}).get('top_seeds', '')} best individuals "
+                  "so far, sigmas " + ", ".join(f"{x:g}" for x in (s.get("vae") or {}).get(
+                      "sigmas", [])) + "."]
     lines.append("")
     for key, cap in (("comparison", "Best so far against evaluations."),
                      ("progress", "GA: best and population median per generation.")):

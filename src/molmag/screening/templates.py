@@ -43,9 +43,11 @@ compare:                     # the same budget spent by other searches, from the
   random: true               # random individuals of the library
   vae: true                  # LP sampling of the VAE around the best individuals so far
 vae:
-  model: null                # a trained molmag VAE (.npz, e.g. a dy-ligands campaign's
-                             # models/vae.npz); null: train one on the library (vae.npz, resumable)
-  max_epochs: 40
+  model: gauss-ii-qm9        # the pretrained GAUSS-II model shipped with molmag (QM9 ligands:
+                             # C, N, O, F; seeds it cannot encode are skipped), or a trained
+                             # molmag VAE (.npz, e.g. a dy-ligands campaign's models/vae.npz);
+                             # null: train one on the library (vae.npz, resumable)
+  max_epochs: 40             # training epochs when model is null
   top_seeds: 4               # seeds of each LP round: the best individuals so far
   sigmas: [0.1, 0.2, 0.3]    # LP widths, tried in order
   draws_per_sigma: 500
