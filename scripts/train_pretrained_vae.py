@@ -23,6 +23,13 @@ Usage::
     # optional: continue with a larger KL weight (prior validity), then ship that one
     python scripts/train_pretrained_vae.py finetune --work /work/gen --kl-weight 1 --hours 1.5
     python scripts/train_pretrained_vae.py ship --work /work/gen --kl-weight 1
+    # the SELFIES model (gauss-ii-qm9-selfies): same labels, same settings
+    python scripts/train_pretrained_vae.py train --work /work/gen --representation selfies
+    python scripts/train_pretrained_vae.py ship  --work /work/gen --representation selfies
+
+``--representation selfies`` trains the same model on SELFIES strings (``selfies.encoder`` of
+each corpus ligand; every decoded string is a molecule) and ships it as
+``gauss-ii-qm9-selfies``; its checkpoints and logs carry that name, the labels are shared.
 """
 
 from __future__ import annotations
@@ -80,8 +87,22 @@ def split(work: Path):
     return split_corpus(corpus(work), None, 0.05, seed=0)
 
 
-def log_line(work: Path, rec: dict) -> None:
-    with open(work / "train-log.jsonl", "a") as fh:
+def model_name(a) -> str:
+    """``gauss-ii-qm9`` (SMILES) or ``gauss-ii-qm9-selfies``: the shipped name and the stem
+    of the run's checkpoints."""
+    return "gauss-ii-qm9" if a.representation == "smiles" else f"gauss-ii-qm9-{a.representation}"
+
+
+def vocabulary(a, sp):
+    """The run's vocabulary (training + held-out ligands in its representation)."""
+    from molmag.generative.vocab import Vocabulary
+
+    return Vocabulary.from_corpus(sp.train + sp.val, a.representation, from_smiles=True)
+
+
+def log_line(work: Path, rec: dict, name: str = "gauss-ii-qm9") -> None:
+    log = "train-log.jsonl" if name == "gauss-ii-qm9" else f"train-log-{name}.jsonl"
+    with open(work / log, "a") as fh:
         fh.write(json.dumps({"utc": time.strftime("%H:%M:%S", time.gmtime()), **rec}) + "\n")
 
 
@@ -93,9 +114,9 @@ def cmd_train(a) -> None:
     from molmag.generative import labels as L
     from molmag.generative.training import save_vae, train_vae
     from molmag.generative.vae import VAEConfig
-    from molmag.generative.vocab import Vocabulary
 
     sp = split(a.work)
+    name = model_name(a)
     frozen = a.work / "labels-used.json"
     if not frozen.is_file():
         table = L.proxy_table(a.work / "proxies.db")
@@ -103,25 +124,27 @@ def cmd_train(a) -> None:
     table = json.loads(frozen.read_text())
     props = L.matrix(table, sp.train, L.PROXY_NAMES)
     vprops = L.matrix(table, sp.val, L.PROXY_NAMES)
-    vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
+    vocab = vocabulary(a, sp)
     cfg = VAEConfig.gauss2(**MODEL)
     log_line(a.work, {"start": True, "n_train": len(sp.train), "n_val": len(sp.val),
-                      "labelled": int(np.isfinite(props).all(1).sum())})
-    kw = dict(config=cfg, vocab=vocab, properties=props, val_strings=sp.val,
-              val_properties=vprops, checkpoint=a.work / "gauss-ii-qm9.ckpt",
+                      "labelled": int(np.isfinite(props).all(1).sum())}, name)
+    kw = dict(config=cfg, vocab=vocab, kind=a.representation, properties=props,
+              val_strings=[vocab.to_repr(s) for s in sp.val],
+              val_properties=vprops, checkpoint=a.work / f"{name}.ckpt",
               checkpoint_seconds=a.checkpoint_minutes * 60,
-              log=lambda r: log_line(a.work, r), step_log=lambda r: log_line(a.work, r),
-              **TRAIN)
+              log=lambda r: log_line(a.work, r, name),
+              step_log=lambda r: log_line(a.work, r, name), **TRAIN)
+    train = [vocab.to_repr(s) for s in sp.train]
     for budget in (1800.0, a.hours * 3600.0):
-        model = train_vae(sp.train, max_seconds=budget, **kw)
-        name = "gauss-ii-qm9-30min.npz" if budget == 1800.0 else "gauss-ii-qm9-latest.npz"
-        save_vae(model, a.work / name, store_training_strings=False)
-        log_line(a.work, {"saved": name, "seconds": model.header["training"]["seconds"],
-                          "epochs": len(model.history), "best_epoch": model.best_epoch})
+        model = train_vae(train, max_seconds=budget, **kw)
+        out = f"{name}-30min.npz" if budget == 1800.0 else f"{name}-latest.npz"
+        save_vae(model, a.work / out, store_training_strings=False)
+        log_line(a.work, {"saved": out, "seconds": model.header["training"]["seconds"],
+                          "epochs": len(model.history), "best_epoch": model.best_epoch}, name)
 
 
-def finetune_ckpt(work: Path, kl_weight: float) -> Path:
-    return work / f"gauss-ii-qm9-kl{kl_weight:g}.ckpt"
+def finetune_ckpt(work: Path, kl_weight: float, name: str = "gauss-ii-qm9") -> Path:
+    return work / f"{name}-kl{kl_weight:g}.ckpt"
 
 
 def cmd_finetune(a) -> None:
@@ -135,25 +158,27 @@ def cmd_finetune(a) -> None:
     from molmag.generative import labels as L
     from molmag.generative.training import save_vae, train_vae
     from molmag.generative.vae import VAEConfig
-    from molmag.generative.vocab import Vocabulary
 
     sp = split(a.work)
+    name = model_name(a)
     table = json.loads((a.work / "labels-used.json").read_text())
-    vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
-    base = torch.load(a.work / "gauss-ii-qm9.ckpt", weights_only=True)
+    vocab = vocabulary(a, sp)
+    base = torch.load(a.work / f"{name}.ckpt", weights_only=True)
     init = base["best_state"] if base["best_state"] is not None else base["model"]
     cfg = VAEConfig.gauss2(**{**MODEL, "kl_weight": a.kl_weight})
     tag = f"kl{a.kl_weight:g}"
-    log_line(a.work, {"finetune": tag, "from_epoch": base["best_epoch"]})
-    model = train_vae(sp.train, config=cfg, vocab=vocab,
+    log_line(a.work, {"finetune": tag, "from_epoch": base["best_epoch"]}, name)
+    model = train_vae([vocab.to_repr(s) for s in sp.train], config=cfg, vocab=vocab,
+                      kind=a.representation,
                       properties=L.matrix(table, sp.train, L.PROXY_NAMES),
-                      val_strings=sp.val, val_properties=L.matrix(table, sp.val, L.PROXY_NAMES),
-                      checkpoint=finetune_ckpt(a.work, a.kl_weight),
+                      val_strings=[vocab.to_repr(s) for s in sp.val],
+                      val_properties=L.matrix(table, sp.val, L.PROXY_NAMES),
+                      checkpoint=finetune_ckpt(a.work, a.kl_weight, name),
                       checkpoint_seconds=a.checkpoint_minutes * 60, max_seconds=a.hours * 3600,
-                      log=lambda r: log_line(a.work, {"tag": tag, **r}),
-                      step_log=lambda r: log_line(a.work, {"tag": tag, **r}),
+                      log=lambda r: log_line(a.work, {"tag": tag, **r}, name),
+                      step_log=lambda r: log_line(a.work, {"tag": tag, **r}, name),
                       init_state=init, **{**TRAIN, **FINETUNE})
-    save_vae(model, a.work / f"gauss-ii-qm9-{tag}-latest.npz", store_training_strings=False)
+    save_vae(model, a.work / f"{name}-{tag}-latest.npz", store_training_strings=False)
 
 
 #: fine-tuning settings (``finetune``): a lower learning rate, the KL weight annealed from 0
@@ -161,7 +186,7 @@ FINETUNE = dict(lr=5e-4, kl_anneal_epochs=0.25)
 
 
 def fit_head(model, smiles, table, epochs: int = 300, seed: int = 0) -> dict:
-    """Fit the GAUSS-II head (z -> 32 -> 4 proxies) on the labelled ligands with the encoder
+    """Fit the GAUSS-II head (z -> 32 -> 4 proxies) on the labelled ligands (SMILES), encoder
     frozen: inputs ``z = mu + sigma * eps`` (fresh noise every epoch, as in joint training),
     masked MSE on standardised targets, Adam 3e-3. Used when most labels arrived after the
     VAE training started. Returns the head's R^2 per proxy (on mu) for the rows given."""
@@ -177,7 +202,7 @@ def fit_head(model, smiles, table, epochs: int = 300, seed: int = 0) -> dict:
     mean, std = _mean_std(y[ok], y.shape[1])
     model.prop_mean.copy_(torch.as_tensor(mean))
     model.prop_std.copy_(torch.as_tensor(std))
-    xs = [s for s, k in zip(smiles, ok) if k]
+    xs = [model.vocab.to_repr(s) for s, k in zip(smiles, ok) if k]
     yt = model.standardise_properties(y[ok])
     with torch.no_grad():
         x = torch.nn.functional.one_hot(torch.as_tensor(model.vocab.indices(xs)),
@@ -200,7 +225,7 @@ def fitted_r2(model, xs, y) -> dict:
     from molmag.generative import labels as L
     from molmag.generative.sampling import encode
 
-    pred = model.predict_properties(encode(model, xs))
+    pred = model.predict_properties(encode(model, xs))   # xs in the model's representation
     out = {}
     for j, name in enumerate(L.PROXY_NAMES):
         ss = ((y[:, j] - y[:, j].mean()) ** 2).sum()
@@ -217,14 +242,14 @@ def cmd_ship(a) -> None:
     from molmag.generative.sampling import reconstruction_accuracy
     from molmag.generative.training import save_vae
     from molmag.generative.vae import MoleculeVAE, VAEConfig
-    from molmag.generative.vocab import Vocabulary
 
     sp = split(a.work)
-    vocab = Vocabulary.from_corpus(sp.train + sp.val, "smiles")
+    name = model_name(a)
+    vocab = vocabulary(a, sp)
     model_cfg = {**MODEL, "kl_weight": a.kl_weight} if a.kl_weight is not None else MODEL
     model = MoleculeVAE(vocab, VAEConfig.gauss2(**model_cfg))
-    ckpt = a.ckpt or (finetune_ckpt(a.work, a.kl_weight) if a.kl_weight is not None
-                      else a.work / "gauss-ii-qm9.ckpt")
+    ckpt = a.ckpt or (finetune_ckpt(a.work, a.kl_weight, name) if a.kl_weight is not None
+                      else a.work / f"{name}.ckpt")
     c = torch.load(ckpt, weights_only=True)
     state = c["model"] if a.latest or c["best_state"] is None else c["best_state"]
     model.load_state_dict(state)
@@ -234,14 +259,17 @@ def cmd_ship(a) -> None:
     frozen = json.loads((a.work / "labels-used.json").read_text())
     table = L.proxy_table(a.work / "proxies.db")
     rng = np.random.default_rng(1)
-    rec_val = reconstruction_accuracy(model, [sp.val[i] for i in
+    train_repr = [vocab.to_repr(s) for s in sp.train]
+    val_repr = [vocab.to_repr(s) for s in sp.val]
+    rec_val = reconstruction_accuracy(model, [val_repr[i] for i in
                                               rng.choice(len(sp.val), 2000, replace=False)])
-    rec_train = reconstruction_accuracy(model, [sp.train[i] for i in
+    rec_train = reconstruction_accuracy(model, [train_repr[i] for i in
                                                 rng.choice(len(sp.train), 1000, replace=False)])
     labelled_train = [s for s in sp.train if s in table]
     labelled_val = [s for s in sp.val if s in table]
     r2_train = fit_head(model, labelled_train, table) if labelled_train else {}
-    r2_val = fitted_r2(model, labelled_val, L.matrix(table, labelled_val, L.PROXY_NAMES)) \
+    r2_val = fitted_r2(model, [vocab.to_repr(s) for s in labelled_val],
+                       L.matrix(table, labelled_val, L.PROXY_NAMES)) \
         if len(labelled_val) > 2 else {}
     epochs_done = c["epoch"] + (part["step"] / math.ceil(len(sp.train) / TRAIN["batch_size"])
                                 if part else 0.0)
@@ -257,16 +285,18 @@ def cmd_ship(a) -> None:
                "reconstruction_accuracy_val": rec_val,
                "reconstruction_accuracy_train": rec_train,
                "head_r2_train": r2_train, "head_r2_val": r2_val,
-               "config": model_cfg,
+               "config": model_cfg, "representation": a.representation,
                "training": TRAIN if a.kl_weight is None else
-               {**TRAIN, **FINETUNE, "fine_tuned_from": "gauss-ii-qm9.ckpt (KL weight 0.1)"},
-               "command": "python scripts/train_pretrained_vae.py label|train|ship --work DIR"}
+               {**TRAIN, **FINETUNE, "fine_tuned_from": f"{name}.ckpt (KL weight 0.1)"},
+               "command": "python scripts/train_pretrained_vae.py label|train|ship --work DIR"
+               + ("" if a.representation == "smiles"
+                  else f" --representation {a.representation}")}
     model.history, model.best_epoch = hist, metrics["best_epoch"]
     model.header = {"training": {**TRAIN, "n_train": len(sp.train), "n_val": len(sp.val),
                                  "epochs": len(hist), "epochs_done": metrics["epochs_done"],
                                  "seconds": float(c["seconds"])}}
-    model.training_strings = sp.train
-    model.held_out_strings = sp.val
+    model.training_strings = train_repr
+    model.held_out_strings = val_repr
     cache = a.work / "training-canonical.txt"   # RDKit over 346k ligands: computed once
     if not cache.is_file():
         from molmag.generative.sampling import canonical_set
@@ -274,7 +304,7 @@ def cmd_ship(a) -> None:
         cache.write_text("\n".join(sorted(canonical_set(sp.train))))
     model.training_canonical = set(cache.read_text().split("\n"))
     out = a.out or \
-        Path(__file__).resolve().parents[1] / "src/molmag/generative/pretrained/gauss-ii-qm9.npz"
+        Path(__file__).resolve().parents[1] / f"src/molmag/generative/pretrained/{name}.npz"
     save_vae(model, out, metrics=metrics)
     print(json.dumps({"file": str(out), "MB": out.stat().st_size / 1e6, **metrics}, indent=1))
 
@@ -286,6 +316,8 @@ def main(argv=None) -> None:
         s = sub.add_parser(name)
         s.add_argument("--work", type=Path, default=Path("pretrained-work"))
         s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--representation", choices=("smiles", "selfies"), default="smiles",
+                       help="SMILES (gauss-ii-qm9) or SELFIES (gauss-ii-qm9-selfies)")
         if name == "train":
             s.add_argument("--hours", type=float, default=3.0)
             s.add_argument("--checkpoint-minutes", type=float, default=5.0)

@@ -4,6 +4,10 @@
 z -> 32 -> 4 donor proxies) trained on the QM9 ligand corpus by
 ``scripts/train_pretrained_vae.py``; its training time, epochs, labels and metrics are in
 the file's header (``molmag vae evaluate gauss-ii-qm9``).
+
+``gauss-ii-qm9-selfies``: the same model, settings, corpus and labels on SELFIES strings
+(``scripts/train_pretrained_vae.py ... --representation selfies``): every string it decodes is
+a molecule (``molmag vae evaluate gauss-ii-qm9-selfies``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 #: name -> file in this package
-MODELS = {"gauss-ii-qm9": "gauss-ii-qm9.npz"}
+MODELS = {"gauss-ii-qm9": "gauss-ii-qm9.npz",
+          "gauss-ii-qm9-selfies": "gauss-ii-qm9-selfies.npz"}
 DEFAULT = "gauss-ii-qm9"
 
 
