@@ -531,3 +531,21 @@ def test_runs_begun_with_another_vae_resume_until_the_vae_arm_starts(tmp_path, l
     (out / "ga-state.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="other settings"):
         _synthetic_search(cfg_new, out, library, value=lambda k: 1.0)
+
+
+def test_cli_refuses_a_library_without_ligands_in_one_line(tmp_path):
+    """`molmag ga` with a library the builder accepts none of: one error line naming the
+    file, exit status 1, nothing run."""
+    from typer.testing import CliRunner
+
+    from molmag.cli.main import app
+
+    lib = tmp_path / "lib.csv"
+    lib.write_text("smiles\nCCCC\n")
+    cfg = tmp_path / "ga.yaml"
+    cfg.write_text(f"library: {lib}\n")
+    r = CliRunner().invoke(app, ["ga", str(cfg), "--quick", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and str(lib) in errors[0] and "none of its 1 ligands" in errors[0]
+    assert not (tmp_path / "o" / "evaluations.db").exists()

@@ -53,6 +53,8 @@ def ga(
                 f"(<= {cfg.max_heavy_atoms} heavy atoms)")
             res = search.run()
             summary = write_outputs(res, cfg)
+    except typer.Exit:   # fail() of user_errors: click's Exit is a RuntimeError
+        raise
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: run the same command again to continue "
                           f"({out}/ga-state.json)")
