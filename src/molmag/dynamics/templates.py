@@ -18,8 +18,9 @@ tensor:                    # the D tensor of every stored frame (null: none)
   # ligand_field: {}       # or molmag's ligand-field engine (the reference, no spread)
 
 engine: auto               # lammps: the whole run in LAMMPS (snap-energy models, the fast
-                           # path); ase: ASE's Langevin with any calculator; auto: lammps
-                           # for snap-energy models, ase otherwise
+                           # path); ase: ASE's Langevin with any calculator (snap-energy:
+                           # the committee mean each step, the members' spreads on stored
+                           # frames); auto: lammps for snap-energy models, ase otherwise
 temperatures: [25, 50, 75, 100]   # K
 trajectories: 1            # independent runs per temperature (different seeds)
 time_ps: 20                # or n_steps: 40000
