@@ -221,6 +221,40 @@ def test_tiny_dy_ligands_campaign(tmp_path):
         run_dy_ligands(out, DyLigandSettings.full())
 
 
+def test_tiny_dy_ligands_campaign_from_a_selfies_model(tmp_path):
+    """--pretrained with a SELFIES model (gauss-ii-qm9-selfies is one): the campaign's seeds
+    are corpus SMILES and its samples come back as SMILES; the map, seed-bin and repopulation
+    stages used to hand SMILES to the SELFIES encoder and stopped ('... is not a SELFIES
+    string')."""
+    from molmag.generative.runs import fit_vae, load_ligands
+    from molmag.generative.training import save_vae
+    from molmag.workflows.dy_ligands import DyLigandSettings, run_dy_ligands
+
+    ligs = [g.smiles for g in load_ligands("default", 5)][:300]
+    model, _ = fit_vae(ligs[:280], ligs[280:], "proxies", {}, representation="selfies",
+                       max_epochs=2)
+    assert model.vocab.kind == "selfies"
+    path = save_vae(model, tmp_path / "selfies.npz")   # no metrics in its header: the report
+    # shows '-' for what it lacks
+    s = DyLigandSettings.quick(pretrained=str(path), max_heavy_atoms=5, n_labelled=6,
+                               seeds_per_bin=1, samples_per_seed=1, min_pairs=0, top_seeds=2,
+                               bin_draws=100, repop_draws=100, n_repopulate=1,
+                               curve_batches=1, workers=1)
+    res = run_dy_ligands(tmp_path / "camp", s)
+    assert res["train"]["pretrained"] == str(path)
+    assert res["map"]["n_gaps"] == res["gaps"]["labelled"] >= 4
+    rows = res["map"]["sampling_curve"]["rows"]
+    assert rows and rows[0]["n_samples"] == 100
+    # generated ligands are SMILES (a SELFIES string would start with '[')
+    from molmag.generative.corpus import as_ligand
+
+    gen = [g for lst in json.loads((tmp_path / "camp" / "seed_bins.json").read_text())[
+        "generated"].values() for g in lst]
+    assert all(not g.startswith("[") or as_ligand(g) is not None for g in gen)
+    assert all(as_ligand(g) is not None for g in gen)
+    assert "repopulate" in res and "report" in res
+
+
 def test_seed_bins_ask_for_enough_pairs():
     """The quick --pretrained campaign asks for >= 60 seed/sample pairs (issue 18, item 4)
     however many seeds its bins hold; the other modes keep their sizes."""

@@ -226,7 +226,8 @@ def stage_train(ctx: Context) -> dict:
         ctx.log(f"VAE: the pretrained {s.pretrained} ({m.config.decoder} decoder, "
                 f"{len(m.training_strings)} training ligands), no training")
         return {**m.header.get("metrics", {}), "model": "models/vae.npz",
-                "pretrained": s.pretrained, "train_seconds": 0.0}
+                "pretrained": s.pretrained, "representation": m.vocab.kind,
+                "train_seconds": 0.0}
     train = _read_list(ctx, "train.json")
     val = _read_list(ctx, "val.json")
     table = L.proxy_table(ctx.out / "proxies.db")
@@ -281,8 +282,8 @@ def stage_map(ctx: Context) -> dict:
     train = _read_list(ctx, "train.json")
     seed = train[int(np.random.default_rng(s.seed).integers(len(train)))]
     t0 = time.perf_counter()
-    rows = sampling_curve(model, seed, training_set=train, n_batches=s.curve_batches,
-                          seed=s.seed)
+    rows = sampling_curve(model, model.vocab.to_repr(seed), training_set=train,
+                          n_batches=s.curve_batches, seed=s.seed)
     secs = time.perf_counter() - t0
     plot_sampling_curve(rows, ctx.path("figures", "sampling_curve.png"),
                         title=f"LP sampling around {seed}")
@@ -304,8 +305,10 @@ def _generate(ctx: Context, model, seeds: list[str], n_each: int, sigmas, exclud
     s: DyLigandSettings = ctx.settings
     out, stats, taken = {}, {}, set(exclude)
     for k, seed in enumerate(seeds):
-        g = generate_ligands(model, seed, n_each, sigmas=sigmas, draws_per_sigma=draws_per_sigma,
-                             exclude=taken, rng_seed=rng0 + k, max_heavy_atoms=s.max_heavy_atoms)
+        # seeds are corpus SMILES; the model samples around their form in its representation
+        g = generate_ligands(model, model.vocab.to_repr(seed), n_each, sigmas=sigmas,
+                             draws_per_sigma=draws_per_sigma, exclude=taken, rng_seed=rng0 + k,
+                             max_heavy_atoms=s.max_heavy_atoms)
         out[seed] = g.ligands
         stats[seed] = g.stats()
         taken.update(g.ligands)
@@ -392,14 +395,15 @@ def _discovery_curve(model, seed: str, sigma: float, n_draws: int, training: set
     from molmag.generative.corpus import as_ligand
     from molmag.generative.sampling import canonical_smiles, decode, encode, perturb
 
-    z = encode(model, [seed])[0]
+    z = encode(model, [model.vocab.to_repr(seed)])[0]
+    to_smiles = model.vocab.to_smiles if model.vocab.kind == "selfies" else (lambda x: x)
     seen_corpus: set[str] = set()
     seen_both: list[str] = []
     distinct: set[str] = set()
     draws, curve = 0, []
     n_valid = n_valid_mol = 0
     for b in range(int(np.ceil(n_draws / 100))):
-        for smi in decode(model, perturb(z, sigma, 100, seed=[rng_seed, b])):
+        for smi in map(to_smiles, decode(model, perturb(z, sigma, 100, seed=[rng_seed, b]))):
             canon = canonical_smiles(smi) if smi else None
             if canon is not None:
                 n_valid_mol += 1

@@ -125,8 +125,14 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
         rep.heading("GAUSS-II VAE")
         if t.get("pretrained"):
             lab = t.get("labels") or {}
-            rep.text(f"The pretrained model `{t['pretrained']}` shipped with molmag "
-                     f"(autoregressive GRU decoder; {t.get('n_train', '?')} QM9 ligands, "
+            from molmag.generative.pretrained import MODELS
+
+            shipped = t["pretrained"] in MODELS
+            rep.text((f"The pretrained model `{t['pretrained']}` shipped with molmag ("
+                      if shipped else f"The model file `{t['pretrained']}` (")
+                     + ("SELFIES, " if t.get("representation") == "selfies" else "")
+                     + f"autoregressive GRU decoder; {t.get('n_train', '?')} "
+                     + ("QM9 " if shipped else "") + "ligands, "
                      f"{t.get('epochs_done', t.get('epochs'))} epochs, "
                      f"{lab.get('labelled', t.get('labelled', '?'))} ligands with GFN2-xTB/D4 "
                      "proxies for its head): no proxies computed and no training in this run.")
@@ -144,9 +150,9 @@ def write_report(ctx: Context) -> tuple[Path, Path]:
                  + ("" if t.get("converged") else ", max_epochs reached")],
                 ["training time (s)", _f(t.get("train_seconds"))],
                 ["reconstruction accuracy, validation",
-                 _f(t["reconstruction_accuracy_val"], ".3f")],
+                 _f(t.get("reconstruction_accuracy_val"), ".3f")],
                 ["reconstruction accuracy, training",
-                 _f(t["reconstruction_accuracy_train"], ".3f")]]
+                 _f(t.get("reconstruction_accuracy_train"), ".3f")]]
         for k, v in (t.get("head_r2_val") or t.get("head_r2_train") or {}).items():
             rows.append([f"head R² {k} ({'validation' if t.get('head_r2_val') else 'training'})",
                          _f(v, ".2f")])
