@@ -251,6 +251,27 @@ def test_selfies_model_samples_are_valid():
         sum(1 for s in samples if selfies_to_smiles(s)) / 200)
 
 
+def test_selfies_decoding_fills_open_valences_with_hydrogens():
+    """A charged SELFIES atom whose valence the string leaves open decodes to the closed-shell
+    molecule ([N-1] with one bond -> [NH-]), donor first; strings without open valences come
+    back exactly as selfies.decoder writes them; corpus ligands round-trip."""
+    import selfies as sf
+    from rdkit import Chem
+
+    from molmag.generative.vocab import selfies_to_smiles, smiles_to_selfies
+
+    out = selfies_to_smiles("[N-1][C][Branch1][C][C][=C][C]")
+    mol = Chem.MolFromSmiles(out)
+    assert mol.GetAtomWithIdx(0).GetSymbol() == "N" and mol.GetAtomWithIdx(0).GetTotalNumHs() == 1
+    assert not any(a.GetNumRadicalElectrons() for a in mol.GetAtoms())
+    assert Chem.MolToSmiles(mol) == Chem.MolToSmiles(Chem.MolFromSmiles("[NH-]C(C)=CC"))
+    for s in ("[O-1][C][C]", "[N-1][C][C][Ring1][Ring1]", "[C][C][=O]"):
+        assert selfies_to_smiles(s) == sf.decoder(s)
+    for smi in ("[NH-]CC", "[N-](C)C", "[O-]c1ccccc1", "O=P(C)(C)C", "n1ccccc1"):
+        back = selfies_to_smiles(smiles_to_selfies(smi))
+        assert Chem.CanonSmiles(back) == Chem.CanonSmiles(smi)
+
+
 def test_evaluate_cli_json_and_refusals(overfit, tmp_path):
     from typer.testing import CliRunner
 

@@ -74,14 +74,48 @@ def smiles_to_selfies(smiles: str) -> str:
 
 
 def selfies_to_smiles(selfies: str) -> str:
-    """SELFIES -> SMILES (``selfies.decoder``); '' where the string does not decode."""
+    """SELFIES -> SMILES (``selfies.decoder``); '' where the string does not decode.
+
+    Hydrogen completion: the decoder writes charged atoms as bracket atoms (``[N-1]``) and
+    leaves the valence a string does not fill open, which RDKit reads as unpaired electrons
+    (``[N-]C``: an aminyl radical anion).  Such open valences are filled with hydrogens here
+    (``[NH-]C``), the reading SMILES gives every atom outside brackets and the closed-shell
+    molecule the string describes; nothing else changes, and a string without open valences
+    comes back exactly as the decoder wrote it.  Measured on 2000 prior samples of
+    ``gauss-ii-qm9-selfies``: 222 carried a radical, 215 of them on an amide-type donor
+    ``[N-]`` with one single bond (DEVELOPERS.md)."""
     import selfies as sf
 
     try:
         out = sf.decoder(selfies)
     except sf.DecoderError:
         return ""
-    return out or ""
+    return _fill_open_valences(out) if out else ""
+
+
+def _fill_open_valences(smiles: str) -> str:
+    """``smiles`` with every radical electron replaced by a hydrogen (atom order kept, atom 0
+    first); ``smiles`` itself when it has none or RDKit cannot read it."""
+    if "[" not in smiles:
+        return smiles
+    from rdkit import Chem
+
+    from molmag.chem.builders import quiet_rdkit
+
+    with quiet_rdkit():
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None or not any(a.GetNumRadicalElectrons() for a in mol.GetAtoms()):
+            return smiles
+        for a in mol.GetAtoms():
+            n = a.GetNumRadicalElectrons()
+            if n:
+                a.SetNumRadicalElectrons(0)
+                a.SetNumExplicitHs(a.GetNumExplicitHs() + n)
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception:  # noqa: BLE001 - RDKit raises several types; keep the decoder's
+            return smiles
+        return Chem.MolToSmiles(mol, rootedAtAtom=0, canonical=False)
 
 
 @dataclass
