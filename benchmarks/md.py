@@ -93,10 +93,27 @@ def langevin_rate(atoms, calc, n_steps: int, temperature_K: float = 100.0, warm:
                                            forces=a.get_forces())
             kept.append(f)
         dyn.attach(keep, interval=keep_every)
+    # the molecule must stay whole: a rate from atoms flying apart (fewer neighbours, cheaper
+    # steps) is not a rate of MD; `molmag md`'s stop criteria every 10 steps
+    stop = _stop_check(atoms, temperature_K)
+
+    def whole():
+        why = stop(a, a.get_forces())
+        if why:
+            raise RuntimeError(f"the molecule did not hold together: {why}")
+    dyn.attach(whole, interval=10)
     dyn.run(warm)
     t, c = time.perf_counter(), time.process_time()
     dyn.run(n_steps)
     return n_steps / (time.perf_counter() - t), n_steps / (time.process_time() - c), kept
+
+
+def _stop_check(atoms, temperature_K: float):
+    """``molmag md``'s blow-up criteria (:class:`molmag.dynamics.md.StopCheck`: temperature
+    > 3x target, a force component > 25 eV/Å, a nearest neighbour stretched 1.6x)."""
+    from molmag.dynamics.md import MDSettings, StopCheck
+
+    return StopCheck(atoms, MDSettings(temperature_K=temperature_K, n_steps=1))
 
 
 def ml_rate(start, calc, n_steps: int, frames, out: dict, key: str, log) -> None:
@@ -294,12 +311,28 @@ def main(argv=None) -> dict:
     c = time.process_time()
     # a frame to Python every 20 steps, the thermostat reseeded every 1000 (`molmag md`'s
     # default checkpoint interval, as its LAMMPS engine does)
+    stop, why_stopped = _stop_check(start, 100.0), []
+    probe = start.copy()
+
+    def on_frame(step, pos, vel, energy, forces):
+        # the molecule must stay whole (molmag md's criteria on every frame)
+        probe.positions = pos
+        probe.set_velocities(vel)
+        why = stop(probe, forces)
+        if why:
+            why_stopped.append(f"step {step}: {why}")
+            return False
+        return None
+
     r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
-                            seed=1, on_frame=lambda *a: None, reseed_every=1000)
+                            seed=1, on_frame=on_frame, reseed_every=1000)
     out["lammps_snap_steps_per_s"] = r.steps_per_s
     out["lammps_snap_steps_done"] = r.steps_done
     out["lammps_snap_steps_per_cpu_s"] = r.steps_done / (time.process_time() - c)
-    log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s")
+    if why_stopped:
+        out["lammps_snap_stopped"] = why_stopped[0]
+    log(f"LAMMPS SNAP MD: {r.steps_per_s:.0f} steps/s ({r.steps_done} steps"
+        + (f"; stopped, {why_stopped[0]}" if why_stopped else ", the molecule whole") + ")")
 
     # GM-NN energy committee (speed only: a one-epoch fit, whose forces would not hold a
     # molecule together, so the calls are timed on MD frames instead of driving the MD)
