@@ -253,6 +253,10 @@ def test_tiny_dy_ligands_campaign_from_a_selfies_model(tmp_path):
     assert all(not g.startswith("[") or as_ligand(g) is not None for g in gen)
     assert all(as_ligand(g) is not None for g in gen)
     assert "repopulate" in res and "report" in res
+    # the folder holds this model's run: another model is refused, not mixed in
+    with pytest.raises(ValueError, match="pretrained"):
+        run_dy_ligands(tmp_path / "camp", DyLigandSettings.quick(
+            pretrained="gauss-ii-qm9", max_heavy_atoms=5, n_labelled=6, workers=1))
 
 
 def test_seed_bins_ask_for_enough_pairs():

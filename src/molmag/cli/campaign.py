@@ -148,8 +148,9 @@ def dy_ligands(
             fail(f"--corpus {corpus}: no such file")
         over["corpus"] = str(corpus.resolve())
     settings = DyLigandSettings.quick(**over) if quick else DyLigandSettings.full(**over)
-    out = out or Path(("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands")
-                      + ("-pretrained" if pretrained else ""))
+    tag = "" if not pretrained else "-pretrained" + (
+        "" if over["pretrained"] == DEFAULT else "-" + Path(over["pretrained"]).stem)
+    out = out or Path(("campaign-dy-ligands-quick" if quick else "campaign-dy-ligands") + tag)
     t0 = time.perf_counter()
     res = _run(run_dy_ligands, "dy-ligands", out, settings, stop_after)
     if "report" in res:

@@ -40,7 +40,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -57,6 +57,9 @@ PAPER = {"seed_sample_r2": 0.82, "unique_per_seed_minutes": 2000, "top_seeds": 1
 @dataclass
 class DyLigandSettings:
     """Sizes of a run (``quick()`` / ``full()``)."""
+
+    #: a folder holding a run with other values of these is not resumed with them
+    same_on_resume: ClassVar[tuple[str, ...]] = ("pretrained", "corpus", "max_heavy_atoms")
 
     mode: str = "full"
     corpus: str = "default"

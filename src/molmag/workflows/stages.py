@@ -205,7 +205,15 @@ def run_campaign(name: str, stages: list[Stage], out: str | Path, settings, *, l
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = CampaignState(out, name, settings.mode)
-    state.doc["settings"] = settings.as_dict()
+    new = settings.as_dict()
+    old = state.doc.get("settings") or {}
+    # settings whose change would mix two different runs in one folder (the stages already
+    # done would be kept and the rest run on other inputs): refused, not resumed
+    for key in getattr(settings, "same_on_resume", ()):
+        if key in old and old[key] != new.get(key):
+            raise ValueError(f"{out} holds a run with {key} = {old[key]!r}; this run has "
+                             f"{key} = {new.get(key)!r}: choose another --out")
+    state.doc["settings"] = new
     state.save()
     ctx = Context(out=out, settings=settings, log=log or (lambda s: None), progress=progress)
     if state.done("report"):
