@@ -179,12 +179,13 @@ def run_one(start: Atoms, cfg: MDConfig, temperature: float, trajectory: int,
                              tensor=_tensor_source(cfg.tensor, start),
                              potential_label=_label(cfg.potential) or "",
                              tensor_label=_label(cfg.tensor), progress=progress)
-    if getattr(getattr(pot, "model", None), "kind", None) == "snap-energy":
+    model = getattr(pot, "model", None)
+    if getattr(model, "kind", None) == "snap-energy":
         # ASE engine, linear SNAP: the committee-mean coefficients through LAMMPS each step
         # (one pair_style snap evaluation), the members only on stored frames (their spreads)
         from molmag.dynamics.lammps_snap import LammpsSNAPCalculator
 
-        pot = LammpsSNAPCalculator(pot.model, spread=False)
+        pot = LammpsSNAPCalculator(model, spread=False)
     return run_md(start, pot, settings, stem, tensor=_tensor_source(cfg.tensor, start),
                   potential_label=_label(cfg.potential) or "", tensor_label=_label(cfg.tensor),
                   progress=progress)
