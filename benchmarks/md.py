@@ -126,15 +126,7 @@ def ml_rate(start, calc, n_steps: int, frames, out: dict, key: str, log) -> None
     except Exception as exc:  # noqa: BLE001 - any failure of the ML MD: time calls instead
         why = str(exc).splitlines()[0]
         log(f"  (the ML MD stopped: {why}; timing {n_steps} calls on xTB frames instead)")
-        # distinct structures (calculators may remember a repeated one): each xTB frame
-        # jittered by 0.002 Å per coordinate
-        rng = np.random.default_rng(7)
-        calls = []
-        for i in range(n_steps):
-            f = frames[i % len(frames)].copy()
-            f.positions = f.positions + rng.normal(0.0, 0.002, f.positions.shape)
-            calls.append(f)
-        out[f"{key}_per_s"], out[f"{key}_per_cpu_s"] = call_rate(calc, calls)
+        out[f"{key}_per_s"], out[f"{key}_per_cpu_s"] = call_rate(calc, jittered(frames, n_steps))
         out[f"{key}_from"] = f"calls on xTB frames (ML MD stopped: {why})"
 
 
@@ -163,31 +155,37 @@ def md_run_rate(start, calc, n_steps: int, frames, out: dict, log, stride: int =
         return
     log(f"  (the ML MD stopped at step {r.steps_done}: {r.stop_reason}; timing calls on xTB "
         "frames instead)")
-    rng = np.random.default_rng(7)
-    a = frames[0].copy()
-    a.calc = calc
-    a.get_forces()
-    t, c = time.perf_counter(), time.process_time()
-    for i in range(n):
-        a.positions = frames[i % len(frames)].positions + rng.normal(0.0, 0.002, (len(a), 3))
-        a.get_forces()
-        if i % stride == 0:
-            a.calc.get_property("forces_std", a)
-    out["ml_steps_per_s"] = n / (time.perf_counter() - t)
-    out["ml_steps_per_cpu_s"] = n / (time.process_time() - c)
+    out["ml_steps_per_s"], out["ml_steps_per_cpu_s"] = call_rate(calc, jittered(frames, n),
+                                                                 spread_every=stride)
     out["ml_steps_from"] = f"calls on xTB frames (ML MD stopped: {r.stop_reason})"
 
 
-def call_rate(calc, frames) -> tuple[float, float]:
-    """(calls/s of wall time, per CPU second) of energy+forces on ``frames``, one each."""
+def jittered(frames, n: int) -> list:
+    """``n`` distinct structures (calculators may remember a repeated one): the xTB frames in
+    turn, each jittered by 0.002 Å per coordinate."""
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        f = frames[i % len(frames)].copy()
+        f.positions = f.positions + rng.normal(0.0, 0.002, f.positions.shape)
+        out.append(f)
+    return out
+
+
+def call_rate(calc, frames, spread_every: int = 0) -> tuple[float, float]:
+    """(calls/s of wall time, per CPU second) of energy+forces on ``frames``, one each; with
+    ``spread_every`` also the committee's ``forces_std`` on every such frame (as ``molmag
+    md`` asks for it on stored frames)."""
     a = frames[0].copy()
     a.calc = calc
     a.get_forces()
     t, c = time.perf_counter(), time.process_time()
-    for f in frames:
+    for i, f in enumerate(frames):
         a.positions = f.positions
         a.get_forces()
         a.get_potential_energy()
+        if spread_every and i % spread_every == 0:
+            calc.get_property("forces_std", a)
     return len(frames) / (time.perf_counter() - t), len(frames) / (time.process_time() - c)
 
 

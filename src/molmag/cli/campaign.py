@@ -139,10 +139,12 @@ def dy_ligands(
     if pretrained:
         if corpus is not None:
             fail("--pretrained uses the model's own corpus (QM9 ligands): give no --corpus")
-        if model is not None and model not in MODELS and not Path(model).is_file():
+        if model is None or model in MODELS:
+            over["pretrained"] = model or DEFAULT
+        elif Path(model).is_file():
+            over["pretrained"] = str(Path(model).resolve())
+        else:
             fail(f"--model {model}: neither a shipped model ({', '.join(MODELS)}) nor a file")
-        over["pretrained"] = (model if model in MODELS or model is None
-                              else str(Path(model).resolve())) or DEFAULT
     if corpus is not None:
         if not corpus.is_file():
             fail(f"--corpus {corpus}: no such file")
