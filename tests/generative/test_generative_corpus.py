@@ -16,9 +16,11 @@ from molmag.generative.corpus import (
     Ligand,
     default_corpus,
     default_corpus_stats,
+    donor_and_charge,
     donor_first,
     ligands_from_smiles,
     read_corpus,
+    read_donor_first,
     read_smiles,
     write_corpus,
 )
@@ -249,3 +251,29 @@ def test_ligand_row():
     lig = Ligand("[O-]CC", "CCO", "O", -1, "alkoxide O-")
     assert lig.as_row() == {"smiles": "[O-]CC", "parent": "CCO", "donor": "O", "charge": -1,
                             "kind": "alkoxide O-"}
+
+
+# --- donor and charge read from the SMILES text ----------------------------------------
+@pytest.mark.parametrize("smiles, expected", [
+    ("O=C(C)C", ("O", 0)), ("[O-]c1ccccc1", ("O", -1)), ("n1ccccc1", ("N", 0)),
+    ("[NH-]C(C)=O", ("N", -1)), ("[nH]1cccc1", ("N", 0)), ("Clc1ccccc1", ("Cl", 0)),
+    ("[N+](C)(C)(C)CC(=O)[O-]", ("N", 0)), ("[O-][N+](=O)C", ("O", 0)),
+    ("[O--]", ("O", -2)), ("[N-2]C", ("N", -2)), ("[13CH3-]", ("C", -1)),
+    ("[se]1cccc1", ("Se", 0)), ("[C@@H](O)(N)C", ("C", 0)), ("[NH3+:2]C", ("N", 1)),
+])
+def test_donor_and_charge_from_text(smiles, expected):
+    assert donor_and_charge(smiles) == expected
+    mol = Chem.MolFromSmiles(smiles)
+    assert (first_atom(smiles).GetSymbol(), Chem.GetFormalCharge(mol)) == expected
+
+
+def test_donor_and_charge_agrees_with_rdkit_on_the_corpus():
+    corpus = default_corpus()
+    for lig in corpus:
+        assert donor_and_charge(lig.smiles) == (lig.donor, lig.charge), lig.smiles
+    assert donor_and_charge("") is None and donor_and_charge("[Xx") is None
+    # rows it cannot read from the text go to RDKit, which names the source on failure
+    back = read_donor_first(["O=CC", "[O-]C", "*C(=O)C"], "here.smi")
+    assert [(g.donor, g.charge) for g in back] == [("O", 0), ("O", -1), ("*", 0)]
+    with pytest.raises(ValueError, match="here.smi"):
+        read_donor_first(["[O-"], "here.smi")

@@ -3,6 +3,7 @@ the `molmag vae` commands and a tiny complete `dy-ligands` campaign."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -192,6 +193,12 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     assert (out / "magnetism" / "magnetism.png").is_file()
     assert res["gaps"]["labelled"] >= 6
     assert res["map"]["n_gaps"] == res["gaps"]["labelled"]
+    # quick runs relax the complexes to 0.1 eV/A, and each row says so
+    from molmag.io.dataset import Dataset
+
+    rows = list(Dataset(str(out / "complexes.db")).select())
+    assert {r.tags.get("relax_fmax_eV_A") for r in rows} == {s.gap_fmax} == {0.1}
+    assert all(r.tags["relax_steps"] > 0 for r in rows)
     html = (out / "report.html").read_text()
     assert "Targeted repopulation" in html and 'src="data:image/png;base64,' in html
     assert "Magnetism of the best complex" in html
@@ -219,6 +226,9 @@ def test_tiny_dy_ligands_campaign(tmp_path):
     assert again["train"] == res["train"]
     with pytest.raises(ValueError, match="quick"):
         run_dy_ligands(out, DyLigandSettings.full())
+    # labels relaxed to another threshold are not mixed into the folder
+    with pytest.raises(ValueError, match="gap_fmax"):
+        run_dy_ligands(out, dataclasses.replace(s, gap_fmax=0.05))
 
 
 def test_tiny_dy_ligands_campaign_from_a_selfies_model(tmp_path):
@@ -236,7 +246,7 @@ def test_tiny_dy_ligands_campaign_from_a_selfies_model(tmp_path):
     assert model.vocab.kind == "selfies"
     path = save_vae(model, tmp_path / "selfies.npz")   # no metrics in its header: the report
     # shows '-' for what it lacks
-    s = DyLigandSettings.quick(pretrained=str(path), max_heavy_atoms=5, n_labelled=6,
+    s = DyLigandSettings.quick(pretrained=str(path), max_heavy_atoms=5, n_labelled=8,
                                seeds_per_bin=1, samples_per_seed=1, min_pairs=0, top_seeds=2,
                                bin_draws=100, repop_draws=100, n_repopulate=1,
                                curve_batches=1, workers=1)

@@ -61,11 +61,12 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 DEFAULT_ELEMENTS = frozenset({"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I"})
 DEFAULT_MAX_HEAVY_ATOMS = 30
@@ -632,6 +633,60 @@ def write_corpus(ligands: Iterable[Ligand], path) -> Path:
             for lig in ligands:
                 fh.write(lig.smiles + "\n")
     return path
+
+
+#: a bracket atom of SMILES: isotope, element (aromatic lower case too), chirality,
+#: H count, charge ('-', '--', '-2', '+', ...), atom class
+_BRACKET_ATOM = re.compile(r"\[(\d*)([A-Z][a-z]?|se|as|[bcnops])(@*)(H\d*)?([+-]+\d*)?(:\d+)?\]")
+_ORGANIC = re.compile(r"Cl|Br|[BCNOSPFI]|[bcnops]")
+
+
+def donor_and_charge(smiles: str) -> tuple[str, int] | None:
+    """(symbol of the first atom, total formal charge) read from the SMILES text alone, or
+    None when the text is not plain enough to read that way (then ask RDKit).
+
+    In SMILES a formal charge can only stand in a bracket atom (``[O-]``, ``[NH3+]``,
+    ``[N-2]``, ``[O--]``), so the total is the sum over bracket atoms; the first atom is a
+    bracket atom or one of the organic subset (aromatic lower case read as the element).
+    Agrees with RDKit on the QM9 ligand corpus (tested); ~100x faster."""
+    if not smiles:
+        return None
+    if smiles[0] == "[":
+        m = _BRACKET_ATOM.match(smiles)
+    else:
+        m = _ORGANIC.match(smiles)
+    if m is None:
+        return None
+    sym = m.group(2) if smiles[0] == "[" else m.group(0)
+    sym = sym[0].upper() + sym[1:]
+    charge = 0
+    for br in re.finditer(r"\[[^\[\]]*\]", smiles):
+        a = _BRACKET_ATOM.fullmatch(br.group(0))
+        if a is None:
+            return None
+        c = a.group(5)
+        if c:
+            sign = 1 if c[0] == "+" else -1
+            digits = c.lstrip("+-")
+            charge += sign * (int(digits) if digits else len(c))
+    return sym, charge
+
+
+def read_donor_first(smiles: Sequence[str], path: Path | str = "<list>") -> list[Ligand]:
+    """:class:`Ligand` rows (donor and charge filled, kind and parent empty) of donor-first
+    SMILES already known to parse (a model's training ligands): read from the text where that
+    is plain (:func:`donor_and_charge`), else RDKit.  The text reading does not validate the
+    SMILES; :func:`read_corpus` (user files) parses every row with RDKit."""
+    block = _quiet()
+    try:
+        out = []
+        for smi in smiles:
+            dc = donor_and_charge(smi)
+            out.append(Ligand(smi, "", dc[0], dc[1], "") if dc is not None
+                       else _infer(smi, Path(path)))
+        return out
+    finally:
+        del block
 
 
 def _infer(smiles: str, path: Path) -> Ligand:

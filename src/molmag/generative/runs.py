@@ -509,14 +509,16 @@ def latent_map(model, out_dir: str | Path, *, smiles: Sequence[str] | None = Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    own = smiles is None  # the model's training ligands: readable by its vocabulary
     if smiles is None:
         smiles = [model.vocab.to_smiles(s) for s in model.training_strings]
     smiles = list(dict.fromkeys(smiles))
     ptab = L.proxy_table(proxies) if proxies else {}
     gtab = L.gap_table(gaps) if gaps else {}
-    smiles = list(dict.fromkeys(smiles + list(ptab) + list(gtab)))
+    extra = list(dict.fromkeys(list(ptab) + list(gtab)))
     # labelled ligands the model cannot read (e.g. generated ones with new tokens) are left out
-    unreadable = [s for s in smiles if not model.vocab.encodes(s)]
+    unreadable = [s for s in (extra if own else smiles + extra) if not model.vocab.encodes(s)]
+    smiles = list(dict.fromkeys(smiles + extra))
     if unreadable:
         bad = set(unreadable)
         smiles = [s for s in smiles if s not in bad]

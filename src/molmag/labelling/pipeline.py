@@ -141,6 +141,10 @@ def build_and_sample(builder: str, ligand: str | None, relax: bool, fmax: float,
             base_tags["donors"] = text if "," in text else text + ","
         if ligand is not None:
             base_tags["ligand"] = ligand
+        if atoms.info.get("relaxed"):
+            # how the built structure was relaxed (its samples are drawn around it)
+            base_tags["relax_fmax_eV_A"] = float(atoms.info["relax_fmax_target_eV_A"])
+            base_tags["relax_steps"] = int(atoms.info["relax_steps"])
         rows = []
         sampler_cfg = SamplerConfig.model_validate(sampler) if sampler else None
         if sampler_cfg is None or sampler_cfg.include_base:
