@@ -98,9 +98,9 @@ class DyLigandSettings:
 
     @classmethod
     def quick(cls, **over) -> DyLigandSettings:
-        # gap labels relaxed to 0.1 eV/A: half the xTB steps of 0.05; the gaps of neutral
-        # donors then move by tens of cm-1, as much as another relaxation path to 0.05 moves
-        # them (DEVELOPERS.md); charged donors' (~500-700 cm-1) by a few per cent
+        # gap labels relaxed to 0.1 eV/A: half the xTB steps of 0.05; small gaps (< 160 cm-1)
+        # then move by tens of cm-1, as much as another relaxation path to 0.05 moves them
+        # (DEVELOPERS.md); gaps above 400 cm-1 by less than 8 %
         base: dict[str, Any] = dict(mode="quick", max_heavy_atoms=8, n_proxies=300, max_epochs=90,
                     n_labelled=32, gap_fmax=0.1, seeds_per_bin=1, samples_per_seed=2,
                     bin_draws=2000, top_seeds=8, repop_draws=5000, n_repopulate=16,
