@@ -132,7 +132,7 @@ def build_and_sample(builder: str, ligand: str | None, relax: bool, fmax: float,
         if ligand is not None:
             opts["ligand"] = ligand
         atoms = build(builder, **opts)
-        base_tags = {"builder": builder}
+        base_tags: dict[str, Any] = {"builder": builder}
         if atoms.info.get("donor_indices") is not None:
             # the donors of the built structure are the donors of all its samples, however
             # far a displacement moves other atoms towards the metal

@@ -141,8 +141,8 @@ def _label(ctx: Context, kind: str, ligands: list[str], what: str) -> dict[str, 
                             "proxies": ("proxies.db", L.proxy_label_config, L.proxy_table,
                                         "free ligands")}[kind]
     if ligands:
-        opts = {"fmax": s.gap_fmax} if kind == "gaps" else {}
-        cfg = make(ligands, ctx.out / db, workers=s.workers, **opts)
+        cfg = (L.gap_label_config(ligands, ctx.out / db, workers=s.workers, fmax=s.gap_fmax)
+               if kind == "gaps" else make(ligands, ctx.out / db, workers=s.workers))
         summ = L.run_label_config(cfg, reporter=LabelProgress(ctx.log, what, quiet_failures=True))
         ctx.log(f"{what}: {summ.built} {unit} now, {summ.build_skipped} earlier "
                 f"({summ.seconds:.0f} s)")
