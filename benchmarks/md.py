@@ -32,7 +32,10 @@ another machine).
    engine, a short training: the speed does not depend on it), batched
    ``Committee.predict`` of 1000 MD frames, descriptors, D, E and calibrated spreads
    included; ``d_predictions_paper_per_s`` the same with the paper's settings (r_cut 8 Å,
-   every atom in eq. 7, 2 x 512 network).
+   every atom in eq. 7, 2 x 512 network).  Measured in a child process with the caller's
+   OpenMP wait policy (what users run with; the stages above run with idle threads set to
+   sleep, see below); ``d_predictions_passive_per_s`` is the shipped settings in this
+   process, with sleeping threads.
 
 Threads: ``--threads`` (default 2) for OpenMP (xTB) and torch; LAMMPS runs on one core.
 Every rate is also given per CPU second of this process (``*_per_cpu_s``: what it would do on
@@ -61,9 +64,14 @@ def _threads() -> int:
 
 # OpenMP reads this when tblite is loaded: set it before anything imports it
 os.environ["OMP_NUM_THREADS"] = str(_threads())
-# idle OpenMP threads (tblite's, torch's) sleep instead of spinning: spinning threads of one
-# stage slowed the LAMMPS stage that followed it 3-4x on a loaded machine
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: the caller's OpenMP wait policy (None: the runtime's default), what users run molmag with
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+if "--d-stage" not in sys.argv:
+    # idle OpenMP threads (tblite's, torch's) sleep instead of spinning: spinning threads of
+    # one stage slowed the LAMMPS stage that followed it 3-4x on a loaded machine.  The
+    # D-tensor stage (many small torch operations, which passive threads slow by ~15 %) runs
+    # in a child process with the caller's policy instead (``--d-stage``)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
@@ -228,7 +236,54 @@ def shipped_gmnn_tensor(species) -> tuple[dict, dict]:
     return desc, dict(t["model"]["hyper"] or {})
 
 
+def d_prediction_rates(lf_frames, pool, species, threads: int, n_predict: int,
+                       settings=("", "_paper")) -> dict:
+    """``d_predictions{tag}_per_s`` (and ``_per_cpu_s``): a 3-member GM-NN tensor committee
+    trained briefly on ``lf_frames`` (their ``info["zfs_tensor"]``) predicts ``n_predict``
+    frames of ``pool`` in one batched ``Committee.predict`` (descriptors, D, E and spreads
+    included); tag "" the shipped settings, "_paper" the paper's."""
+    import torch
+
+    from molmag.models.committee import Committee, default_descriptor_settings
+
+    torch.set_num_threads(threads)
+    tensors = np.stack([np.asarray(a.info["zfs_tensor"], float).reshape(3, 3)
+                        for a in lf_frames])
+    frames = [pool[i % len(pool)] for i in range(n_predict)]
+    choices = {"": shipped_gmnn_tensor(species),
+               "_paper": (default_descriptor_settings("gmnn-tensor", species), {})}
+    out = {}
+    for tag in settings:
+        desc, hyper = choices[tag]
+        dcom = Committee("gmnn-tensor", desc, n_members=3, **{**hyper, "max_epochs": 2})
+        dcom.fit(lf_frames, {"zfs_tensor": tensors})
+        dcom.predict(frames[:10])
+        t, c = time.perf_counter(), time.process_time()
+        dcom.predict(frames)
+        out[f"d_predictions{tag}_per_s"] = n_predict / (time.perf_counter() - t)
+        out[f"d_predictions{tag}_per_cpu_s"] = n_predict / (time.process_time() - c)
+    return out
+
+
+def _d_stage(folder: str, threads: int, n_predict: int) -> None:
+    """The child process of stage 4: frames from ``folder``, rates as JSON on stdout."""
+    import ase.io
+
+    lf = ase.io.read(f"{folder}/labelled.extxyz", ":")
+    pool = ase.io.read(f"{folder}/pool.extxyz", ":")
+    species = list(dict.fromkeys(lf[0].get_chemical_symbols()))
+    print(json.dumps(d_prediction_rates(lf, pool, species, threads, n_predict)))
+
+
 def main(argv=None) -> dict:
+    if "--d-stage" in (sys.argv[1:] if argv is None else argv):
+        ds = argparse.ArgumentParser()
+        ds.add_argument("--d-stage")
+        ds.add_argument("--threads", type=int, default=2)
+        ds.add_argument("--n-predict", type=int, default=1000)
+        a = ds.parse_args(argv)
+        _d_stage(a.d_stage, a.threads, a.n_predict)
+        return {}
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
@@ -343,32 +398,46 @@ def main(argv=None) -> dict:
     log(f"GM-NN energy committee (ModelCalculator, energy+forces calls): "
         f"{out['gmnn_energy_steps_per_s']:.1f} /s")
 
-    # 4. D-tensor predictions, GM-NN committee, batched
+    # 4. D-tensor predictions, GM-NN committee, batched: in a child process with the caller's
+    # OpenMP wait policy (as users run it), and here under PASSIVE for comparison
     from molmag.physics.ligand_field import LigandFieldCalculator
 
-    lf_frames = train[0][:40]
-    tensors = []
+    lf_frames = [a.copy() for a in train[0][:40]]
+    donors = start.info.get("donor_indices")
     for a in lf_frames:
-        donors = start.info.get("donor_indices")
         calc = LigandFieldCalculator(metal_index=0, charge=int(start.info.get("charge", -2)),
                                      multiplicity=int(start.info.get("multiplicity", 4)),
                                      donors=None if donors is None else
                                      [int(i) for i in donors])
-        tensors.append(np.asarray(calc.get_property("zfs_tensor", a)))
-    pool = train[0] + val[0]
-    frames = [pool[i % len(pool)] for i in range(args.n_predict)]
-    for tag, (desc, hyper) in {"": shipped_gmnn_tensor(species),
-                               "_paper": (default_descriptor_settings("gmnn-tensor", species),
-                                          {})}.items():
-        dcom = Committee("gmnn-tensor", desc, n_members=3, **{**hyper, "max_epochs": 2})
-        dcom.fit(lf_frames, {"zfs_tensor": np.stack(tensors)})
-        dcom.predict(frames[:10])
-        t, c = time.perf_counter(), time.process_time()
-        dcom.predict(frames)
-        out[f"d_predictions{tag}_per_s"] = args.n_predict / (time.perf_counter() - t)
-        out[f"d_predictions{tag}_per_cpu_s"] = args.n_predict / (time.process_time() - c)
-        log(f"D tensors (GM-NN committee of 3, {'paper' if tag else 'shipped'} settings, "
-            f"batched): {out[f'd_predictions{tag}_per_s']:.0f} /s")
+        a.info["zfs_tensor"] = np.asarray(calc.get_property("zfs_tensor", a)).ravel()
+        a.calc = None
+    pool = [a.copy() for a in train[0] + val[0]]
+    for a in pool:
+        a.calc = None
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ase.io.write(f"{tmp}/labelled.extxyz", lf_frames, format="extxyz")
+        ase.io.write(f"{tmp}/pool.extxyz", pool, format="extxyz")
+        env = dict(os.environ)
+        env.pop("OMP_WAIT_POLICY", None)
+        if USER_WAIT_POLICY is not None:
+            env["OMP_WAIT_POLICY"] = USER_WAIT_POLICY
+        child = subprocess.run([sys.executable, __file__, "--d-stage", tmp, "--threads",
+                                str(args.threads), "--n-predict", str(args.n_predict)],
+                               env=env, capture_output=True, text=True, check=False)
+        if child.returncode != 0:
+            raise RuntimeError(f"the D-tensor stage failed:\n{child.stderr[-2000:]}")
+        rates = json.loads(child.stdout)
+    out.update(rates)
+    passive = d_prediction_rates(lf_frames, pool, species, args.threads, args.n_predict,
+                                 settings=("",))
+    out["d_predictions_passive_per_s"] = passive["d_predictions_per_s"]
+    log(f"D tensors (GM-NN committee of 3, shipped settings, batched; OpenMP wait policy "
+        f"{USER_WAIT_POLICY or 'default'}): {out['d_predictions_per_s']:.0f} /s "
+        f"(PASSIVE: {out['d_predictions_passive_per_s']:.0f} /s); paper settings: "
+        f"{out['d_predictions_paper_per_s']:.0f} /s")
     out["ratio_ml_to_xtb"] = out["ml_steps_per_s"] / out["xtb_steps_per_s"]
     out["ratio_lammps_to_xtb"] = out["lammps_snap_steps_per_s"] / out["xtb_steps_per_s"]
     out["wall_s"] = time.perf_counter() - t_all
