@@ -86,11 +86,12 @@ def langevin_rate(atoms, calc, n_steps: int, temperature_K: float = 100.0, warm:
     import ase.units as u
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from molmag.chem.sampling import maxwell_boltzmann
 
     a = atoms.copy()
     a.calc = calc
-    MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=np.random.default_rng(0))
+    maxwell_boltzmann(a, temperature_K, rng=np.random.default_rng(0))
     dyn = Langevin(a, TIMESTEP_FS * u.fs, temperature_K=temperature_K,
                    friction=FRICTION / u.fs, rng=np.random.default_rng(1), fixcm=False)
     kept = []

@@ -74,8 +74,8 @@ def run_md(out: Path, name: str, scale: float = 1.0, log=print) -> int:
     import ase.units as u
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
+    from molmag.chem.sampling import maxwell_boltzmann
     from molmag.chem.xtb import XTBCalculator
 
     temp, n_steps, stride, seed, _ = RUNS[name]
@@ -96,7 +96,7 @@ def run_md(out: Path, name: str, scale: float = 1.0, log=print) -> int:
             frames = [f for f in ase.io.read(traj, ":") if f.info["step"] <= step]
             ase.io.write(traj, frames, format="extxyz")
     else:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+        maxwell_boltzmann(atoms, temp, rng=rng)
         if traj.exists():
             traj.unlink()
     if step >= n_steps:

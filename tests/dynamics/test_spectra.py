@@ -154,8 +154,8 @@ def test_langevin_spectrum_peaks_at_the_harmonic_frequency(tmp_path):
     wavenumber of the same potential (molmag.dynamics.vibrations), within a Welch bin."""
     from ase.calculators.emt import EMT
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
+    from molmag.chem.sampling import maxwell_boltzmann
     from molmag.dynamics.vibrations import vibrations
 
     a = Atoms("N2", positions=[[0, 0, 0], [0, 0, 1.1]])
@@ -163,7 +163,7 @@ def test_langevin_spectrum_peaks_at_the_harmonic_frequency(tmp_path):
     harmonic = float(modes.frequencies_cm1[modes.frequencies_cm1 > 0][-1])
     atoms = modes.atoms.copy()
     atoms.calc = EMT()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(4))
+    maxwell_boltzmann(atoms, 100, rng=np.random.default_rng(4))
     md = Langevin(atoms, 1.0 * units.fs, temperature_K=100, friction=0.002 / units.fs,
                   rng=np.random.default_rng(5))
     pos, mom = [], []

@@ -177,6 +177,21 @@ def displacement_sets(atoms: Atoms, deltas: Sequence[float] = (0.05, 0.1, 0.2),
 # --------------------------------------------------------------------------------------------
 # 2. Langevin MD snapshots
 # --------------------------------------------------------------------------------------------
+def maxwell_boltzmann(atoms, temperature_K: float, *, rng=None, exact: bool = False) -> None:
+    """Momenta of ``atoms`` drawn from the Maxwell-Boltzmann distribution at
+    ``temperature_K`` (K), p_i ~ N(0, m_i k_B T) per component; ``exact`` rescales them so
+    that the kinetic energy is exactly 3/2 N k_B T.  ASE's ``thermalize_momenta`` (ASE >=
+    3.29), or the same draw under its older name ``MaxwellBoltzmannDistribution``."""
+    from ase.md import velocitydistribution as vd
+
+    new = getattr(vd, "thermalize_momenta", None)
+    if new is not None:
+        new(atoms, temperature_K, exact_temperature=exact, rng=rng)
+    else:  # ASE < 3.29
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng,
+                                        force_temp=exact)
+
+
 def md_snapshots(atoms: Atoms, calculator, temperatures_K: float | Sequence[float],
                  n_snapshots: int, *, interval: int = 10, timestep_fs: float = 0.5,
                  friction: float = 0.01, equilibration_steps: int = 1000, seed: int = 0,
@@ -226,9 +241,6 @@ def md_snapshots(atoms: Atoms, calculator, temperatures_K: float | Sequence[floa
     from ase.md import velocitydistribution as vd
     from ase.md.langevin import Langevin
 
-    # ASE >= 3.29 calls MaxwellBoltzmannDistribution thermalize_momenta (same draw)
-    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-
     temps = [float(t) for t in np.atleast_1d(np.asarray(temperatures_K, dtype=float))]
     if any(not np.isfinite(t) or t < 0 for t in temps):
         raise ValueError(f"temperatures must be finite and >= 0 K, got {temps}")
@@ -255,7 +267,7 @@ def md_snapshots(atoms: Atoms, calculator, temperatures_K: float | Sequence[floa
         work.set_constraint(constraints)
         work.calc = calculator
         if T > 0:
-            thermalize(work, temperature_K=T, rng=rng)
+            maxwell_boltzmann(work, T, rng=rng)
             vd.Stationary(work)
             if len(work) > 1:
                 vd.ZeroRotation(work)
@@ -707,6 +719,7 @@ def zero_point_mode_displacements(atoms: Atoms, modes: NormalModes, n: int,
 
 __all__ = ["SamplingError", "ImaginaryModeError", "NormalModes", "HBAR", "KB",
            "DEFAULT_MIN_FREQUENCY_CM1", "random_displacements", "displacement_sets",
-           "md_snapshots", "normal_modes", "displaced_positions", "hessian_from_forces",
+           "md_snapshots", "maxwell_boltzmann", "normal_modes", "displaced_positions",
+           "hessian_from_forces",
            "mode_variance", "sample_mode_amplitudes",
            "boltzmann_normal_mode_samples", "zero_point_mode_displacements"]

@@ -374,7 +374,7 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
     ``stride`` steps between frames, ``seed`` (int).  ``velocities`` (ASE units, e.g.
     ``atoms.get_velocities()`` of a stored frame): the start velocities; default a
     Maxwell-Boltzmann draw at ``temperature_K`` from ``numpy.random.default_rng(seed)``
-    (without net momentum is not enforced, as ASE's ``MaxwellBoltzmannDistribution``).
+    (without net momentum is not enforced, as ASE's ``thermalize_momenta``).
     ``start_step`` must be a multiple of ``stride`` (resumption at a stored frame).
     ``member``: ``"mean"`` coefficients (= committee mean) or a member index.
     ``fix_com``: remove the centre-of-mass velocity from the start velocities and keep it
@@ -393,7 +393,7 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
     53-atom [Co(pdms)2]2- at stride 20, reseeding every 1000 steps).  A run resumed at a
     block boundary (``start_step`` a multiple of ``reseed_every``) continues
     bit-identically."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from molmag.chem.sampling import maxwell_boltzmann
 
     if not temperature_K > 0:
         raise ValueError(f"temperature must be > 0 K, got {temperature_K}")
@@ -411,8 +411,7 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
                          f"({stride})")
     if velocities is None:
         a = atoms.copy()
-        MaxwellBoltzmannDistribution(a, temperature_K=temperature_K,
-                                     rng=np.random.default_rng(seed))
+        maxwell_boltzmann(a, temperature_K, rng=np.random.default_rng(seed))
         velocities = a.get_velocities()
     velocities = np.asarray(velocities, float)
     if velocities.shape != (len(atoms), 3):

@@ -31,9 +31,10 @@ import numpy as np
 from ase import Atoms, units
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from scipy.spatial import cKDTree
 
+from molmag.chem.sampling import maxwell_boltzmann
 from molmag.dynamics.md_files import (
     SIDECAR_FORMAT,
     Checkpoint,
@@ -127,13 +128,7 @@ def start_velocities(atoms: Atoms, temperature_K: float, seed: int, trajectory: 
     """Maxwell-Boltzmann momenta at ``temperature_K`` without centre-of-mass translation or
     rotation, from a generator seeded by (seed, trajectory, temperature in mK)."""
     rng = np.random.default_rng([seed, trajectory, int(round(temperature_K * 1000)), 1])
-    try:  # ASE >= 3.29
-        from ase.md.velocitydistribution import thermalize_momenta
-    except ImportError:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng,
-                                     force_temp=True)
-    else:
-        thermalize_momenta(atoms, temperature_K, exact_temperature=True, rng=rng)
+    maxwell_boltzmann(atoms, temperature_K, rng=rng, exact=True)
     Stationary(atoms)
     ZeroRotation(atoms)
 
