@@ -164,7 +164,7 @@ def test_langevin_spectrum_peaks_at_the_harmonic_frequency(tmp_path):
     atoms = modes.atoms.copy()
     atoms.calc = EMT()
     maxwell_boltzmann(atoms, 100, rng=np.random.default_rng(4))
-    md = Langevin(atoms, 1.0 * units.fs, temperature_K=100, friction=0.002 / units.fs,
+    md = Langevin(atoms, 1.0 * units.fs, temperature_K=100, friction=0.002 / units.fs, fixcm=False,
                   rng=np.random.default_rng(5))
     pos, mom = [], []
     for _ in range(2000):

@@ -250,3 +250,68 @@ def test_covariant_ridge_predicts_a_structure_with_a_broken_donor_bond(con4_data
     assert np.all(np.isfinite(t_b))
     np.testing.assert_allclose(t_rot, r @ t_b @ r.T, atol=1e-8)
     assert np.abs(t_b - t_a).max() < 5 * np.abs(t_a).max()
+
+
+def test_eckart_match_finds_the_best_donor_correspondence():
+    """A pseudo-tetrahedral Co N4 has no reliable principal axes (its moments are nearly
+    equal and swap order under distortion); with the metal and donors as the anchor,
+    eckart_match returns the correspondence of lowest RMSD among all 24 (brute force), for
+    every one of 200 random distortions, and its rotation is the Kabsch rotation of it."""
+    import itertools
+
+    from molmag.models.covariant_ridge import _kabsch, eckart_match
+
+    v = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+    base = np.vstack([[0, 0, 0], 2.0 * v])
+    numbers = np.array([27, 7, 7, 7, 7])
+    masses = np.array([58.93, 14.007, 14.007, 14.007, 14.007])
+    w = masses / masses.sum()
+
+    def rmsd(x, ref):
+        return _kabsch(x - w @ x, ref - w @ ref, w)[1]
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        ref = base + rng.uniform(-0.15, 0.15, base.shape)
+        x = base + rng.uniform(-0.15, 0.15, base.shape)
+        x = x @ Rotation.random(random_state=rng.integers(1 << 30)).as_matrix().T
+        best = min(rmsd(x[[0, *p]], ref) for p in itertools.permutations([1, 2, 3, 4]))
+        r, perm = eckart_match(x, numbers, masses, ref, anchor=5)
+        assert rmsd(x[perm], ref) == pytest.approx(best, abs=1e-10)
+        np.testing.assert_allclose(r, _kabsch(x[perm] - w @ x[perm], ref - w @ ref, w)[0],
+                                   atol=1e-10)
+
+
+def test_covariant_ridge_gives_a_rare_donor_set_no_reference_of_its_own(con4_data):
+    """Strongly distorted structures can count an extra atom as a donor (a substituent C
+    pushed into bonding range); a handful of them gets no reference environment of its own
+    (fitted on a few rows, one extrapolated by thousands of cm-1): they are matched to the
+    main reference by its donor elements; as many as MIN_REFERENCE_ROWS of them do get one."""
+    from molmag.models.covariant_ridge import MIN_REFERENCE_ROWS
+    from molmag.physics.ligand_field import find_donors
+
+    (train, t_train), (val, t_val), (test, _) = con4_data
+
+    def pushed(a):
+        b = a.copy()
+        c = b.positions[2] - b.positions[0]
+        b.positions[2] = b.positions[0] + 2.3 * c / np.linalg.norm(c)   # C2 at 2.3 A from Co
+        assert 2 in find_donors(b, 0)
+        return b
+
+    settings = SNAPSettings(species=("Co", "N", "C"), rcutfac=3.5, twojmax=4).as_dict()
+    for n_pushed, n_refs in ((3, 1), (MIN_REFERENCE_ROWS, 2)):
+        frames = [pushed(a) if k < n_pushed else a for k, a in enumerate(train)]
+        m = Committee("covariant-ridge", settings, n_members=1, seed=0, degree=1).fit(
+            frames, {"zfs_tensor": t_train}, val, {"zfs_tensor": t_val})
+        assert len(m.members[0].references) == n_refs
+    m = Committee("covariant-ridge", settings, n_members=1, seed=0, degree=1).fit(
+        [pushed(a) if k < 3 else a for k, a in enumerate(train)], {"zfs_tensor": t_train},
+        val, {"zfs_tensor": t_val})
+    b = pushed(test[0])
+    r = Rotation.random(random_state=7).as_matrix()
+    b_rot = b.copy()
+    b_rot.positions = b.positions @ r.T
+    t_a, t_b, t_rot = m.predict([test[0], b, b_rot])["zfs_tensor"]
+    np.testing.assert_allclose(t_rot, r @ t_b @ r.T, atol=1e-8)
+    assert np.abs(t_b - t_a).max() < 5 * np.abs(t_a).max()

@@ -51,6 +51,7 @@ import collections
 import functools
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -110,48 +111,80 @@ def matched_environment(atoms: Atoms, metal: int, ref_numbers: np.ndarray) -> np
     return np.asarray(out)
 
 
+#: the 48 signed permutation matrices: every way to map one set of principal axes onto another
+#: (24 of them proper for a given pair of frames)
+_AXIS_MAPS = np.array([np.diag(signs)[list(order)]
+                       for order in itertools.permutations(range(3))
+                       for signs in itertools.product((1.0, -1.0), repeat=3)])
+_AXIS_DETS = np.linalg.det(_AXIS_MAPS)
+#: starts of :func:`eckart_match` refined to convergence (the others are screened out by
+#: their RMSD after one assignment)
+_REFINED_STARTS = 4
+#: :func:`eckart_match` enumerates the anchor (metal and donor) correspondences up to this
+#: many (6 donors of one element: 720), beyond it starts from the inertia axes
+_MAX_ANCHOR_PERMUTATIONS = 720
+
+
 def eckart_match(pos: np.ndarray, numbers: np.ndarray, masses: np.ndarray,
-                 ref_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 ref_pos: np.ndarray, anchor: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Rotation R (R (r - com) ~ r_ref - com_ref) and the atom correspondence (perm, such that
     ``pos[perm]`` matches ``ref_pos``) between an environment and its reference, both listing
     the same elements in the same order up to permutations within an element.
 
-    Permutation invariant: candidate frames from the principal axes of the mass-weighted
-    inertia tensors (the four proper sign choices), atoms of each element matched to the
-    reference by the Hungarian algorithm, then the mass-weighted Kabsch rotation of the matched
-    pairs (Eckart conditions), refined twice; the candidate with the lowest RMSD wins."""
+    Permutation invariant.  Starting rotations: with ``anchor`` > 1 (the metal and its donors
+    first in both lists), the mass-weighted Kabsch rotation of the anchor atoms for every
+    correspondence among them within an element (at most :data:`_MAX_ANCHOR_PERMUTATIONS`;
+    a near-spherical donor set such as a distorted tetrahedron has no reliable principal
+    axes); otherwise, or with more correspondences, the principal axes of the mass-weighted
+    inertia tensors mapped onto each other in all 24 proper ways.  From each start the atoms
+    of each element are matched to the reference by the Hungarian algorithm; the starts are
+    screened by the RMSD of that match, the best four refined (Kabsch rotation of the matched
+    pairs, the Eckart conditions, and a new match, up to three times); the lowest RMSD
+    wins."""
     from scipy.optimize import linear_sum_assignment
 
     w = masses / masses.sum()
     p = pos - w @ pos
     q = ref_pos - w @ ref_pos
+    groups = [np.flatnonzero(numbers == z) for z in np.unique(numbers) if np.sum(numbers == z) > 1]
 
-    def axes(x):
-        inertia = (w[:, None, None] * (np.einsum("ij,ik->ijk", x, x))).sum(axis=0)
-        return np.linalg.eigh(inertia)[1]
+    def assign(r: np.ndarray) -> np.ndarray:
+        pr = p @ r.T
+        new = np.arange(len(p))
+        for idx in groups:
+            cost = np.sum((q[idx][:, None, :] - pr[idx][None, :, :]) ** 2, axis=-1)
+            rows, cols = linear_sum_assignment(cost)
+            new[idx[rows]] = idx[cols]
+        return new
 
-    vp, vq = axes(p), axes(q)
-    groups = [np.flatnonzero(numbers == z) for z in np.unique(numbers)]
+    rots = _anchor_rotations(p, q, w, numbers, anchor) if anchor > 1 else None
+    if rots is None:
+        def axes(x):
+            inertia = (w[:, None, None] * (np.einsum("ij,ik->ijk", x, x))).sum(axis=0)
+            return np.linalg.eigh(inertia)[1]
+
+        vp, vq = axes(p), axes(q)
+        sign = np.linalg.det(vq) * np.linalg.det(vp)
+        rots = np.einsum("ij,sjk,lk->sil", vq, _AXIS_MAPS[_AXIS_DETS * sign > 0], vp)
+    # screen the starts by the RMSD after one assignment, refine the best few
+    pr = np.einsum("nj,sij->sni", p, rots)                      # (starts, n, 3)
+    perms = np.tile(np.arange(len(p)), (len(rots), 1))
+    for idx in groups:
+        cost = np.sum((q[idx][None, :, None, :] - pr[:, idx][:, None, :, :]) ** 2, axis=-1)
+        for k in range(len(rots)):
+            rows, cols = linear_sum_assignment(cost[k])
+            perms[k, idx[rows]] = idx[cols]
+    msd = np.einsum("n,sn->s", w, np.sum((np.take_along_axis(pr, perms[:, :, None], axis=1)
+                                          - q[None]) ** 2, axis=-1))
+    starts = [(rots[k], perms[k]) for k in np.argsort(msd, kind="stable")[:_REFINED_STARTS]]
     best_rmsd = np.inf
     best_r: np.ndarray | None = None
     best_perm: np.ndarray | None = None
-    for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-        s_ = np.diag(signs).astype(float)
-        if np.linalg.det(vq @ s_ @ vp.T) < 0:
-            s_[2, 2] *= -1
-        r = vq @ s_ @ vp.T
-        perm = None
-        for _ in range(3):
-            pr = p @ r.T
-            new = np.empty(len(p), dtype=int)
-            for idx in groups:
-                if len(idx) == 1:
-                    new[idx] = idx
-                    continue
-                cost = np.sum((q[idx][:, None, :] - pr[idx][None, :, :]) ** 2, axis=-1)
-                rows, cols = linear_sum_assignment(cost)
-                new[idx[rows]] = idx[cols]
-            if perm is not None and np.array_equal(new, perm):
+    for r, perm in starts:
+        r, rmsd = _kabsch(p[perm], q, w)
+        for _ in range(2):
+            new = assign(r)
+            if np.array_equal(new, perm):
                 break   # the assignment is stable: another Kabsch step changes nothing
             perm = new
             r, rmsd = _kabsch(p[perm], q, w)
@@ -161,6 +194,40 @@ def eckart_match(pos: np.ndarray, numbers: np.ndarray, masses: np.ndarray,
         raise ValueError("eckart_match: no candidate frame has a finite RMSD "
                          "(non-finite positions?)")
     return best_r, best_perm
+
+
+def _anchor_rotations(p: np.ndarray, q: np.ndarray, w: np.ndarray, numbers: np.ndarray,
+                      anchor: int) -> np.ndarray | None:
+    """(K, 3, 3) proper rotations taking the first ``anchor`` atoms of the centred ``p`` onto
+    those of ``q`` (mass-weighted Kabsch about the anchor's own centre) for every
+    correspondence among them within an element; None for more than
+    :data:`_MAX_ANCHOR_PERMUTATIONS` correspondences."""
+    idx = np.arange(anchor)
+    blocks = [idx[numbers[:anchor] == z] for z in np.unique(numbers[:anchor])]
+    if np.prod([math.factorial(len(b)) for b in blocks]) > _MAX_ANCHOR_PERMUTATIONS:
+        return None
+    perms = [np.arange(anchor)]
+    for b in blocks:
+        if len(b) < 2:
+            continue
+        new = []
+        for base in perms:
+            for order in itertools.permutations(b):
+                x = base.copy()
+                x[b] = order
+                new.append(x)
+        perms = new
+    pa = p[:anchor][np.array(perms)]                               # (K, anchor, 3)
+    wa = w[:anchor] / w[:anchor].sum()
+    pa = pa - np.einsum("n,knj->kj", wa, pa)[:, None, :]
+    qa = q[:anchor] - wa @ q[:anchor]
+    h = np.einsum("knj,n,nl->kjl", pa, wa, qa)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.einsum("kji,klj->kil", vt, u)))
+    d[d == 0] = 1.0
+    fix = np.ones((len(perms), 3))
+    fix[:, 2] = d
+    return np.einsum("kji,kj,klj->kil", vt, fix, u)
 
 
 def _kabsch(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -173,6 +240,13 @@ def _kabsch(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, fl
     r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
     diff = p @ r.T - q
     return r, float(np.sqrt(np.sum(w * np.sum(diff**2, axis=1))))
+
+
+def _by_element(idx, numbers: np.ndarray) -> np.ndarray:
+    """The distinct atom indices ``idx`` ordered by element, then index (so that two frames
+    with the same elements list them in the same order, as :func:`eckart_match` needs)."""
+    idx = np.unique(np.asarray(idx, dtype=int))
+    return idx[np.lexsort((idx, numbers[idx]))]
 
 
 def _substituents(atoms: Atoms, i: int, metal: int) -> list[int]:
@@ -250,6 +324,15 @@ def monomials(x: np.ndarray, degree: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+#: A composition of the metal's environment (its donor elements, ``features="donors"``, or the
+#: elements within ``env_cutoff``) held by fewer training structures than this gets no
+#: reference environment of its own when its structures match one of a larger composition
+#: (the nearest atoms of each of that reference's elements): strongly distorted structures
+#: pick up an extra "donor" (a sulfonamide S at 2.8-2.9 A, a C) and a reference fitted on the
+#: 3-12 structures that do extrapolates by thousands of cm-1 (DEVELOPERS.md, "Why the round
+#: committees' D error jumps").
+MIN_REFERENCE_ROWS = 20
+
 #: (structure, reference) -> Eckart match, shared by the members of a committee that use
 #: the same reference (each match is computed once per structure, not once per member).
 _MATCHES: collections.OrderedDict = collections.OrderedDict()
@@ -286,8 +369,9 @@ class CovariantRidge:
     (default) uses the donor geometry in the Eckart frame expanded to ``degree`` (module
     docstring).  ``n_references`` reference environments are chosen among the training
     structures (the most central one first, then farthest-point in the metal's signature: its
-    bispectrum, or its sorted donor distances), one more for each new composition/atom
-    order."""
+    bispectrum, or its sorted donor distances), as many again for each further composition
+    of the environment held by at least :data:`MIN_REFERENCE_ROWS` training structures (or
+    not matchable to the references already chosen)."""
 
     kind = "covariant-ridge"
     target = "zfs_tensor"
@@ -359,7 +443,8 @@ class CovariantRidge:
         and the environment's atoms in the order of the reference's (element by element
         Hungarian matching: the structure's own atom order does not matter)."""
         r, perm = eckart_match(atoms.positions[env], atoms.numbers[env],
-                               atomic_masses[atoms.numbers[env]], ref.positions[ref.env])
+                               atomic_masses[atoms.numbers[env]], ref.positions[ref.env],
+                               anchor=len(env) if self._donors else 0)
         return r, env[perm]
 
     def _match(self, atoms: Atoms, metal: int, k: int):
@@ -384,8 +469,9 @@ class CovariantRidge:
             env = self._env(atoms, metal, ref)
             own = [_substituents(atoms, int(i), metal)[:2] for i in env[1:]]
             extra = [j for js in own for j in js if j not in set(env)]
-            frame = np.concatenate([env, np.unique(extra)]).astype(int)
-            ref_frame = np.concatenate([ref.env, np.unique(ref.subs[ref.subs >= 0])])
+            frame = np.concatenate([env, _by_element(extra, atoms.numbers)])
+            ref_frame = np.concatenate([ref.env, _by_element(ref.subs[ref.subs >= 0],
+                                                             ref.numbers)])
             if sorted(atoms.numbers[frame]) != sorted(ref.numbers[ref_frame]):
                 # a strongly distorted structure (a bond stretched past the bonding cut-off,
                 # a close contact counted as a bond): match the metal and donors, then take
@@ -394,7 +480,7 @@ class CovariantRidge:
                 return self._remember(key, (r, ordered, subs))
             r, perm = eckart_match(atoms.positions[frame], atoms.numbers[frame],
                                    atomic_masses[atoms.numbers[frame]],
-                                   ref.positions[ref_frame])
+                                   ref.positions[ref_frame], anchor=len(env))
             matched = frame[perm]            # structure atom for each reference frame atom
             where = {int(x): k for k, x in enumerate(ref_frame)}
             ordered = matched[:len(ref.env)]
@@ -471,7 +557,13 @@ class CovariantRidge:
             envs.append((env, subs))
             comp = tuple(sorted(int(z) for z in a.numbers[env[1:]]))
             groups.setdefault((int(a.numbers[m]), comp), []).append(n)
-        for members in groups.values():
+        # largest composition first; a small group whose structures all match a reference
+        # already chosen (same metal, enough atoms of each element) gets none of its own
+        for key in sorted(groups, key=lambda g: -len(groups[g])):
+            members = groups[key]
+            if len(members) < MIN_REFERENCE_ROWS and all(
+                    self._matches_a_reference(frames[n], metals[n]) for n in members):
+                continue
             bm = np.stack([self._signature(frames[n], bs[n], metals[n], envs[n][0])
                            for n in members])
             centre = bm.mean(axis=0)
@@ -490,6 +582,17 @@ class CovariantRidge:
                 self.references.append(ReferenceEnvironment(
                     a.numbers.copy(), a.positions.copy(), metals[n], env, bm[c].copy(),
                     subs))
+
+    def _matches_a_reference(self, atoms: Atoms, metal: int) -> bool:
+        for ref in self.references:
+            if atoms.numbers[metal] != ref.numbers[ref.metal]:
+                continue
+            try:
+                self._env(atoms, metal, ref)
+            except ValueError:
+                continue
+            return True
+        return False
 
     def _design(self, frames: Sequence[Atoms], bs: Sequence[np.ndarray | None],
                 metals: Sequence[int], tensors: np.ndarray | None = None) -> _Rows:
