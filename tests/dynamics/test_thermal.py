@@ -194,3 +194,24 @@ def test_cli_json_table_and_plots(tmp_path):
     assert r.exit_code == 0 and "r(D, q)" in r.output
     r = runner.invoke(app, ["thermal", str(tmp_path / "nothere.extxyz")])
     assert r.exit_code == 1 and "no such trajectory file" in r.output
+
+
+def test_cli_says_which_runs_stopped_early(tmp_path):
+    """A run that stopped itself (or was interrupted) is analysed with the frames it has, and
+    `molmag thermal` says so in one line naming the file, its frames and the reason."""
+    pos, _, _, _, _, ten = synthetic(30, 3, 0.03)
+    write_run(tmp_path / "T50", CON4H4, pos, temperature_K=50, tensors=ten)
+    write_run(tmp_path / "T100", CON4H4, pos, temperature_K=100, tensors=ten,
+              side={"status": "stopped", "stop_reason": "step 300 (150 fs): temperature 400 K "
+                    "> 3 x 100 K"})
+    write_run(tmp_path / "T75", CON4H4, pos, temperature_K=75, tensors=ten,
+              side={"status": "running", "steps_done": 300, "n_steps": 4000})
+    r = runner.invoke(app, ["thermal", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert ("T100.extxyz: 30 frames, stopped: step 300 (150 fs): temperature 400 K > 3 x 100 "
+            "K; the analysis uses the frames it has") in " ".join(r.stderr.split())
+    assert "T75.extxyz: 30 frames, running (step 300 of 4000; a rerun of molmag md continues " \
+           "it)" in " ".join(r.stderr.split())
+    assert "T50.extxyz" not in r.stderr
+    r = runner.invoke(app, ["spectra", str(tmp_path / "T100.extxyz")])
+    assert "T100.extxyz: 30 frames, stopped" in r.stderr

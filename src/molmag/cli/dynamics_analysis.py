@@ -16,6 +16,16 @@ def _fmt(x, spec=".2f", none="-") -> str:
     return none if x is None else format(x, spec)
 
 
+def _say_incomplete(trajs) -> None:
+    """One line per run that did not run its full length: its frames up to the stop are
+    analysed, and the user should know."""
+    for t in trajs:
+        why = t.incomplete
+        if why:
+            err_console.print(f"{t.path.name}: {len(t.times_fs)} frames, {why}; the analysis "
+                              "uses the frames it has", highlight=False)
+
+
 def thermal(
     trajectories: List[Path] = typer.Argument(..., help="MD runs: <stem>.extxyz (with its "
                                               "<stem>.json sidecar), the sidecar, or a "
@@ -41,6 +51,7 @@ def thermal(
         if not (skip_ps >= 0):
             raise ValueError(f"--skip-ps {skip_ps}: must be >= 0")
         trajs = read_trajectories(trajectories)
+        _say_incomplete(trajs)
         series = thermal_series(trajs, skip_ps, "lab" if lab_frame else "molecular")
         res = thermal_summary(trajs, skip_ps, series=series)
     files = []
@@ -149,6 +160,7 @@ def spectra(
         if frequencies is not None and not frequencies.is_file():
             raise FileNotFoundError(f"--frequencies {frequencies}: no such file")
         trajs = read_trajectories(trajectories)
+        _say_incomplete(trajs)
         harmonic, source = _harmonic(frequencies, potential, trajs)
         results = spectra_analysis(trajs, skip_ps=skip_ps, max_lag_ps=max_lag_ps,
                                    max_wavenumber=max_wavenumber,

@@ -68,6 +68,20 @@ class Trajectory:
         return float(self.settings["temperature_K"])
 
     @property
+    def incomplete(self) -> str | None:
+        """Why the run holds fewer frames than it was set up for ("stopped: <reason>" for a
+        run that stopped itself, "running or interrupted: ..." for one not finished yet), or
+        None for a finished run."""
+        status = self.settings.get("status")
+        if status == "stopped":
+            return f"stopped: {self.settings.get('stop_reason', 'no reason recorded')}"
+        if status not in (None, "finished"):
+            done, total = self.settings.get("steps_done"), self.settings.get("n_steps")
+            return (f"{status} (step {done} of {total}; a rerun of molmag md continues it)"
+                    if done is not None and total else str(status))
+        return None
+
+    @property
     def metal_index(self) -> int | None:
         m = self.settings.get("metal_index", self.info0.get("metal_index"))
         return None if m is None else int(m)
