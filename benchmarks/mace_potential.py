@@ -7,17 +7,19 @@ environment that has ``mace-torch`` and ASE -- molmag itself is not imported:
     python -m venv mace-env && mace-env/bin/pip install -c constraints.txt mace-torch
     python benchmarks/potentials.py data --out DIR             # the xTB MD data (molmag's env)
     mace-env/bin/python benchmarks/mace_potential.py --data DIR [--epochs 100]
-        [--hidden "32x0e + 32x1o"] [--r-max 5.0] [--members 1] [--threads 2] [--json]
+        [--hidden "32x0e + 32x1o"] [--r-max 5.0] [--members 1] [--dtype float64]
+        [--threads 2] [--json]
 
 It takes the frames of ``DIR/{train100,train250,test100}.extxyz`` and splits them exactly as
 ``potentials.py compare`` does (training runs permuted with seed 0, the first max(10, n/10)
 for validation, ``test100`` the held-out test), trains ``--members`` models with
 ``mace_run_train`` (seeds 0, 1, ...; E0s the training average; energy and forces weights
-MACE's defaults; float64), and prints the same columns as ``potentials.py compare``: force
-and energy RMSE on the held-out 100 K run, the coverage of the committee's force spread (with
-two or more members; raw spread x 1.96, uncalibrated), the training time, and ASE Langevin MD
-steps/s (53 atoms, 0.5 fs, 100 K) with the MACE calculator.  Everything is written under
-``DIR/mace/`` (training runs resume from MACE's own checkpoints).
+MACE's defaults; ``--dtype`` float64 by default), and prints the same columns as
+``potentials.py compare``: force and energy RMSE on the held-out 100 K run, the coverage of
+the committee's force spread (with two or more members; raw spread x 1.96, uncalibrated), the
+training time, and ASE Langevin MD steps/s (53 atoms, 0.5 fs, 100 K) with the MACE
+calculator.  Everything is written under ``DIR/mace/`` (training runs resume from MACE's own
+checkpoints).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def train_member(work: Path, seed: int, args, log) -> Path:
            "--energy_key=REF_energy", "--forces_key=REF_forces", "--E0s=average",
            "--model=MACE", f"--hidden_irreps={args.hidden}", f"--r_max={args.r_max}",
            "--batch_size=10", "--valid_batch_size=20", f"--max_num_epochs={args.epochs}",
-           "--default_dtype=float64", "--device=cpu", "--restart_latest",
+           f"--default_dtype={args.dtype}", "--device=cpu", "--restart_latest",
            f"--model_dir={work}", f"--log_dir={work / 'logs'}",
            f"--checkpoints_dir={work / 'checkpoints'}", f"--results_dir={work / 'results'}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -112,6 +114,8 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", default="32x0e + 32x1o")
     ap.add_argument("--r-max", type=float, default=5.0)
     ap.add_argument("--members", type=int, default=1)
+    ap.add_argument("--dtype", default="float64", choices=("float32", "float64"),
+                    help="training and evaluation precision (MACE recommends float64 for MD)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--md-steps", type=int, default=100)
     ap.add_argument("--json", action="store_true")
@@ -136,7 +140,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     models = [train_member(work, s, args, log) for s in range(args.members)]
     t_fit = time.perf_counter() - t0
-    calcs = [MACECalculator(model_paths=str(m), device="cpu", default_dtype="float64")
+    calcs = [MACECalculator(model_paths=str(m), device="cpu", default_dtype=args.dtype)
              for m in models]
     ef, sf, ee = [], [], []
     for f in test:
@@ -150,7 +154,8 @@ def main(argv=None) -> None:
         sf.append(np.ravel(np.std([p[1] for p in preds], axis=0)))
         ee.append(np.mean([p[0] for p in preds]) - f.get_potential_energy())
     ef_a, sf_a = np.concatenate(ef), np.concatenate(sf)
-    row = {"model": f"mace {args.hidden}, r_max {args.r_max}, {args.epochs} epochs",
+    row = {"model": f"mace {args.hidden}, r_max {args.r_max}, {args.epochs} epochs, "
+                    f"{args.dtype}",
            "n_train": len(train), "members": len(models),
            "force_rmse": float(np.sqrt(np.mean(ef_a**2))),
            "energy_rmse": float(np.sqrt(np.mean(np.square(ee)))),
