@@ -18,9 +18,16 @@ from scipy.spatial.transform import Rotation
 
 import molmag.models.gmnn as gmnn_module
 from molmag.descriptors.gaussian_moments import GaussianMoments, neighbour_pairs
-from molmag.models.gmnn import GMNNEnergy, GMNNTensor, dense_gaussian_moments, traceless_dyads
+from molmag.models.gmnn import (
+    GMNNEnergy,
+    GMNNTensor,
+    dense_gaussian_moments,
+    rhombic_directions,
+    traceless_dyads,
+)
 from molmag.models.gmnn_layers import SILU_SCALE, AtomicMLP, NTKLinear, ScaledSiLU
 from molmag.physics.ligand_field import LigandFieldCalculator
+from molmag.physics.zfs import zfs_DE
 
 SETTINGS = {"species": ["Co", "Cl"], "n_basis": 5}
 SMALL = {"hidden": (32, 32)}
@@ -244,6 +251,46 @@ def test_tensor_loss_is_eqs_10_11(tensor_model, tensor_data):
     vec = np.stack([d[:, 0, 0], d[:, 1, 0], d[:, 2, 0], d[:, 1, 1], d[:, 2, 1],
                     -(d[:, 0, 0] + d[:, 1, 1])], 1)
     np.testing.assert_allclose(loss, np.mean(np.sum((vec_ref - vec) ** 2, 1)), rtol=1e-4)
+
+
+def test_rhombic_directions_are_the_first_order_change_of_E():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 3, 3)) * 20
+    t = a + a.transpose(0, 2, 1)
+    c = rhombic_directions(t)
+    r = rng.normal(size=(40, 3, 3)) * 1e-5
+    r = r + r.transpose(0, 2, 1)
+    lin = (np.stack([r[:, 0, 0], r[:, 1, 0], r[:, 2, 0], r[:, 1, 1], r[:, 2, 1], r[:, 2, 2]], 1)
+           * c).sum(1)
+    _, e0 = zfs_DE(t)
+    _, e1 = zfs_DE(t + r)
+    np.testing.assert_allclose(e1 - e0, lin, atol=1e-9)
+    assert np.abs(lin).max() > 1e-6
+    # D = diag(X, Y, Z): E = (X - Y)/2 depends on D11 - D22 only (c = (1/2, 0, 0, -1/2, 0, 0))
+    d = np.diag([-1.0, -3.0, 4.0])
+    np.testing.assert_allclose(rhombic_directions(d[None])[0], [0.5, 0, 0, -0.5, 0, 0],
+                               atol=1e-12)
+
+
+def test_tensor_loss_e_weight_adds_the_rhombic_error(tensor_model, tensor_data):
+    train, *_ = tensor_data
+    ref = lf_tensors(train[:6]) + np.random.default_rng(1).normal(size=(6, 3, 3)) * 0.5
+    ref = 0.5 * (ref + ref.transpose(0, 2, 1))
+    ref -= np.trace(ref, axis1=1, axis2=2)[:, None, None] * np.eye(3) / 3
+    m = GMNNTensor(SETTINGS, seed=0, max_epochs=40, hidden=(64, 64), e_weight=7.0)
+    m.net.load_state_dict(tensor_model.net.state_dict())
+    data = m._prepare_data(train[:6])
+    with torch.no_grad():
+        plain = float(tensor_model._loss(data, tensor_model._targets(train[:6], {
+            "zfs_tensor": ref}), np.arange(6)))
+        weighted = float(m._loss(data, m._targets(train[:6], {"zfs_tensor": ref}), np.arange(6)))
+    d = tensor_model.predict(train[:6])["zfs_tensor"]   # the same weights
+    res = d - ref
+    vec = np.stack([res[:, 0, 0], res[:, 1, 0], res[:, 2, 0], res[:, 1, 1], res[:, 2, 1],
+                    res[:, 2, 2]], 1)
+    de = (vec * rhombic_directions(ref)).sum(1)
+    np.testing.assert_allclose(weighted, plain + 7.0 * np.mean(de**2), rtol=1e-4)
+    assert 7.0 * np.mean(de**2) > 1e-3 * plain
 
 
 def test_tensor_state_round_trip(tensor_model, tensor_data):

@@ -119,7 +119,7 @@ from molmag.models.gmnn_layers import AtomicMLP, SpeciesScaleShift
 from molmag.models.hyperparameters import check_hyperparameters
 
 __all__ = ["GMNNNetwork", "GMNNTensor", "GMNNEnergy", "DENSE_MAX_ATOMS", "dense_gaussian_moments",
-           "traceless_dyads"]
+           "rhombic_directions", "traceless_dyads"]
 
 _CHECKPOINT_FORMAT = "molmag-gmnn-checkpoint"
 #: Flat (row-major 3x3) positions of D11, D21, D31, D22, D32, D33: the i >= j elements of eq. 11.
@@ -309,6 +309,33 @@ def _dense_geometry(gm: GaussianMoments, positions: Tensor, species: Tensor,
     if key is not None:
         _remember(key, out)
     return out
+
+
+def rhombic_directions(tensors: np.ndarray) -> np.ndarray:
+    """(n, 6) weights c with E(D_ref + R) - E(D_ref) = sum_e c_e R_e + O(R^2) for a symmetric
+    residual R given as its loss elements (R11, R21, R31, R22, R32, R33) (eq. 11's order).
+
+    E = (X - Y)/2 with X, Y the eigenvalues along the reference's principal axes x, y
+    (:func:`molmag.physics.zfs.zfs_from_tensor`: |Z| largest, 0 <= E/D <= 1/3).  By first-order
+    perturbation theory dX = x^T R x, so dE = sum_ab R_ab U_ab with U = (x x^T - y y^T)/2, and
+    c = (U11, 2 U21, 2 U31, U22, 2 U32, U33).  The GM-NN loss term ``e_weight``
+    (sum_e c_e R_e)^2 uses it.  ``tensors``: (n, 3, 3), cm-1."""
+    t = np.asarray(tensors, dtype=float)
+    iso = np.trace(t, axis1=1, axis2=2) / 3.0
+    w, v = np.linalg.eigh(t - iso[:, None, None] * np.eye(3))   # ascending
+    mags = np.abs(w)
+    iz = np.argmax(mags >= (mags.max(1) - 1e-11 * np.maximum(mags.max(1), 1e-300))[:, None],
+                   axis=1)
+    rest = np.array([[1, 2], [0, 2], [0, 1]])[iz]
+    rows = np.arange(len(t))
+    swap = (w[rows, rest[:, 0]] - w[rows, rest[:, 1]]) * w[rows, iz] < 0
+    rest[swap] = rest[swap][:, ::-1]
+    x = v[rows, :, rest[:, 0]]
+    y = v[rows, :, rest[:, 1]]
+    u = 0.5 * (x[:, :, None] * x[:, None, :] - y[:, :, None] * y[:, None, :])
+    flat = u.reshape(-1, 9)[:, _LOWER]
+    flat[:, [1, 2, 4]] *= 2.0
+    return flat
 
 
 def traceless_dyads(positions: Tensor, batch: Tensor, n_mol: int, origin: str,
@@ -648,7 +675,8 @@ class _GMNNMember(ABC):
                     if t is not None:
                         digest.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
         hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.hyper.items()
-                 if k not in ("checkpoint", "predict_batch")}
+                 if k not in ("checkpoint", "predict_batch")
+                 and not (k == "e_weight" and v == 0)}   # checkpoints from before e_weight
         return {"kind": self.kind, "seed": self.seed, "hyper": repr(sorted(hyper.items())),
                 "settings": repr(sorted(self.settings.items())), "n_train": n, "n_val": n_val,
                 "targets": digest.hexdigest()}
@@ -740,7 +768,7 @@ class GMNNTensor(_GMNNMember):
 
     kind = "gmnn-tensor"
     target = "zfs_tensor"
-    _LEGACY = {"env_cutoff": None}
+    _LEGACY = {"env_cutoff": None, "e_weight": 0.0}
 
 
     @property
@@ -754,7 +782,10 @@ class GMNNTensor(_GMNNMember):
         if t.shape != (len(frames), 3, 3):
             raise ValueError(f"zfs_tensor must have shape ({len(frames)}, 3, 3), got {t.shape}")
         t = 0.5 * (t + np.swapaxes(t, 1, 2))
-        return {"zfs_tensor": torch.as_tensor(t.reshape(-1, 9)[:, _LOWER], dtype=self.dtype)}
+        y = {"zfs_tensor": torch.as_tensor(t.reshape(-1, 9)[:, _LOWER], dtype=self.dtype)}
+        if self.hyper["e_weight"] > 0:
+            y["e_direction"] = torch.as_tensor(rhombic_directions(t), dtype=self.dtype)
+        return y
 
     def _dyads(self, positions64: Tensor, batch: Tensor, n_mol: int, metals: Tensor | None,
                starts: Tensor) -> Tensor:
@@ -830,7 +861,11 @@ class GMNNTensor(_GMNNMember):
 
     def _loss(self, data: _Frames, y: dict, ids) -> Tensor:
         d6, b = self._tensor6(data, ids)
-        return ((d6 - y["zfs_tensor"][b.ids]) ** 2).sum(1).mean()
+        res = d6 - y["zfs_tensor"][b.ids]
+        loss = (res**2).sum(1)
+        if "e_direction" in y:   # first-order error of E (rhombic_directions)
+            loss = loss + self.hyper["e_weight"] * (res * y["e_direction"][b.ids]).sum(1) ** 2
+        return loss.mean()
 
     def _validate(self, data: _Frames, y: dict) -> tuple[float, dict]:
         err = 0.0

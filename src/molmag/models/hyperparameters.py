@@ -119,6 +119,9 @@ class GMNNTensorHyper(_GMNNCommon):
     env_cutoff: float | None = Field(
         None, gt=0, description="Angstrom: only atoms this close to the metal add to eq. 7 "
         "(needs origin: metal); null: every atom (paper)")
+    e_weight: float = Field(
+        0.0, ge=0, description="weight of the rhombic error term added to the loss of eq. 10: "
+        "the first-order error of E in the reference's principal frame (0: the paper's loss)")
 
     @model_validator(mode="after")
     def _metal_centred(self) -> GMNNTensorHyper:
