@@ -197,7 +197,7 @@ def test_gmnn_tensor_through_the_workflow_with_checkpoints(dataset, tmp_path):
     cfg = yaml.safe_load(train_template("gmnn-tensor"))
     cfg["data"]["dataset"] = str(dataset)
     cfg["model"].update(committee=2, hyper={"max_epochs": 4, "hidden": [32, 32],
-                                            "origin": "metal"})
+                                            "origin": "metal", "e_weight": 50})
     cfg["descriptor"] = {"n_radial": 3, "r_cut": 5.0}
     cfg["output"] = "gm"
     p = tmp_path / "gm.yaml"

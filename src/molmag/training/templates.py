@@ -107,7 +107,9 @@ SPECS: dict[str, dict[str, Any]] = {
                          # and their substituents) add to eq. 7, smoothly cut off;
                          # null: every atom (paper)
     hidden: [128, 128]   # paper: [512, 512] (slower, no better at 900 structures)
-    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept""",
+    max_epochs: 200      # paper: 1000 on a GPU; the best validation epoch is kept
+    e_weight: 50         # loss weight of the first-order error of E (0: the paper's
+                         # loss; without it the network does not beat the mean on E)""",
         descriptor=_GM_TENSOR, dataset="copdms.db", committee=3),
     "gmnn-energy": dict(
         title="Gaussian-moment network of the energy and forces (Zaverkin et al. 2022, eq. 13)",
