@@ -22,6 +22,10 @@ For each arm and label count: force RMSE (eV/Å) and D_ij RMSE (cm-1) on the tes
 summary says how many labels the active loop needed to reach random selection's final error
 (target: at most one third of random's labels): ``ratio`` counts every label (the shared
 initial samples included), ``ratio_selected`` only the labels each arm selected itself.
+4. **MD stability** (``--stability-runs``, ``--stability-ps``): the final potential of each arm
+   runs Langevin MD at ``--temperature`` (``molmag md``, LAMMPS engine); how many runs reach
+   the end.
+
 Results are cached in ``--out``; a rerun continues.
 """
 
@@ -138,6 +142,25 @@ def random_arm(cfg, state: dict, seed: int, out: Path) -> list[dict]:
     return rows
 
 
+def md_stability(out: Path, name: str, model: Path, args) -> dict:
+    """``--stability-runs`` Langevin runs of ``--stability-ps`` at ``--temperature`` with the
+    final potential of one arm (``molmag md``, LAMMPS engine, seeds 7 + run): how many run to
+    the end and how long the others last before a blow-up stops them.  What active learning
+    is for: test-set errors on typical frames say nothing about the holes a run falls into."""
+    from molmag.dynamics.md_runs import MDConfig, run_md_config
+
+    cfg = MDConfig.model_validate({
+        "structure": {"file": str(out / "start.xyz"), "charge": -2, "multiplicity": 4},
+        "potential": {"model": str(model)}, "tensor": None, "engine": "lammps",
+        "temperatures": [args.temperature], "trajectories": args.stability_runs,
+        "time_ps": args.stability_ps, "stride": 20, "seed": 7, "cluster": {"kind": "serial"},
+        "output": str(out / "stability" / name)})
+    res = [r for r in run_md_config(cfg) if not isinstance(r, BaseException)]
+    ps = [r.steps_done * cfg.timestep_fs / 1000.0 for r in res]
+    return {"runs": len(res), "finished": sum(r.status == "finished" for r in res),
+            "ps": ps, "mean_ps": float(np.mean(ps)) if ps else float("nan")}
+
+
 def labels_to_reach(curve: list[dict], key: str, target: float) -> int | None:
     for row in sorted(curve, key=lambda r: r["n_labels"]):
         if row.get(key) is not None and row[key] <= target:
@@ -156,6 +179,9 @@ def main() -> None:
     ap.add_argument("--test-frames", type=int, default=40)
     ap.add_argument("--test", default=None, help="an existing labelled test dataset")
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--stability-runs", type=int, default=6,
+                    help="MD runs per arm with its final potential (0: none)")
+    ap.add_argument("--stability-ps", type=float, default=10.0)
     args = ap.parse_args()
     from ase.io import read, write
 
@@ -176,6 +202,15 @@ def main() -> None:
         al = [{"n_labels": r["n_labels"], **r["test"]} for r in state["rounds"]]
         rnd = random_arm(cfg, state, seed, out)
         results[seed] = {"active": al, "random": rnd}
+        if args.stability_runs:
+            n = max(r["n_labels"] for r in rnd)
+            last = max(int(p.parent.parent.name[5:]) for p in
+                       Path(cfg.output).glob("round*/potential/model.npz"))
+            results[seed]["stability"] = {
+                "active": md_stability(out, f"active{seed}", Path(cfg.output) /
+                                       f"round{last}" / "potential" / "model.npz", args),
+                "random": md_stability(out, f"random{seed}", out / f"random{seed}" /
+                                       f"n{n}" / "potential" / "model.npz", args)}
     print(f"\n{'seed':>4} {'arm':>7} {'labels':>7} {'F RMSE eV/A':>12} {'D_ij RMSE cm-1':>15}")
     summary = {}
     for seed, res in results.items():
@@ -193,9 +228,17 @@ def main() -> None:
                 "random_final": final[key], "random_labels": final["n_labels"],
                 "active_labels_to_reach": need,
                 "ratio": None if need is None else need / final["n_labels"],
-                # the same counted over the labels each arm chose (the initial ones excluded)
-                "ratio_selected": None if need is None or not added
-                else (need - n0) / added}
+                # the same counted over the labels each arm chose (the initial ones excluded);
+                # None where the shared initial samples alone already reach it (random
+                # selection made the model worse: no comparison)
+                "ratio_selected": None if need is None or not added or need <= n0
+                else (need - n0) / added,
+                "reached_by_initial": need is not None and need <= n0}
+        for arm, st in res.get("stability", {}).items():
+            summary[f"seed{seed}_md_{arm}"] = st
+            print(f"{seed:>4} {arm:>7} MD at {args.temperature:g} K: {st['finished']} of "
+                  f"{st['runs']} runs of {args.stability_ps:g} ps finished, mean "
+                  f"{st['mean_ps']:.2f} ps before a stop")
     print(json.dumps(summary, indent=1))
     (out / "summary.json").write_text(json.dumps({"results": results, "summary": summary},
                                                  indent=1))
