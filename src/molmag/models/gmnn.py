@@ -995,9 +995,6 @@ class GMNNEnergy(_GMNNMember):
     energy_weight       1.0                        paper eq. 13: lambda_E = 1 au
     force_weight        12.0                       paper eq. 13: lambda_F = 12 N_at au Å^2
     stop_on             "sum"                      ours: val MAE_E (eV) + MAE_F (eV/Å)
-    e_weight            0.0                        ours: adds e_weight (sum_e c_e R_e)^2 to the
-                                                   loss of eq. 10, the first-order error of E
-                                                   (:func:`rhombic_directions`); 0: the paper
     patience            None                       paper: best of all epochs
     checkpoint          None                       path: save every epoch, resume if present
     predict_batch       256                        structures per chunk in ``predict``
