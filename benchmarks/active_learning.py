@@ -17,15 +17,14 @@ Run::
 3. **Random selection**: the same number of labels per round drawn uniformly from the pool of
    every MD frame the active loop produced (all rounds), labelled the same way, the same
    models trained on the same initial rows plus them.
+4. **MD stability** (``--stability-runs``, ``--stability-ps``): the final potential of each arm
+   runs Langevin MD at ``--temperature`` (``molmag md``, LAMMPS engine); how many runs reach
+   the end, and the mean run length.
 
 For each arm and label count: force RMSE (eV/Å) and D_ij RMSE (cm-1) on the test set.  The
 summary says how many labels the active loop needed to reach random selection's final error
 (target: at most one third of random's labels): ``ratio`` counts every label (the shared
 initial samples included), ``ratio_selected`` only the labels each arm selected itself.
-4. **MD stability** (``--stability-runs``, ``--stability-ps``): the final potential of each arm
-   runs Langevin MD at ``--temperature`` (``molmag md``, LAMMPS engine); how many runs reach
-   the end.
-
 Results are cached in ``--out``; a rerun continues.
 """
 
@@ -237,8 +236,8 @@ def main() -> None:
         for arm, st in res.get("stability", {}).items():
             summary[f"seed{seed}_md_{arm}"] = st
             print(f"{seed:>4} {arm:>7} MD at {args.temperature:g} K: {st['finished']} of "
-                  f"{st['runs']} runs of {args.stability_ps:g} ps finished, mean "
-                  f"{st['mean_ps']:.2f} ps before a stop")
+                  f"{st['runs']} runs of {args.stability_ps:g} ps finished, mean run length "
+                  f"{st['mean_ps']:.2f} ps")
     print(json.dumps(summary, indent=1))
     (out / "summary.json").write_text(json.dumps({"results": results, "summary": summary},
                                                  indent=1))
