@@ -270,6 +270,25 @@ MODELS = {
     "gmnn": ("gmnn-energy", {}, {}, 3),
     "gmnn-1x60": ("gmnn-energy", {}, {"max_epochs": 60}, 1),
 }
+# the rows above were measured before SNAP models had a pair term: without it they reproduce
+for _name, (_kind, _desc, _hyper, _n) in list(MODELS.items()):
+    if _kind == "snap-energy":
+        MODELS[_name] = (_kind, _desc, {"pair_cutoff": 0.0, **_hyper}, _n)
+MODELS.update({
+    # the learned element-pair term (molmag.descriptors.pair_basis); the first is the default
+    "snap-2j4-quadratic-weights-pair": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j4-quadratic-weights-pair6": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 6.0, "pair_basis": 14}, 3),
+    "snap-2j4-quadratic-weights-pair4": ("snap-energy", {
+        "twojmax": 4, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 4.0, "pair_basis": 10}, 3),
+    "snap-2j5-quadratic-weights-pair": ("snap-energy", {
+        "twojmax": 5, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+})
 
 
 def calculator_of(com):

@@ -57,8 +57,8 @@ from ase import units as ase_units
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_masses, atomic_numbers
 
-__all__ = ["snap_coefficients", "write_snap_files", "LammpsSNAP", "LammpsSNAPCalculator",
-           "run_lammps_langevin", "LangevinResult", "VELOCITY_TO_LAMMPS"]
+__all__ = ["snap_coefficients", "pair_term", "write_snap_files", "LammpsSNAP",
+           "LammpsSNAPCalculator", "run_lammps_langevin", "LangevinResult", "VELOCITY_TO_LAMMPS"]
 
 #: ASE velocity (Å per ASE time unit) -> LAMMPS metal velocity (Å/ps).
 VELOCITY_TO_LAMMPS = 1000.0 * ase_units.fs
@@ -95,6 +95,20 @@ def snap_coefficients(committee_or_member, member: int | str = "mean") -> np.nda
             raise ValueError("the SNAP model is not fitted")
         rows.append(m.pair_coefficients())
     return np.mean(rows, axis=0)
+
+
+def pair_term(committee_or_member, member: int | str = "mean"):
+    """(basis, (P, K) coefficients) of the SNAP model's learned pair term
+    (:mod:`molmag.descriptors.pair_basis`; the mean of the members' or one member's), or None
+    for models without one."""
+    ms = _members(committee_or_member)
+    basis = ms[0].pair
+    if basis is None:
+        return None
+    use = ms if member == "mean" else [ms[int(member)]]
+    if any(m.pair is None or m.pair.as_dict() != basis.as_dict() for m in ms):
+        raise ValueError("committee members with different pair terms")
+    return basis, np.mean([m.pair_term_coefficients() for m in use], axis=0)
 
 
 def _settings(committee_or_member):
@@ -155,10 +169,22 @@ class LammpsSNAP:
         tmp = tempfile.TemporaryDirectory(prefix="molmag-snap-")
         self._tmp: tempfile.TemporaryDirectory[str] | None = tmp
         cpath, ppath = write_snap_files(committee_or_member, tmp.name, member)
+        pair = pair_term(committee_or_member, member)
+        if pair is None:
+            styles = ["pair_style snap",
+                      f"pair_coeff * * {cpath} {ppath} " + " ".join(s.species)]
+        else:   # the learned pair term as tabulated pair potentials next to SNAP
+            from molmag.descriptors.pair_basis import TABLE_POINTS, write_lammps_table
+
+            table = write_lammps_table(pair[0], pair[1], list(s.species),
+                                       Path(tmp.name) / "molmag.table")
+            styles = [f"pair_style hybrid/overlay snap table spline {TABLE_POINTS}",
+                      f"pair_coeff * * snap {cpath} {ppath} " + " ".join(s.species), *table]
         lmp = _new_lammps()
         self.lmp = lmp
         pos = np.asarray(atoms.positions, float)
-        half = float(np.ceil(np.abs(pos - pos.mean(0)).max() + 2 * s.max_cutoff + 5.0))
+        reach = max(s.max_cutoff, pair[0].cutoff if pair is not None else 0.0)
+        half = float(np.ceil(np.abs(pos - pos.mean(0)).max() + 2 * reach + 5.0))
         c = pos.mean(0)
         lmp.commands_list([
             "units metal", "atom_style atomic", "atom_modify map array sort 0 0.0",
@@ -173,8 +199,7 @@ class LammpsSNAP:
         lmp.create_atoms(self.n, list(range(1, self.n + 1)), self.types.tolist(),
                          pos.reshape(-1).tolist(), shrinkexceed=True)
         lmp.commands_list([
-            "pair_style snap",
-            f"pair_coeff * * {cpath} {ppath} " + " ".join(s.species),
+            *styles,
             # nsq: neighbours in atom order, whatever the box; the sums (and so the run)
             # do not depend on where the box was set up (bit-identical resumption)
             f"neighbor {_SKIN!r} nsq", "neigh_modify every 1 delay 0 check yes",

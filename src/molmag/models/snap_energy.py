@@ -46,6 +46,12 @@ an RMS force error of 0.1 eV/A weigh as much as an RMS energy error of 10 meV/at
 beta-tilde are the coefficients of the RMS-scaled columns.  ``force_weight=0`` or targets
 without forces fit energies only.  The same weighting defines the validation RMSE that chooses
 lambda.
+
+Pair term.  With ``pair_cutoff`` r_c > 0 the model adds the learned element-pair term of
+:mod:`molmag.descriptors.pair_basis`, E_pair = sum_{i<j} sum_k c_{t_i t_j, k} phi_k(r_ij)
+(``pair_basis`` K radial Gaussians per pair of species, cosine cutoff at r_c), whose energy
+and force columns join the design and are fitted in the same ridge: E = E_SNAP + E_pair.
+LAMMPS runs it as ``pair_style hybrid/overlay snap table``.
 """
 
 from __future__ import annotations
@@ -56,12 +62,16 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from molmag.descriptors.pair_basis import PairBasis
 from molmag.models.base import Log, check_species
 from molmag.models.invariant_ridge import check_descriptor, descriptor_numbers
 from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
 #: Default weight of the force rows (Angstrom); see the module docstring.
 DEFAULT_FORCE_WEIGHT = 0.1
+#: Default pair term: cutoff (Å; 0 = none) and Gaussians per pair of species.
+DEFAULT_PAIR_CUTOFF = 5.0
+DEFAULT_PAIR_BASIS = 12
 #: Designs with more elements than this (rows x columns) are fitted from the normal
 #: equations streamed over the frames (:func:`fit_ridge_gram`), not one SVD of the matrix.
 GRAM_ABOVE = 4e7
@@ -109,9 +119,10 @@ class SNAPEnergyRidge:
     """Linear SNAP energy/force model (module docstring).
 
     Hyperparameters: ``force_weight`` (Angstrom, default 0.1: weight of the force rows
-    against per-atom energies), ``lambdas`` (ridge grid, default
-    :data:`molmag.models.ridge.DEFAULT_LAMBDAS`).  ``seed`` is accepted for the member
-    contract; the fit is deterministic.
+    against per-atom energies), ``pair_cutoff`` (Å, default 5; 0: no pair term) and
+    ``pair_basis`` (Gaussians per pair of species, default 12) of the pair term,
+    ``lambdas`` (ridge grid, default :data:`molmag.models.ridge.DEFAULT_LAMBDAS`).
+    ``seed`` is accepted for the member contract; the fit is deterministic.
 
     ``targets``: ``{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Angstrom, or None (a
     None entry skips that structure's forces)}``.  ``predict`` returns ``{"energy": (n,) eV,
@@ -122,6 +133,8 @@ class SNAPEnergyRidge:
     descriptor_type = "snap"
 
     def __init__(self, descriptor, *, seed: int = 0, force_weight: float = DEFAULT_FORCE_WEIGHT,
+                 pair_cutoff: float = DEFAULT_PAIR_CUTOFF,
+                 pair_basis: int = DEFAULT_PAIR_BASIS,
                  lambdas: Sequence[float] = DEFAULT_LAMBDAS):
         self.descriptor = descriptor
         self.seed = int(seed)
@@ -130,6 +143,13 @@ class SNAPEnergyRidge:
             raise ValueError(f"force_weight must be >= 0, got {force_weight}")
         self.lambdas = tuple(float(x) for x in lambdas)
         self.type_numbers = descriptor_numbers(descriptor)
+        self.pair_cutoff = float(pair_cutoff)
+        self.pair_basis = int(pair_basis)
+        if self.pair_cutoff < 0:
+            raise ValueError(f"pair_cutoff must be >= 0 (0: no pair term), got {pair_cutoff}")
+        self.pair: PairBasis | None = (PairBasis(self.type_numbers, self.pair_cutoff,
+                                                 self.pair_basis)
+                                       if self.pair_cutoff > 0 else None)
         self.species: list[int] = []
         self.atom_energies: np.ndarray | None = None     # (T,) eV, per descriptor species
         self.fit_: RidgeFit | None = None
@@ -140,14 +160,19 @@ class SNAPEnergyRidge:
         return np.array([np.sum(atoms.numbers == z) for z in self.type_numbers], float)
 
     def _energy_row(self, atoms: Atoms) -> np.ndarray:
-        """[n_t (T), X_t (T*F)] from the per-atom descriptor (no derivatives)."""
+        """[n_t (T), X_t (T*F), pair sums (P*K)] from the per-atom descriptor (no
+        derivatives)."""
         b = np.asarray(self.descriptor.compute(atoms), float)
         x = np.zeros((len(self.type_numbers), b.shape[1]))
         for t, z in enumerate(self.type_numbers):
             sel = atoms.numbers == z
             if sel.any():
                 x[t] = b[sel].sum(axis=0)
-        return np.concatenate([self._counts(atoms), x.ravel()])
+        row = np.concatenate([self._counts(atoms), x.ravel()])
+        if self.pair is not None:
+            row = np.concatenate([row, self.pair.design(atoms.numbers, atoms.positions,
+                                                        forces=False)[0]])
+        return row
 
     def _rows(self, atoms: Atoms, forces: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Energy row (T + T*F,) and, with ``forces``, force rows (3N, T + T*F) = -d(row)/dr."""
@@ -156,8 +181,12 @@ class SNAPEnergyRidge:
         er, fr = self.descriptor.compute_snap_design(atoms)
         nt = len(self.type_numbers)
         fr = fr.reshape(3 * len(atoms), -1)
-        return (np.concatenate([self._counts(atoms), er]),
-                np.concatenate([np.zeros((len(fr), nt)), fr], axis=1))
+        er, fr = (np.concatenate([self._counts(atoms), er]),
+                  np.concatenate([np.zeros((len(fr), nt)), fr], axis=1))
+        if self.pair is not None:
+            pe, pf = self.pair.design(atoms.numbers, atoms.positions)
+            er, fr = np.concatenate([er, pe]), np.concatenate([fr, pf], axis=1)
+        return er, fr
 
     @staticmethod
     def _forces_list(forces, n: int) -> list | None:
@@ -201,9 +230,10 @@ class SNAPEnergyRidge:
         return x, y, n_f
 
     def descriptor_columns(self) -> int:
-        """Columns of the design row: T counts + T * F descriptor sums."""
+        """Columns of the design row: T counts + T * F descriptor sums (+ the pair term's)."""
         t = len(self.type_numbers)
-        return t + t * int(self.descriptor.n_components())
+        return (t + t * int(self.descriptor.n_components())
+                + (self.pair.n_columns if self.pair is not None else 0))
 
     def _gram(self, frames, energies, forces, chunk: int = 32) -> dict:
         """The weighted design of :meth:`_weighted` as normal equations, accumulated over
@@ -306,8 +336,9 @@ class SNAPEnergyRidge:
 
     @property
     def coefficients(self) -> np.ndarray:
-        """The coefficients (T + T*F,) of the unscaled design row: residual energy
-        E - n.e0 = row @ coefficients (count columns first, then beta_t blocks)."""
+        """The coefficients (T + T*F [+ P*K],) of the unscaled design row: residual energy
+        E - n.e0 = row @ coefficients (count columns first, then beta_t blocks, then the pair
+        term's)."""
         if self.fit_ is None:
             raise RuntimeError("the model is not fitted")
         return self.fit_.coef[:, 0] / self.fit_.scale
@@ -322,7 +353,19 @@ class SNAPEnergyRidge:
         t = len(self.type_numbers)
         c = self.coefficients
         beta0 = np.asarray(self.atom_energies, float) + c[:t]
-        return np.concatenate([beta0[:, None], c[t:].reshape(t, -1)], axis=1)
+        nf = t * int(self.descriptor.n_components())
+        return np.concatenate([beta0[:, None], c[t:t + nf].reshape(t, -1)], axis=1)
+
+    def pair_term_coefficients(self) -> np.ndarray | None:
+        """(P, K) coefficients (eV) of the pair term (:class:`PairBasis` column order), or
+        None for a model without one."""
+        if self.fit_ is None:
+            raise RuntimeError("the model is not fitted")
+        if self.pair is None:
+            return None
+        t = len(self.type_numbers)
+        nf = t * int(self.descriptor.n_components())
+        return self.coefficients[t + nf:].reshape(len(self.pair.pairs), self.pair.n_basis)
 
     @classmethod
     def committee_forces(cls, members: Sequence[SNAPEnergyRidge], atoms: Atoms,
@@ -335,7 +378,8 @@ class SNAPEnergyRidge:
         force of the mean coefficients; that one potential runs as LAMMPS ``pair_style
         snap`` on every frame at once
         (:meth:`~molmag.descriptors.bispectrum.SNAPDescriptor.pair_snap_forces`): one LAMMPS
-        run with adjoint forces instead of the full descriptor derivatives of every frame."""
+        run with adjoint forces instead of the full descriptor derivatives of every frame; the
+        pair term's forces (also linear) are added from :class:`PairBasis`."""
         members = list(members)
         if not members:
             raise ValueError("no members")
@@ -346,7 +390,14 @@ class SNAPEnergyRidge:
                 raise ValueError("committee members with different descriptors")
             check_species([atoms], m.species, cls.kind)
         coef = np.mean([m.pair_coefficients() for m in members], axis=0)
-        return desc.pair_snap_forces(atoms, positions, coef)
+        forces = desc.pair_snap_forces(atoms, positions, coef)
+        pair = members[0].pair
+        if pair is not None:
+            if any(m.pair is None or m.pair.as_dict() != pair.as_dict() for m in members):
+                raise ValueError("committee members with different pair terms")
+            c_pair = np.mean([m.pair_term_coefficients() for m in members], axis=0)
+            forces = forces + pair.energy_forces(atoms.numbers, positions, c_pair)[1]
+        return forces
 
     def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
         """``{"energy": (n,) eV, "forces": list of (N_i, 3) eV/Angstrom}`` (no "forces" key
@@ -375,6 +426,7 @@ class SNAPEnergyRidge:
                 "descriptor_species": list(self.descriptor.settings.species),
                 "n_components": int(self.descriptor.n_components()),
                 "force_weight": self.force_weight, "lambdas": list(self.lambdas),
+                "pair_cutoff": self.pair_cutoff, "pair_basis": self.pair_basis,
                 "species": [int(z) for z in self.species], "seed": self.seed,
                 "info": {k: v for k, v in self.info.items()}}
         return meta, {**self.fit_.as_arrays("fit_"), "atom_energies": self.atom_energies}
@@ -382,8 +434,10 @@ class SNAPEnergyRidge:
     @classmethod
     def from_state(cls, descriptor, meta: dict, arrays) -> SNAPEnergyRidge:
         check_descriptor(descriptor, meta, cls.kind)
+        # files written before the pair term existed have none
         m = cls(descriptor, seed=meta.get("seed", 0), force_weight=meta["force_weight"],
-                lambdas=meta["lambdas"])
+                pair_cutoff=meta.get("pair_cutoff", 0.0),
+                pair_basis=meta.get("pair_basis", DEFAULT_PAIR_BASIS), lambdas=meta["lambdas"])
         m.species = [int(z) for z in meta["species"]]
         m.fit_ = RidgeFit.from_arrays(arrays, "fit_")
         m.atom_energies = np.asarray(arrays["atom_energies"], float)
@@ -391,4 +445,5 @@ class SNAPEnergyRidge:
         return m
 
 
-__all__ = ["SNAPEnergyRidge", "DEFAULT_FORCE_WEIGHT", "GRAM_ABOVE", "fit_ridge_gram"]
+__all__ = ["SNAPEnergyRidge", "DEFAULT_FORCE_WEIGHT", "DEFAULT_PAIR_CUTOFF", "DEFAULT_PAIR_BASIS",
+           "GRAM_ABOVE", "fit_ridge_gram"]

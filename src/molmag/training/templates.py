@@ -72,11 +72,11 @@ _SNAP_ENERGY = """\
   weights: {Co: 1.0, S: 0.8, O: 0.6, N: 0.5, C: 0.4, H: 0.2}
                          # neighbour weights w_j for [Co(pdms)2]2- (every element of the
                          # dataset needs one, or delete the line for w_j = 1); w_j ~ Z_j/Z_metal
-                         # does as well.  F RMSE on 100 K xTB MD: 0.058 eV/A from 792
-                         # frames (unit weights 0.073, linear 2J = 8 0.078); 8x faster MD
-                         # than 2J = 8.  More accurate, slower (same data, LAMMPS MD on the
-                         # same loaded machine): twojmax: 5 -> 0.046 eV/A, 2.9x slower;
-                         # twojmax: 6 -> 0.038 eV/A, 4.8x slower
+                         # does as well.  F RMSE on 100 K xTB MD, SNAP alone: 0.058 eV/A
+                         # from 792 frames (unit weights 0.073, linear 2J = 8 0.078); 8x
+                         # faster MD than 2J = 8.  More accurate, slower (SNAP alone, same
+                         # data, LAMMPS MD on the same loaded machine): twojmax: 5 -> 0.046
+                         # eV/A, 2.9x slower; twojmax: 6 -> 0.038 eV/A, 4.8x slower
 """
 
 SPECS: dict[str, dict[str, Any]] = {
@@ -117,7 +117,12 @@ SPECS: dict[str, dict[str, Any]] = {
         descriptor=_GM.format(rcut=6.5), dataset="copdms.db", committee=3),
     "snap-energy": dict(
         title="SNAP ridge of the energy and forces (Lunghi & Sanvito 2020; quadratic SNAP)",
-        hyper="",
+        hyper="""\
+    pair_cutoff: 5.0     # Angstrom: a learned element-pair term (12 Gaussians per pair
+                         # of elements, fitted with SNAP; LAMMPS pair_style table): F RMSE
+                         # on 100 K xTB MD 0.058 -> 0.042 eV/A, E 0.029 -> 0.013 eV; MD
+                         # ~0.65x as fast in LAMMPS.  0: SNAP alone
+    pair_basis: 12       # Gaussians per pair of elements""",
         descriptor=_SNAP_ENERGY, dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
         title="invariant ridge of the Kramers-doublet energies of a Dy(III) complex",
