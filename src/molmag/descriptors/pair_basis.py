@@ -106,11 +106,13 @@ class PairBasis:
         np.add.at(e, p, g)
         if not forces:
             return e.ravel(), None
-        f = np.zeros((len(pos), 3, len(self.pairs), k))
+        n_p = len(self.pairs)
+        f = np.zeros((len(pos) * n_p, 3, k))                      # rows (atom, pair type)
         val = dg[:, None, :] * (d / r[:, None])[:, :, None]       # (m, 3, K): dE/dr_i
-        np.add.at(f, (i, slice(None), p), -val)
-        np.add.at(f, (j, slice(None), p), val)
-        return e.ravel(), f.reshape(3 * len(pos), -1)
+        np.add.at(f, i * n_p + p, -val)
+        np.add.at(f, j * n_p + p, val)
+        rows = f.reshape(len(pos), n_p, 3, k).transpose(0, 2, 1, 3)
+        return e.ravel(), rows.reshape(3 * len(pos), -1)
 
     def energy_forces(self, numbers: np.ndarray, positions: np.ndarray,
                       coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ LAMMPS runs it as ``pair_style hybrid/overlay snap table``.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 from ase import Atoms
@@ -395,7 +395,8 @@ class SNAPEnergyRidge:
         if pair is not None:
             if any(m.pair is None or m.pair.as_dict() != pair.as_dict() for m in members):
                 raise ValueError("committee members with different pair terms")
-            c_pair = np.mean([m.pair_term_coefficients() for m in members], axis=0)
+            c_pair = np.mean([cast(np.ndarray, m.pair_term_coefficients()) for m in members],
+                             axis=0)
             forces = forces + pair.energy_forces(atoms.numbers, positions, c_pair)[1]
         return forces
 
