@@ -137,7 +137,9 @@ def fit_calibration(errors, sigma, method: str = "conformal") -> Calibration:
         z = np.sort(e / s)
         # finite-sample split-conformal quantile: the ceil((n+1) p)-th smallest score
         k = min(z.size, int(np.ceil((z.size + 1) * EXPECTED_1SIGMA)))
-        cal = Calibration("conformal", float(z[k - 1]), 0.0, int(e.size), True)
+        # (1 + 1e-12): the k-th value itself must count as covered, |e_k| <= q sigma_k, which
+        # (|e_k| / sigma_k) * sigma_k can miss by one rounding
+        cal = Calibration("conformal", float(z[k - 1]) * (1.0 + 1e-12), 0.0, int(e.size), True)
     cal.note = note
     sc = cal.apply(s)
     cal.threshold = float(2.0 * np.quantile(sc, 0.95)) if sc.size else float("inf")
