@@ -80,7 +80,7 @@ def test_bad_input_is_refused(ethanol, tmp_path):
     with pytest.raises(ValueError, match="Z=8 is not among"):
         PairBasis([1, 6], cutoff=4.0, n_basis=4).design(ethanol.numbers, ethanol.positions)
     b = _basis()
-    cmds = write_lammps_table(b, np.zeros((len(b.pairs), b.n_basis)), ["H", "C", "O"],
+    cmds = write_lammps_table([(b, np.zeros((len(b.pairs), b.n_basis)))], ["H", "C", "O"],
                               tmp_path / "t.table", n_points=50)
     assert len(cmds) == 6 and cmds[0].startswith("pair_coeff 1 1 table ")
     assert "H_C" in (tmp_path / "t.table").read_text()
@@ -154,3 +154,37 @@ def test_old_model_files_have_no_pair_term():
     finally:
         se.check_descriptor = orig
     assert m.pair is None and m.pair_cutoff == 0.0
+
+
+def test_wall_joins_smoothly_below_the_data_and_repels(ethanol):
+    b = _basis()
+    b.fit_range([(ethanol.numbers, ethanol.positions)])
+    ch = b._index[0, 1]                 # species order [H, C, O]: the H-C pair type
+    rm = b.r_min[ch]
+    assert 1.0 < rm < 1.2               # the shortest C-H bond of the structure
+    r = np.array([0.3, 0.6, rm - 0.1, rm, rm + 0.1])
+    w, dw = b.wall(r, np.full(len(r), ch))
+    assert w[3] == 0.0 and dw[3] == 0.0 and w[4] == 0.0
+    assert np.all(w[:3] > 0) and np.all(dw[:3] < 0) and w[0] > w[1] > w[2]
+    # no wall on the structure that set the range; forces are -grad E below the range too
+    e, f = b.energy_forces(ethanol.numbers, ethanol.positions[None], None)
+    assert e[0] == 0.0 and not f.any()
+    c = np.random.default_rng(2).normal(size=(len(b.pairs), b.n_basis))
+    pos = ethanol.positions.copy()
+    h = np.flatnonzero(ethanol.numbers == 1)[0]
+    cc = np.argmin(np.linalg.norm(pos[ethanol.numbers == 6] - pos[h], axis=1))
+    ci = np.flatnonzero(ethanol.numbers == 6)[cc]
+    pos[h] = pos[ci] + 0.6 * (pos[h] - pos[ci]) / np.linalg.norm(pos[h] - pos[ci])
+    e, f = b.energy_forces(ethanol.numbers, pos[None], c)
+    step = 1e-6
+    for a in range(3):
+        p1, p2 = pos.copy(), pos.copy()
+        p1[h, a] += step
+        p2[h, a] -= step
+        num = -(b.energy_forces(ethanol.numbers, p1[None], c)[0]
+                - b.energy_forces(ethanol.numbers, p2[None], c)[0]) / (2 * step)
+        assert f[0, h, a] == pytest.approx(num[0], rel=1e-5, abs=1e-6)
+    # the wall pushes the H away from its carbon
+    away = (pos[h] - pos[ci]) / np.linalg.norm(pos[h] - pos[ci])
+    e_w, f_w = b.energy_forces(ethanol.numbers, pos[None], None)
+    assert e_w[0] > 1.0 and f_w[0, h] @ away > 5.0

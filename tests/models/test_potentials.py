@@ -73,8 +73,23 @@ def committee(request, data):
 
 def _force_atol(committee) -> float:
     """The pair term runs in LAMMPS as a spline-interpolated table (2000 points): forces
-    agree with the analytic ones to ~1e-7 eV/Å; SNAP alone to rounding."""
+    agree with the analytic ones to ~1e-6 eV/Å, energies to ~1e-7 eV; SNAP alone to
+    rounding."""
     return 1e-6 if committee.members[0].pair is not None else 1e-9
+
+
+def _force_rtol(committee) -> float:
+    """... and to 2e-5 relative where a pair sits at its type's shortest training distance
+    r_m: the linear continuation below r_m has a kink in dF/dr that the table's spline
+    rounds off over one table step."""
+    return 2e-5 if committee.members[0].pair is not None else 1e-8
+
+
+def _std_rtol(committee) -> float:
+    """Spreads: each member's table has its own r_m, and test structures reach below them,
+    where the wall is steep; the members' table errors (~1e-4 eV/Å there) enter the spread
+    (to 1e-3 relative, far below what an uncertainty needs)."""
+    return 2e-3 if committee.members[0].pair is not None else 1e-6
 
 
 def test_lammps_snap_equals_molmag_prediction(committee, data):
@@ -85,16 +100,18 @@ def test_lammps_snap_equals_molmag_prediction(committee, data):
         eng = LammpsSNAP(committee, test[0], member=member)
         for k, a in enumerate(test):
             e, f = eng.energy_forces(a.positions)
-            assert e == pytest.approx(pred["energy"][k], rel=1e-10, abs=1e-9)
-            np.testing.assert_allclose(f, pred["forces"][k], rtol=1e-8,
+            assert e == pytest.approx(pred["energy"][k], rel=1e-10,
+                                      abs=1000 * _force_atol(committee))
+            np.testing.assert_allclose(f, pred["forces"][k], rtol=_force_rtol(committee),
                                        atol=_force_atol(committee))
         eng.close()
     # mean coefficients = committee mean (the model is linear in its coefficients)
     mean = committee.predict(test)
     eng = LammpsSNAP(committee, test[0], member="mean")
     e, f = eng.energy_forces(test[1].positions)
-    assert e == pytest.approx(mean["energy"][1], rel=1e-10)
-    np.testing.assert_allclose(f, mean["forces"][1], rtol=1e-8, atol=_force_atol(committee))
+    assert e == pytest.approx(mean["energy"][1], rel=1e-10, abs=1000 * _force_atol(committee))
+    np.testing.assert_allclose(f, mean["forces"][1], rtol=_force_rtol(committee),
+                               atol=_force_atol(committee))
     eng.close()
 
 
@@ -104,11 +121,12 @@ def test_lammps_calculator_equals_committee_predict(committee, data):
     calc = LammpsSNAPCalculator(committee)
     a.calc = calc
     p = committee.predict([frames[21]])
-    assert a.get_potential_energy() == pytest.approx(p["energy"][0], rel=1e-10)
-    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=1e-8,
+    assert a.get_potential_energy() == pytest.approx(p["energy"][0], rel=1e-10,
+                                                     abs=1000 * _force_atol(committee))
+    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=_force_rtol(committee),
                                atol=_force_atol(committee))
-    np.testing.assert_allclose(calc.results["forces_std"], p["forces_std"][0], rtol=1e-6,
-                               atol=_force_atol(committee))
+    np.testing.assert_allclose(calc.results["forces_std"], p["forces_std"][0],
+                               rtol=_std_rtol(committee), atol=_force_atol(committee))
     assert calc.results["energy_std"] == pytest.approx(p["energy_std"][0], rel=1e-6,
                                                        abs=100 * _force_atol(committee))
 
@@ -135,7 +153,7 @@ def _free_committee():
     t = {"energy": np.array([sum(e0[int(z)] for z in a.numbers) for a in frames]),
          "forces": [np.zeros((len(a), 3)) for a in frames]}
     settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 2}
-    c = Committee("snap-energy", settings, n_members=2)
+    c = Committee("snap-energy", settings, n_members=2, pair_cutoff=0.0)  # no wall either
     c.fit(frames, t)
     return c, frames[0]
 
@@ -270,7 +288,8 @@ def test_mean_only_calculator_gives_the_committee_mean(committee, data):
     a.calc = calc
     p = committee.predict([frames[22]])
     atol = _force_atol(committee)
-    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=1e-8, atol=atol)
+    np.testing.assert_allclose(a.get_forces(), p["forces"][0], rtol=_force_rtol(committee),
+                               atol=atol)
     assert "forces_std" not in calc.results
     np.testing.assert_allclose(calc.get_property("forces_std", a), p["forces_std"][0],
-                               rtol=1e-6, atol=atol)
+                               rtol=_std_rtol(committee), atol=atol)

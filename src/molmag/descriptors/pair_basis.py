@@ -21,8 +21,27 @@ term runs inside LAMMPS next to ``pair_style snap`` (``hybrid/overlay``).
 This is the two-body part that FitSNAP-style potentials usually take from a fixed reference
 (ZBL, Thompson et al. 2015, sec. 3) fitted instead, like the rest of the model, by ridge
 regression; it reaches beyond the bispectrum's cutoff (5 Å by default), where the
-electrostatics of a charged complex act.  Measured on 100 K xTB MD of [Co(pdms)2]2-
-(DEVELOPERS.md, "Potentials for MD"): quadratic 2J = 4 SNAP force RMSE 0.058 -> 0.042 eV/Å.
+electrostatics of a charged complex act.
+
+Below the data.  A fitted function says nothing where no training pair was: each pair type
+keeps the shortest distance r_m of its training (and validation) structures
+(:meth:`PairBasis.fit_range`).  Below r_m the learned part continues linearly (its value and
+slope at r_m; the Gaussians' fitted wiggles are not extrapolated) and a repulsive wall joins,
+
+.. math::
+
+    W(r) = Z(r) - Z(r_m) - Z'(r_m)\,\Delta - \tfrac12 Z''(r_m)\,\Delta^2
+    \quad (\Delta = r - r_m < 0), \qquad W = 0 \quad (r \ge r_m),
+
+with Z the universal ZBL screened nuclear repulsion (Ziegler, Biersack & Littmark 1985),
+Z(r) = k_e Z_i Z_j / r * sum_n c_n exp(-d_n r / a), a = 0.46850 Å / (Z_i^0.23 + Z_j^0.23),
+k_e = 14.399645 eV Å.  W, W' and W'' vanish at r_m (no data point feels it: the fit is the
+same with or without it); below r_m, W = -Z'''(xi) Delta^3 / 6 > 0 (Z''' < 0) and W' < 0, and
+W grows like 1/r, so two atoms closer than any training pair are pushed apart instead of
+falling into a hole of the fit.
+
+Measured on 100 K xTB MD of [Co(pdms)2]2- (DEVELOPERS.md, "Potentials for MD"): quadratic
+2J = 4 SNAP force RMSE 0.058 -> 0.042 eV/Å with the pair term.
 """
 
 from __future__ import annotations
@@ -34,10 +53,31 @@ import numpy as np
 
 #: The first Gaussian's centre (Å): below every bonded distance (H-H in H2 is 0.74 Å).
 R0 = 0.7
-#: The shortest distance tabulated for LAMMPS (Å; LAMMPS stops below it, so far below any
-#: distance of a molecule that has not fallen apart) and the number of table points.
-TABLE_R_MIN = 1e-4
+#: The shortest distance tabulated for LAMMPS (Å; LAMMPS stops below it: the wall W is
+#: ~100 eV there for H-H) and the number of table points.
+TABLE_R_MIN = 0.05
 TABLE_POINTS = 2000
+
+
+#: ZBL universal screening function: coefficients c_n, exponents d_n, and k_e (eV Å).
+_ZBL_C = np.array([0.18175, 0.50986, 0.28022, 0.02817])
+_ZBL_D = np.array([3.19980, 0.94229, 0.40290, 0.20162])
+_KE = 14.399645
+
+
+def zbl(r: np.ndarray, z1: np.ndarray,
+        z2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ZBL repulsion Z(r) (eV), dZ/dr (eV/Å) and d2Z/dr2 (eV/Å^2) of pairs with atomic
+    numbers z1, z2."""
+    r = np.asarray(r, float)
+    a = 0.46850 / (np.asarray(z1, float) ** 0.23 + np.asarray(z2, float) ** 0.23)
+    ex = _ZBL_C * np.exp(-(r / a)[..., None] * _ZBL_D)               # (m, 4)
+    u = ex.sum(-1)
+    du = -(ex * _ZBL_D).sum(-1) / a
+    d2u = (ex * _ZBL_D ** 2).sum(-1) / a ** 2
+    pre = _KE * np.asarray(z1, float) * np.asarray(z2, float)
+    return (pre * u / r, pre * (du / r - u / r ** 2),
+            pre * (d2u / r - 2 * du / r ** 2 + 2 * u / r ** 3))
 
 
 class PairBasis:
@@ -60,6 +100,46 @@ class PairBasis:
             self._index[a, b] = self._index[b, a] = k
         self.centres = np.linspace(R0, self.cutoff, self.n_basis)
         self.width = (self.cutoff - R0) / (self.n_basis - 1)
+        #: per pair type: the shortest training distance r_m (Å), below which the learned
+        #: part continues linearly and the wall W acts (R0 until :meth:`fit_range`)
+        self.r_min = np.full(len(self.pairs), R0)
+        self._z = np.array([[self.numbers[a], self.numbers[b]] for a, b in self.pairs], float)
+
+    def fit_range(self, structures: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Set r_m of each pair type to its shortest distance in ``structures`` ((numbers,
+        positions) pairs); a type absent from them (or only beyond r_c) gets r_c: no learned
+        part, the wall below r_c."""
+        r_min = np.full(len(self.pairs), self.cutoff)
+        for numbers, positions in structures:
+            t = self._types(np.asarray(numbers))
+            i, j, _, r = self._pairs_within(np.asarray(positions, float))
+            if len(r):
+                np.minimum.at(r_min, self._index[t[i], t[j]], r)
+        self.r_min = r_min
+
+    def _phi_pairs(self, r: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """phi_k and dphi_k/dr (m, K) of pairs at distances r of types p, continued linearly
+        below each type's r_m."""
+        rm = self.r_min[p]
+        below = r < rm
+        g, dg = self.phi(np.where(below, rm, r))
+        g = g + np.where(below, r - rm, 0.0)[:, None] * dg
+        return g, dg
+
+    def wall(self, r: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """W(r) (eV) and dW/dr (eV/Å) of pairs at distances r of types p (module docstring)."""
+        r = np.asarray(r, float)
+        rm = self.r_min[p]
+        z1, z2 = self._z[p, 0], self._z[p, 1]
+        below = r < rm
+        out_w, out_dw = np.zeros(len(r)), np.zeros(len(r))
+        if below.any():
+            zr, dzr, _ = zbl(r[below], z1[below], z2[below])
+            zm, dzm, d2zm = zbl(rm[below], z1[below], z2[below])
+            dl = r[below] - rm[below]
+            out_w[below] = zr - zm - dzm * dl - 0.5 * d2zm * dl * dl
+            out_dw[below] = dzr - dzm - d2zm * dl
+        return out_w, out_dw
 
     @property
     def n_columns(self) -> int:
@@ -100,7 +180,7 @@ class PairBasis:
         t = self._types(np.asarray(numbers))
         i, j, d, r = self._pairs_within(pos)
         p = self._index[t[i], t[j]]
-        g, dg = self.phi(r)
+        g, dg = self._phi_pairs(r, p)
         k = self.n_basis
         e = np.zeros((len(self.pairs), k))
         np.add.at(e, p, g)
@@ -115,13 +195,16 @@ class PairBasis:
         return e.ravel(), rows.reshape(3 * len(pos), -1)
 
     def energy_forces(self, numbers: np.ndarray, positions: np.ndarray,
-                      coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      coefficients: np.ndarray | None,
+                      wall: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Energies (n,) eV and forces (n, N, 3) eV/Å of the pair term with ``coefficients``
-        (P, K) at the frames ``positions`` (n, N, 3) Å of one molecule."""
+        (P, K) at the frames ``positions`` (n, N, 3) Å of one molecule, the wall W included
+        (``wall=False``: without it; ``coefficients=None``: the wall alone)."""
         pos = np.asarray(positions, float)
         if pos.ndim == 2:
             pos = pos[None]
-        c = np.asarray(coefficients, float).reshape(len(self.pairs), self.n_basis)
+        c = (np.zeros((len(self.pairs), self.n_basis)) if coefficients is None else
+             np.asarray(coefficients, float).reshape(len(self.pairs), self.n_basis))
         t = self._types(np.asarray(numbers))
         n_at = pos.shape[1]
         i, j = np.triu_indices(n_at, 1)
@@ -133,9 +216,13 @@ class PairBasis:
             d = x[i] - x[j]
             r = np.sqrt(np.einsum("ij,ij->i", d, d))
             sel = r < self.cutoff
-            g, dg = self.phi(r[sel])
+            g, dg = self._phi_pairs(r[sel], p[sel])
             e_out[s] = float(np.sum(g * cp[sel]))
             de = np.sum(dg * cp[sel], axis=1)                      # dE/dr of each pair
+            if wall:
+                w, dw = self.wall(r[sel], p[sel])
+                e_out[s] += float(w.sum())
+                de = de + dw
             v = (de / r[sel])[:, None] * d[sel]
             np.add.at(f_out[s], i[sel], -v)
             np.add.at(f_out[s], j[sel], v)
@@ -143,28 +230,39 @@ class PairBasis:
 
     def pair_function(self, coefficients: np.ndarray, pair: int,
                       r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """E(r) (eV) and F(r) = -dE/dr (eV/Å) of one pair type."""
+        """E(r) (eV) and F(r) = -dE/dr (eV/Å) of one pair type, the wall included."""
         c = np.asarray(coefficients, float).reshape(len(self.pairs), self.n_basis)[pair]
-        g, dg = self.phi(np.asarray(r, float))
-        return g @ c, -(dg @ c)
+        r = np.asarray(r, float)
+        p = np.full(len(r), int(pair))
+        g, dg = self._phi_pairs(r, p)
+        w, dw = self.wall(r, p)
+        return g @ c + w, -(dg @ c + dw)
 
     def as_dict(self) -> dict:
+        """The settings (not r_m, which depends on the training data)."""
         return {"numbers": self.numbers, "cutoff": self.cutoff, "n_basis": self.n_basis}
 
 
-def write_lammps_table(basis: PairBasis, coefficients: np.ndarray, labels: Sequence[str],
+def write_lammps_table(terms: Sequence[tuple[PairBasis, np.ndarray]], labels: Sequence[str],
                        path: str | Path, n_points: int = TABLE_POINTS) -> list[str]:
-    """Write the pair term as a LAMMPS ``pair_style table`` file (one section per pair of
-    species, E in eV and F = -dE/dr in eV/Å on ``n_points`` distances from
+    """Write the mean of the pair terms ``terms`` ((basis, (P, K) coefficients) of one or more
+    committee members: the committee mean) as a LAMMPS ``pair_style table`` file (one section
+    per pair of species, E in eV and F = -dE/dr in eV/Å on ``n_points`` distances from
     :data:`TABLE_R_MIN` to r_c); returns the ``pair_coeff`` commands (types are the 1-based
-    positions in ``labels``, the species order of ``basis``) for ``pair_style hybrid/overlay
+    positions in ``labels``, the species order of the bases) for ``pair_style hybrid/overlay
     ... table spline N``."""
     path = Path(path)
+    terms = list(terms)
+    basis = terms[0][0]
+    if any(b.as_dict() != basis.as_dict() for b, _ in terms):
+        raise ValueError("pair terms with different settings")
     r = np.linspace(TABLE_R_MIN, basis.cutoff, int(n_points))
-    lines = ["# molmag SNAP pair term (eV, Angstrom): E(r) = sum_k c_k phi_k(r)", ""]
+    lines = ["# molmag SNAP pair term (eV, Angstrom): E(r) = sum_k c_k phi_k(r) + W(r)", ""]
     commands = []
     for k, (a, b) in enumerate(basis.pairs):
-        e, f = basis.pair_function(coefficients, k, r)
+        ef = [bb.pair_function(c, k, r) for bb, c in terms]
+        e = np.mean([x[0] for x in ef], axis=0)
+        f = np.mean([x[1] for x in ef], axis=0)
         key = f"{labels[a]}_{labels[b]}"
         lines += [key, f"N {len(r)} R {r[0]:.12g} {r[-1]:.12g}", ""]
         lines += [f"{n + 1} {x:.12g} {ev:.12g} {fv:.12g}"
@@ -175,4 +273,4 @@ def write_lammps_table(basis: PairBasis, coefficients: np.ndarray, labels: Seque
     return commands
 
 
-__all__ = ["PairBasis", "write_lammps_table", "R0", "TABLE_R_MIN", "TABLE_POINTS"]
+__all__ = ["PairBasis", "write_lammps_table", "zbl", "R0", "TABLE_R_MIN", "TABLE_POINTS"]

@@ -98,9 +98,9 @@ def snap_coefficients(committee_or_member, member: int | str = "mean") -> np.nda
 
 
 def pair_term(committee_or_member, member: int | str = "mean"):
-    """(basis, (P, K) coefficients) of the SNAP model's learned pair term
-    (:mod:`molmag.descriptors.pair_basis`; the mean of the members' or one member's), or None
-    for models without one."""
+    """[(basis, (P, K) coefficients)] of the SNAP model's learned pair term
+    (:mod:`molmag.descriptors.pair_basis`): every member's (``"mean"``: LAMMPS tabulates
+    their mean) or one member's; None for models without one."""
     ms = _members(committee_or_member)
     basis = ms[0].pair
     if basis is None:
@@ -108,7 +108,7 @@ def pair_term(committee_or_member, member: int | str = "mean"):
     use = ms if member == "mean" else [ms[int(member)]]
     if any(m.pair is None or m.pair.as_dict() != basis.as_dict() for m in ms):
         raise ValueError("committee members with different pair terms")
-    return basis, np.mean([m.pair_term_coefficients() for m in use], axis=0)
+    return [(m.pair, m.pair_term_coefficients()) for m in use]
 
 
 def _settings(committee_or_member):
@@ -176,14 +176,13 @@ class LammpsSNAP:
         else:   # the learned pair term as tabulated pair potentials next to SNAP
             from molmag.descriptors.pair_basis import TABLE_POINTS, write_lammps_table
 
-            table = write_lammps_table(pair[0], pair[1], list(s.species),
-                                       Path(tmp.name) / "molmag.table")
+            table = write_lammps_table(pair, list(s.species), Path(tmp.name) / "molmag.table")
             styles = [f"pair_style hybrid/overlay snap table spline {TABLE_POINTS}",
                       f"pair_coeff * * snap {cpath} {ppath} " + " ".join(s.species), *table]
         lmp = _new_lammps()
         self.lmp = lmp
         pos = np.asarray(atoms.positions, float)
-        reach = max(s.max_cutoff, pair[0].cutoff if pair is not None else 0.0)
+        reach = max(s.max_cutoff, pair[0][0].cutoff if pair is not None else 0.0)
         half = float(np.ceil(np.abs(pos - pos.mean(0)).max() + 2 * reach + 5.0))
         c = pos.mean(0)
         lmp.commands_list([

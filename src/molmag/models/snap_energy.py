@@ -51,7 +51,10 @@ Pair term.  With ``pair_cutoff`` r_c > 0 the model adds the learned element-pair
 :mod:`molmag.descriptors.pair_basis`, E_pair = sum_{i<j} sum_k c_{t_i t_j, k} phi_k(r_ij)
 (``pair_basis`` K radial Gaussians per pair of species, cosine cutoff at r_c), whose energy
 and force columns join the design and are fitted in the same ridge: E = E_SNAP + E_pair.
-LAMMPS runs it as ``pair_style hybrid/overlay snap table``.
+Below the shortest training distance of a pair type it continues linearly and a ZBL-based
+repulsive wall W joins (zero on every training structure, so not part of the fit; see
+:mod:`molmag.descriptors.pair_basis`).  LAMMPS runs it as ``pair_style hybrid/overlay snap
+table``.
 """
 
 from __future__ import annotations
@@ -296,6 +299,9 @@ class SNAPEnergyRidge:
         self.atom_energies = np.linalg.lstsq(counts, energies, rcond=None)[0]
         forces = self._forces_list(targets.get("forces"), len(frames))
         val_frames = list(val_frames)
+        if self.pair is not None:
+            # the pair term's data range: W is zero on every structure of the fit
+            self.pair.fit_range([(a.numbers, a.positions) for a in frames + val_frames])
         if val_frames:
             if val_targets is None:
                 raise ValueError("val_frames given without val_targets")
@@ -395,9 +401,11 @@ class SNAPEnergyRidge:
         if pair is not None:
             if any(m.pair is None or m.pair.as_dict() != pair.as_dict() for m in members):
                 raise ValueError("committee members with different pair terms")
-            c_pair = np.mean([cast(np.ndarray, m.pair_term_coefficients()) for m in members],
-                             axis=0)
-            forces = forces + pair.energy_forces(atoms.numbers, positions, c_pair)[1]
+            # each member's pair term has its own data range r_m: the mean of their forces
+            forces = forces + np.mean(
+                [cast(PairBasis, m.pair).energy_forces(
+                    atoms.numbers, positions, m.pair_term_coefficients())[1]
+                 for m in members], axis=0)
         return forces
 
     def predict(self, frames: Sequence[Atoms], forces: bool = True) -> dict[str, Any]:
@@ -415,6 +423,11 @@ class SNAPEnergyRidge:
             e_out[k] = self._counts(a) @ self.atom_energies + er @ beta
             if forces:
                 f_out.append((fr @ beta).reshape(len(a), 3))
+            if self.pair is not None:   # the wall below the data (zero inside them)
+                w_e, w_f = self.pair.energy_forces(a.numbers, a.positions, None)
+                e_out[k] += w_e[0]
+                if forces:
+                    f_out[-1] = f_out[-1] + w_f[0]
         out: dict[str, Any] = {"energy": e_out}
         if forces:
             out["forces"] = f_out
@@ -430,7 +443,10 @@ class SNAPEnergyRidge:
                 "pair_cutoff": self.pair_cutoff, "pair_basis": self.pair_basis,
                 "species": [int(z) for z in self.species], "seed": self.seed,
                 "info": {k: v for k, v in self.info.items()}}
-        return meta, {**self.fit_.as_arrays("fit_"), "atom_energies": self.atom_energies}
+        arrays = {**self.fit_.as_arrays("fit_"), "atom_energies": self.atom_energies}
+        if self.pair is not None:
+            arrays["pair_r_min"] = self.pair.r_min
+        return meta, arrays
 
     @classmethod
     def from_state(cls, descriptor, meta: dict, arrays) -> SNAPEnergyRidge:
@@ -442,6 +458,8 @@ class SNAPEnergyRidge:
         m.species = [int(z) for z in meta["species"]]
         m.fit_ = RidgeFit.from_arrays(arrays, "fit_")
         m.atom_energies = np.asarray(arrays["atom_energies"], float)
+        if m.pair is not None:
+            m.pair.r_min = np.asarray(arrays["pair_r_min"], float)
         m.info = dict(meta.get("info", {}))
         return m
 
