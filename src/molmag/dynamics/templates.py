@@ -66,6 +66,8 @@ labels:                    # the reference engines (as in molmag label)
 potential:                 # the energy committee (molmag train's model section)
   kind: snap-energy
   committee: 4
+  hyper: {pair_cutoff: 5.0}  # with a learned element-pair term (Å; 0: SNAP alone): forces
+                             # 0.058 -> 0.042 eV/A on 100 K xTB MD (molmag template train)
 
 tensor:                    # the D-tensor committee (null: energy only)
   kind: covariant-ridge
