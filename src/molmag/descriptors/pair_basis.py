@@ -25,20 +25,24 @@ electrostatics of a charged complex act.
 
 Below the data.  A fitted function says nothing where no training pair was: each pair type
 keeps the shortest distance r_m of its training (and validation) structures
-(:meth:`PairBasis.fit_range`).  Below r_m the learned part continues linearly (its value and
-slope at r_m; the Gaussians' fitted wiggles are not extrapolated) and a repulsive wall joins,
+(:meth:`PairBasis.fit_range`).  Below r_m the learned part keeps its value and slope at r_m
+and lets the slope fade, E(r_m) + E'(r_m) delta tanh(Delta / delta) with Delta = r - r_m and
+delta = 0.1 Å (:data:`CONTINUATION`; the fitted wiggles are not extrapolated, and a slope that
+pulls two atoms together stops pulling 0.1-0.2 Å below the data), and a repulsive wall joins,
 
 .. math::
 
-    W(r) = Z(r) - Z(r_m) - Z'(r_m)\,\Delta - \tfrac12 Z''(r_m)\,\Delta^2
-    \quad (\Delta = r - r_m < 0), \qquad W = 0 \quad (r \ge r_m),
+    W(r) = Z(r) - Z(r_m) - Z'(r_m)\,\Delta - \tfrac12 Z''(r_m)\,\Delta^2 - \kappa\,\Delta^3
+    \quad (\Delta < 0), \qquad W = 0 \quad (r \ge r_m),
 
-with Z the universal ZBL screened nuclear repulsion (Ziegler, Biersack & Littmark 1985),
+with kappa = 10 eV/Å^3 (:data:`SOFT_WALL`: 0.08 eV and 1.2 eV/Å 0.2 Å below the data, for
+non-bonded pairs such as Co...O at 2.8 Å where Z is negligible) and Z the universal ZBL
+screened nuclear repulsion (Ziegler, Biersack & Littmark 1985),
 Z(r) = k_e Z_i Z_j / r * sum_n c_n exp(-d_n r / a), a = 0.46850 Å / (Z_i^0.23 + Z_j^0.23),
 k_e = 14.399645 eV Å.  W, W' and W'' vanish at r_m (no data point feels it: the fit is the
-same with or without it); below r_m, W = -Z'''(xi) Delta^3 / 6 > 0 (Z''' < 0) and W' < 0, and
-W grows like 1/r, so two atoms closer than any training pair are pushed apart instead of
-falling into a hole of the fit.
+same with or without it); below r_m, W = -(Z'''(xi) / 6 + kappa) Delta^3 > 0 (Z''' < 0) and
+W' < 0, and W grows like 1/r, so two atoms closer than any training pair are pushed apart
+instead of falling into a hole of the fit.
 
 Measured on 100 K xTB MD of [Co(pdms)2]2- (DEVELOPERS.md, "Potentials for MD"): quadratic
 2J = 4 SNAP force RMSE 0.058 -> 0.042 eV/Å with the pair term.
@@ -59,6 +63,10 @@ TABLE_R_MIN = 0.05
 TABLE_POINTS = 2000
 
 
+#: Range (Å) over which the learned part's slope at r_m fades below r_m.
+CONTINUATION = 0.1
+#: Strength (eV/Å^3) of the soft cubic wall kappa (r_m - r)^3 below r_m.
+SOFT_WALL = 10.0
 #: ZBL universal screening function: coefficients c_n, exponents d_n, and k_e (eV Å).
 _ZBL_C = np.array([0.18175, 0.50986, 0.28022, 0.02817])
 _ZBL_D = np.array([3.19980, 0.94229, 0.40290, 0.20162])
@@ -118,12 +126,15 @@ class PairBasis:
         self.r_min = r_min
 
     def _phi_pairs(self, r: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """phi_k and dphi_k/dr (m, K) of pairs at distances r of types p, continued linearly
-        below each type's r_m."""
+        """phi_k and dphi_k/dr (m, K) of pairs at distances r of types p; below each type's
+        r_m continued as phi_k(r_m) + phi_k'(r_m) delta tanh((r - r_m) / delta) (module
+        docstring)."""
         rm = self.r_min[p]
         below = r < rm
         g, dg = self.phi(np.where(below, rm, r))
-        g = g + np.where(below, r - rm, 0.0)[:, None] * dg
+        x = np.where(below, (r - rm) / CONTINUATION, 0.0)
+        g = g + (CONTINUATION * np.tanh(x))[:, None] * dg
+        dg = dg / np.cosh(x)[:, None] ** 2
         return g, dg
 
     def wall(self, r: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +148,8 @@ class PairBasis:
             zr, dzr, _ = zbl(r[below], z1[below], z2[below])
             zm, dzm, d2zm = zbl(rm[below], z1[below], z2[below])
             dl = r[below] - rm[below]
-            out_w[below] = zr - zm - dzm * dl - 0.5 * d2zm * dl * dl
-            out_dw[below] = dzr - dzm - d2zm * dl
+            out_w[below] = zr - zm - dzm * dl - 0.5 * d2zm * dl * dl - SOFT_WALL * dl ** 3
+            out_dw[below] = dzr - dzm - d2zm * dl - 3.0 * SOFT_WALL * dl * dl
         return out_w, out_dw
 
     @property
