@@ -294,6 +294,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--ml-steps", type=int, default=1000)
     ap.add_argument("--lammps-steps", type=int, default=4000)
     ap.add_argument("--n-predict", type=int, default=1000)
+    ap.add_argument("--pair-cutoff", type=float, default=5.0,
+                    help="the SNAP committee's pair term, Å (default: what molmag template "
+                         "train ships; 0: SNAP alone, the library default)")
     args = ap.parse_args(argv)
 
     import ase.io
@@ -329,11 +332,12 @@ def main(argv=None) -> dict:
     else:
         train, val = split_kept(kept)
 
-    # 2. ML potential: the default energy committee (SNAP) through LAMMPS pair_style snap
+    # 2. ML potential: the template's energy committee (SNAP + pair term) through LAMMPS
     t0 = time.perf_counter()
     settings = {**default_descriptor_settings("snap-energy", species),
                 **SNAP_ENERGY_DESCRIPTOR}
-    com = Committee("snap-energy", settings, n_members=3)
+    com = Committee("snap-energy", settings, n_members=3, pair_cutoff=args.pair_cutoff)
+    out["snap_pair_cutoff"] = args.pair_cutoff
     com.fit(*train, *val)
     com.calibrate(*val)
     out["snap_fit_s"] = time.perf_counter() - t0

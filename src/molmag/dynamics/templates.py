@@ -66,8 +66,9 @@ labels:                    # the reference engines (as in molmag label)
 potential:                 # the energy committee (molmag train's model section)
   kind: snap-energy
   committee: 4
-  hyper: {pair_cutoff: 5.0}  # with a learned element-pair term (Å; 0: SNAP alone): forces
-                             # 0.058 -> 0.042 eV/A on 100 K xTB MD (molmag template train)
+  hyper: {pair_cutoff: 0.0}  # 5.0 adds a learned element-pair term (better forces on MD
+                             # data: 0.058 -> 0.042 eV/A; but the quick campaign's early
+                             # rounds, small and displaced, ran less stable with it)
 
 tensor:                    # the D-tensor committee (null: energy only)
   kind: covariant-ridge

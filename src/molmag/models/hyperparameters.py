@@ -150,8 +150,8 @@ class SNAPEnergyHyper(_Lambdas):
 
     force_weight: float = Field(0.1, ge=0, description="Angstrom: weight of the force rows "
                                 "against per-atom energies")
-    pair_cutoff: float = Field(5.0, ge=0, description="Angstrom: cutoff of the learned "
-                               "element-pair term (0: none)")
+    pair_cutoff: float = Field(0.0, ge=0, description="Angstrom: cutoff of the learned "
+                               "element-pair term (0: none; molmag template train ships 5)")
     pair_basis: int = Field(12, ge=2, description="radial Gaussians per pair of species of the "
                             "pair term")
 

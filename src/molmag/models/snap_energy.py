@@ -72,8 +72,10 @@ from molmag.models.ridge import DEFAULT_LAMBDAS, RidgeFit, fit_ridge
 
 #: Default weight of the force rows (Angstrom); see the module docstring.
 DEFAULT_FORCE_WEIGHT = 0.1
-#: Default pair term: cutoff (Å; 0 = none) and Gaussians per pair of species.
-DEFAULT_PAIR_CUTOFF = 5.0
+#: Default pair term: cutoff (Å; 0 = none: the template of ``molmag train`` ships 5 Å, the
+#: campaign and ``molmag learn`` keep SNAP alone, DEVELOPERS.md "Potentials for MD") and
+#: Gaussians per pair of species.
+DEFAULT_PAIR_CUTOFF = 0.0
 DEFAULT_PAIR_BASIS = 12
 #: Designs with more elements than this (rows x columns) are fitted from the normal
 #: equations streamed over the frames (:func:`fit_ridge_gram`), not one SVD of the matrix.
@@ -122,7 +124,7 @@ class SNAPEnergyRidge:
     """Linear SNAP energy/force model (module docstring).
 
     Hyperparameters: ``force_weight`` (Angstrom, default 0.1: weight of the force rows
-    against per-atom energies), ``pair_cutoff`` (Å, default 5; 0: no pair term) and
+    against per-atom energies), ``pair_cutoff`` (Å, default 0: no pair term) and
     ``pair_basis`` (Gaussians per pair of species, default 12) of the pair term,
     ``lambdas`` (ridge grid, default :data:`molmag.models.ridge.DEFAULT_LAMBDAS`).
     ``seed`` is accepted for the member contract; the fit is deterministic.

@@ -121,7 +121,8 @@ SPECS: dict[str, dict[str, Any]] = {
     pair_cutoff: 5.0     # Angstrom: a learned element-pair term (12 Gaussians per pair
                          # of elements, fitted with SNAP; LAMMPS pair_style table): F RMSE
                          # on 100 K xTB MD 0.058 -> 0.042 eV/A, E 0.029 -> 0.013 eV; MD
-                         # ~0.65x as fast in LAMMPS.  0: SNAP alone
+                         # ~0.65x as fast in LAMMPS.  0: SNAP alone (the library default,
+                         # safer on a few dozen strongly displaced structures)
     pair_basis: 12       # Gaussians per pair of elements""",
         descriptor=_SNAP_ENERGY, dataset="copdms.db", committee=3),
     "kd-gap-ridge": dict(
