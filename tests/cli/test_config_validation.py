@@ -58,6 +58,9 @@ def test_check_hyperparameters_keeps_only_the_keys_given():
     assert check_hyperparameters("covariant-ridge", {"degree": 3}) == {"degree": 3}
     full = check_hyperparameters("snap-energy", {}, complete=True)
     assert full["force_weight"] == 0.1 and len(full["lambdas"]) == 27
+    assert full["pair_cutoff"] == 0.0 and full["pair_basis"] == 12
+    with pytest.raises(ValueError, match="pair_cutoff must be 0 .no pair term. or above 0.7"):
+        check_hyperparameters("snap-energy", {"pair_cutoff": 0.5})
     with pytest.raises(ValueError, match="unknown model kind 'forest'"):
         check_hyperparameters("forest", {})
 

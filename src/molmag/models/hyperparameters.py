@@ -155,6 +155,16 @@ class SNAPEnergyHyper(_Lambdas):
     pair_basis: int = Field(12, ge=2, description="radial Gaussians per pair of species of the "
                             "pair term")
 
+    @field_validator("pair_cutoff")
+    @classmethod
+    def _pair_cutoff(cls, v: float) -> float:
+        from molmag.descriptors.pair_basis import R0
+
+        if 0 < v <= R0:
+            raise ValueError(f"pair_cutoff must be 0 (no pair term) or above {R0} Angstrom "
+                             f"(the first Gaussian's centre), got {v}")
+        return v
+
 
 class KDGapRidgeHyper(_EnvCutoff, _Lambdas):
     """Invariant ridge of Kramers-doublet energies
