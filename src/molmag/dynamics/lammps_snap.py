@@ -18,6 +18,11 @@ the products LAMMPS's ``pair_style snap`` contracts with the same coefficient or
 ``.snapcoeff``/``.snapparam`` pair; the descriptor settings (rcutfac, twojmax, rfac0, rmin0,
 radii, weights, switchflag, bzeroflag, bnormflag, chemflag) carry over one to one, so LAMMPS
 energies and forces equal molmag's predictions to rounding (tested to 1e-8 relative).
+A model with the learned element-pair term (``pair_cutoff`` > 0,
+:mod:`molmag.descriptors.pair_basis`) runs as ``pair_style hybrid/overlay snap table spline
+2000``, the pair term tabulated per pair of species (the members' mean for ``"mean"``); its
+forces agree with molmag's to 1e-6 eV/Å (2e-5 relative where a pair sits at the end of the
+training range, tested).
 
 Which coefficients (``member``): ``"mean"`` (default) the mean of the committee members'
 coefficients, which for a linear model *is* the committee's mean prediction (energy and
