@@ -281,3 +281,20 @@ def test_mean_only_calculator_gives_the_committee_mean(committee, data):
     assert "forces_std" not in calc.results
     np.testing.assert_allclose(calc.get_property("forces_std", a), p["forces_std"][0],
                                rtol=_std_rtol(committee), atol=atol)
+
+
+def test_a_numpy_false_from_on_frame_stops_the_run():
+    """``on_frame`` may return ``numpy.False_`` (a comparison of numpy numbers): it stops the
+    run as ``False`` does; ``None`` continues."""
+    c, a = _free_committee()
+    calls = []
+
+    def stop_at_40(step, pos, vel, e, f):
+        calls.append(step)
+        return np.float64(step) < 40.0          # numpy.bool_
+
+    r = run_lammps_langevin(a, c, 100.0, 0.5, 0.01, 200, 20, seed=1, on_frame=stop_at_40)
+    assert r.stopped and calls == [20, 40] and r.step == 40
+    r = run_lammps_langevin(a, c, 100.0, 0.5, 0.01, 100, 20, seed=1,
+                            on_frame=lambda *args: None)
+    assert not r.stopped and r.step == 100

@@ -412,7 +412,8 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
 
     ``on_frame(step, positions, velocities, energy, forces)`` is called after every
     ``stride`` steps (positions Å, velocities ASE units, energy eV, potential forces eV/Å,
-    atom order of ``atoms``); returning ``False`` stops the run after that frame.
+    atom order of ``atoms``); returning a false value (``False``, ``numpy.False_``; not
+    ``None``) stops the run after that frame.
 
     ``reseed_every`` (a multiple of ``stride``; default ``stride``): the run goes in blocks
     of that many steps (counted from step 0), each with a fresh ``fix langevin`` seeded by
@@ -475,7 +476,9 @@ def run_lammps_langevin(atoms: Atoms, committee, temperature_K: float, timestep_
                     eng.set_state(pos, vel)
                 if on_frame is not None:
                     frames += 1
-                    if on_frame(step, pos, vel, eng.energy(), frc) is False:
+                    verdict = on_frame(step, pos, vel, eng.energy(), frc)
+                    # any false value stops (numpy's False is not ``False``): None continues
+                    if verdict is not None and not verdict:
                         stopped = True
                         break
         finally:
