@@ -227,9 +227,11 @@ class PairBasis:
             d = x[i] - x[j]
             r = np.sqrt(np.einsum("ij,ij->i", d, d))
             sel = r < self.cutoff
-            g, dg = self._phi_pairs(r[sel], p[sel])
-            e_out[s] = float(np.sum(g * cp[sel]))
-            de = np.sum(dg * cp[sel], axis=1)                      # dE/dr of each pair
+            de = np.zeros(int(sel.sum()))                          # dE/dr of each pair
+            if coefficients is not None:   # the wall alone needs no basis functions
+                g, dg = self._phi_pairs(r[sel], p[sel])
+                e_out[s] = float(np.sum(g * cp[sel]))
+                de = np.sum(dg * cp[sel], axis=1)
             if wall:
                 w, dw = self.wall(r[sel], p[sel])
                 e_out[s] += float(w.sum())
