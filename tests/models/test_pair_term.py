@@ -10,6 +10,8 @@ fields) load without one.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from ase.build import molecule
@@ -98,9 +100,10 @@ def test_snap_with_pair_term_fits_a_pair_potential(tmp_path):
     frames, t = morse_frames(33)
     settings = {**default_descriptor_settings("snap-energy", ["C", "H", "O"]), "twojmax": 2}
     tr = {k: v[:24] for k, v in t.items()}
-    errs = {}
+    errs, coms = {}, {}
     for cut in (0.0, 3.5):
         c = Committee("snap-energy", settings, n_members=1, pair_cutoff=cut, pair_basis=16)
+        coms[cut] = c
         c.fit(frames[:24], tr, frames[24:27], {k: v[24:27] for k, v in t.items()})
         p = c.predict(frames[27:])
         err = np.concatenate([np.ravel(a - b) for a, b in zip(p["forces"], t["forces"][27:])])
@@ -114,6 +117,20 @@ def test_snap_with_pair_term_fits_a_pair_potential(tmp_path):
     ref = np.sqrt(np.mean(np.concatenate([np.ravel(f) for f in t["forces"][27:]]) ** 2))
     # measured: 4.13 eV/Å without, 0.155 with the pair term (reference forces RMS 10.8)
     assert errs[3.5] < 0.1 * errs[0.0] and errs[3.5] < 0.03 * ref
+    # a committee mixing members with and without a pair term is refused, in either order
+    from molmag.dynamics.lammps_snap import pair_term
+    from molmag.models.snap_energy import SNAPEnergyRidge, shared_pair_basis
+
+    with_pair, without = coms[3.5].members[0], coms[0.0].members[0]
+    assert shared_pair_basis([with_pair, with_pair]) is with_pair.pair
+    assert shared_pair_basis([without]) is None
+    for mixed in ([with_pair, without], [without, with_pair]):
+        with pytest.raises(ValueError, match="different pair terms"):
+            shared_pair_basis(mixed)
+        with pytest.raises(ValueError, match="different pair terms"):
+            pair_term(SimpleNamespace(kind="snap-energy", members=mixed))
+        with pytest.raises(ValueError, match="different pair terms"):
+            SNAPEnergyRidge.committee_forces(mixed, frames[0], frames[0].positions[None])
 
 
 def test_old_model_files_have_no_pair_term():

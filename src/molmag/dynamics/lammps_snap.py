@@ -106,13 +106,12 @@ def pair_term(committee_or_member, member: int | str = "mean"):
     """[(basis, (P, K) coefficients)] of the SNAP model's learned pair term
     (:mod:`molmag.descriptors.pair_basis`): every member's (``"mean"``: LAMMPS tabulates
     their mean) or one member's; None for models without one."""
+    from molmag.models.snap_energy import shared_pair_basis
+
     ms = _members(committee_or_member)
-    basis = ms[0].pair
-    if basis is None:
+    if shared_pair_basis(ms) is None:
         return None
     use = ms if member == "mean" else [ms[int(member)]]
-    if any(m.pair is None or m.pair.as_dict() != basis.as_dict() for m in ms):
-        raise ValueError("committee members with different pair terms")
     return [(m.pair, m.pair_term_coefficients()) for m in use]
 
 

@@ -120,6 +120,16 @@ def fit_ridge_gram(g: dict, gv: dict | None, lambdas: Sequence[float]) -> RidgeF
     return fit
 
 
+def shared_pair_basis(members: Sequence[SNAPEnergyRidge]) -> PairBasis | None:
+    """The pair-term basis all ``members`` share (None: no member has one); a ValueError
+    where they differ (a committee's pair forces are the mean over one basis)."""
+    pair = members[0].pair
+    want = None if pair is None else pair.as_dict()
+    if any((None if m.pair is None else m.pair.as_dict()) != want for m in members):
+        raise ValueError("committee members with different pair terms")
+    return pair
+
+
 class SNAPEnergyRidge:
     """Linear SNAP energy/force model (module docstring).
 
@@ -399,10 +409,8 @@ class SNAPEnergyRidge:
             check_species([atoms], m.species, cls.kind)
         coef = np.mean([m.pair_coefficients() for m in members], axis=0)
         forces = desc.pair_snap_forces(atoms, positions, coef)
-        pair = members[0].pair
+        pair = shared_pair_basis(members)
         if pair is not None:
-            if any(m.pair is None or m.pair.as_dict() != pair.as_dict() for m in members):
-                raise ValueError("committee members with different pair terms")
             # each member's pair term has its own data range r_m: the mean of their forces
             forces = forces + np.mean(
                 [cast(PairBasis, m.pair).energy_forces(
