@@ -297,6 +297,12 @@ MODELS.update({
     "snap-2j3-quadratic-weights-rc3.5-pair": ("snap-energy", {
         "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS, "rcutfac": 3.5},
         {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights-rc2.8-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS, "rcutfac": 2.8},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights-pair6": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 6.0, "pair_basis": 16}, 3),
     "snap-2j2-quadratic-weights-pair": ("snap-energy", {
         "twojmax": 2, "quadraticflag": True, "weights": WEIGHTS},
         {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
@@ -340,10 +346,29 @@ def compare_one(name, train, val, test, log=print) -> dict:
            "md_steps_per_s": md_steps_per_s(calculator_of(com), test[0][0])}
     if kind == "snap-energy":   # the fast path: LAMMPS-native Langevin (as benchmarks/md.py)
         from molmag.dynamics.lammps_snap import run_lammps_langevin
+        from molmag.dynamics.md import MDSettings, StopCheck
 
-        r = run_lammps_langevin(test[0][0], com, 100.0, 0.5, 0.01, 4000, 20, seed=1,
-                                on_frame=lambda *a: None, reseed_every=1000)
+        # molmag md's blow-up criteria on every frame: a molecule that flies apart runs
+        # faster (fewer neighbours), so a stopped run's rate is not the potential's
+        start = test[0][0]
+        check, probe, why = StopCheck(start, MDSettings(temperature_K=100.0, n_steps=1)), \
+            start.copy(), []
+
+        def on_frame(step, pos, vel, energy, forces):
+            probe.positions = pos
+            probe.set_velocities(vel)
+            w = check(probe, forces)
+            if w:
+                why.append(f"step {step}: {w}")
+                return False
+            return None
+
+        r = run_lammps_langevin(start, com, 100.0, 0.5, 0.01, 4000, 20, seed=1,
+                                on_frame=on_frame, reseed_every=1000)
         row["lammps_md_steps_per_s"] = r.steps_per_s
+        row["lammps_md_steps"] = r.steps_done
+        if why:
+            row["lammps_md_stopped"] = why[0]
     log(json.dumps(row))
     return row
 
