@@ -75,8 +75,10 @@ _SNAP_ENERGY = """\
                          # does as well.  F RMSE on 100 K xTB MD, SNAP alone: 0.058 eV/A
                          # from 792 frames (unit weights 0.073, linear 2J = 8 0.078); 8x
                          # faster MD than 2J = 8.  More accurate, slower (SNAP alone, same
-                         # data, LAMMPS MD on the same loaded machine): twojmax: 5 -> 0.046
-                         # eV/A, 2.9x slower; twojmax: 6 -> 0.038 eV/A, 4.8x slower
+                         # data; LAMMPS pair_style snap at fixed positions): twojmax: 5 ->
+                         # 0.046 eV/A, 1.75x slower; twojmax: 6 -> 0.038 eV/A, 3.5x slower.
+                         # Faster: twojmax: 3 runs 1.9x faster (with the pair term below
+                         # 0.056 eV/A against 0.042 at 2J = 4)
 """
 
 SPECS: dict[str, dict[str, Any]] = {
