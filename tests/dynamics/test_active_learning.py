@@ -189,3 +189,11 @@ def test_calibration_frame_threshold_is_for_forces_only():
     assert cfg.select.forces == "calibration-frame"
     with pytest.raises(ValueError, match="select.zfs_D: calibration-frame applies to forces"):
         thresholds(cfg, None, object())
+
+
+def test_learn_config_refuses_zero_trajectories():
+    from molmag.dynamics.learn_runs import LearnMDConfig
+
+    assert LearnMDConfig().trajectories == 1
+    with pytest.raises(ValueError, match="trajectories"):
+        LearnMDConfig(trajectories=0)

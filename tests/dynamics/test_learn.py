@@ -19,7 +19,7 @@ def test_learn_runs_rounds_adds_labels_and_resumes(tmp_path):
         "initial: {kind: displacements, n: 10, delta: 0.03}\n"
         "potential: {kind: snap-energy, committee: 2}\n"
         "tensor: {kind: covariant-ridge, committee: 2}\n"
-        "md: {temperatures: [100], time_ps: 0.1, stride: 10}\n"
+        "md: {temperatures: [100], time_ps: 0.1, stride: 10, trajectories: 2}\n"
         "select: {batch: 3}\nbudget: 6\nmax_rounds: 3\noutput: out\n")
     run = CliRunner().invoke(app, ["learn", str(tmp_path / "learn.yaml"), "--json"])
     assert run.exit_code == 0, run.output
@@ -29,6 +29,14 @@ def test_learn_runs_rounds_adds_labels_and_resumes(tmp_path):
     assert 0 < added <= 6
     assert st["status"] in ("converged", "stopped")
     assert (tmp_path / "out" / "round0" / "potential" / "model.npz").is_file()
+    # two independent runs per round, from their own Maxwell-Boltzmann starts
+    for r in st["rounds"]:
+        assert [m["trajectory"] for m in r["md"]] == [0, 1]
+    from ase.io import read
+
+    firsts = [read(tmp_path / "out" / "round0" / "md" / f"T100K_run{k}.extxyz", 0)
+              for k in (0, 1)]
+    assert abs(firsts[0].get_momenta() - firsts[1].get_momenta()).max() > 1e-3
     from molmag.io.dataset import Dataset
 
     ds = Dataset(str(tmp_path / "out" / "labels.db"))
@@ -38,3 +46,4 @@ def test_learn_runs_rounds_adds_labels_and_resumes(tmp_path):
     again = CliRunner().invoke(app, ["learn", str(tmp_path / "learn.yaml"), "--json"])
     assert json.loads(again.output)["rounds"] == st["rounds"]
     assert len(Dataset(str(tmp_path / "out" / "labels.db"))) == 10 + added
+

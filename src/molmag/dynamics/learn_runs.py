@@ -73,6 +73,9 @@ class LearnMDConfig(_Strict):
     friction_per_fs: float = Field(default=0.01, gt=0)
     stride: int = Field(default=10, ge=1)
     seed: int = 0
+    trajectories: int = Field(default=1, ge=1, le=64, description="independent runs per "
+                              "temperature and round (own Maxwell-Boltzmann starts); the loop "
+                              "converges when every one stays below the thresholds")
 
     @field_validator("temperatures")
     @classmethod
@@ -316,19 +319,20 @@ def _md_round(cfg: LearnConfig, start: Atoms, pot_path: Path, ten_path: Path | N
     every = max(cfg.md.stride, (1000 // cfg.md.stride) * cfg.md.stride)
     results: list = []
     frames: list[Atoms] = []
-    for t in cfg.md.temperatures:
+    for t, k in ((t, k) for t in cfg.md.temperatures for k in range(cfg.md.trajectories)):
         s = MDSettings(temperature_K=t, n_steps=n_steps, timestep_fs=cfg.md.timestep_fs,
                        friction_per_fs=cfg.md.friction_per_fs, stride=cfg.md.stride,
-                       checkpoint_every=every, seed=cfg.md.seed)
+                       checkpoint_every=every, seed=cfg.md.seed, trajectory=k)
         kw: dict[str, Any] = dict(tensor=ten, potential_label=str(pot_path),
                   tensor_label=str(ten_path) if ten_path else None)
         if use_lammps(cfg.md.engine, pot):
             from molmag.dynamics.md_lammps import run_md_lammps
 
-            r = run_md_lammps(start, pot.model, s, folder / f"T{t:g}K_run0", **kw)
+            r = run_md_lammps(start, pot.model, s, folder / f"T{t:g}K_run{k}", **kw)
         else:
-            r = run_md(start, pot, s, folder / f"T{t:g}K_run0", **kw)
-        log(f"  MD {t:g} K: {r.status}, {r.n_frames} frames, {r.ns_per_day:.3g} ns/day"
+            r = run_md(start, pot, s, folder / f"T{t:g}K_run{k}", **kw)
+        name = f"{t:g} K" + (f" run {k}" if cfg.md.trajectories > 1 else "")
+        log(f"  MD {name}: {r.status}, {r.n_frames} frames, {r.ns_per_day:.3g} ns/day"
             + (f" ({r.stop_reason})" if r.stop_reason else ""))
         run_frames = read(r.trajectory, ":") if r.n_frames else []
         for a in run_frames:
@@ -448,7 +452,8 @@ def run_learning(cfg: LearnConfig, log: Log | None = None,
         left = cfg.budget - used if r + 1 < cfg.max_rounds else 0
         sel = _select_round(cfg, frames, pot_path, ten_path, left, folder)
         row = {"round": r, "n_labels": st["initial_labels"] + used, "test": errs,
-               "md": [{"temperature_K": x.sidecar.get("temperature_K"), "status": x.status,
+               "md": [{"temperature_K": x.sidecar.get("temperature_K"),
+                       "trajectory": x.sidecar.get("trajectory", 0), "status": x.status,
                        "stop_reason": x.stop_reason, "n_frames": x.n_frames,
                        "ns_per_day": x.ns_per_day} for x in results],
                **{k: sel[k] for k in ("n_frames", "thresholds", "above", "candidates",

@@ -88,6 +88,9 @@ md:
   timestep_fs: 0.5
   friction_per_fs: 0.01
   stride: 10               # steps between stored frames (candidates)
+  trajectories: 1          # independent runs per temperature and round; converged only when
+                           # all stay below the thresholds (one surviving run is weak
+                           # evidence: DEVELOPERS.md, "MD stability after active learning")
 
 select:                    # thresholds of the calibrated spreads
   forces: calibration      # eV/Angstrom (largest per-component sigma) or 'calibration':
