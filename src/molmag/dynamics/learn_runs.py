@@ -98,6 +98,10 @@ class SelectConfig(_Strict):
     forces: Threshold = "calibration"
     zfs_D: Threshold = "calibration"
     batch: int = Field(default=10, ge=1, description="labels added per round")
+    stopped_first: bool = Field(default=False, description="label the last stored frames "
+                                "before each stopped MD run first, farthest-point picks fill "
+                                "the rest (default: they only fill a batch the picks leave "
+                                "short)")
 
 
 class TestSetConfig(_Strict):
@@ -365,6 +369,16 @@ def _state(path: Path, cfg: LearnConfig) -> dict[str, Any]:
             "initial_labels": 0, "status": "running", "stop_reason": None}
 
 
+def merge_picks(first: list[int], picked: list[int], stopped: list[int], n: int) -> list[int]:
+    """A round's batch of at most ``n`` frame indices: ``first`` (frames taken before the
+    farthest-point picks), then the ``picked`` ones not among them, then frames of
+    ``stopped`` (the last stored frames before a run stopped) where room is left."""
+    out = list(first[:n])
+    out += [i for i in picked if i not in out][:max(0, n - len(out))]
+    out += [i for i in stopped if i not in out][:max(0, n - len(out))]
+    return out
+
+
 def _select_round(cfg: LearnConfig, frames: list[Atoms], pot_path: Path,
                   ten_path: Path | None, budget_left: int, folder: Path) -> dict[str, Any]:
     """The round's selection (stored in ``selection.json``, so a resumed round labels the
@@ -378,12 +392,14 @@ def _select_round(cfg: LearnConfig, frames: list[Atoms], pot_path: Path,
     pot = load_model(pot_path)
     ten = load_model(ten_path) if ten_path else None
     thr = thresholds(cfg, pot, ten)
-    sel = select_frames(frames, thr, min(cfg.select.batch, budget_left),
-                        labelled=_labelled_frames(cfg.dataset))
-    picked = list(sel.picked)
-    forced = [i for i, a in enumerate(frames) if a.info.get("_stopped") and i not in picked]
-    room = max(0, min(cfg.select.batch, budget_left) - len(picked))
-    picked += forced[:room]
+    n = min(cfg.select.batch, budget_left)
+    stopped = [i for i, a in enumerate(frames) if a.info.get("_stopped")]
+    first = stopped[:n] if cfg.select.stopped_first else []
+    # farthest-point picks keep away from the labelled rows and from the frames taken first
+    sel = select_frames(frames, thr, n - len(first),
+                        labelled=_labelled_frames(cfg.dataset) + [frames[i] for i in first])
+    picked = merge_picks(first, sel.picked, stopped, n)
+    forced = [i for i in stopped if i not in sel.picked]
     sp = spreads(frames)
     out = {"n_frames": len(frames), "thresholds": sel.thresholds, "above": sel.above,
            "candidates": len(set(sel.candidates) | set(forced)), "picked": picked,
@@ -516,4 +532,4 @@ def plot_rounds(state: dict[str, Any], path: str | Path) -> Path:
 
 
 __all__ = ["LearnConfig", "load_learn_config", "run_learning", "thresholds", "initial_frames",
-           "test_errors", "plot_rounds"]
+           "merge_picks", "test_errors", "plot_rounds"]

@@ -98,6 +98,8 @@ select:                    # thresholds of the calibrated spreads
                            #              per component, strict; 'calibration-frame': per
                            #              frame's largest component, more lenient)
   batch: 10                # labels per round (farthest-point among the candidates)
+  stopped_first: false     # true: the last frames before each stopped run are labelled
+                           # first (what makes MD from MD data stay whole: DEVELOPERS.md)
 
 budget: 200                # labels the loop may add
 max_rounds: 10
