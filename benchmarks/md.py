@@ -375,18 +375,10 @@ def main(argv=None) -> dict:
     c = time.process_time()
     # a frame to Python every 20 steps, the thermostat reseeded every 1000 (`molmag md`'s
     # default checkpoint interval, as its LAMMPS engine does)
-    stop, why_stopped = _stop_check(start, 100.0), []
-    probe = start.copy()
+    from potentials import blow_up_stop
 
-    def on_frame(step, pos, vel, energy, forces):
-        # the molecule must stay whole (molmag md's criteria on every frame)
-        probe.positions = pos
-        probe.set_velocities(vel)
-        why = stop(probe, forces)
-        if why:
-            why_stopped.append(f"step {step}: {why}")
-            return False
-        return None
+    # the molecule must stay whole (molmag md's criteria on every frame)
+    on_frame, why_stopped = blow_up_stop(start, 100.0)
 
     r = run_lammps_langevin(start, com, 100.0, TIMESTEP_FS, FRICTION, args.lammps_steps, 20,
                             seed=1, on_frame=on_frame, reseed_every=1000)

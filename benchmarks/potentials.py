@@ -321,6 +321,27 @@ def calculator_of(com):
     return ModelCalculator(com)
 
 
+def blow_up_stop(start, temperature_K: float):
+    """(on_frame, reasons) for :func:`molmag.dynamics.lammps_snap.run_lammps_langevin`:
+    ``molmag md``'s blow-up criteria (:class:`molmag.dynamics.md.StopCheck`: temperature >
+    3x target, a force component > 25 eV/Å, a nearest neighbour stretched 1.6x) on every
+    frame; the first failure stops the run and its reason is appended to ``reasons``."""
+    from molmag.dynamics.md import MDSettings, StopCheck
+
+    check = StopCheck(start, MDSettings(temperature_K=temperature_K, n_steps=1))
+    probe, reasons = start.copy(), []
+
+    def on_frame(step, pos, vel, energy, forces):
+        probe.positions = pos
+        probe.set_velocities(vel)
+        why = check(probe, forces)
+        if why:
+            reasons.append(f"step {step}: {why}")
+            return False
+        return None
+    return on_frame, reasons
+
+
 def compare_one(name, train, val, test, log=print) -> dict:
     from molmag.models.committee import Committee, default_descriptor_settings
 
@@ -346,23 +367,11 @@ def compare_one(name, train, val, test, log=print) -> dict:
            "md_steps_per_s": md_steps_per_s(calculator_of(com), test[0][0])}
     if kind == "snap-energy":   # the fast path: LAMMPS-native Langevin (as benchmarks/md.py)
         from molmag.dynamics.lammps_snap import run_lammps_langevin
-        from molmag.dynamics.md import MDSettings, StopCheck
 
         # molmag md's blow-up criteria on every frame: a molecule that flies apart runs
         # faster (fewer neighbours), so a stopped run's rate is not the potential's
         start = test[0][0]
-        check, probe, why = StopCheck(start, MDSettings(temperature_K=100.0, n_steps=1)), \
-            start.copy(), []
-
-        def on_frame(step, pos, vel, energy, forces):
-            probe.positions = pos
-            probe.set_velocities(vel)
-            w = check(probe, forces)
-            if w:
-                why.append(f"step {step}: {w}")
-                return False
-            return None
-
+        on_frame, why = blow_up_stop(start, 100.0)
         r = run_lammps_langevin(start, com, 100.0, 0.5, 0.01, 4000, 20, seed=1,
                                 on_frame=on_frame, reseed_every=1000)
         row["lammps_md_steps_per_s"] = r.steps_per_s
