@@ -202,11 +202,12 @@ def test_learn_config_refuses_zero_trajectories():
 def test_merge_picks_puts_frames_before_a_stop_first_or_last():
     from molmag.dynamics.learn_runs import LearnConfig, merge_picks
 
-    # default: farthest-point picks, then the frames before a stop where room is left
+    # stopped_first false: farthest-point picks, then the frames before a stop where room is
+    # left
     assert merge_picks([], [5, 9, 2], [30, 31, 9], 5) == [5, 9, 2, 30, 31]
     assert merge_picks([], [5, 9, 2], [30, 31], 3) == [5, 9, 2]
-    # stopped_first: those frames, then the picks (no index twice, never more than n)
+    # stopped_first (the default): those frames, then the picks (no index twice, never more than n)
     assert merge_picks([30, 31], [5, 30, 9], [30, 31], 3) == [30, 31, 5]
     assert merge_picks([30, 31, 32], [5], [30, 31, 32], 2) == [30, 31]
-    assert LearnConfig.model_fields["select"].default_factory().stopped_first is False
+    assert LearnConfig.model_fields["select"].default_factory().stopped_first is True
 

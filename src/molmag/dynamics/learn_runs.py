@@ -98,9 +98,9 @@ class SelectConfig(_Strict):
     forces: Threshold = "calibration"
     zfs_D: Threshold = "calibration"
     batch: int = Field(default=10, ge=1, description="labels added per round")
-    stopped_first: bool = Field(default=False, description="label the last stored frames "
+    stopped_first: bool = Field(default=True, description="label the last stored frames "
                                 "before each stopped MD run first, farthest-point picks fill "
-                                "the rest (default: they only fill a batch the picks leave "
+                                "the rest (false: they only fill a batch the picks leave "
                                 "short)")
 
 

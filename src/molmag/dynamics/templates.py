@@ -98,9 +98,9 @@ select:                    # thresholds of the calibrated spreads
                            #              per component, strict; 'calibration-frame': per
                            #              frame's largest component, more lenient)
   batch: 10                # labels per round (farthest-point among the candidates)
-  stopped_first: false     # true: the last frames before each stopped run are labelled
-                           # first (from 940 MD frames: 5 of 6 test runs whole after 90
-                           # labels, 2 of 6 without; DEVELOPERS.md)
+  stopped_first: true      # the last frames before each stopped run are labelled ahead of
+                           # the farthest-point picks (from 940 MD frames: 5 of 6 test runs
+                           # whole after 90 labels, 2 of 6 with false; DEVELOPERS.md)
 
 budget: 200                # labels the loop may add
 max_rounds: 10

@@ -84,6 +84,9 @@ class CoPdmsSettings:
     learn_batch: int = 20                            # labels per round
     learn_budget: int = 200                          # labels added at most
     learn_rounds: int = 10
+    learn_trajectories: int = 1                      # independent MD runs per round
+    learn_stopped_first: bool = False                # label the frames before a blow-up first
+    learn_seed: int = 0                              # the learning MD's Langevin seed
     md_temperatures: tuple[float, ...] = (25.0, 50.0, 75.0, 100.0)   # K (the paper's)
     md_trajectories: int = 1
     md_time_ps: float = 2500.0                       # the paper's 2.5 ns

@@ -82,8 +82,9 @@ def stage_learn(ctx: Context) -> dict:
         "potential_selection": "group!=disp0.2",
         "tensor": {"kind": "covariant-ridge", "committee": s.covariant_committee},
         "md": {"temperatures": list(s.learn_temperatures), "time_ps": s.learn_time_ps,
-               "stride": 10},
-        "select": {"batch": s.learn_batch}, "budget": s.learn_budget,
+               "stride": 10, "trajectories": s.learn_trajectories, "seed": s.learn_seed},
+        "select": {"batch": s.learn_batch, "stopped_first": s.learn_stopped_first},
+        "budget": s.learn_budget,
         "max_rounds": s.learn_rounds, "val_fraction": s.val,
         "test": {"dataset": str(folder / "test.db")} if n_test else None,
         "cluster": {"kind": "local", "n_workers": s.workers}, "output": str(folder)})
