@@ -191,6 +191,22 @@ def test_cli_errors(dataset, tmp_path):
     assert r.exit_code == 1 and "no rows with the label(s) zfs_tensor" in r.output
 
 
+def test_shipped_model_constants_match_the_train_templates():
+    """The campaign trains with GMNN_TENSOR_HYPER/DESCRIPTOR and SNAP_ENERGY_DESCRIPTOR: the
+    same settings ``molmag template train`` writes for those kinds."""
+    from molmag.training.templates import (
+        GMNN_TENSOR_DESCRIPTOR,
+        GMNN_TENSOR_HYPER,
+        SNAP_ENERGY_DESCRIPTOR,
+    )
+
+    gm = yaml.safe_load(train_template("gmnn-tensor"))
+    assert {k: gm["model"]["hyper"][k] for k in GMNN_TENSOR_HYPER} == GMNN_TENSOR_HYPER
+    assert {k: gm["descriptor"][k] for k in GMNN_TENSOR_DESCRIPTOR} == GMNN_TENSOR_DESCRIPTOR
+    snap = yaml.safe_load(train_template("snap-energy"))
+    assert {k: snap["descriptor"][k] for k in SNAP_ENERGY_DESCRIPTOR} == SNAP_ENERGY_DESCRIPTOR
+
+
 def test_gmnn_tensor_through_the_workflow_with_checkpoints(dataset, tmp_path):
     """A Gaussian-moment committee trains from a config, writes per-member epoch checkpoints,
     and a retrain after losing the model file resumes from them (same predictions)."""

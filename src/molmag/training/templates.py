@@ -64,6 +64,12 @@ _GM_TENSOR = """\
 SNAP_ENERGY_DESCRIPTOR = {"twojmax": 4, "quadraticflag": True, "rcutfac": 3.1,
                           "weights": {"Co": 1.0, "S": 0.8, "O": 0.6, "N": 0.5, "C": 0.4,
                                       "H": 0.2}}
+#: Hyperparameters and descriptor of the shipped GM-NN D-tensor model (``molmag template train
+#: --model gmnn-tensor``, the block below): metal origin, a 3.6 Angstrom environment, r_cut 5,
+#: 2 x 128, 200 epochs, e_weight 50 (DEVELOPERS.md, "D-tensor models at the issue-17 protocol").
+GMNN_TENSOR_HYPER = {"origin": "metal", "env_cutoff": 3.6, "hidden": [128, 128],
+                     "max_epochs": 200, "e_weight": 50.0}
+GMNN_TENSOR_DESCRIPTOR = {"r_cut": 5.0}
 _SNAP_ENERGY = """\
   # SNAP bispectrum (LAMMPS ML-SNAP): species default to the dataset's elements
   twojmax: 4             # 2J = 4: 14 components per atom ...
