@@ -13,7 +13,9 @@ Run::
    SNAP energy and covariant D committees, ``--initial`` normal-mode samples at
    ``--temperature`` to start (quadratic SNAP 2J = 4, the shipped energy descriptor), MD at
    ``--temperature`` for ``--time-ps`` per round, ``--batch`` labels per round chosen by
-   query by committee + farthest-point selection, until ``--budget`` labels are added.
+   query by committee + farthest-point selection (the last frames before a stopped run first:
+   ``select.stopped_first``, ``molmag learn``'s default since stop 37; stop 34's measurement
+   in DEVELOPERS.md ran without it), until ``--budget`` labels are added.
 3. **Random selection**: the same number of labels per round drawn uniformly from the pool of
    every MD frame the active loop produced (all rounds), labelled the same way, the same
    models trained on the same initial rows plus them.

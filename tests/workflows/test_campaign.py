@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from molmag.workflows.co_pdms import CoPdmsSettings, run_co_pdms
-from molmag.workflows.co_pdms_report import findings, five_percent_effect
+from molmag.workflows.co_pdms_report import findings, five_percent_effect, slope_disagreements
 from molmag.workflows.report import Report
 from molmag.workflows.stages import CampaignState, Context, Stage, StageError, run_stages
 
@@ -101,6 +101,19 @@ def test_five_percent_effect_and_findings_follow_the_signs():
     bullets, _ = findings(res)
     assert "**opposite** of the paper" in bullets[0]
     assert "This agrees with the paper." in bullets[1]
+
+
+def test_slope_disagreements_use_the_sign_and_30_percent():
+    ref = {"d_dq1": -85.1, "d_dq2": 6.02}
+    slopes = {"reference": ref, "close": {"d_dq1": -70.0, "d_dq2": 5.0},      # -18 %, -17 %
+              "far": {"d_dq1": -55.3, "d_dq2": 4.48},                       # -35 %, -26 %
+              "wrong": {"d_dq1": +2.05, "d_dq2": 6.0}}
+    out = slope_disagreements(slopes)
+    assert len(out) == 2
+    far, wrong = out
+    assert far.startswith("the far model's") and "dD/dr -55.3" in far and "dD/dθ" not in far
+    assert wrong.startswith("the wrong model's") and "opposite sign" in wrong
+    assert slope_disagreements({"close": ref}) == []     # no reference: nothing to say
 
 
 TINY = dict(n_per_delta=5, workers=1, covariant_committee=2, gmnn_committee=2, gmnn_epochs=2,

@@ -84,8 +84,8 @@ class CoPdmsSettings:
     learn_batch: int = 20                            # labels per round
     learn_budget: int = 200                          # labels added at most
     learn_rounds: int = 10
-    learn_trajectories: int = 1                      # independent MD runs per round
-    learn_stopped_first: bool = False                # label the frames before a blow-up first
+    learn_trajectories: int = 4                      # independent MD runs per round
+    learn_stopped_first: bool = True                 # label the frames before a blow-up first
     learn_seed: int = 0                              # the learning MD's Langevin seed
     md_temperatures: tuple[float, ...] = (25.0, 50.0, 75.0, 100.0)   # K (the paper's)
     md_trajectories: int = 1

@@ -40,9 +40,15 @@ def _cost(e_eV) -> str:
     return "" if e_eV is None else f" at an energy cost of {e_eV:+.2f} eV"
 
 
+#: A model's scan slope agrees with the reference's when it has its sign and lies within this
+#: fraction of it (issue 17, item 6: "within 30 %").
+SLOPE_TOLERANCE = 0.3
+
+
 def slope_disagreements(slopes: dict, reference: str = "reference") -> list[str]:
     """Plain statements of where a model's scan slopes disagree with the reference's: a
-    different sign, or a magnitude that differs by more than 50 % of the reference's."""
+    different sign, or a value that differs by more than ``SLOPE_TOLERANCE`` (30 %) of the
+    reference's."""
     ref = slopes.get(reference)
     if not ref:
         return []
@@ -58,7 +64,7 @@ def slope_disagreements(slopes: dict, reference: str = "reference") -> list[str]
                 continue
             if r * m < 0:
                 bad.append(f"{label} {m:+.3g} against {r:+.3g} {unit} (opposite sign)")
-            elif abs(m - r) > 0.5 * abs(r):
+            elif abs(m - r) > SLOPE_TOLERANCE * abs(r):
                 bad.append(f"{label} {m:+.3g} against {r:+.3g} {unit} "
                            f"({100 * (m - r) / abs(r):+.0f} %)")
         if bad:
