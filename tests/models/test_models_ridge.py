@@ -8,7 +8,7 @@ import pytest
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from molmag.models.ridge import fit_ridge
+from molmag.models.ridge import _scales, fit_ridge, loo_curve
 from molmag.physics.elements import bonded_neighbours
 from molmag.physics.ligand_field import LigandFieldCalculator
 
@@ -118,9 +118,12 @@ def test_state_without_features_loads_as_the_bispectrum_model(kind, data):
                   features="bispectrum").fit(train, {"zfs_tensor": t_train}, val,
                                              {"zfs_tensor": t_val})
     meta, arrays = m.members[0].state()
-    old = {k: v for k, v in meta.items() if k not in ("features", "degree", "donor_species")}
+    old = {k: v for k, v in meta.items()
+           if k not in ("features", "degree", "donor_species", "lambda_selection")}
     loaded = member_class(kind).from_state(m.descriptor, old, arrays)
     assert loaded.features == "bispectrum"
+    # and chose its penalty on the validation set (the only way before lambda_selection)
+    assert getattr(loaded, "lambda_selection", "validation") == "validation"
     np.testing.assert_array_equal(loaded.predict(test)["zfs_tensor"],
                                   m.members[0].predict(test)["zfs_tensor"])
 
@@ -133,6 +136,44 @@ def test_ridge_recovers_a_linear_map():
     fit = fit_ridge(x[:200], y[:200], x[200:], y[200:])
     np.testing.assert_allclose(fit.predict(x[200:]), y[200:], atol=1e-6)
     assert fit.val_rmse < 1e-6 and len(fit.curve) > 10
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_leave_one_out_closed_form_equals_refitting_without_each_row(intercept):
+    """(y_i - yhat_i)/(1 - h_ii) is exactly the residual of the fit without row i (on the
+    same standardised design, the intercept unpenalised), with more features than rows too."""
+    rng = np.random.default_rng(1)
+    for n, f in ((30, 6), (12, 20)):
+        x = rng.normal(size=(n, f))
+        y = x @ rng.normal(size=(f, 2)) + 0.3 * rng.normal(size=(n, 2)) + 1.5
+        mean, scale = _scales(x, intercept)
+        a = (x - mean) / scale
+        if intercept:
+            a = np.hstack([np.ones((n, 1)), a])
+        for lam, rmse in loo_curve(x, y, (1e-3, 0.1, 10.0), intercept):
+            pen = lam * np.eye(a.shape[1])
+            if intercept:
+                pen[0, 0] = 0.0
+            res = []
+            for i in range(n):
+                keep = np.arange(n) != i
+                coef = np.linalg.solve(a[keep].T @ a[keep] + pen, a[keep].T @ y[keep])
+                res.append(y[i] - a[i] @ coef)
+            assert rmse == pytest.approx(np.sqrt(np.mean(np.square(res))), rel=1e-8)
+
+
+def test_leave_one_out_picks_a_sensible_penalty_and_ignores_repeated_rows():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 30))
+    y = x[:, :1] @ np.ones((1, 1)) + 0.5 * rng.normal(size=(40, 1))
+    lam = fit_ridge(x, y, select="loo").lam
+    assert 1e-3 < lam < 1e3              # noisy, 30 features for 40 rows: a real penalty
+    boot = rng.integers(0, 40, 40)       # a bootstrap resample: duplicates count once
+    curve = loo_curve(x[boot], y[boot])
+    unique = np.sort(np.unique(boot, return_index=True)[1])
+    assert curve == loo_curve(x[boot][unique], y[boot][unique])
+    with pytest.raises(ValueError, match="select must be one of"):
+        fit_ridge(x, y, select="cv")
 
 
 def test_learns_the_ligand_field_tensor(model, data):

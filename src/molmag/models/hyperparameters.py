@@ -63,6 +63,10 @@ class CovariantRidgeHyper(_EnvCutoff, _Lambdas):
     degree: int = Field(2, ge=1, le=4, description="donors: monomials of the donor geometry "
                         "up to this degree")
     n_references: int = Field(1, ge=1, description="reference environments l0")
+    lambda_selection: Literal["validation", "loo"] = Field(
+        "loo", description="how the ridge penalty is chosen: leave-one-out RMSE of the "
+        "training rows (closed form; steadier on small data sets) | validation: the "
+        "validation split's RMSE (the paper)")
 
 
 class EquivariantRidgeHyper(_EnvCutoff, _Lambdas):

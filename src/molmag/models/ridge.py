@@ -1,9 +1,22 @@
-"""Ridge regression with the regularisation chosen on a validation set.
+"""Ridge regression with the regularisation chosen on a validation set or by leave-one-out.
 
 Minimises ``|| y - X a ||^2 + lambda ||a||^2`` (Lunghi & Sanvito 2020, SI eq. 12) on
 standardised features (the intercept is not penalised), for every lambda of a grid, and keeps
-the lambda with the lowest validation RMSE.  The solution for all lambdas comes from one SVD
-of the training matrix.
+the lambda with the lowest validation RMSE (``select="validation"``) or the lowest
+leave-one-out RMSE of the training rows themselves (``select="loo"``).  The solution for all
+lambdas comes from one SVD of the training matrix.
+
+Leave-one-out needs no refits: ridge is a linear smoother, yhat = H y with the hat matrix
+H = 1 1^T / n + X_s (X_s^T X_s + lambda)^-1 X_s^T (the 1/n term with an intercept), whose
+diagonal in the SVD X_s = U S V^T is h_ii = 1/n + sum_k U_ik^2 s_k^2 / (s_k^2 + lambda), and the
+prediction of row i by the fit without it has the residual (y_i - yhat_i) / (1 - h_ii)
+(Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*, 2nd ed., Sec. 7.10.1;
+scikit-learn's ``RidgeCV`` uses the same identity).  Repeated rows (a bootstrap resample) are
+counted once for it, since a copy left in would predict its own left-out twin.  With few
+structures and many features (434 monomial columns for ~100-200 structures in the quick
+co-pdms campaign) a validation split of 10-20 structures picks lambdas orders of magnitude
+apart from one committee member to the next; leave-one-out over all training rows is far
+steadier (DEVELOPERS.md, "Ridge penalty by leave-one-out").
 """
 
 from __future__ import annotations
@@ -13,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-10, 3, 27))
+#: how the penalty is chosen: on the validation rows, or by leave-one-out on the training rows
+SELECTIONS = ("validation", "loo")
 
 
 @dataclass
@@ -49,20 +64,59 @@ def _scales(x: np.ndarray, center: bool) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
+def loo_curve(x, y, lambdas=DEFAULT_LAMBDAS, intercept: bool = True
+              ) -> list[tuple[float, float]]:
+    """Leave-one-out RMSE over all target columns of the ridge fit of ``y`` (n, T) on ``x``
+    (n, F) for each lambda, from one SVD (the closed form in the module docstring); repeated
+    rows count once.  Needs at least three distinct rows."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    if y.ndim == 1:
+        y = y[:, None]
+    _, first = np.unique(x, axis=0, return_index=True)
+    keep = np.sort(first)
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"leave-one-out needs at least 3 distinct training rows, got {n}")
+    mean, scale = _scales(x, intercept)
+    u, s, _ = np.linalg.svd((x - mean) / scale, full_matrices=False)
+    ymean = y.mean(axis=0) if intercept else np.zeros(y.shape[1])
+    uty = u.T @ (y - ymean)
+    curve = []
+    for lam in lambdas:
+        shrink = s**2 / (s**2 + lam)
+        resid = y - ymean - u @ (shrink[:, None] * uty)
+        h = (u**2) @ shrink + (1.0 / n if intercept else 0.0)
+        loo = resid / np.maximum(1.0 - h, 1e-12)[:, None]
+        curve.append((float(lam), float(np.sqrt(np.mean(loo**2)))))
+    return curve
+
+
 def fit_ridge(x_train, y_train, x_val=None, y_val=None, lambdas=DEFAULT_LAMBDAS,
-              intercept: bool = True) -> RidgeFit:
+              intercept: bool = True, select: str = "validation") -> RidgeFit:
     """Ridge fit of ``y_train`` (n, T) on ``x_train`` (n, F); lambda by validation RMSE over
-    all target columns (or the smallest lambda of the grid without a validation set).
+    all target columns (or the smallest lambda of the grid without a validation set), or with
+    ``select="loo"`` by the leave-one-out RMSE of the training rows (:func:`loo_curve`; the
+    validation RMSE, if given, is then only reported in ``val_rmse``).
 
     With ``intercept=False`` the features are only scaled (by their RMS), never centred, and
     no constant is fitted: a model of the rows of an equivariant design matrix must stay
     linear, not affine, to stay equivariant."""
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, not {select!r}")
     x = np.asarray(x_train, float)
     y = np.asarray(y_train, float)
     if y.ndim == 1:
         y = y[:, None]
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{len(x)} feature rows for {len(y)} targets")
+    if select == "loo" and len(np.unique(x, axis=0)) >= 3:
+        curve = loo_curve(x, y, lambdas, intercept)
+        lam = min(curve, key=lambda c: c[1])[0]
+        fit = fit_ridge(x, y, x_val, y_val, (lam,), intercept)
+        fit.curve = curve
+        return fit
     mean, scale = _scales(x, intercept)
     xs = (x - mean) / scale
     ymean = y.mean(axis=0) if intercept else np.zeros(y.shape[1])
@@ -90,4 +144,4 @@ def fit_ridge(x_train, y_train, x_val=None, y_val=None, lambdas=DEFAULT_LAMBDAS,
     return fit
 
 
-__all__ = ["RidgeFit", "fit_ridge", "DEFAULT_LAMBDAS"]
+__all__ = ["RidgeFit", "fit_ridge", "loo_curve", "DEFAULT_LAMBDAS", "SELECTIONS"]

@@ -96,7 +96,9 @@ SPECS: dict[str, dict[str, Any]] = {
                          # bispectrum: the paper's eq. 4 (1.04; benchmarks/models.py)
     degree: 2            # donors: monomials of the donor geometry up to this degree
     env_cutoff: 3.5      # Angstrom: atoms of the metal's environment (bispectrum)
-    n_references: 1      # reference environments l0""",
+    n_references: 1      # reference environments l0
+    lambda_selection: loo  # ridge penalty by leave-one-out on the training rows (steady
+                         # on 100-200 structures) | validation: on the validation split""",
         descriptor=_SNAP.format(rcut=3.5), dataset="copdms.db", committee=3),
     "equivariant-ridge": dict(
         title="equivariant spherical-harmonic ridge of the D tensor (Nguyen & Lunghi 2022)",
