@@ -112,11 +112,10 @@ def fit_ridge(x_train, y_train, x_val=None, y_val=None, lambdas=DEFAULT_LAMBDAS,
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{len(x)} feature rows for {len(y)} targets")
     if select == "loo" and len(np.unique(x, axis=0)) >= 3:
-        curve = loo_curve(x, y, lambdas, intercept)
-        lam = min(curve, key=lambda c: c[1])[0]
-        fit = fit_ridge(x, y, x_val, y_val, (lam,), intercept)
-        fit.curve = curve
-        return fit
+        loo = loo_curve(x, y, lambdas, intercept)
+        chosen = fit_ridge(x, y, x_val, y_val, (min(loo, key=lambda c: c[1])[0],), intercept)
+        chosen.curve = loo
+        return chosen
     mean, scale = _scales(x, intercept)
     xs = (x - mean) / scale
     ymean = y.mean(axis=0) if intercept else np.zeros(y.shape[1])
