@@ -38,8 +38,8 @@ from molmag.models.ridge import DEFAULT_LAMBDAS  # 1e-10 .. 1e3, 27 log-spaced v
 
 class _Lambdas(StrictModel):
     lambdas: tuple[float, ...] = Field(
-        DEFAULT_LAMBDAS, description="ridge penalties searched on the validation split "
-        "(the best validation RMSE wins)")
+        DEFAULT_LAMBDAS, description="ridge penalties searched (the lowest validation RMSE "
+        "wins; covariant-ridge: the lowest leave-one-out RMSE, see lambda_selection)")
 
     @field_validator("lambdas")
     @classmethod
