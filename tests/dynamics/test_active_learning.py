@@ -211,3 +211,25 @@ def test_merge_picks_puts_frames_before_a_stop_first_or_last():
     assert merge_picks([30, 31, 32], [5], [30, 31, 32], 2) == [30, 31]
     assert LearnConfig.model_fields["select"].default_factory().stopped_first is True
 
+
+
+def test_the_tensor_committee_of_learn_trains_on_subsamples_in_library_template_and_campaign():
+    """The D committee of active learning: members on 80 % subsamples (bootstrap members on
+    ~200 labels shrank D's structural slopes), the same in LearnConfig's default, in
+    ``molmag template learn`` and in the co-pdms campaign's learn stage."""
+    import yaml
+
+    from molmag.dynamics.learn_runs import LearnConfig
+    from molmag.dynamics.templates import LEARN
+
+    default = LearnConfig.model_validate({}).tensor
+    template = LearnConfig.model_validate(yaml.safe_load(LEARN)).tensor
+    for section in (default, template):
+        assert section is not None and section.kind == "covariant-ridge"
+        assert (section.resample, section.subsample) == ("subsample", 0.8)
+        assert section.hyper.lambda_selection == "loo"
+    from molmag.workflows.co_pdms_dynamics import LEARN_TENSOR
+
+    campaign = LearnConfig.model_validate({"tensor": LEARN_TENSOR | {"committee": 3}}).tensor
+    assert campaign is not None and campaign.model_dump() == default.model_dump() | {
+        "committee": 3}

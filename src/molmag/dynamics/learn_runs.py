@@ -109,9 +109,9 @@ class TestSetConfig(_Strict):
     selection: str | None = None
 
 
-def _section(kind: str) -> ModelSection:
+def _section(kind: str, **fields: Any) -> ModelSection:
     # model_section validates against the ModelSection union (its annotation is the base)
-    return cast(ModelSection, model_section(kind))
+    return cast(ModelSection, model_section(kind, **fields))
 
 
 def _default_labels() -> LabelsConfig:
@@ -126,7 +126,11 @@ class LearnConfig(_Strict):
     initial: InitialConfig = Field(default_factory=InitialConfig)
     labels: LabelsConfig = Field(default_factory=_default_labels)
     potential: ModelSection = Field(default_factory=lambda: _section("snap-energy"))
-    tensor: ModelSection | None = Field(default_factory=lambda: _section("covariant-ridge"))
+    # members on 80 % subsamples, not bootstrap resamples (63 % distinct rows): with the
+    # 100-200 labels of active learning the bootstrap members' penalties shrink the slopes
+    # of D (DEVELOPERS.md, "Ridge penalty by leave-one-out")
+    tensor: ModelSection | None = Field(default_factory=lambda: _section(
+        "covariant-ridge", resample="subsample", subsample=0.8))
     potential_selection: str | None = Field(
         default=None,
         description="rows the potential trains on (ASE selection, e.g. 'group!=disp0.2')")

@@ -73,6 +73,8 @@ potential:                 # the energy committee (molmag train's model section)
 tensor:                    # the D-tensor committee (null: energy only)
   kind: covariant-ridge
   committee: 4
+  resample: subsample      # members on 80 % of the labels each: bootstrap resamples (63 %
+  subsample: 0.8           # distinct rows) shrink D's structural slopes at these sizes
 
 descriptors:               # descriptor overrides per role (molmag train's descriptor section)
   potential:               # quadratic SNAP 2J = 4 with element weights: the best forces on

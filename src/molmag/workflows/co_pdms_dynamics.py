@@ -29,6 +29,12 @@ PAPER_THERMAL = {"25": {"D_mean": -105.7, "D_std": 3.1, "E_mean": 1.2, "E_std": 
                          "r_D_dML": -0.22, "r_D_q": 0.88}}
 
 
+#: the learn stage's D committee: members on 80 % subsamples (the learn template's): bootstrap
+#: members, 63 % distinct rows each, shrank the scan slopes of D on ~200 labels (DEVELOPERS.md,
+#: "Ridge penalty by leave-one-out")
+LEARN_TENSOR = {"kind": "covariant-ridge", "resample": "subsample", "subsample": 0.8}
+
+
 def _split_records(ctx: Context) -> dict[str, list]:
     """The campaign's train/val/test rows (the split stored in the covariant model)."""
     from molmag.io.dataset import Dataset
@@ -80,7 +86,7 @@ def stage_learn(ctx: Context) -> dict:
         # the potential learns the thermal region: not the 0.2 A displacements, whose
         # forces (several eV/A) would dominate its fit
         "potential_selection": "group!=disp0.2",
-        "tensor": {"kind": "covariant-ridge", "committee": s.covariant_committee},
+        "tensor": LEARN_TENSOR | {"committee": s.covariant_committee},
         "md": {"temperatures": list(s.learn_temperatures), "time_ps": s.learn_time_ps,
                "stride": 10, "trajectories": s.learn_trajectories, "seed": s.learn_seed},
         "select": {"batch": s.learn_batch, "stopped_first": s.learn_stopped_first},
