@@ -57,6 +57,22 @@ def test_stages_resume_and_failures_are_named(tmp_path):
                    CampaignState(tmp_path, "toy", "quick"), only="c")
 
 
+def test_a_co_pdms_folder_is_not_resumed_with_other_samples_or_learn_settings(tmp_path):
+    """The settings that define a co-pdms run's data (samples, split, active learning) must
+    match when a folder is resumed; the others (workers) may change."""
+    from molmag.workflows.stages import run_campaign
+
+    calls = []
+    stages = [Stage("a", "first", lambda ctx: calls.append(1) or {})]
+    run_campaign("co-pdms", stages, tmp_path, CoPdmsSettings.quick())
+    for key, value in (("n_per_delta", 7), ("learn_seed", 3), ("learn_trajectories", 1)):
+        with pytest.raises(ValueError, match=f"holds a run with {key} = .*choose another --out"):
+            run_campaign("co-pdms", stages, tmp_path, CoPdmsSettings.quick(**{key: value}))
+    run_campaign("co-pdms", stages, tmp_path, CoPdmsSettings.quick(workers=1))
+    assert calls == [1]   # resumed: the done stage did not run again
+    assert set(CoPdmsSettings.same_on_resume) <= set(CoPdmsSettings().as_dict())
+
+
 def test_report_markdown_and_self_contained_html(tmp_path):
     import matplotlib
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -51,6 +51,13 @@ PAPER = {"dD_dr_sign": +1, "dD_dangle_sign": +1, "reduction": 0.05, "increase": 
 @dataclass
 class CoPdmsSettings:
     """Sizes and settings of a run (``quick()`` / ``full()``)."""
+
+    #: a folder holding a run with other values of these is not resumed with them (its
+    #: samples, split and active-learning rounds would be mixed with another run's)
+    same_on_resume: ClassVar[tuple[str, ...]] = (
+        "deltas", "n_per_delta", "sample_seed", "val", "test", "split_seed",
+        "learn_temperatures", "learn_initial", "learn_time_ps", "learn_batch", "learn_budget",
+        "learn_rounds", "learn_trajectories", "learn_stopped_first", "learn_seed")
 
     mode: str = "full"
     deltas: tuple[float, ...] = (0.05, 0.1, 0.2)   # Angstrom
