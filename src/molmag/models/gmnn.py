@@ -581,7 +581,14 @@ class _GMNNMember(ABC):
 
         h = self.hyper
         groups = self._param_groups()
-        opt = torch.optim.Adam(groups, betas=h["betas"], eps=h["eps"])
+        wd = float(h.get("weight_decay") or 0.0)
+        if wd > 0:   # decoupled decay of the network weights only (not the radial
+            for g in groups:   # coefficients, scale or shift)
+                g["weight_decay"] = wd if g["name"] == "nn" else 0.0
+            opt: torch.optim.Optimizer = torch.optim.AdamW(groups, betas=h["betas"],
+                                                           eps=h["eps"])
+        else:
+            opt = torch.optim.Adam(groups, betas=h["betas"], eps=h["eps"])
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
         n = len(frames)
@@ -676,7 +683,7 @@ class _GMNNMember(ABC):
                         digest.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
         hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.hyper.items()
                  if k not in ("checkpoint", "predict_batch")
-                 and not (k == "e_weight" and v == 0)}   # checkpoints from before e_weight
+                 and not (k in ("e_weight", "weight_decay") and v == 0)}  # older checkpoints
         return {"kind": self.kind, "seed": self.seed, "hyper": repr(sorted(hyper.items())),
                 "settings": repr(sorted(self.settings.items())), "n_train": n, "n_val": n_val,
                 "targets": digest.hexdigest()}
@@ -758,6 +765,9 @@ class GMNNTensor(_GMNNMember):
     e_weight            0.0                        ours: adds e_weight (sum_e c_e R_e)^2 to the
                                                    loss of eq. 10, the first-order error of E
                                                    (:func:`rhombic_directions`); 0: the paper
+    weight_decay        0.0                        ours: decoupled weight decay of the network
+                                                   weights (AdamW, Loshchilov & Hutter 2019);
+                                                   0: Adam, the paper
     patience            None                       paper: best of all epochs
     checkpoint          None                       path: save every epoch, resume if present
     predict_batch       256                        structures per chunk in ``predict``
@@ -995,6 +1005,9 @@ class GMNNEnergy(_GMNNMember):
     energy_weight       1.0                        paper eq. 13: lambda_E = 1 au
     force_weight        12.0                       paper eq. 13: lambda_F = 12 N_at au Å^2
     stop_on             "sum"                      ours: val MAE_E (eV) + MAE_F (eV/Å)
+    weight_decay        0.0                        ours: decoupled weight decay of the network
+                                                   weights (AdamW, Loshchilov & Hutter 2019);
+                                                   0: Adam, the paper
     patience            None                       paper: best of all epochs
     checkpoint          None                       path: save every epoch, resume if present
     predict_batch       256                        structures per chunk in ``predict``

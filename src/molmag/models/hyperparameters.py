@@ -99,6 +99,8 @@ class _GMNNCommon(StrictModel):
                                  "coefficients of the Gaussian moments")
     lr_shift: float = Field(0.025, ge=0, description="learning rate of the per-species shift")
     lr_scale: float = Field(0.025, ge=0, description="learning rate of the per-species scale")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay of the network "
+                                "weights (AdamW, Loshchilov & Hutter 2019; 0: Adam, the paper)")
 
     @field_validator("checkpoint", mode="before")
     @classmethod
