@@ -303,6 +303,29 @@ MODELS.update({
     "snap-2j3-quadratic-weights-pair6": ("snap-energy", {
         "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
         {"pair_cutoff": 6.0, "pair_basis": 16}, 3),
+    # 2J = 3 with other element weights / radii / pair bases (stop 39)
+    "snap-2j3-quadratic-weights2-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.7, "O": 0.5, "N": 0.6, "C": 0.35, "H": 0.1}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights3-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 0.8, "N": 0.8, "C": 0.6, "H": 0.3}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-wZ-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 0.59, "O": 0.30, "N": 0.26, "C": 0.22, "H": 0.037}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights-radii-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS,
+        "radii": {"Co": 0.65, "S": 0.55, "O": 0.5, "N": 0.5, "C": 0.5, "H": 0.4}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights-pair5x20": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
+    "snap-2j3-quadratic-weights-pair-fw1": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
+        {"pair_cutoff": 5.0, "pair_basis": 12, "force_weight": 1.0}, 3),
     "snap-2j2-quadratic-weights-pair": ("snap-energy", {
         "twojmax": 2, "quadraticflag": True, "weights": WEIGHTS},
         {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
