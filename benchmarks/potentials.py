@@ -323,6 +323,57 @@ MODELS.update({
     "snap-2j3-quadratic-weights-pair5x20": ("snap-energy", {
         "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
         {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
+    "snap-2j3-quadratic-weights4-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 0.8, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-unitweights-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights3-pair5x20": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 0.8, "N": 0.8, "C": 0.6, "H": 0.3}},
+        {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
+    "snap-2j3-quadratic-weights3-pair6x24": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 0.8, "N": 0.8, "C": 0.6, "H": 0.3}},
+        {"pair_cutoff": 6.0, "pair_basis": 24}, 3),
+    "snap-2j3-quadratic-weights4-pair5x20": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 0.8, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
+    "snap-2j3-quadratic-weights5-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.0, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights6-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 0.8, "S": 1.0, "O": 1.0, "N": 1.0, "C": 0.8, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights5-pair5x20": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.0, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
+    "snap-2j3-quadratic-weights9-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.2, "O": 1.2, "N": 1.2, "C": 1.2, "H": 0.6}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights10-pair": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.5, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.0, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 12}, 3),
+    "snap-2j3-quadratic-weights5-pair5x28": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.0, "H": 0.5}},
+        {"pair_cutoff": 5.0, "pair_basis": 28}, 3),
+    "snap-2j3-quadratic-weights5-pair6x24": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.0, "H": 0.5}},
+        {"pair_cutoff": 6.0, "pair_basis": 24}, 3),
+    "snap-2j3-quadratic-weights11-pair5x20": ("snap-energy", {
+        "twojmax": 3, "quadraticflag": True,
+        "weights": {"Co": 1.0, "S": 1.0, "O": 1.0, "N": 1.0, "C": 1.2, "H": 0.6}},
+        {"pair_cutoff": 5.0, "pair_basis": 20}, 3),
     "snap-2j3-quadratic-weights-pair-fw1": ("snap-energy", {
         "twojmax": 3, "quadraticflag": True, "weights": WEIGHTS},
         {"pair_cutoff": 5.0, "pair_basis": 12, "force_weight": 1.0}, 3),

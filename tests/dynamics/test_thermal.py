@@ -99,6 +99,17 @@ def test_summary_matches_numpy(tmp_path):
     assert cut["100"]["n_frames"] == 40
     D100 = runs[100][0][2]
     assert cut["100"]["D_mean"] == pytest.approx(D100[20:].mean(), abs=1e-9)
+    # one cut per run (a run that stopped early skips less): the order of the trajectories
+    order = [t.temperature for t in trajs]
+    per_run = [0.05 if T == 25 else 0.2 for T in order]
+    each = thermal_summary(trajs, skip_ps=per_run, frame="lab")
+    assert each["25"]["n_frames"] == 2 * 50 and each["100"]["n_frames"] == 20
+    assert each["100"]["D_mean"] == pytest.approx(D100[40:].mean(), abs=1e-9)
+    assert each["25"]["skip_ps"] == 0.05 and each["100"]["skip_ps"] == 0.2
+    with pytest.raises(ValueError, match="2 values for 3 trajectories"):
+        thermal_series(trajs, skip_ps=[0.1, 0.1])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        thermal_series(trajs, skip_ps=[0.1, -1.0, 0.1])
 
 
 def test_molecular_frame_undoes_the_tumbling(tmp_path):

@@ -117,6 +117,10 @@ def test_five_percent_effect_and_findings_follow_the_signs():
     bullets, _ = findings(res)
     assert "**opposite** of the paper" in bullets[0]
     assert "This agrees with the paper." in bullets[1]
+    # an ML model within issue 17's 30 % of both reference slopes: the bullet says 30 %
+    res["scan"]["slopes"]["GM-NN"] = {"d_dq1": +45.0, "d_dq2": -4.0, "reference": -100.0}
+    bullets, _ = findings(res)
+    assert any("agree with the reference's in sign and within 30 %" in b for b in bullets)
 
 
 def test_slope_disagreements_use_the_sign_and_30_percent():
@@ -167,6 +171,9 @@ def test_tiny_co_pdms_campaign_runs_and_resumes(tmp_path):
     assert np.isfinite(check["D_rmse"])
     assert "100" in json.loads((out / "thermal" / "thermal.json").read_text())
     assert "## Thermal averages of D and E" in report
+    skips = res["thermal"]["skip_ps_runs"]      # 0.05 ps, or half a run that stopped early
+    assert len(skips) == 1 and 0 < skips[0] <= 0.05
+    assert f"first {max(skips):.3g} ps of each run left out" in report
     assert 2.0 < res["magnetism"]["chi_T"][-1][1] < 4.0     # Co(II), S = 3/2 with orbital g
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 8

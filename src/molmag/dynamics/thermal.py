@@ -26,6 +26,7 @@ std(block means, ddof = 1) / sqrt(number of blocks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,13 @@ def _cat(parts):
     return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
-def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
+def thermal_series(trajectories: list[Trajectory], skip_ps: float | Sequence[float] = 0.0,
                    frame: str = "molecular") -> dict[str, ThermalSeries]:
     """The per-frame series of every temperature (keys ``f"{T:g}"``, increasing), each run's
-    first ``skip_ps`` ps discarded.  Every run needs ``zfs_tensor`` in its frames; runs of
-    different structures are refused (:func:`check_same_structure`).
+    first ``skip_ps`` ps discarded (one number for every run, or one per trajectory in the
+    order given; a temperature's ``skip_ps`` is then the largest of its runs').  Every run
+    needs ``zfs_tensor`` in its frames; runs of different structures are refused
+    (:func:`check_same_structure`).
 
     ``frame="molecular"`` (default) turns every tensor into the Eckart frame of the first
     run's first frame (:meth:`Trajectory.molecular_frame_tensors`), so that the D_ij do not
@@ -122,6 +125,15 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
     if frame not in ("molecular", "lab"):
         raise ValueError(f"frame {frame!r}: 'molecular' or 'lab'")
     check_same_structure(trajectories)
+    if np.ndim(skip_ps) == 0:
+        skips = {id(t): float(skip_ps) for t in trajectories}  # type: ignore[arg-type]
+    else:
+        if len(skip_ps) != len(trajectories):   # type: ignore[arg-type]
+            raise ValueError(f"skip_ps: {len(skip_ps)} values for "  # type: ignore[arg-type]
+                             f"{len(trajectories)} trajectories")
+        skips = {id(t): float(x) for t, x in zip(trajectories, skip_ps)}  # type: ignore[arg-type]
+    if any(not (x >= 0) for x in skips.values()):
+        raise ValueError(f"skip_ps must be >= 0, got {sorted(skips.values())}")
     reference = trajectories[0].positions[0]
     out = {}
     for key, runs in group_by_temperature(trajectories).items():
@@ -130,7 +142,7 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
         n_donors = 0
         for r, traj in enumerate(runs):
             ten = traj.require("zfs_tensor")
-            keep = traj.after(skip_ps)
+            keep = traj.after(skips[id(traj)])
             d, q, n_donors = coordination_series(traj, keep)
             parts["run"].append(np.full(len(keep), r))
             parts["t"].append(traj.times_fs[keep] / 1000.0)
@@ -152,7 +164,7 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float = 0.0,
             tensors=tensors, D=D, E=E, d_ML=np.concatenate(parts["d"]), q=_cat(parts["q"]),
             sigma_D=_cat(parts["sd"]), tensors_std=_cat(parts["tstd"]),
             T_kinetic=_cat(parts["tk"]), forces_std_max=_cat(parts["fs"]),
-            skip_ps=float(skip_ps), n_donors=n_donors, frame=frame)
+            skip_ps=max(skips[id(t)] for t in runs), n_donors=n_donors, frame=frame)
     return out
 
 
@@ -227,7 +239,7 @@ def summarize(s: ThermalSeries) -> dict:
     return res
 
 
-def thermal_summary(trajectories: list[Trajectory], skip_ps: float = 0.0,
+def thermal_summary(trajectories: list[Trajectory], skip_ps: float | Sequence[float] = 0.0,
                     series: dict[str, ThermalSeries] | None = None,
                     frame: str = "molecular") -> dict:
     """Thermal averages per temperature: ``{"<T>": {"n_frames", "D_mean", "D_std", "E_mean",

@@ -190,13 +190,16 @@ def stage_thermal(ctx: Context) -> dict:
     s = ctx.settings
     paths = [ctx.out / r["trajectory"] for r in ctx.results["md"]["runs"]]
     trajs = read_trajectories(paths)
-    # a run that stopped early (blow-up) keeps its frames: skip at most half the shortest run
-    shortest = min(float(t.times_fs[-1]) / 1000.0 for t in trajs)
-    skip = min(s.thermal_skip_ps, 0.5 * shortest)
+    # a run that stopped early (blow-up) keeps its frames: it skips at most half its length,
+    # the others the whole equilibration
+    skips = [min(s.thermal_skip_ps, 0.5 * float(t.times_fs[-1]) / 1000.0) for t in trajs]
     stopped = [r["run"] for r in ctx.results["md"]["runs"] if r["status"] != "finished"]
     if stopped:
-        ctx.log(f"  runs stopped early: {', '.join(stopped)}; first {skip:.3g} ps skipped")
-    series = thermal_series(trajs, skip_ps=skip)
+        short = [f"{r['run']} {x:.3g} ps" for r, x in zip(ctx.results["md"]["runs"], skips)
+                 if x < s.thermal_skip_ps]
+        ctx.log(f"  runs stopped early: {', '.join(stopped)}; equilibration skipped: "
+                f"{s.thermal_skip_ps:g} ps" + (f" ({', '.join(short)})" if short else ""))
+    series = thermal_series(trajs, skip_ps=skips)
     summary = thermal_summary(trajs, series=series)
     out = ctx.path("thermal", "thermal.json")
     out.write_text(json.dumps(summary, indent=1))
@@ -215,7 +218,8 @@ def stage_thermal(ctx: Context) -> dict:
         ctx.log(f"  {t} K: D {v['D_mean']:.1f} +- {v['D_std']:.1f}, E {v['E_mean']:.2f} +- "
                 f"{v['E_std']:.2f} cm-1, r(D, d_CoN) {_r(v['r_D_dML'])}, r(D, q) "
                 f"{_r(v['r_D_q'])}")
-    return {"thermal": summary, "spot_check": check, "plots": plots, "skip_ps": skip,
+    return {"thermal": summary, "spot_check": check, "plots": plots,
+            "skip_ps": max(skips), "skip_ps_runs": skips,
             "stopped_runs": stopped, "file": "thermal/thermal.json"}
 
 

@@ -160,7 +160,7 @@ def findings(res: dict) -> tuple[list[str], dict]:
                            "more training data (the full campaign) is the remedy.")
         elif len(slopes) > 1 and "reference" in slopes:
             bullets.append("The ML models' scan slopes agree with the reference's in sign and "
-                           "within 50 %.")
+                           f"within {100 * SLOPE_TOLERANCE:.0f} %.")
     pso = res.get("pso", {}).get("rows", [])
     if pso:
         top = max(pso, key=lambda r: r["gamma_eV_per_cm-1"])
@@ -413,9 +413,12 @@ def _dynamics_sections(rep: Report, ctx: Context) -> None:
     if th:
         rep.heading("Thermal averages of D and E (Zaverkin et al. 2022, Sec. 4.2)")
         md = res.get("md") or {}
+        skip = th.get("skip_ps", ctx.settings.thermal_skip_ps)
         rep.text(f"Langevin NVT, 0.5 fs, friction 0.01 fs⁻¹, {md.get('time_ps', 0):g} ps per "
-                 f"temperature with the learned committees (first {ctx.settings.thermal_skip_ps:g} "
-                 "ps left out); D, E and their calibrated σ from the covariant committee at every "
+                 f"temperature with the learned committees (first {skip:.3g} ps of each run "
+                 "left out" + (", less in a run that stopped early: half its length"
+                               if th.get("stopped_runs") else "")
+                 + "); D, E and their calibrated σ from the covariant committee at every "
                  "stored frame. The paper: GM-NN committees trained on PBE+U AIMD and "
                  "CASSCF/NEVPT2 D tensors, 2.5 ns per temperature; molmag's reference is its "
                  "ligand-field engine, so the absolute D differs by what the engine differs "
@@ -438,8 +441,9 @@ def _dynamics_sections(rep: Report, ctx: Context) -> None:
             rep.text(f"**The ML MD stopped early** ({', '.join(th['stopped_runs'])}: see the "
                      "MD table of `md/`); the averages above cover only the frames before the "
                      "stop: the learned potential is not yet good enough for MD at these "
-                     "temperatures. More active-learning rounds (`learn_budget`) or the full "
-                     "sizes are needed before these numbers mean anything.")
+                     "temperatures. More active-learning rounds (`learn_budget`)"
+                     + (" or the full sizes" if ctx.settings.mode == "quick" else "")
+                     + " are needed before these numbers mean anything.")
         sc = th["spot_check"]
         rep.text(f"Spot check: {sc['n_frames']} MD frames (every {sc['every']}-th) re-labelled "
                  f"by the reference engines: D RMSE {sc['D_rmse']:.2f} cm⁻¹ with "
