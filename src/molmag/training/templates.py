@@ -84,7 +84,8 @@ _SNAP_ENERGY = """\
                          # data; LAMMPS pair_style snap at fixed positions): twojmax: 5 ->
                          # 0.046 eV/A, 1.75x slower; twojmax: 6 -> 0.038 eV/A, 3.5x slower.
                          # Faster: twojmax: 3 runs 1.9x faster (with the pair term below
-                         # 0.056 eV/A against 0.042 at 2J = 4)
+                         # 0.056 eV/A against 0.042 at 2J = 4; with weights {Co: 1, S: 1,
+                         # O: 1, N: 1, C: 1, H: 0.5} and pair_basis: 20, 0.050 eV/A)
 """
 
 SPECS: dict[str, dict[str, Any]] = {
