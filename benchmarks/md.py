@@ -300,6 +300,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--twojmax", type=int, default=None,
                     help="the SNAP committee's 2J (default: what molmag template train ships, "
                          "4; 3 runs ~2x faster in LAMMPS, forces ~1.3x worse: DEVELOPERS.md)")
+    ap.add_argument("--weights", default=None,
+                    help="the SNAP neighbour weights, YAML, e.g. '{Co: 1, S: 1, O: 1, N: 1, C: 1, "
+                         "H: 0.5}' (default: the template's)")
+    ap.add_argument("--pair-basis", type=int, default=12,
+                    help="Gaussians per pair of elements of the pair term (template: 12)")
     args = ap.parse_args(argv)
 
     import ase.io
@@ -341,9 +346,16 @@ def main(argv=None) -> dict:
                 **SNAP_ENERGY_DESCRIPTOR}
     if args.twojmax is not None:
         settings["twojmax"] = args.twojmax
-    com = Committee("snap-energy", settings, n_members=3, pair_cutoff=args.pair_cutoff)
+    if args.weights:
+        import yaml
+
+        settings["weights"] = {str(k): float(v) for k, v in yaml.safe_load(args.weights).items()}
+    com = Committee("snap-energy", settings, n_members=3, pair_cutoff=args.pair_cutoff,
+                    pair_basis=args.pair_basis)
     out["snap_pair_cutoff"] = args.pair_cutoff
+    out["snap_pair_basis"] = args.pair_basis
     out["snap_twojmax"] = settings["twojmax"]
+    out["snap_weights"] = settings.get("weights")
     com.fit(*train, *val)
     com.calibrate(*val)
     out["snap_fit_s"] = time.perf_counter() - t0
