@@ -125,15 +125,14 @@ def thermal_series(trajectories: list[Trajectory], skip_ps: float | Sequence[flo
     if frame not in ("molecular", "lab"):
         raise ValueError(f"frame {frame!r}: 'molecular' or 'lab'")
     check_same_structure(trajectories)
-    if np.ndim(skip_ps) == 0:
-        skips = {id(t): float(skip_ps) for t in trajectories}  # type: ignore[arg-type]
-    else:
-        if len(skip_ps) != len(trajectories):   # type: ignore[arg-type]
-            raise ValueError(f"skip_ps: {len(skip_ps)} values for "  # type: ignore[arg-type]
-                             f"{len(trajectories)} trajectories")
-        skips = {id(t): float(x) for t, x in zip(trajectories, skip_ps)}  # type: ignore[arg-type]
-    if any(not (x >= 0) for x in skips.values()):
-        raise ValueError(f"skip_ps must be >= 0, got {sorted(skips.values())}")
+    cuts = np.asarray(skip_ps, float)
+    if cuts.ndim == 0:
+        cuts = np.full(len(trajectories), float(cuts))
+    elif cuts.shape != (len(trajectories),):
+        raise ValueError(f"skip_ps: {cuts.size} values for {len(trajectories)} trajectories")
+    if not np.all(cuts >= 0):
+        raise ValueError(f"skip_ps must be >= 0, got {sorted(cuts.tolist())}")
+    skips = {id(t): float(x) for t, x in zip(trajectories, cuts)}   # grouping keeps the objects
     reference = trajectories[0].positions[0]
     out = {}
     for key, runs in group_by_temperature(trajectories).items():

@@ -581,7 +581,7 @@ class _GMNNMember(ABC):
 
         h = self.hyper
         groups = self._param_groups()
-        wd = float(h.get("weight_decay") or 0.0)
+        wd = h["weight_decay"]
         if wd > 0:   # decoupled decay of the network weights only (not the radial
             for g in groups:   # coefficients, scale or shift)
                 g["weight_decay"] = wd if g["name"] == "nn" else 0.0
